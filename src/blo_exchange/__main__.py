@@ -1,0 +1,3 @@
+from blo_exchange.cli.main import main
+
+main()

@@ -1,0 +1,108 @@
+"""The exception tree of blo-exchange.
+
+Every error the package raises on purpose derives from :class:`BloExchangeError`.
+The edges (``api``, ``cli``) translate them into HTTP statuses or exit codes;
+nothing below them knows about either::
+
+    BloExchangeError
+    ├── ConfigurationError        settings or key files are missing or unusable
+    ├── InvalidEnvelope           (crypto) any way an envelope or receipt can be bad
+    ├── DirectoryError
+    │   ├── NotFound              an agency, node, key, principal or alert is unknown
+    │   └── Conflict              a directory record already exists
+    ├── PolicyError
+    │   └── NoAgreement           no sharing agreement in force covers the alert
+    ├── AuthError
+    │   ├── Unauthenticated       no, unknown, expired or revoked credential
+    │   └── Forbidden             the principal's role or binding does not allow it
+    ├── IdempotencyError
+    │   ├── IdempotencyMismatch   the key was used before with a different body
+    │   └── IdempotencyInProgress the key's first request is still being processed
+    ├── BusError                  NATS is unreachable or did not acknowledge
+    └── RuntimeServiceError       an embedded server failed to start or stop
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BloExchangeError",
+    "BusError",
+    "ConfigurationError",
+    "Conflict",
+    "DirectoryError",
+    "Forbidden",
+    "IdempotencyError",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
+    "InvalidEnvelope",
+    "NoAgreement",
+    "NotFound",
+    "PolicyError",
+    "RuntimeServiceError",
+    "Unauthenticated",
+]
+
+
+class BloExchangeError(Exception):
+    """Root of every error raised on purpose by blo-exchange."""
+
+
+class ConfigurationError(BloExchangeError):
+    pass
+
+
+class InvalidEnvelope(BloExchangeError):  # noqa: N818 - named after pyca's InvalidToken
+    """An envelope or receipt failed a check. Deliberately says nothing about which."""
+
+
+class DirectoryError(BloExchangeError):
+    pass
+
+
+class NotFound(DirectoryError):  # noqa: N818
+    pass
+
+
+class Conflict(DirectoryError):  # noqa: N818
+    pass
+
+
+class PolicyError(BloExchangeError):
+    pass
+
+
+class NoAgreement(PolicyError):  # noqa: N818
+    pass
+
+
+class AuthError(BloExchangeError):
+    pass
+
+
+class Unauthenticated(AuthError):  # noqa: N818
+    pass
+
+
+class Forbidden(AuthError):  # noqa: N818
+    pass
+
+
+class IdempotencyError(BloExchangeError):
+    pass
+
+
+class IdempotencyMismatch(IdempotencyError):  # noqa: N818
+    pass
+
+
+class IdempotencyInProgress(IdempotencyError):  # noqa: N818
+    pass
+
+
+class BusError(BloExchangeError):
+    pass
+
+
+class RuntimeServiceError(BloExchangeError):
+    pass
