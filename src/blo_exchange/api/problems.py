@@ -1,0 +1,132 @@
+"""Errors as RFC 9457 ``application/problem+json``: the edge where exceptions become statuses.
+
+Bodies say what was wrong in terms the caller can act on, and never carry internals (no stack
+traces, SQL or key material): unexpected exceptions become a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from blo_exchange.errors import (
+    BloExchangeError,
+    BusError,
+    Conflict,
+    Forbidden,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    NotFound,
+    PolicyError,
+    Unauthenticated,
+)
+
+__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem", "status_for"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
+    (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
+    (IdempotencyInProgress, 409, "idempotency-in-progress"),
+    (IdempotencyMismatch, 422, "idempotency-key-reused"),
+    (PolicyError, 422, "policy"),
+    (BusError, 503, "bus-unavailable"),
+]
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_
+        if type_ == "about:blank"
+        else f"https://blo-exchange.example/problems/{type_}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def status_for(exc: BloExchangeError) -> tuple[int, str]:
+    """HTTP status and problem type of a domain error; 500 for one nobody mapped."""
+    for cls, status, type_ in _STATUS:
+        if isinstance(exc, cls):
+            return status, type_
+    return 500, "internal"
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # FastAPI prefixes "body"; a discriminated union adds the tag ("seizure") — keep both out of
+    # the way of a reader who wants the JSON path of their own document.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+        if parts and parts[0] in {"seizure", "risk", "feedback"}:
+            parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return problem(
+            422,
+            f"{first['field']}: {first['message']}",
+            type_="validation",
+            errors=errors,
+        )
+
+    @app.exception_handler(BloExchangeError)
+    async def _domain(request: Request, exc: BloExchangeError) -> JSONResponse:
+        status, type_ = status_for(exc)
+        if status == 500:
+            log.error("unmapped error %s", type(exc).__name__)
+            return problem(500, "internal error")
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem(status, str(exc), type_=type_, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal error")

@@ -1,0 +1,140 @@
+"""``/v1/alerts``: submit (one or a batch), read one, acknowledge or give feedback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from blo_exchange.api.deps import CurrentPrincipal, Runtime
+from blo_exchange.api.problems import status_for
+from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, AlertSubmission
+from blo_exchange.domain.directory import Role
+from blo_exchange.domain.ids import AlertId
+from blo_exchange.domain.vocab import Outcome
+from blo_exchange.errors import BloExchangeError, Forbidden, NotFound
+from blo_exchange.services.receipts import ReceiptType, deterministic_receipt_id
+
+__all__ = ["AcceptedAlert", "BatchRequest", "ReceiptRequest", "router"]
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{8,128}$"
+MAX_BATCH = 500
+
+
+class AcceptedAlert(BaseModel):
+    alert_id: str
+    border_pair: str
+    kind: str
+    recipients: list[str]
+    agreement_ids: list[str]
+    stream_seq: int
+    created_at: str
+
+
+@router.post("/alerts", status_code=202, response_model=AcceptedAlert)
+async def submit_alert(
+    submission: Annotated[AlertSubmission, Body()],
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    response: Response,
+    idempotency_key: Annotated[str, Header(pattern=IDEMPOTENCY_KEY)],
+) -> dict[str, Any]:
+    """Seal, sign and publish an alert; 202 once JetStream has it on disk."""
+    accepted = await runtime.ingest.submit(principal, submission, idempotency_key)
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return accepted.response
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY)
+    alert: dict[str, Any]
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post("/alerts:batch", status_code=200)
+async def submit_batch(
+    batch: BatchRequest, principal: CurrentPrincipal, runtime: Runtime
+) -> dict[str, Any]:
+    """Each item is accepted or refused on its own; one bad report does not block the rest."""
+    if principal.role is not Role.TERMINAL:
+        raise Forbidden("only a terminal of this node may post alerts here")
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(batch.alerts):
+        try:
+            submission = ALERT_SUBMISSION_ADAPTER.validate_python(item.alert)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            results.append({"index": index, "status": 422, "detail": f"{field}: {first['msg']}"})
+            continue
+        try:
+            accepted = await runtime.ingest.submit(principal, submission, item.idempotency_key)
+        except BloExchangeError as exc:
+            status = status_for(exc)
+            results.append({"index": index, "status": status, "detail": str(exc)})
+            continue
+        results.append({"index": index, "status": 202, **accepted.response})
+    return {"results": results}
+
+
+@router.get("/alerts/{alert_id}")
+async def get_alert(
+    alert_id: AlertId, principal: CurrentPrincipal, runtime: Runtime
+) -> dict[str, Any]:
+    """The decrypted alert, for the origin agency's terminal or a recipient agency's analyst."""
+    return await runtime.feed.get(principal, alert_id)
+
+
+class ReceiptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["acknowledged", "feedback"]
+    outcome: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _outcome_for_feedback(self) -> ReceiptRequest:
+        if (self.type == "feedback") != (self.outcome is not None):
+            raise ValueError("outcome is required for feedback and not allowed for acknowledged")
+        return self
+
+
+@router.post("/alerts/{alert_id}/receipts", status_code=202)
+async def post_receipt(
+    alert_id: AlertId, body: ReceiptRequest, principal: CurrentPrincipal, runtime: Runtime
+) -> dict[str, Any]:
+    """An analyst acknowledges an alert or says what acting on it gave; signed and ledgered."""
+    runtime.feed.require_analyst(principal)
+    row = await runtime.inbox.get(runtime.node.id, alert_id)
+    if row is None or row.agency_id != principal.agency_id:
+        raise NotFound("no such alert")
+    opened = await runtime.feed.get(principal, alert_id)
+    receipt_type = ReceiptType.ACKNOWLEDGED if body.type == "acknowledged" else ReceiptType.FEEDBACK
+    outcome = None if body.outcome is None else body.outcome.value
+    sent = await runtime.receipts.send(
+        receipt_id=deterministic_receipt_id(
+            alert_id, runtime.node.id, principal.id, receipt_type.value, outcome or ""
+        ),
+        type=receipt_type,
+        border_pair=row.border_pair,
+        alert_id=alert_id,
+        kind=row.kind,
+        agreement_ids=[str(a) for a in opened["header"]["agreement_ids"]],
+        envelope_sha256=row.envelope_sha256,
+        detail={"principal": principal.id} | ({"outcome": outcome} if outcome else {}),
+    )
+    return {
+        "receipt_id": sent.receipt_id,
+        "type": receipt_type.value,
+        "stream_seq": sent.stream_seq,
+    }

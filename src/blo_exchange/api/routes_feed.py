@@ -1,0 +1,64 @@
+"""``/v1/feed``: an analyst's alerts, decrypted, as pages or as a live Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from blo_exchange.api.deps import CurrentPrincipal, Runtime
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["feed"])
+
+HEARTBEAT_SECONDS = 15.0
+
+
+@router.get("/feed")
+async def feed(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Alerts addressed to the caller's agency with stream sequence > ``cursor``, oldest first."""
+    page = await runtime.feed.page(principal, cursor=cursor, limit=limit)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/feed/stream", response_class=StreamingResponse)
+async def feed_stream(
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    last_event_id: Annotated[str | None, Header()] = None,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    """SSE: ``id:`` is the stream sequence, so a reconnecting client resumes with Last-Event-ID."""
+    runtime.feed.require_analyst(principal)
+    start = cursor
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        start = int(last_event_id.strip())
+
+    async def events() -> AsyncIterator[bytes]:
+        position = start
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            page = await runtime.feed.page(principal, cursor=position, limit=100)
+            for item in page.items:
+                data = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+                yield f"id: {item['stream_seq']}\nevent: alert\ndata: {data}\n\n".encode()
+            position = page.next_cursor
+            if not page.items:
+                await runtime.feed.wait(HEARTBEAT_SECONDS)
+                yield b": keep-alive\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,168 @@
+"""A running node: its database, bus connection, keys, services and consumers, built from settings.
+
+Built in the FastAPI lifespan (``api.app``) or by a test; :meth:`NodeRuntime.stop` finishes the
+batches in hand, then closes NATS and the database pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blo_exchange.assembly.keyfiles import NodeKeys, load_node_keys
+from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bus.connection import BusConnection, connect
+from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
+from blo_exchange.config import Settings
+from blo_exchange.crypto.keys import HpkeSuite
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.ids import utc_now
+from blo_exchange.domain.subjects import alert_subjects_for_pairs
+from blo_exchange.ledger.db import create_engine, session_factory
+from blo_exchange.ledger.directory import SqlDirectory
+from blo_exchange.ledger.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.ledger.store import SqlLedgerStore
+from blo_exchange.services.auth import Authenticator
+from blo_exchange.services.delivery import DeliveryService
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.receipts import ReceiptPublisher
+
+__all__ = ["NodeRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeRuntime:
+    settings: Settings
+    node: Node
+    keys: NodeKeys
+    engine: AsyncEngine
+    bus: BusConnection
+    directory: SqlDirectory
+    inbox: SqlInbox
+    ledger: SqlLedgerStore
+    auth: Authenticator
+    ingest: IngestService
+    receipts: ReceiptPublisher
+    delivery: DeliveryService
+    feed: FeedService
+    consumer: PullConsumer
+    ledger_writer: LedgerWriterRuntime | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> NodeRuntime:
+        engine = create_engine(settings.database_url.get_secret_value())
+        sessions = session_factory(engine)
+        directory = SqlDirectory(sessions)
+        bus: BusConnection | None = None
+        try:
+            node = await directory.node(settings.node_id)
+            keys = load_node_keys(settings.key_dir)
+            bus = await connect(
+                settings.nats_url.get_secret_value(),
+                name=f"node-{node.id}",
+                credentials=settings.nats_credentials,
+                timeout=settings.nats_timeout,
+            )
+            await ensure_streams(bus.js, duplicate_window=settings.duplicate_window)
+        except BaseException:
+            if bus is not None:
+                await bus.close()
+            await engine.dispose()
+            raise
+        inbox = SqlInbox(sessions)
+        receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=directory, inbox=inbox)
+        delivery = DeliveryService(
+            node=node,
+            kem_keys=keys.kem,
+            directory=directory,
+            inbox=inbox,
+            receipts=receipts,
+            clock=utc_now,
+        )
+        runtime = cls(
+            settings=settings,
+            node=node,
+            keys=keys,
+            engine=engine,
+            bus=bus,
+            directory=directory,
+            inbox=inbox,
+            ledger=SqlLedgerStore(sessions),
+            auth=Authenticator(directory=directory, clock=utc_now),
+            ingest=IngestService(
+                node=node,
+                signer=keys.signing,
+                suite=HpkeSuite(settings.suite),
+                directory=directory,
+                idempotency=SqlIdempotencyStore(sessions),
+                inbox=inbox,
+                publisher=bus,
+                clock=utc_now,
+                stale_after=settings.stale_idempotency_seconds,
+            ),
+            receipts=receipts,
+            delivery=delivery,
+            feed=feed,
+            consumer=PullConsumer(
+                bus,
+                ConsumerSpec(
+                    stream=ALERTS_STREAM.name,
+                    durable=f"node-{node.id}",
+                    filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
+                    max_deliver=settings.max_deliver,
+                    batch=settings.consumer_batch,
+                ),
+                handler=lambda batch: _deliver(delivery, feed, batch),
+            ),
+        )
+        runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        if settings.run_ledger_writer:
+            runtime.ledger_writer = LedgerWriterRuntime.build(
+                settings, bus=bus, sessions=sessions, directory=directory
+            )
+            runtime.tasks.extend(runtime.ledger_writer.start())
+        return runtime
+
+    async def ready(self) -> dict[str, bool]:
+        """What /readyz reports: NATS connected, the alerts stream reachable, the database up."""
+        checks = {"nats": self.bus.connected, "stream": False, "database": False}
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.bus.js.stream_info(ALERTS_STREAM.name), 2.0)
+            checks["stream"] = True
+        with contextlib.suppress(Exception):
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
+            checks["database"] = True
+        return checks
+
+    async def stop(self) -> None:
+        self.consumer.stop()
+        if self.ledger_writer is not None:
+            self.ledger_writer.stop()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=10.0)
+        for task in self.tasks:
+            task.cancel()
+        await self.bus.close()
+        await self.engine.dispose()
+
+
+async def _deliver(
+    delivery: DeliveryService, feed: FeedService, batch: Sequence[BusMessage]
+) -> None:
+    for message in batch:
+        await delivery.handle(message.subject, message.data, message.stream_seq)
+        await message.ack()
+    await feed.notify()

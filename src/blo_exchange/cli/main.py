@@ -1,0 +1,144 @@
+"""``blo-exchange``: the command line. Thin: each command parses, calls into the package, and
+turns errors into a message on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from blo_exchange.config import load_settings
+from blo_exchange.errors import BloExchangeError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+keys_app = typer.Typer(no_args_is_help=True, help="A node's private keys.")
+principals_app = typer.Typer(no_args_is_help=True, help="Credentials (bearer tokens).")
+app.add_typer(keys_app, name="keys")
+app.add_typer(principals_app, name="principals")
+
+
+def _configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides BLO_HTTP_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides BLO_HTTP_PORT.")] = None,
+) -> None:
+    """Run this node's HTTP API and its delivery consumer (settings from BLO_* variables)."""
+    import uvicorn
+
+    from blo_exchange.api.app import create_app
+
+    _configure_logging()
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command("ledger-writer")
+def ledger_writer() -> None:
+    """Run the ledger writer alone: alerts and receipts from NATS into the Postgres ledger."""
+    from blo_exchange.assembly.ledger_writer import run_standalone
+
+    _configure_logging()
+    asyncio.run(run_standalone(load_settings()))
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[
+        str | None, typer.Option(envvar="BLO_DATABASE_URL", help="Postgres URL.")
+    ] = None,
+) -> None:
+    """Bring the database schema up to date."""
+    from blo_exchange.ledger.db import migrate as run_migrations
+
+    url = database_url or load_settings().database_url.get_secret_value()
+    asyncio.run(run_migrations(url))
+    typer.echo("database is up to date")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(".blo"),
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Keep posting realistic alerts.")
+    ] = False,
+    base_port: Annotated[int, typer.Option(help="First node's HTTP port (0: any free).")] = 0,
+) -> None:
+    """Start embedded NATS and Postgres, seed the demo directory, run four nodes and the ledger
+    writer, print their URLs. Ctrl-C stops everything; data stays in DATA_DIR."""
+    from blo_exchange.assembly.demo import run_demo
+
+    _configure_logging("WARNING")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(data_dir.resolve(), simulate=simulate, base_port=base_port))
+
+
+@keys_app.command("init")
+def keys_init(
+    key_dir: Annotated[Path, typer.Option(envvar="BLO_KEY_DIR")],
+    agency_key: Annotated[
+        Path | None, typer.Option(help="The agency's existing HPKE key file to install.")
+    ] = None,
+    suite: Annotated[str, typer.Option()] = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM",
+) -> None:
+    """Create this node's signing key (and a new agency key unless one is given). Prints the
+    public keys to register in the directory."""
+    from blo_exchange.assembly.keyfiles import create_node_keys
+    from blo_exchange.crypto.keys import HpkeSuite, load_kem_key, public_key_record
+
+    existing = None if agency_key is None else load_kem_key(agency_key)
+    keys = create_node_keys(key_dir, agency_key=existing, suite=HpkeSuite(suite))
+    records = [public_key_record(keys.signing)] + [public_key_record(k) for k in keys.kem.values()]
+    typer.echo(json.dumps(records, indent=2))
+
+
+@principals_app.command("create")
+def principals_create(
+    role: Annotated[str, typer.Option(help="terminal | analyst | auditor | admin")],
+    label: Annotated[str, typer.Option()],
+    node: Annotated[str | None, typer.Option(help="Node of a terminal.")] = None,
+    agency: Annotated[str | None, typer.Option(help="Agency of an analyst.")] = None,
+    expires_days: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Create a credential. The token is printed once and stored only as a hash."""
+    from blo_exchange.assembly.admin import create_principal
+
+    token = asyncio.run(
+        create_principal(
+            load_settings(),
+            role=role,
+            label=label,
+            node_id=node,
+            agency_id=agency,
+            expires_days=expires_days,
+        )
+    )
+    typer.echo(token)
+
+
+def main() -> None:
+    try:
+        app()
+    except BloExchangeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc

@@ -1,0 +1,57 @@
+"""Settings of a node, a ledger writer or the CLI, read from ``BLO_*`` environment variables.
+
+Built by :func:`load_settings` when a process starts, never at import time, so tests and the demo
+can build as many differently configured nodes in one process as they need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about its place in a deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="BLO_", extra="ignore")
+
+    node_id: str = Field(
+        default="", description="This node's id in the directory (empty: no node)."
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql+asyncpg://blo@127.0.0.1:5432/blo"),
+        description="SQLAlchemy URL of the Postgres that holds the directory and the ledger.",
+    )
+    nats_url: SecretStr = Field(default=SecretStr("nats://127.0.0.1:4222"))
+    nats_credentials: Path | None = Field(
+        default=None, description="A NATS .creds file; None when the URL carries the credentials."
+    )
+    key_dir: Path = Field(default=Path("keys"), description="Where this node's private keys live.")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    suite: str = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM"
+    nats_timeout: float = Field(default=5.0, description="Seconds to wait for a JetStream ack.")
+    duplicate_window: float = Field(
+        default=24 * 3600.0,
+        description="Seconds JetStream remembers a Nats-Msg-Id, so retried publishes are dropped.",
+    )
+    stale_idempotency_seconds: float = Field(
+        default=30.0,
+        description="After this long a request still marked in progress is taken over by a retry.",
+    )
+    consumer_batch: int = 64
+    max_deliver: int = 20
+    ledger_origin: str = Field(default="blo-exchange.example/ledger")
+    ledger_key_file: Path | None = None
+    run_ledger_writer: bool = Field(
+        default=False, description="Run the ledger writer inside this node process as well."
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and explicit overrides, which win)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,117 @@
+"""The envelope's wire format (DESIGN section 4): its shape, and the bytes signed and bound.
+
+Private to ``envelope``: structure checks raise ``ValueError`` and say nothing of keys or
+signatures; ``envelope`` turns them into one opaque ``InvalidEnvelope``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Final
+
+from blo_exchange.crypto._fields import (
+    expect_b64u,
+    expect_object,
+    expect_str,
+    expect_string_list,
+    is_sha256_hex,
+    signature_record,
+)
+from blo_exchange.crypto.canonical import canonical_json
+from blo_exchange.crypto.keys import HpkeSuite
+
+__all__ = [
+    "NONCE_LEN",
+    "PART_KEY_LEN",
+    "PART_NAMES",
+    "SIGNATURE_CONTEXT",
+    "VERSION",
+    "check_header",
+    "check_structure",
+    "header_aad",
+    "hpke_info",
+    "signed_bytes",
+]
+
+PART_NAMES: Final = ("case", "nominal")
+SIGNATURE_CONTEXT: Final = b"blo-exchange/v1/envelope\n"
+VERSION: Final = 1
+
+# Header fields the envelope itself relies on; the rest of the header is the caller's.
+_HEADER_STRINGS: Final = ("alert_id", "kind", "border_pair", "origin_node", "origin_agency")
+PART_KEY_LEN: Final = 32
+NONCE_LEN: Final = 12
+TAG_LEN: Final = 16
+
+_TOP_KEYS: Final = frozenset({"v", "header", "recipients", "parts", "signature"})
+_RECIPIENT_KEYS: Final = frozenset({"agency", "key_id", "parts", "enc"})
+_PART_KEYS: Final = frozenset({"nonce", "ciphertext", "sha256"})
+_REDACTED_PART_KEYS: Final = frozenset({"sha256"})
+
+
+def check_header(header: Any) -> None:
+    if not isinstance(header, dict):
+        raise ValueError("header must be an object")
+    for name in (*_HEADER_STRINGS, "suite"):
+        expect_str(header.get(name))
+    # "|" separates the fields of the HPKE info string; a UUID never contains one.
+    if "|" in header["alert_id"]:
+        raise ValueError("alert_id must not contain '|'")
+    HpkeSuite(header["suite"])
+
+
+def check_structure(document: Any) -> None:
+    """Everything about the shape of an envelope; raises ``ValueError``."""
+    document = expect_object(document, _TOP_KEYS)
+    # bool is an int in Python; "v": true is not version 1.
+    if type(document["v"]) is not int or document["v"] != VERSION:
+        raise ValueError("unsupported version")
+    check_header(document["header"])
+
+    parts = document["parts"]
+    if not isinstance(parts, dict) or not parts or not set(parts) <= set(PART_NAMES):
+        raise ValueError("bad parts")
+    for record in parts.values():
+        if isinstance(record, dict) and set(record) == _REDACTED_PART_KEYS:
+            pass
+        else:
+            expect_object(record, _PART_KEYS)
+            expect_b64u(record["nonce"], length=NONCE_LEN)
+            expect_b64u(record["ciphertext"], min_length=TAG_LEN)
+        if not is_sha256_hex(record["sha256"]):
+            raise ValueError("bad part hash")
+
+    recipients = document["recipients"]
+    if not isinstance(recipients, list) or not recipients:
+        raise ValueError("bad recipients")
+    for entry in recipients:
+        expect_object(entry, _RECIPIENT_KEYS)
+        expect_str(entry["agency"])
+        expect_str(entry["key_id"])
+        names = expect_string_list(entry["parts"])
+        if not set(names) <= set(parts):
+            raise ValueError("recipient part not in envelope")
+        expect_b64u(entry["enc"], min_length=1)
+    expect_string_list([entry["agency"] for entry in recipients])
+
+    signature_record(document["signature"])
+
+
+def signed_bytes(document: Mapping[str, Any]) -> bytes:
+    """What the signature covers: context || RFC 8785(envelope, parts reduced to hashes)."""
+    signed = {
+        "v": document["v"],
+        "header": document["header"],
+        "recipients": document["recipients"],
+        "parts": {name: {"sha256": record["sha256"]} for name, record in document["parts"].items()},
+    }
+    return SIGNATURE_CONTEXT + canonical_json(signed)
+
+
+def header_aad(header: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(canonical_json(header)).digest()
+
+
+def hpke_info(alert_id: str, agency: str) -> bytes:
+    return f"blo-exchange/v1|{alert_id}|{agency}".encode()

@@ -1,0 +1,130 @@
+"""The exact bytes that get signed, hashed and published.
+
+RFC 8785 (JSON Canonicalization Scheme) turns a JSON value into one byte string, so a
+signature over it means the same thing to every node. Floats are refused outright: signed
+data carries integers and strings only, and no two implementations ever disagree about an
+integer. Also here: strict base64url (RFC 4648 section 5, no padding) and SHA-256 in hex.
+
+This module does not sign or encrypt anything; see ``keys`` and ``envelope``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+import rfc8785
+
+__all__ = [
+    "b64u_decode",
+    "b64u_encode",
+    "canonical_json",
+    "parse_canonical_json",
+    "sha256_hex",
+]
+
+_B64U_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def canonical_json(value: object) -> bytes:
+    """Serialise ``value`` per RFC 8785; ``ValueError`` if it holds a float or a non-JSON type."""
+    try:
+        return rfc8785.dumps(cast(Any, _plain(value)))
+    except rfc8785.CanonicalizationError as exc:
+        raise ValueError(f"not canonicalisable: {exc}") from None
+
+
+def parse_canonical_json(raw: bytes) -> Any:
+    """Parse bytes that must already be RFC 8785 canonical JSON without floats.
+
+    Rejects non-UTF-8, duplicate keys, floats, ``NaN``/``Infinity`` and any encoding that is
+    not byte-for-byte canonical. The last rule means one logical document has exactly one
+    encoding, so a hash of the bytes identifies the document. Raises ``ValueError``.
+    """
+    if not isinstance(raw, bytes | bytearray):
+        raise ValueError("expected bytes")
+    try:
+        text = bytes(raw).decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_float=_reject_float,
+            parse_constant=_reject_constant,
+        )
+        # json.JSONDecodeError is a ValueError; so are the hooks' errors.
+        canonical = canonical_json(value)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if canonical != raw:
+        raise ValueError("not canonical JSON")
+    return value
+
+
+def b64u_encode(data: bytes) -> str:
+    """Base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: str) -> bytes:
+    """Strict inverse of :func:`b64u_encode`; anything it would not produce is a ``ValueError``.
+
+    Strict because these strings are inside signed documents: if two spellings decoded to the
+    same bytes, a relay could change the published bytes without touching what they mean.
+    """
+    # (1) Only the URL-safe alphabet; "=" padding, whitespace and "+/" are all refused.
+    if not isinstance(text, str) or _B64U_ALPHABET.fullmatch(text) is None:
+        raise ValueError("not base64url")
+    # (2) A length of 1 mod 4 cannot come from any byte string.
+    if len(text) % 4 == 1:
+        raise ValueError("bad base64url length")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise ValueError("not base64url") from None
+    # (3) Unused trailing bits must be zero: re-encoding must give back the same text.
+    if b64u_encode(data) != text:
+        raise ValueError("non-canonical base64url")
+    return data
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plain(value: object) -> object:
+    """Copy ``value`` into dict/list/scalars that rfc8785 accepts, refusing floats anywhere."""
+    if isinstance(value, float):
+        raise ValueError("floats are not allowed in signed data")
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise ValueError(f"unsupported type in JSON: {type(value).__name__}")
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate JSON key")
+        result[key] = value
+    return result
+
+
+def _reject_float(text: str) -> Any:
+    raise ValueError("floats are not allowed")
+
+
+def _reject_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")

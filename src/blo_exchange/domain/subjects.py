@@ -1,0 +1,55 @@
+"""NATS subject names [contract, DESIGN §4]: alerts, receipts and ledger checkpoints.
+
+Plain string rules, so the domain owns them; the NATS adapter and the services both use them.
+"""
+
+from __future__ import annotations
+
+from blo_exchange.domain.alerts import AlertKind
+from blo_exchange.domain.ids import parse_border_pair
+
+__all__ = [
+    "ALERTS_PREFIX",
+    "CHECKPOINTS_SUBJECT",
+    "RECEIPTS_PREFIX",
+    "alert_subject",
+    "alert_subjects_for_pairs",
+    "parse_alert_subject",
+    "parse_receipt_subject",
+    "receipt_subject",
+]
+
+ALERTS_PREFIX = "blo.v1.alerts"
+RECEIPTS_PREFIX = "blo.v1.receipts"
+CHECKPOINTS_SUBJECT = "blo.v1.ledger.checkpoints"
+
+
+def alert_subject(border_pair: str, kind: str) -> str:
+    return f"{ALERTS_PREFIX}.{parse_border_pair(border_pair)}.{AlertKind(kind).value}"
+
+
+def receipt_subject(border_pair: str) -> str:
+    return f"{RECEIPTS_PREFIX}.{parse_border_pair(border_pair)}"
+
+
+def alert_subjects_for_pairs(border_pairs: list[str] | tuple[str, ...]) -> list[str]:
+    """Filter subjects of a consumer that serves these border pairs (every kind)."""
+    return [f"{ALERTS_PREFIX}.{parse_border_pair(pair)}.*" for pair in sorted(set(border_pairs))]
+
+
+def parse_alert_subject(subject: str) -> tuple[str, str]:
+    """``blo.v1.alerts.KG-TJ.seizure`` → ``("KG-TJ", "seizure")``; ValueError otherwise."""
+    prefix = ALERTS_PREFIX + "."
+    if not subject.startswith(prefix):
+        raise ValueError(f"not an alert subject: {subject!r}")
+    rest = subject[len(prefix) :].split(".")
+    if len(rest) != 2:
+        raise ValueError(f"not an alert subject: {subject!r}")
+    return parse_border_pair(rest[0]), AlertKind(rest[1]).value
+
+
+def parse_receipt_subject(subject: str) -> str:
+    prefix = RECEIPTS_PREFIX + "."
+    if not subject.startswith(prefix) or "." in subject[len(prefix) :]:
+        raise ValueError(f"not a receipt subject: {subject!r}")
+    return parse_border_pair(subject[len(prefix) :])

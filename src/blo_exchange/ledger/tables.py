@@ -1,0 +1,237 @@
+"""SQLAlchemy table mappings of everything blo-exchange keeps in Postgres.
+
+Three groups: the *directory* (agencies, nodes, keys, agreements, principals), which nodes read;
+*node state* (idempotency records, each node's inbox of sealed envelopes, rejections); and the
+*ledger* (entries, Merkle tree nodes, checkpoints), to which only the ledger writer appends and on
+which triggers refuse UPDATE, DELETE and TRUNCATE. Inboxes keep envelopes sealed: the database
+never holds a decrypted alert, so its operator can't read one.
+
+The schema itself is created by the static Alembic migrations in ``migrations/``; these mappings
+must match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AgencyRow",
+    "AgreementRow",
+    "Base",
+    "IdempotencyRow",
+    "InboxRow",
+    "LedgerCheckpointRow",
+    "LedgerEntryRow",
+    "LedgerNodeRow",
+    "NodeRow",
+    "PrincipalRow",
+    "PublicKeyRow",
+    "RejectionRow",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+class AgencyRow(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    country: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"))
+    border_pairs: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    crossing_points: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class PublicKeyRow(Base):
+    """A public key: a node's Ed25519 signing key, an agency's HPKE key, or the ledger's key."""
+
+    __tablename__ = "public_keys"
+
+    key_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(Text)  # node | agency | ledger
+    owner_id: Mapped[str] = mapped_column(Text)
+    alg: Mapped[str] = mapped_column(Text)  # "Ed25519" or an HPKE suite name
+    public: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (Index("ix_public_keys_owner", "owner_kind", "owner_id"),)
+
+
+class AgreementRow(Base):
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    parties: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    border_pairs: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    kinds: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    max_tlp: Mapped[str] = mapped_column(Text)
+    nominal: Mapped[bool] = mapped_column(Boolean)
+    valid_from: Mapped[datetime] = mapped_column(TZ)
+    valid_until: Mapped[datetime | None] = mapped_column(TZ)
+    memorandum_ref: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class PrincipalRow(Base):
+    """A credential. Only the SHA-256 of its token is kept."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id"))
+    agency_id: Mapped[str | None] = mapped_column(ForeignKey("agencies.id"))
+    label: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+# --- node state --------------------------------------------------------------------------------
+
+
+class IdempotencyRow(Base):
+    """One per (principal, Idempotency-Key): the request's hash and, once done, the response."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(Text)
+    alert_id: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)  # pending | done
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class InboxRow(Base):
+    """A sealed envelope a node sent or received, addressed to its agency. Never plaintext."""
+
+    __tablename__ = "node_inbox"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(Text)
+    origin_agency: Mapped[str] = mapped_column(Text)
+    origin_node: Mapped[str] = mapped_column(Text)
+    border_pair: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    tlp: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    stream_seq: Mapped[int] = mapped_column(BigInteger)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    envelope_sha256: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (Index("ix_node_inbox_node_seq", "node_id", "stream_seq"),)
+
+
+class RejectionRow(Base):
+    """A message a node's consumer refused, kept for the operator (the ledger records it too)."""
+
+    __tablename__ = "node_rejections"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    stream_seq: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    envelope_sha256: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (Index("ix_node_rejections_node_seq", "node_id", "stream_seq", unique=True),)
+
+
+# --- ledger (append-only) ----------------------------------------------------------------------
+
+
+class LedgerEntryRow(Base):
+    """One event. ``leaf_input`` is the exact signed-over byte form; the other columns index it."""
+
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    type: Mapped[str] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    actor_node: Mapped[str | None] = mapped_column(Text)
+    actor_agency: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    border_pair: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(TZ)
+    recorded_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    leaf_input: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_ledger_entries_alert_id", "alert_id"),
+        Index("ix_ledger_entries_type_idx", "type", "idx"),
+        Index("ix_ledger_entries_occurred_at", "occurred_at"),
+        Index("ix_ledger_entries_recipients", "recipients", postgresql_using="gin"),
+    )
+
+
+class LedgerNodeRow(Base):
+    """Hash of a perfect Merkle subtree: level 0 are leaves; level L, index i covers 2^L leaves."""
+
+    __tablename__ = "ledger_tree_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerCheckpointRow(Base):
+    __tablename__ = "ledger_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())

@@ -1,0 +1,46 @@
+"""Bearer tokens: creation and authentication. Tokens are 256 random bits; only their SHA-256 is
+stored, so a copy of the database gives no one a usable credential. The lookup is by that hash
+(an index seek), so timing reveals nothing about a token's bytes.
+
+Not here: what a principal may do (each service checks its own rule, see ``api.routes``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from blo_exchange.crypto.canonical import b64u_encode
+from blo_exchange.domain.directory import Principal
+from blo_exchange.errors import Unauthenticated
+from blo_exchange.services.ports import Directory
+
+__all__ = ["TOKEN_PREFIX", "Authenticator", "hash_token", "new_token"]
+
+TOKEN_PREFIX = "blo_"  # noqa: S105 - a prefix, not a secret
+
+
+def new_token(rng: Callable[[int], bytes] = os.urandom) -> str:
+    return TOKEN_PREFIX + b64u_encode(rng(32))
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class Authenticator:
+    def __init__(self, *, directory: Directory, clock: Callable[[], datetime]) -> None:
+        self._directory = directory
+        self._clock = clock
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal behind a token; one opaque error for every way it can fail."""
+        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            raise Unauthenticated("a valid bearer token is required")
+        digest = hash_token(token)
+        principal = await self._directory.principal_by_token_hash(digest)
+        if principal is None or not principal.is_active(self._clock()):
+            raise Unauthenticated("a valid bearer token is required")
+        return principal

@@ -1,0 +1,175 @@
+"""A partner node receiving an alert from the bus: verify, check, open, store, send a receipt.
+
+The checks follow DESIGN §4 in order; every failure has the same outcome — the message is
+rejected, counted, recorded in the node's rejection table and, through a signed
+``alert_rejected`` receipt, in the ledger — and never reaches a feed. Acking is the caller's job,
+after :meth:`DeliveryService.handle` returned (so after the commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from blo_exchange.crypto.envelope import UnverifiedEnvelope, envelope_sha256
+from blo_exchange.crypto.keys import KemPrivateKey
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.ids import parse_border_pair, parse_time
+from blo_exchange.domain.subjects import parse_alert_subject
+from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.services.ports import Directory, Inbox, InboxItem, Rejection
+from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
+
+__all__ = ["DeliveryOutcome", "DeliveryService"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: str  # delivered | duplicate | not_addressed | rejected
+    alert_id: str | None = None
+    reason: str | None = None
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        *,
+        node: Node,
+        kem_keys: Mapping[str, KemPrivateKey],
+        directory: Directory,
+        inbox: Inbox,
+        receipts: ReceiptPublisher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._node = node
+        self._kem_keys = kem_keys
+        self._directory = directory
+        self._inbox = inbox
+        self._receipts = receipts
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+
+    async def handle(self, subject: str, data: bytes, stream_seq: int) -> DeliveryOutcome:
+        outcome = await self._handle(subject, data, stream_seq)
+        self.counts[outcome.status] += 1
+        return outcome
+
+    async def _handle(self, subject: str, data: bytes, stream_seq: int) -> DeliveryOutcome:
+        agency = self._node.agency_id
+        digest = envelope_sha256(data)
+        # (0) The subject must be one of ours; a forged subject is rejected like a forged body.
+        try:
+            pair, kind = parse_alert_subject(subject)
+        except ValueError:
+            return await self._reject(subject, data, stream_seq, "bad_subject", None, digest)
+        # (1) Structure. Nothing below trusts an unverified field except to look up keys.
+        try:
+            unverified = UnverifiedEnvelope.parse(data)
+        except InvalidEnvelope:
+            return await self._reject(subject, data, stream_seq, "malformed", None, digest)
+        alert_id = unverified.alert_id
+        if agency not in unverified.recipient_agencies:
+            # Not addressed to this agency (another agency's node on the same border pair):
+            # nothing to deliver and nothing wrong.
+            return DeliveryOutcome(status="not_addressed", alert_id=alert_id)
+        # (2)-(6) Known unrevoked key of origin_node, signature, part hashes, subject, recipient.
+        keys = await self._directory.verify_keys("node", unverified.origin_node, self._clock())
+        try:
+            verified = unverified.verify(
+                keys, subject_border_pair=pair, subject_kind=kind, recipient_agency=agency
+            )
+        except InvalidEnvelope as exc:
+            reason = getattr(exc, "reason", "invalid")
+            return await self._reject(subject, data, stream_seq, reason, alert_id, digest)
+        # (7) Open: proves the envelope really carries readable keys for us. The inbox keeps the
+        # sealed bytes only; the feed opens them again when an analyst reads.
+        try:
+            verified.open(agency, self._kem_keys)
+        except InvalidEnvelope:
+            return await self._reject(subject, data, stream_seq, "undecryptable", alert_id, digest)
+        header = verified.header
+        stored = await self._inbox.add(
+            InboxItem(
+                node_id=self._node.id,
+                alert_id=alert_id,
+                agency_id=agency,
+                origin_agency=str(header["origin_agency"]),
+                origin_node=str(header["origin_node"]),
+                border_pair=pair,
+                kind=kind,
+                tlp=str(header["tlp"]),
+                created_at=parse_time(str(header["created_at"])),
+                stream_seq=stream_seq,
+                envelope=data,
+                envelope_sha256=digest,
+            )
+        )
+        if header["origin_node"] != self._node.id:
+            # Sent again on redelivery too: the deterministic id makes JetStream drop the copy.
+            await self._receipts.send(
+                receipt_id=deterministic_receipt_id(alert_id, self._node.id, "delivered"),
+                type=ReceiptType.DELIVERED,
+                border_pair=pair,
+                alert_id=alert_id,
+                kind=kind,
+                agreement_ids=[str(a) for a in header["agreement_ids"]],
+                envelope_sha256=digest,
+            )
+        return DeliveryOutcome(status="delivered" if stored else "duplicate", alert_id=alert_id)
+
+    async def _reject(
+        self,
+        subject: str,
+        data: bytes,
+        stream_seq: int,
+        reason: str,
+        alert_id: str | None,
+        digest: str,
+    ) -> DeliveryOutcome:
+        log.warning(
+            "rejected message", extra={"subject": subject, "seq": stream_seq, "reason": reason}
+        )
+        await self._inbox.reject(
+            Rejection(
+                node_id=self._node.id,
+                subject=subject,
+                stream_seq=stream_seq,
+                reason=reason,
+                alert_id=alert_id,
+                envelope_sha256=digest,
+            )
+        )
+        pair = _pair_of(subject)
+        if pair is not None:
+            await self._receipts.send(
+                receipt_id=deterministic_receipt_id(digest, self._node.id, "rejected"),
+                type=ReceiptType.REJECTED,
+                border_pair=pair,
+                alert_id=alert_id,
+                kind=None,
+                agreement_ids=[],
+                envelope_sha256=digest,
+                detail={"reason": reason, "subject": subject[:200], "stream_seq": stream_seq},
+            )
+        return DeliveryOutcome(status="rejected", alert_id=alert_id, reason=reason)
+
+
+def _pair_of(subject: str) -> str | None:
+    """The border pair a rejection receipt goes to: the subject's, when it names a valid one."""
+    try:
+        return parse_alert_subject(subject)[0]
+    except ValueError:
+        parts = subject.split(".")
+        return None if len(parts) < 4 else _valid_pair(parts[3])
+
+
+def _valid_pair(text: str) -> str | None:
+    try:
+        return parse_border_pair(text)
+    except ValueError:
+        return None

@@ -1,0 +1,183 @@
+"""Accepting a terminal's alert: authorise, resolve recipients, seal, sign, publish, answer.
+
+Not here: HTTP (``api``), the body's validation (``domain.alerts``), the envelope's cryptography
+(``crypto.envelope``). The 202 is only given after JetStream acknowledged the envelope, and a
+retried request with the same ``Idempotency-Key`` gets the first answer, not a second alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from blo_exchange.crypto.canonical import canonical_json
+from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256, seal
+from blo_exchange.crypto.keys import HpkeSuite, SigningKey
+from blo_exchange.domain.alerts import FeedbackSubmission, RiskSubmission, SeizureSubmission
+from blo_exchange.domain.directory import Node, Principal, Role
+from blo_exchange.domain.ids import format_time, new_alert_id
+from blo_exchange.domain.policy import resolve_recipients
+from blo_exchange.domain.subjects import alert_subject
+from blo_exchange.errors import BusError, Forbidden, PolicyError
+from blo_exchange.services.ports import Directory, IdempotencyStore, Inbox, InboxItem, Publisher
+
+__all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
+
+Submission = SeizureSubmission | RiskSubmission | FeedbackSubmission
+
+
+@dataclass(frozen=True)
+class Accepted:
+    response: dict[str, Any]
+    replayed: bool
+
+
+def request_fingerprint(submission: Submission) -> str:
+    """SHA-256 of the body's canonical form: whitespace or key order don't make it another body."""
+    return hashlib.sha256(canonical_json(submission.model_dump(mode="json"))).hexdigest()
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        node: Node,
+        signer: SigningKey,
+        suite: HpkeSuite,
+        directory: Directory,
+        idempotency: IdempotencyStore,
+        inbox: Inbox,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        rng: Callable[[int], bytes] = os.urandom,
+        stale_after: float = 30.0,
+    ) -> None:
+        self._node = node
+        self._signer = signer
+        self._suite = suite
+        self._directory = directory
+        self._idempotency = idempotency
+        self._inbox = inbox
+        self._publisher = publisher
+        self._clock = clock
+        self._rng = rng
+        self._stale_after = stale_after
+
+    def authorize(self, principal: Principal, submission: Submission) -> None:
+        """Only this node's terminals post, and only for the border pairs the node serves."""
+        if principal.role is not Role.TERMINAL or principal.node_id != self._node.id:
+            raise Forbidden("only a terminal of this node may post alerts here")
+        if submission.border_pair not in self._node.border_pairs:
+            raise Forbidden(f"this node does not serve border pair {submission.border_pair}")
+        points = self._node.crossing_points
+        if points and submission.crossing_point not in points:
+            raise PolicyError(
+                f"crossing point {submission.crossing_point} is not one of this node's: "
+                + ", ".join(points)
+            )
+
+    async def submit(
+        self, principal: Principal, submission: Submission, idempotency_key: str
+    ) -> Accepted:
+        self.authorize(principal, submission)
+        now = self._clock()
+        # Resolve before claiming the key: a refused alert leaves the key free for a fixed body.
+        recipients = resolve_recipients(
+            await self._directory.agreements(),
+            origin_agency=self._node.agency_id,
+            border_pair=submission.border_pair,
+            kind=submission.kind,
+            tlp=submission.tlp,
+            at=now,
+        )
+        keys = []
+        for agency in recipients.agencies:
+            key = await self._directory.current_kem_key(agency, self._suite)
+            if key is None:
+                raise PolicyError(f"recipient agency {agency} has no {self._suite} key registered")
+            keys.append((agency, key))
+
+        claim = await self._idempotency.begin(
+            principal.id,
+            idempotency_key,
+            request_fingerprint(submission),
+            new_alert_id(now, self._rng),
+            stale_after=self._stale_after,
+        )
+        if claim.state == "replay" and claim.response is not None:
+            return Accepted(response=claim.response, replayed=True)
+        alert_id = claim.alert_id
+
+        header: dict[str, Any] = {
+            "alert_id": alert_id,
+            "kind": submission.kind,
+            "border_pair": submission.border_pair,
+            "crossing_point": submission.crossing_point,
+            "origin_node": self._node.id,
+            "origin_agency": self._node.agency_id,
+            "created_at": format_time(now),
+            "tlp": submission.tlp.value,
+            "handling": submission.handling.model_dump(mode="json"),
+            "grading": None
+            if submission.grading is None
+            else submission.grading.model_dump(mode="json"),
+            "agreement_ids": list(recipients.agreement_ids),
+            "supersedes": submission.supersedes,
+            "suite": self._suite.value,
+        }
+        parts = {"case": canonical_json(submission.case_document())}
+        nominal = submission.nominal_document()
+        if nominal is not None:
+            parts["nominal"] = canonical_json(nominal)
+        sealed_to = [
+            RecipientKey(
+                agency=agency,
+                key=key,
+                parts=("case", "nominal")
+                if nominal is not None and agency in recipients.nominal_agencies
+                else ("case",),
+            )
+            for agency, key in keys
+        ]
+        raw = seal(header, parts, sealed_to, self._signer, rng=self._rng)
+        try:
+            ack = await self._publisher.publish(
+                alert_subject(submission.border_pair, submission.kind), raw, msg_id=alert_id
+            )
+        except BusError:
+            await self._idempotency.abandon(principal.id, idempotency_key)
+            raise
+        if not ack.duplicate:
+            # A duplicate ack means an earlier attempt's envelope is the one in the stream;
+            # the node's own consumer stores that one.
+            await self._inbox.add(
+                InboxItem(
+                    node_id=self._node.id,
+                    alert_id=alert_id,
+                    agency_id=self._node.agency_id,
+                    origin_agency=self._node.agency_id,
+                    origin_node=self._node.id,
+                    border_pair=submission.border_pair,
+                    kind=submission.kind,
+                    tlp=submission.tlp.value,
+                    created_at=now,
+                    stream_seq=ack.seq,
+                    envelope=raw,
+                    envelope_sha256=envelope_sha256(raw),
+                )
+            )
+        response = {
+            "alert_id": alert_id,
+            "border_pair": submission.border_pair,
+            "kind": submission.kind,
+            "recipients": list(recipients.agencies),
+            "agreement_ids": list(recipients.agreement_ids),
+            "stream_seq": ack.seq,
+            "created_at": header["created_at"],
+        }
+        await self._idempotency.complete(principal.id, idempotency_key, response)
+        return Accepted(response=response, replayed=False)

@@ -1,0 +1,133 @@
+"""What the services need from the outside world, as Protocols.
+
+The Postgres adapter (``ledger/``) and the NATS adapter (``bus/``) implement these; unit tests pass
+fakes. Every store method is one atomic operation: the adapter owns its transaction, the services
+never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
+from blo_exchange.domain.directory import Agreement, Node, Principal
+
+__all__ = [
+    "Ack",
+    "Directory",
+    "IdempotencyBegin",
+    "IdempotencyStore",
+    "Inbox",
+    "InboxItem",
+    "LedgerStore",
+    "NewLedgerEntry",
+    "Publisher",
+    "Rejection",
+]
+
+
+class Ack(Protocol):
+    @property
+    def seq(self) -> int: ...
+    @property
+    def duplicate(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str) -> Ack:
+        """Publish and return only once the stream has acknowledged it durably."""
+        ...
+
+
+class Directory(Protocol):
+    async def node(self, node_id: str) -> Node: ...
+    async def agreements(self) -> list[Agreement]: ...
+    async def current_kem_key(self, agency_id: str, suite: HpkeSuite) -> KemPublicKey | None: ...
+    async def verify_keys(
+        self, owner_kind: str, owner_id: str, at: datetime
+    ) -> dict[str, VerifyKey]:
+        """Signing keys of the owner that were not revoked at ``at``."""
+        ...
+
+    async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyBegin:
+    """``new``: go ahead; ``replay``: return ``response``; ``takeover``: redo with ``alert_id``."""
+
+    state: Literal["new", "replay", "takeover"]
+    alert_id: str
+    response: dict[str, Any] | None = None
+
+
+class IdempotencyStore(Protocol):
+    async def begin(
+        self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
+    ) -> IdempotencyBegin:
+        """Claim the key. Raises IdempotencyMismatch or IdempotencyInProgress."""
+        ...
+
+    async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None: ...
+    async def abandon(self, principal_id: str, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    node_id: str
+    alert_id: str
+    agency_id: str
+    origin_agency: str
+    origin_node: str
+    border_pair: str
+    kind: str
+    tlp: str
+    created_at: datetime
+    stream_seq: int
+    envelope: bytes
+    envelope_sha256: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    node_id: str
+    subject: str
+    stream_seq: int
+    reason: str
+    alert_id: str | None
+    envelope_sha256: str
+
+
+class Inbox(Protocol):
+    async def add(self, item: InboxItem) -> bool:
+        """Store a sealed envelope; False when it was already there (redelivery)."""
+        ...
+
+    async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
+    async def page(
+        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
+    ) -> list[InboxItem]: ...
+    async def reject(self, rejection: Rejection) -> bool: ...
+
+
+@dataclass(frozen=True)
+class NewLedgerEntry:
+    event_id: str
+    type: str
+    alert_id: str | None
+    actor_node: str | None
+    actor_agency: str | None
+    recipients: tuple[str, ...]
+    border_pair: str | None
+    kind: str | None
+    occurred_at: datetime
+    leaf_input: bytes
+
+
+class LedgerStore(Protocol):
+    async def append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+        """Append in one transaction, skipping event ids already present; new indexes."""
+        ...

@@ -1,0 +1,87 @@
+"""Signed receipts: a node's statement that it delivered, an analyst acknowledged, gave feedback
+on, or the node rejected an alert. Published on ``blo.v1.receipts.<PAIR>``; the ledger writer turns
+each into a ledger entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.ids import format_time
+from blo_exchange.domain.subjects import receipt_subject
+from blo_exchange.services.ports import Publisher
+
+__all__ = ["ReceiptPublisher", "ReceiptType", "SentReceipt", "deterministic_receipt_id"]
+
+_NAMESPACE = uuid.UUID("6f1d3c1e-8a55-4d0e-9f3b-3b0c5a7e2d41")
+
+
+class ReceiptType(StrEnum):
+    DELIVERED = "alert_delivered"
+    ACKNOWLEDGED = "alert_acknowledged"
+    FEEDBACK = "feedback"
+    REJECTED = "alert_rejected"
+
+
+def deterministic_receipt_id(*parts: str) -> str:
+    """Same event → same id, so a receipt re-sent after a crash is deduplicated by JetStream."""
+    return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    receipt_id: str
+    stream_seq: int
+    body: dict[str, Any]
+
+
+class ReceiptPublisher:
+    def __init__(
+        self,
+        *,
+        node: Node,
+        signer: SigningKey,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._node = node
+        self._signer = signer
+        self._publisher = publisher
+        self._clock = clock
+
+    async def send(
+        self,
+        *,
+        receipt_id: str,
+        type: ReceiptType,
+        border_pair: str,
+        alert_id: str | None,
+        kind: str | None,
+        agreement_ids: list[str],
+        envelope_sha256: str,
+        detail: dict[str, Any] | None = None,
+    ) -> SentReceipt:
+        body: dict[str, Any] = {
+            "receipt_id": receipt_id,
+            "type": type.value,
+            "alert_id": alert_id,
+            "node": self._node.id,
+            "agency": self._node.agency_id,
+            "border_pair": border_pair,
+            "kind": kind,
+            "agreement_ids": agreement_ids,
+            "envelope_sha256": envelope_sha256,
+            "occurred_at": format_time(self._clock()),
+            "detail": detail or {},
+        }
+        raw = sign_receipt(body, self._signer)
+        ack = await self._publisher.publish(receipt_subject(border_pair), raw, msg_id=receipt_id)
+        return SentReceipt(receipt_id=receipt_id, stream_seq=ack.seq, body=body)
