@@ -30,22 +30,26 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> FastAPI:
+    """The node's app. With ``runtime`` (tests), the caller owns that runtime's life."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await NodeRuntime.start(settings)
-        app.state.runtime = runtime
+        started = await NodeRuntime.start(settings)
+        app.state.runtime = started
         try:
             yield
         finally:
-            await runtime.stop()
+            await started.stop()
 
     app = FastAPI(
         title="blo-exchange node",
         version=__version__,
         description="Secure inter-agency alert exchange for Border Liaison Offices.",
-        lifespan=lifespan,
+        lifespan=lifespan if runtime is None else None,
     )
+    if runtime is not None:
+        app.state.runtime = runtime
     install_problem_handlers(app)
 
     @app.middleware("http")

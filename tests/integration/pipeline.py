@@ -1,0 +1,110 @@
+"""A demo deployment inside the test process: four nodes and a ledger writer on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from blo_exchange.api.app import create_app
+from blo_exchange.assembly.demo_directory import DEMO_NODES, DemoSeed, seed_demo
+from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.config import Settings
+from blo_exchange.ledger.db import create_engine, migrate, session_factory
+from blo_exchange.ledger.directory import SqlDirectory
+
+T = TypeVar("T")
+
+
+@dataclass
+class Deployment:
+    seed: DemoSeed
+    runtimes: dict[str, NodeRuntime]
+    clients: dict[str, httpx.AsyncClient]
+
+    def client(self, node_id: str) -> httpx.AsyncClient:
+        return self.clients[node_id]
+
+    def terminal(self, node_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.seed.terminal_tokens[node_id]}"}
+
+    def analyst(self, node_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.seed.analyst_tokens[node_id]}"}
+
+    @property
+    def auditor(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.seed.auditor_token}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "condition"
+) -> T:
+    """Poll until ``probe`` returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def deployment(database_url: str, nats_url: str, key_root: Path) -> AsyncIterator[Deployment]:
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        seed = await seed_demo(SqlDirectory(session_factory(engine)), key_root)
+    finally:
+        await engine.dispose()
+    runtimes: dict[str, NodeRuntime] = {}
+    clients: dict[str, httpx.AsyncClient] = {}
+    try:
+        for index, node in enumerate(DEMO_NODES):
+            settings = Settings(
+                node_id=node.id,
+                database_url=database_url,  # type: ignore[arg-type]
+                nats_url=nats_url,  # type: ignore[arg-type]
+                key_dir=key_root / node.id,
+                run_ledger_writer=index == 0,
+            )
+            runtime = await NodeRuntime.start(settings)
+            runtimes[node.id] = runtime
+            clients[node.id] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(settings, runtime=runtime)),
+                base_url=f"http://{node.id}.test",
+            )
+        yield Deployment(seed=seed, runtimes=runtimes, clients=clients)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        for runtime in runtimes.values():
+            await runtime.stop()
+
+
+def feed_has(deploy: Deployment, node_id: str, alert_id: str) -> Callable[[], Awaitable[Any]]:
+    async def probe() -> Any:
+        response = await deploy.client(node_id).get("/v1/feed", headers=deploy.analyst(node_id))
+        assert response.status_code == 200, response.text
+        matches = [i for i in response.json()["items"] if i["alert_id"] == alert_id]
+        return matches[0] if matches else None
+
+    return probe
+
+
+def ledger_has(deploy: Deployment, node_id: str, **params: str) -> Callable[[], Awaitable[Any]]:
+    async def probe() -> Any:
+        response = await deploy.client(node_id).get(
+            "/v1/ledger/entries", params=params, headers=deploy.auditor
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["entries"]
+
+    return probe
