@@ -1,0 +1,161 @@
+"""``make run`` as a new user meets it: the demo's processes, real HTTP, SSE, Ctrl-C, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+
+READY_LINE = "Press Ctrl-C to stop."
+
+
+class Demo:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.output = data_dir.parent / "demo.out"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> dict[str, Any]:
+        self.output.write_text("")
+        with self.output.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "blo_exchange", "demo", "--data-dir", str(self.data_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while READY_LINE not in self.output.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("demo did not start:\n" + self.output.read_text())
+            time.sleep(0.2)
+        credentials: dict[str, Any] = json.loads(
+            (self.data_dir / "demo-credentials.json").read_text()
+        )
+        return credentials
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def demo(runtime_dir: Path) -> Iterator[Demo]:
+    base = Path(os.path.realpath(runtime_dir)) / f"e2e-{uuid.uuid4().hex[:8]}"
+    base.mkdir()
+    base.chmod(0o711)
+    running = Demo(base / "blo")
+    yield running
+    running.kill()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def first_sse_event(url: str, token: str, arrived: asyncio.Queue[tuple[float, str]]) -> None:
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("GET", url + "/v1/feed/stream", headers=bearer(token)) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(("id:", "event:", "data:")):
+                name, _, value = line.partition(":")
+                event[name] = value.strip()
+            elif line == "" and "data" in event:
+                await arrived.put((time.monotonic(), json.dumps(event)))
+                return
+
+
+async def test_demo_end_to_end(demo: Demo) -> None:
+    credentials = demo.start()
+    path = demo.data_dir / "demo-credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(credentials) >= {"nodes", "auditor_token", "nats_url", "database_url"}
+    kg = credentials["nodes"]["blo-karamyk-kg"]
+    tj = credentials["nodes"]["blo-karamyk-tj"]
+    uz = credentials["nodes"]["blo-oybek-uz"]
+    assert set(kg) >= {"url", "agency", "border_pairs", "terminal_token", "analyst_token"}
+
+    arrived: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+    listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived))
+    await asyncio.sleep(0.5)  # the stream is open before the alert is posted
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        posted_at = time.monotonic()
+        response = await client.post(
+            kg["url"] + "/v1/alerts",
+            json=EXAMPLE_SEIZURE,
+            headers=bearer(kg["terminal_token"]) | {"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert response.status_code == 202, response.text
+        accepted = response.json()
+        received_at, raw = await asyncio.wait_for(arrived.get(), timeout=5.0)
+        event = json.loads(raw)
+        assert event["event"] == "alert"
+        assert event["id"] == str(accepted["stream_seq"])
+        alert = json.loads(event["data"])
+        assert alert["alert_id"] == accepted["alert_id"]
+        assert alert["case"]["concealment"]["method"] == "fuel_tank"
+        assert received_at - posted_at < 5.0
+
+        async def ledger_types() -> set[str]:
+            entries = await client.get(
+                kg["url"] + "/v1/ledger/entries",
+                params={"alert_id": accepted["alert_id"]},
+                headers=bearer(credentials["auditor_token"]),
+            )
+            return {e["type"] for e in entries.json()["entries"]}
+
+        deadline = time.monotonic() + 10
+        while {"alert_shared", "alert_delivered"} - await ledger_types():
+            assert time.monotonic() < deadline, "share and delivery not in the ledger"
+            await asyncio.sleep(0.1)
+
+        uz_feed = await client.get(uz["url"] + "/v1/feed", headers=bearer(uz["analyst_token"]))
+        assert uz_feed.json()["items"] == []
+    listener.cancel()
+
+    assert demo.interrupt() == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(kg["url"] + "/livez", timeout=2.0)
+
+    # Data persists across runs: the same tokens work and the alert is still in TJ's feed.
+    again = demo.start()
+    assert again["nodes"]["blo-karamyk-tj"]["analyst_token"] == tj["analyst_token"]
+    feed = httpx.get(
+        again["nodes"]["blo-karamyk-tj"]["url"] + "/v1/feed",
+        headers=bearer(tj["analyst_token"]),
+        timeout=10.0,
+    )
+    assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
+    assert demo.interrupt() == 0
+
+    # No token, key or plaintext ends up in any log line.
+    logs = "".join(p.read_text() for p in (demo.data_dir / "logs").glob("*.log"))
+    logs += demo.output.read_text()
+    secrets = [credentials["auditor_token"], kg["terminal_token"], tj["analyst_token"]]
+    for secret in [*secrets, "Example Driver", "0417TJ02"]:
+        assert secret not in logs
