@@ -136,22 +136,21 @@ async def test_demo_end_to_end(demo: Demo) -> None:
 
         uz_feed = await client.get(uz["url"] + "/v1/feed", headers=bearer(uz["analyst_token"]))
         assert uz_feed.json()["items"] == []
-    listener.cancel()
+        listener.cancel()
 
-    assert demo.interrupt() == 0
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(kg["url"] + "/livez", timeout=2.0)
+        assert demo.interrupt() == 0
+        with pytest.raises(httpx.ConnectError):
+            await client.get(kg["url"] + "/livez")
 
-    # Data persists across runs: the same tokens work and the alert is still in TJ's feed.
-    again = demo.start()
-    assert again["nodes"]["blo-karamyk-tj"]["analyst_token"] == tj["analyst_token"]
-    feed = httpx.get(
-        again["nodes"]["blo-karamyk-tj"]["url"] + "/v1/feed",
-        headers=bearer(tj["analyst_token"]),
-        timeout=10.0,
-    )
-    assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
-    assert demo.interrupt() == 0
+        # Data persists across runs: the same tokens work and the alert is still in TJ's feed.
+        again = demo.start()
+        assert again["nodes"]["blo-karamyk-tj"]["analyst_token"] == tj["analyst_token"]
+        feed = await client.get(
+            again["nodes"]["blo-karamyk-tj"]["url"] + "/v1/feed",
+            headers=bearer(tj["analyst_token"]),
+        )
+        assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
+        assert demo.interrupt() == 0
 
     # No token, key or plaintext ends up in any log line.
     logs = "".join(p.read_text() for p in (demo.data_dir / "logs").glob("*.log"))
