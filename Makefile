@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/blo-exchange demo
 
+LINTED := src tests $(wildcard bench)
+
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 test: lint
