@@ -1,0 +1,144 @@
+"""In-memory stand-ins for the service ports, for unit tests without servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
+from blo_exchange.domain.directory import Agreement, Node, Principal
+from blo_exchange.errors import BusError, IdempotencyInProgress, IdempotencyMismatch
+from blo_exchange.services.ports import IdempotencyBegin, InboxItem, NewLedgerEntry, Rejection
+
+
+@dataclass(frozen=True)
+class FakeAck:
+    seq: int
+    duplicate: bool
+
+
+@dataclass
+class FakePublisher:
+    published: list[tuple[str, bytes, str]] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    fail: bool = False
+
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str) -> FakeAck:
+        if self.fail:
+            raise BusError("no JetStream ack")
+        if msg_id in self.seen:
+            return FakeAck(seq=self.seen[msg_id], duplicate=True)
+        self.published.append((subject, payload, msg_id))
+        self.seen[msg_id] = len(self.published)
+        return FakeAck(seq=len(self.published), duplicate=False)
+
+
+@dataclass
+class FakeDirectory:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    agreement_list: list[Agreement] = field(default_factory=list)
+    kem_keys: dict[str, KemPublicKey] = field(default_factory=dict)
+    signing_keys: dict[str, dict[str, VerifyKey]] = field(default_factory=dict)
+    principals: dict[bytes, Principal] = field(default_factory=dict)
+
+    async def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    async def agreements(self) -> list[Agreement]:
+        return list(self.agreement_list)
+
+    async def current_kem_key(self, agency_id: str, suite: HpkeSuite) -> KemPublicKey | None:
+        key = self.kem_keys.get(agency_id)
+        return key if key is not None and key.suite == suite else None
+
+    async def verify_keys(
+        self, owner_kind: str, owner_id: str, at: datetime
+    ) -> dict[str, VerifyKey]:
+        return dict(self.signing_keys.get(owner_id, {}))
+
+    async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None:
+        return self.principals.get(token_hash)
+
+
+@dataclass
+class FakeIdempotency:
+    rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    clock_offset: timedelta = timedelta(0)
+
+    async def begin(
+        self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
+    ) -> IdempotencyBegin:
+        row = self.rows.get((principal_id, key))
+        if row is None:
+            self.rows[(principal_id, key)] = {
+                "sha": request_sha256,
+                "alert_id": alert_id,
+                "state": "pending",
+                "response": None,
+                "age": 0.0,
+            }
+            return IdempotencyBegin(state="new", alert_id=alert_id)
+        if row["sha"] != request_sha256:
+            raise IdempotencyMismatch("different body")
+        if row["state"] == "done":
+            return IdempotencyBegin(
+                state="replay", alert_id=row["alert_id"], response=row["response"]
+            )
+        if row["age"] < stale_after:
+            raise IdempotencyInProgress("in progress")
+        return IdempotencyBegin(state="takeover", alert_id=row["alert_id"])
+
+    async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
+        self.rows[(principal_id, key)].update(state="done", response=response)
+
+    async def abandon(self, principal_id: str, key: str) -> None:
+        if self.rows.get((principal_id, key), {}).get("state") == "pending":
+            del self.rows[(principal_id, key)]
+
+
+@dataclass
+class FakeInbox:
+    items: dict[tuple[str, str], InboxItem] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    async def add(self, item: InboxItem) -> bool:
+        if (item.node_id, item.alert_id) in self.items:
+            return False
+        self.items[(item.node_id, item.alert_id)] = item
+        return True
+
+    async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
+        return self.items.get((node_id, alert_id))
+
+    async def page(
+        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
+    ) -> list[InboxItem]:
+        rows = sorted(
+            (
+                i
+                for i in self.items.values()
+                if i.node_id == node_id and i.agency_id == agency_id and i.stream_seq > after_seq
+            ),
+            key=lambda i: i.stream_seq,
+        )
+        return rows[:limit]
+
+    async def reject(self, rejection: Rejection) -> bool:
+        self.rejections.append(rejection)
+        return True
+
+
+@dataclass
+class FakeLedgerStore:
+    entries: list[NewLedgerEntry] = field(default_factory=list)
+
+    async def append(self, entries: list[NewLedgerEntry]) -> list[int]:
+        known = {e.event_id for e in self.entries}
+        added = []
+        for entry in entries:
+            if entry.event_id not in known:
+                known.add(entry.event_id)
+                self.entries.append(entry)
+                added.append(len(self.entries) - 1)
+        return added
