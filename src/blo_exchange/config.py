@@ -11,7 +11,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings"]
+from blo_exchange.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings", "require_key_dir"]
 
 
 class Settings(BaseSettings):
@@ -30,7 +32,9 @@ class Settings(BaseSettings):
     nats_credentials: Path | None = Field(
         default=None, description="A NATS .creds file; None when the URL carries the credentials."
     )
-    key_dir: Path = Field(default=Path("keys"), description="Where this node's private keys live.")
+    key_dir: Path | None = Field(
+        default=None, description="Where this process's private keys live (required)."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     suite: str = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM"
@@ -50,6 +54,13 @@ class Settings(BaseSettings):
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )
+
+
+def require_key_dir(settings: Settings) -> Path:
+    """The key directory. No default: keys must never land in whatever the cwd happens to be."""
+    if settings.key_dir is None:
+        raise ConfigurationError("set BLO_KEY_DIR to the directory holding this process's keys")
+    return settings.key_dir
 
 
 def load_settings(**overrides: object) -> Settings:

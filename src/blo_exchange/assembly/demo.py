@@ -128,7 +128,11 @@ class DemoProcesses:
         log.close()
 
     def start(self) -> None:
-        self._spawn("ledger-writer", ["ledger-writer"], self._env())
+        self._spawn(
+            "ledger-writer",
+            ["ledger-writer"],
+            self._env(BLO_KEY_DIR=str(self._data_dir / "keys" / "ledger-writer")),
+        )
         for node_id, node in self._credentials["nodes"].items():
             port = node["url"].rsplit(":", 1)[1]
             self._spawn(

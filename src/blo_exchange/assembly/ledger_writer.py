@@ -8,26 +8,45 @@ hands each message to one of them, the advisory lock orders their appends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, RECEIPTS_STREAM
-from blo_exchange.config import Settings
+from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.ledger.checkpoints import (
+    Checkpointer,
+    LedgerForkError,
+    load_or_create_ledger_key,
+    note_signer,
+)
 from blo_exchange.ledger.db import SessionFactory
 from blo_exchange.ledger.directory import SqlDirectory
 from blo_exchange.ledger.store import SqlLedgerStore
 from blo_exchange.services.ledger_writer import InboundMessage, LedgerWriter
 
-__all__ = ["LedgerWriterRuntime"]
+__all__ = ["CHECKPOINT_INTERVAL", "LedgerWriterRuntime"]
+
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between checkpoint attempts besides the one after each batch."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class LedgerWriterRuntime:
     writer: LedgerWriter
     consumers: list[PullConsumer]
+    checkpointer: Checkpointer
+    directory: SqlDirectory
+    origin: str
+    public_key: bytes
+    key_id: str
+    _stopping: asyncio.Event | None = None
 
     @classmethod
     def build(
@@ -38,7 +57,17 @@ class LedgerWriterRuntime:
         sessions: SessionFactory,
         directory: SqlDirectory,
     ) -> LedgerWriterRuntime:
-        writer = LedgerWriter(directory=directory, store=SqlLedgerStore(sessions), clock=utc_now)
+        store = SqlLedgerStore(sessions)
+        writer = LedgerWriter(directory=directory, store=store, clock=utc_now)
+        key = load_or_create_ledger_key(
+            settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
+        )
+        checkpointer = Checkpointer(
+            store=store,
+            signer=note_signer(settings.ledger_origin, key),
+            origin=settings.ledger_origin,
+            publisher=bus,
+        )
 
         async def handle(batch: Sequence[BusMessage]) -> None:
             await writer.handle([InboundMessage(m.subject, m.data, m.stream_seq) for m in batch])
@@ -46,6 +75,7 @@ class LedgerWriterRuntime:
             # which the event-id check turns into a no-op.
             for message in batch:
                 await message.ack()
+            await _cut(checkpointer)
 
         consumers = [
             PullConsumer(
@@ -61,17 +91,61 @@ class LedgerWriterRuntime:
             )
             for stream in (ALERTS_STREAM, RECEIPTS_STREAM)
         ]
-        return cls(writer=writer, consumers=consumers)
+        return cls(
+            writer=writer,
+            consumers=consumers,
+            checkpointer=checkpointer,
+            directory=directory,
+            origin=settings.ledger_origin,
+            public_key=key.public_bytes(),
+            key_id=key.key_id,
+        )
 
     def start(self) -> list[asyncio.Task[None]]:
-        return [
+        self._stopping = asyncio.Event()
+        tasks = [
             asyncio.create_task(c.run(), name=f"ledger-writer-{i}")
             for i, c in enumerate(self.consumers)
         ]
+        tasks.append(asyncio.create_task(self._checkpoints(self._stopping), name="checkpoints"))
+        return tasks
 
     def stop(self) -> None:
         for consumer in self.consumers:
             consumer.stop()
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def register_key(self) -> None:
+        """Publish the ledger key in the directory (a no-op when it is there already)."""
+        await self.directory.add_key(
+            key_id=self.key_id,
+            owner_kind="ledger",
+            owner_id=self.origin,
+            alg="Ed25519",
+            public=self.public_key,
+        )
+
+    async def _checkpoints(self, stopping: asyncio.Event) -> None:
+        try:
+            await self.register_key()
+        except Exception:
+            log.exception("could not register the ledger key in the directory")
+        while not stopping.is_set():
+            await _cut(self.checkpointer)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), CHECKPOINT_INTERVAL)
+
+
+async def _cut(checkpointer: Checkpointer) -> None:
+    # A failed cut must not stop the writer: entries keep being recorded, and the next cut
+    # tries again. A refused one (a fork) is logged at CRITICAL by the checkpointer.
+    try:
+        await checkpointer.cut()
+    except LedgerForkError:
+        pass
+    except Exception:
+        log.exception("checkpoint failed")
 
 
 async def run_standalone(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
-from blo_exchange.config import Settings
+from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
@@ -67,7 +67,7 @@ class NodeRuntime:
         bus: BusConnection | None = None
         try:
             node = await directory.node(settings.node_id)
-            keys = load_node_keys(settings.key_dir)
+            keys = load_node_keys(require_key_dir(settings))
             bus = await connect(
                 settings.nats_url.get_secret_value(),
                 name=f"node-{node.id}",

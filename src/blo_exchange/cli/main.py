@@ -12,17 +12,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
+from blo_exchange.cli.directory import directory_app
+from blo_exchange.cli.ledger import ledger_app
 from blo_exchange.config import load_settings
 from blo_exchange.errors import BloExchangeError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
 keys_app = typer.Typer(no_args_is_help=True, help="A node's private keys.")
 principals_app = typer.Typer(no_args_is_help=True, help="Credentials (bearer tokens).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(principals_app, name="principals")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(directory_app, name="directory")
 
 
 def _configure_logging(level: str = "INFO") -> None:
@@ -141,4 +148,9 @@ def main() -> None:
         app()
     except BloExchangeError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "input"
+            typer.echo(f"error: {field}: {error['msg']}", err=True)
         raise SystemExit(2) from exc

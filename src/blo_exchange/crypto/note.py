@@ -24,6 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from blo_exchange.crypto.keys import SigningKey
+
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
     "MAX_SIGNATURES",
@@ -119,6 +121,11 @@ class NoteSigner:
         self.key_id = key_id(name, public_raw)
         self._private_key = private_key
         self._public_raw = public_raw
+
+    @classmethod
+    def from_signing_key(cls, name: str, key: SigningKey) -> NoteSigner:
+        """A signer for one of our own Ed25519 keys (the ledger's)."""
+        return cls(name, Ed25519PrivateKey.from_private_bytes(key.private))
 
     def verifier(self) -> NoteVerifier:
         return NoteVerifier(self.name, self._public_raw)

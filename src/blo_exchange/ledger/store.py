@@ -9,6 +9,7 @@ back append leaves no gap. Each append also stores the perfect Merkle subtree ha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,10 @@ from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.tables import LedgerEntryRow, LedgerNodeRow
+from blo_exchange.ledger.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
 from blo_exchange.services.ports import NewLedgerEntry
 
-__all__ = ["EntryFilter", "SqlLedgerStore"]
+__all__ = ["EntryFilter", "SharingCount", "SqlLedgerStore", "StoredCheckpoint"]
 
 # Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
 _APPEND_LOCK = 0x626C6F4C  # "bloL"
@@ -66,6 +67,26 @@ class EntryFilter:
         if self.until is not None:
             wanted.append(e.occurred_at < self.until)
         return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A row of ``ledger_checkpoints``: verified when it was signed, not when it is read back."""
+
+    tree_size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharingCount:
+    """How many ``alert_shared`` entries went from one agency to another, per pair and kind."""
+
+    origin_agency: str
+    recipient_agency: str
+    border_pair: str
+    kind: str
+    count: int
 
 
 class SqlLedgerStore:
@@ -156,3 +177,97 @@ class SqlLedgerStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [(int(i), bytes(b)) for i, b in rows]
+
+    # --- roots and proofs: each fetches exactly the nodes merkle.*_nodes names, in one query ----
+
+    async def root_at(self, size: int) -> bytes:
+        """The root of the first ``size`` entries, from the stored perfect nodes."""
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.root_nodes(size))
+        return merkle.root_hash(size, nodes)
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.inclusion_proof_nodes(index, size))
+        return merkle.inclusion_proof(index, size, nodes)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.consistency_proof_nodes(first, second))
+        return merkle.consistency_proof(first, second, nodes)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size.desc()).limit(1)
+        async with self._sessions() as session:
+            row = await session.scalar(query)
+        return None if row is None else _checkpoint(row)
+
+    async def checkpoints(self, *, up_to: int | None = None) -> list[StoredCheckpoint]:
+        """Every stored checkpoint (of size at most ``up_to``), smallest first."""
+        query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size)
+        if up_to is not None:
+            query = query.where(LedgerCheckpointRow.tree_size <= up_to)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_checkpoint(r) for r in rows]
+
+    async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store a signed checkpoint; False when that tree size already has one."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                insert(LedgerCheckpointRow)
+                .values(
+                    tree_size=checkpoint.tree_size,
+                    root_hash=checkpoint.root_hash,
+                    note=checkpoint.note,
+                )
+                .on_conflict_do_nothing(index_elements=["tree_size"])
+                .returning(LedgerCheckpointRow.tree_size)
+            )
+            return result.first() is not None
+
+    # --- export and statistics ------------------------------------------------------------------
+
+    async def leaves(self, size: int) -> list[tuple[int, bytes, bytes]]:
+        """``(index, leaf_input, stored leaf_hash)`` of the first ``size`` entries, in order."""
+        query = (
+            select(LedgerEntryRow.idx, LedgerEntryRow.leaf_input, LedgerEntryRow.leaf_hash)
+            .where(LedgerEntryRow.idx < size)
+            .order_by(LedgerEntryRow.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(int(i), bytes(b), bytes(h)) for i, b, h in rows]
+
+    async def sharing(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SharingCount]:
+        """Counts of ``alert_shared`` entries by (origin agency, recipient agency, pair, kind).
+
+        An origin agency listed among its own alert's recipients is not counted as sharing.
+        """
+        e = LedgerEntryRow
+        recipient = func.unnest(e.recipients).label("recipient")
+        inner = select(e.actor_agency.label("origin"), recipient, e.border_pair, e.kind).where(
+            e.type == "alert_shared"
+        )
+        if since is not None:
+            inner = inner.where(e.occurred_at >= since)
+        if until is not None:
+            inner = inner.where(e.occurred_at < until)
+        sub = inner.subquery()
+        query = (
+            select(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind, func.count())
+            .where(sub.c.recipient != sub.c.origin)
+            .group_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
+            .order_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [SharingCount(str(o), str(r), str(b), str(k), int(n)) for o, r, b, k, n in rows]
+
+
+def _checkpoint(row: LedgerCheckpointRow) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.tree_size), bytes(row.root_hash), row.note)

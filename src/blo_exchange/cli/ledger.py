@@ -1,0 +1,101 @@
+"""``blo-exchange ledger``: check an exported ledger, offline or fetched from a node."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from blo_exchange.ledger.merkle import MemoryTree
+from blo_exchange.services.ledger_verify import BundleError, TrustStore, verify_bundle
+
+__all__ = ["ledger_app"]
+
+ledger_app = typer.Typer(no_args_is_help=True, help="The tamper-evident ledger.")
+
+
+@ledger_app.command()
+def verify(
+    bundle: Annotated[
+        Path | None, typer.Argument(help="An export bundle (GET /v1/ledger/export).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Fetch the bundle from this node.")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="An auditor's bearer token, with --url.", envvar="BLO_TOKEN")
+    ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoints accepted before, and the pinned key; updated on success."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="The ledger's C2SP verifier key (a pinned key wins).")
+    ] = None,
+) -> None:
+    """Recompute the ledger from its entries and check it against its signed checkpoints and
+    those accepted before. Exit 0 when all holds, 1 when it does not, 2 on bad input."""
+    if (bundle is None) == (url is None):
+        _fail("give either BUNDLE or --url", 2)
+    try:
+        data = _fetch(url, token) if url is not None else _read_json(bundle or Path())
+        store = TrustStore.from_json(_read_json(trust)) if trust and trust.exists() else None
+        report = verify_bundle(data, tree=MemoryTree(), trust=store, key=key)
+    except BundleError as exc:
+        _fail(str(exc), 2)
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+    if trust is not None and report.accepted is not None:
+        store = store or TrustStore()
+        store.origin = store.origin or str(data["origin"])
+        store.ledger_public_key = store.ledger_public_key or report.key
+        if all(c.tree_size != report.accepted.tree_size for c in store.checkpoints):
+            store.checkpoints.append(report.accepted)
+        _write_private(trust, json.dumps(store.to_json(), indent=2) + "\n")
+        typer.echo(f"accepted checkpoint {report.accepted.tree_size} into {trust}")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from None
+
+
+def _fetch(url: str, token: str | None) -> Any:
+    import httpx
+
+    if not token:
+        raise BundleError("--url needs --token (an auditor's)")
+    try:
+        response = httpx.get(
+            url.rstrip("/") + "/v1/ledger/export",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60.0,
+        )
+    except httpx.HTTPError as exc:
+        raise BundleError(f"cannot fetch the export: {exc}") from None
+    if response.status_code != 200:
+        raise BundleError(f"the node answered {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, mode 0600 from the start."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

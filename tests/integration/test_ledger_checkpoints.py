@@ -1,0 +1,245 @@
+"""Checkpoints, proofs, export and offline verification on a running deployment; then tampering.
+
+Four demo nodes and a ledger writer in this process, real nats-server and Postgres. The database
+URL is the superuser's, which is how the tampering below gets past the append-only triggers.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
+
+from blo_exchange.cli.main import app
+from blo_exchange.crypto.canonical import b64u_decode
+from blo_exchange.crypto.note import open_checkpoint, parse_checkpoint, parse_verifier_key
+from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.domain.ids import utc_now
+from blo_exchange.ledger import merkle
+from blo_exchange.ledger.checkpoints import CHECKPOINT_SUBJECT, LedgerForkError
+from blo_exchange.ledger.db import create_engine
+from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
+
+KG = "blo-karamyk-kg"
+ORIGIN = "blo-exchange.example/ledger"
+
+
+@pytest.fixture
+async def deploy(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with deployment(database_url, nats_url, tmp_path / "keys") as d:
+        yield d
+
+
+async def share(deploy: Deployment) -> str:
+    response = await deploy.client(KG).post(
+        "/v1/alerts",
+        json=EXAMPLE_SEIZURE,
+        headers=deploy.terminal(KG) | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    alert_id: str = response.json()["alert_id"]
+    await eventually(
+        ledger_has(deploy, KG, alert_id=alert_id, type="alert_delivered"), what="the delivery"
+    )
+    return alert_id
+
+
+async def settled_checkpoint(deploy: Deployment) -> dict[str, Any]:
+    """The latest checkpoint once it covers every entry appended so far."""
+
+    async def probe() -> dict[str, Any] | None:
+        response = await deploy.client(KG).get("/v1/ledger/checkpoint", headers=deploy.auditor)
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        size = await deploy.runtimes[KG].ledger.size()
+        return body if body["tree_size"] == size else None
+
+    return await eventually(probe, what="a checkpoint covering the ledger")
+
+
+async def get(deploy: Deployment, path: str, **params: Any) -> Any:
+    response = await deploy.client(KG).get(path, params=params, headers=deploy.auditor)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def verify_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["ledger", "verify", *args])
+    return result.exit_code, result.output
+
+
+async def tamper(database_url: str, *statements: str) -> None:
+    """Run ``statements`` as the superuser with triggers off (``session_replication_role``)."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_checkpoints_proofs_export_and_tampering(
+    deploy: Deployment, database_url: str, tmp_path: Path
+) -> None:
+    await share(deploy)
+    await share(deploy)
+    first = await settled_checkpoint(deploy)
+    assert first["tree_size"] >= 4
+
+    # The note is a C2SP checkpoint signed by the ledger key registered in the directory.
+    keys = await deploy.runtimes[KG].directory.verify_keys("ledger", ORIGIN, utc_now())
+    assert len(keys) == 1
+    (registered,) = keys.values()
+    export = await get(deploy, "/v1/ledger/export")
+    verifier = parse_verifier_key(export["ledger_public_key"])
+    assert verifier.public_key_raw == registered.public
+    parsed = open_checkpoint(first["note"], [verifier], ORIGIN)
+    assert parsed.size == first["tree_size"]
+    assert parsed.root_hash.hex() == first["root_hash"]
+
+    # Every entry's inclusion proof verifies against the checkpoint's root.
+    size, root = first["tree_size"], bytes.fromhex(first["root_hash"])
+    entries = (await get(deploy, "/v1/ledger/entries", limit=1000))["entries"]
+    assert [e["index"] for e in entries[:size]] == list(range(size))
+    for entry in entries[:size]:
+        proof = await get(
+            deploy, "/v1/ledger/proofs/inclusion", index=entry["index"], tree_size=size
+        )
+        merkle.verify_inclusion(
+            merkle.leaf_hash(b64u_decode(entry["leaf_input"])),
+            entry["index"],
+            size,
+            [bytes.fromhex(p) for p in proof["path"]],
+            root,
+        )
+    beyond = await deploy.client(KG).get(
+        "/v1/ledger/proofs/inclusion",
+        params={"index": 0, "tree_size": size + 100},
+        headers=deploy.auditor,
+    )
+    assert beyond.status_code == 422
+    assert beyond.headers["content-type"].startswith("application/problem+json")
+
+    # A later checkpoint is consistent with the first.
+    trust = tmp_path / "trust.json"
+    bundle = tmp_path / "first.json"
+    bundle.write_text(json.dumps(export))
+    code, output = verify_cli(str(bundle), "--trust", str(trust))
+    assert code == 0, output
+    assert stat.S_IMODE(trust.stat().st_mode) == 0o600
+    first_trust = trust.read_text()
+
+    await share(deploy)
+    second = await settled_checkpoint(deploy)
+    assert second["tree_size"] > size
+    proof = await get(
+        deploy, "/v1/ledger/proofs/consistency", first=size, second=second["tree_size"]
+    )
+    merkle.verify_consistency(
+        size,
+        second["tree_size"],
+        root,
+        bytes.fromhex(second["root_hash"]),
+        [bytes.fromhex(p) for p in proof["path"]],
+    )
+
+    # The export verifies offline, and is consistent with the checkpoint accepted before.
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle), "--trust", str(trust))
+    assert code == 0, output
+    later_trust = tmp_path / "later.json"
+    later_trust.write_text(trust.read_text())
+
+    # Who shared with whom.
+    sharing = await get(deploy, "/v1/ledger/sharing")
+    assert {
+        "origin_agency": "kg-border-service",
+        "recipient_agency": "tj-drug-control-agency",
+        "border_pair": "KG-TJ",
+        "kind": "seizure",
+        "count": 3,
+    } in sharing["sharing"]
+    csv = await deploy.client(KG).get(
+        "/v1/ledger/sharing", params={"format": "csv"}, headers=deploy.auditor
+    )
+    assert csv.text.splitlines()[0] == "origin_agency,recipient_agency,border_pair,kind,count"
+
+    # Without the replica role, the triggers refuse every change.
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        for statement in (
+            "UPDATE ledger_entries SET leaf_input = leaf_input WHERE idx = 0",
+            "DELETE FROM ledger_entries WHERE idx = 0",
+            "TRUNCATE ledger_entries CASCADE",
+            "DELETE FROM ledger_checkpoints",
+            "UPDATE ledger_tree_nodes SET hash = hash",
+        ):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with engine.begin() as conn:
+                    await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+    # A superuser alters one entry: the verifier names it.
+    altered = 1
+    await tamper(
+        database_url,
+        "UPDATE ledger_entries SET leaf_input = leaf_input || '\\x20'::bytea "
+        f"WHERE idx = {altered}",
+    )
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle), "--trust", str(later_trust))
+    assert code == 1, output
+    assert f"entry {altered} was altered" in output
+
+    # The superuser then truncates the log back to the first checkpoint: reported as such
+    # against the trust file that remembers the second.
+    await tamper(
+        database_url,
+        f"UPDATE ledger_entries SET leaf_input = substring(leaf_input from 1 for "
+        f"length(leaf_input) - 1) WHERE idx = {altered}",
+        f"DELETE FROM ledger_entries WHERE idx >= {size}",
+        f"DELETE FROM ledger_tree_nodes WHERE (idx + 1) * (1::bigint << level) > {size}",
+        f"DELETE FROM ledger_checkpoints WHERE tree_size > {size}",
+    )
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle), "--trust", str(tmp_path / "fresh.json"))
+    assert code == 0, output  # on its own, the shortened log is self-consistent…
+    trust.write_text(first_trust)
+    code, output = verify_cli(str(bundle), "--trust", str(trust))
+    assert code == 0, output  # …and consistent with what was seen before the second…
+    code, output = verify_cli(str(bundle), "--trust", str(later_trust))
+    assert code == 1, output  # …but not with a witness that saw the second.
+    assert f"log truncated from {second['tree_size']} to {size}" in output
+
+
+async def test_the_writer_refuses_to_sign_a_fork_and_publishes_checkpoints(
+    deploy: Deployment, database_url: str
+) -> None:
+    await share(deploy)
+    first = await settled_checkpoint(deploy)
+    runtime = deploy.runtimes[KG]
+    published = await runtime.bus.js.get_last_msg("BLO_LEDGER", CHECKPOINT_SUBJECT)
+    assert published.data is not None
+    assert parse_checkpoint(published.data.decode().split("\n\n")[0] + "\n").size >= 1
+
+    # A superuser rewrites the stored tree: it no longer gives the signed root.
+    await tamper(database_url, "UPDATE ledger_tree_nodes SET hash = sha256(hash)")
+    await share(deploy)
+    assert runtime.ledger_writer is not None
+    with pytest.raises(LedgerForkError):
+        await runtime.ledger_writer.checkpointer.cut()
+    latest = await runtime.ledger.latest_checkpoint()
+    assert latest is not None
+    assert latest.tree_size == first["tree_size"]

@@ -1,0 +1,134 @@
+"""The offline verifier on bundles built in memory: intact, altered, truncated, forked, re-keyed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from blo_exchange.crypto.canonical import b64u_encode
+from blo_exchange.crypto.note import NoteSigner, format_checkpoint
+from blo_exchange.ledger.merkle import MemoryTree, leaf_hash
+from blo_exchange.services.ledger_verify import (
+    TrustedCheckpoint,
+    TrustStore,
+    VerifyReport,
+    build_bundle,
+    verify_bundle,
+)
+
+ORIGIN = "test.example/ledger"
+SIGNER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+OTHER = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes(32)))
+
+
+def leaves(n: int, tag: str = "") -> list[bytes]:
+    return [f'{{"i":{i}{tag}}}'.encode() for i in range(n)]
+
+
+def checkpoint(tree: MemoryTree, size: int, signer: NoteSigner = SIGNER) -> dict[str, Any]:
+    root = tree.root_at(size)
+    note = signer.sign(format_checkpoint(ORIGIN, size, root))
+    return {"tree_size": size, "root_hash": root.hex(), "note": note}
+
+
+def bundle(
+    inputs: list[bytes], sizes: tuple[int, ...] = (), signer: NoteSigner = SIGNER
+) -> dict[str, Any]:
+    tree = MemoryTree()
+    tree.extend(inputs)
+    return build_bundle(
+        origin=ORIGIN,
+        ledger_public_key=signer.verifier().verifier_key_string(),
+        checkpoint=checkpoint(tree, len(inputs), signer),
+        checkpoints=[checkpoint(tree, s, signer) for s in (*sizes, len(inputs))],
+        leaves=[(i, x, leaf_hash(x)) for i, x in enumerate(inputs)],
+    )
+
+
+def trusted(b: dict[str, Any]) -> TrustStore:
+    c = b["checkpoint"]
+    return TrustStore(
+        origin=ORIGIN,
+        ledger_public_key=b["ledger_public_key"],
+        checkpoints=[TrustedCheckpoint(c["tree_size"], bytes.fromhex(c["root_hash"]), c["note"])],
+    )
+
+
+def verify(b: dict[str, Any], **kwargs: Any) -> VerifyReport:
+    return verify_bundle(b, tree=MemoryTree(), **kwargs)
+
+
+def test_an_intact_bundle_verifies() -> None:
+    report = verify(bundle(leaves(13), sizes=(4, 8)))
+    assert report.ok, report.failures
+    assert report.tree_size == 13
+    assert report.accepted is not None
+    assert report.summary().startswith("OK: 13 entries")
+
+
+def test_a_grown_log_is_consistent_with_what_was_trusted() -> None:
+    trust = trusted(bundle(leaves(5)))
+    assert verify(bundle(leaves(11)), trust=trust).ok
+
+
+def test_an_altered_leaf_input_is_named_by_index() -> None:
+    b = bundle(leaves(9), sizes=(3, 6))
+    b["entries"][4]["leaf_input"] = b64u_encode(b'{"i":4,"x":1}')
+    report = verify(b)
+    assert not report.ok
+    assert report.altered_indexes == [4]
+    assert "entry 4 was altered" in report.summary()
+
+
+def test_an_entry_altered_with_its_hash_is_bounded_by_the_signed_history() -> None:
+    b = bundle(leaves(9), sizes=(3, 6))
+    forged = b'{"i":4,"x":1}'
+    b["entries"][4] |= {"leaf_input": b64u_encode(forged), "leaf_hash": leaf_hash(forged).hex()}
+    report = verify(b)
+    assert not report.ok
+    assert report.altered_indexes == []
+    assert any("[3, 6)" in f for f in report.failures), report.failures
+
+
+def test_missing_entries_fail() -> None:
+    b = bundle(leaves(6))
+    del b["entries"][2]
+    report = verify(b)
+    assert not report.ok
+    assert any("entry 2 is missing" in f for f in report.failures)
+
+
+def test_truncation_below_a_trusted_checkpoint_is_reported() -> None:
+    trust = trusted(bundle(leaves(10)))
+    report = verify(bundle(leaves(7)), trust=trust)
+    assert not report.ok
+    assert "log truncated from 10 to 7" in report.summary()
+
+
+def test_a_fork_is_reported() -> None:
+    trust = trusted(bundle(leaves(5)))
+    same_size = verify(bundle(leaves(5, tag=',"f":1')), trust=trust)
+    assert any("fork" in f for f in same_size.failures), same_size.failures
+    longer = verify(bundle(leaves(8, tag=',"f":1')), trust=trust)
+    assert any("fork" in f for f in longer.failures), longer.failures
+
+
+def test_the_pinned_key_wins_over_the_bundles() -> None:
+    trust = trusted(bundle(leaves(3)))
+    rekeyed = bundle(leaves(5), signer=OTHER)
+    report = verify(rekeyed, trust=trust)
+    assert not report.ok
+    assert any("signature does not verify" in f for f in report.failures)
+    given = verify(rekeyed, key=SIGNER.verifier().verifier_key_string())
+    assert not given.ok
+
+
+def test_a_changed_signed_root_fails() -> None:
+    b = bundle(leaves(4))
+    tampered = copy.deepcopy(b)
+    tampered["checkpoint"]["root_hash"] = "00" * 32
+    report = verify(tampered)
+    assert not report.ok
+    assert any("its note says otherwise" in f for f in report.failures)
