@@ -24,6 +24,8 @@ lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off -r constraints.txt
 
 test: lint
 	$(BIN)/pytest
