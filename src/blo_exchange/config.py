@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         default=30.0,
         description="After this long a request still marked in progress is taken over by a retry.",
     )
+    rate_limit: float = Field(
+        default=20.0, description="Requests per second per principal (0: no limit)."
+    )
+    rate_burst: int = Field(default=200, description="Requests a principal may burst.")
     consumer_batch: int = 64
     max_deliver: int = 20
     ledger_origin: str = Field(default="blo-exchange.example/ledger")

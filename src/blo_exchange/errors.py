@@ -14,7 +14,8 @@ nothing below them knows about either::
     │   └── NoAgreement           no sharing agreement in force covers the alert
     ├── AuthError
     │   ├── Unauthenticated       no, unknown, expired or revoked credential
-    │   └── Forbidden             the principal's role or binding does not allow it
+    │   ├── Forbidden             the principal's role or binding does not allow it
+    │   └── RateLimited           the principal sent too many requests (has ``retry_after``)
     ├── IdempotencyError
     │   ├── IdempotencyMismatch   the key was used before with a different body
     │   └── IdempotencyInProgress the key's first request is still being processed
@@ -39,6 +40,7 @@ __all__ = [
     "NoAgreement",
     "NotFound",
     "PolicyError",
+    "RateLimited",
     "RuntimeServiceError",
     "Unauthenticated",
 ]
@@ -86,6 +88,12 @@ class Unauthenticated(AuthError):  # noqa: N818
 
 class Forbidden(AuthError):  # noqa: N818
     pass
+
+
+class RateLimited(AuthError):  # noqa: N818
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IdempotencyError(BloExchangeError):

@@ -13,8 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from blo_exchange.api.app import create_app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import parse_time
@@ -284,3 +286,22 @@ async def test_directory_and_health(deploy: Deployment) -> None:
     ready = await deploy.client(KG).get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"nats": True, "stream": True, "database": True}
+
+
+async def test_rate_limit_per_principal(deploy: Deployment) -> None:
+    runtime = deploy.runtimes[KG]
+    settings = runtime.settings.model_copy(update={"rate_limit": 0.5, "rate_burst": 3})
+    app = create_app(settings, runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kg.test") as client:
+        statuses = [
+            (await client.get("/v1/directory", headers=deploy.terminal(KG))).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        refused = await client.get("/v1/directory", headers=deploy.terminal(KG))
+        assert refused.headers["retry-after"] == "2"
+        assert refused.headers["content-type"] == "application/problem+json"
+        # Another principal has its own bucket.
+        other = await client.get("/v1/directory", headers=deploy.analyst(KG))
+        assert other.status_code == 200

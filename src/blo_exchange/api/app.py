@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request, Response
 
 from blo_exchange import __version__
 from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta
-from blo_exchange.api.problems import install_problem_handlers, problem
+from blo_exchange.api.limits import BodyLimit, RateLimiter
+from blo_exchange.api.problems import install_problem_handlers
 from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.config import Settings
 
@@ -50,15 +51,14 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_problem_handlers(app)
 
     @app.middleware("http")
-    async def guard(
+    async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problem(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)

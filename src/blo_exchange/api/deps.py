@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from blo_exchange.api.limits import RateLimiter
 from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import Forbidden
@@ -28,6 +29,8 @@ async def get_principal(request: Request, runtime: Runtime) -> Principal:
         token.strip() if scheme.lower() == "bearer" else None
     )
     request.state.principal_id = principal.id
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.take(principal.id)
     return principal
 
 

@@ -23,6 +23,7 @@ from blo_exchange.errors import (
     IdempotencyMismatch,
     NotFound,
     PolicyError,
+    RateLimited,
     Unauthenticated,
 )
 
@@ -35,6 +36,7 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (Unauthenticated, 401, "unauthenticated"),
     (Forbidden, 403, "forbidden"),
+    (RateLimited, 429, "rate-limited"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
     (IdempotencyInProgress, 409, "idempotency-in-progress"),
@@ -120,6 +122,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.error("unmapped error %s", type(exc).__name__)
             return problem(500, "internal error")
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return problem(status, str(exc), type_=type_, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -30,6 +30,7 @@ from blo_exchange.runtime import NatsServer, PostgresServer, free_port
 __all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo"]
 
 CREDENTIALS_FILE = "demo-credentials.json"
+PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
 DATABASE = "blo"
 
 
@@ -105,7 +106,10 @@ class DemoProcesses:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLO_")}
+        # Settings of the demo's own making only, except the few an operator may want to tune.
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("BLO_") or k in PASSED_THROUGH
+        }
         env.update(
             BLO_DATABASE_URL=async_url(self._credentials["database_url"]),
             BLO_NATS_URL=self._credentials["nats_url"],
