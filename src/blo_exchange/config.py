@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     nats_credentials: Path | None = Field(
         default=None, description="A NATS .creds file; None when the URL carries the credentials."
     )
+    nats_nkey_file: Path | None = Field(
+        default=None, description="This process's NATS user nkey seed, where NATS checks them."
+    )
+    manage_bus: bool = Field(
+        default=True,
+        description="Create streams and this node's consumer; False where NATS permissions "
+        "leave that to the operator (`blo-exchange nats provision`).",
+    )
     key_dir: Path | None = Field(
         default=None, description="Where this process's private keys live (required)."
     )

@@ -61,9 +61,19 @@ class BusConnection:
 
 
 async def connect(
-    url: str, *, name: str, credentials: Path | None = None, timeout: float = 5.0
+    url: str,
+    *,
+    name: str,
+    credentials: Path | None = None,
+    nkey_seed_file: Path | None = None,
+    inbox_prefix: str | None = None,
+    timeout: float = 5.0,
 ) -> BusConnection:
-    """Connect, reconnecting forever afterwards: a border post's link may drop for hours."""
+    """Connect, reconnecting forever afterwards: a border post's link may drop for hours.
+
+    ``nkey_seed_file`` authenticates as a NATS user nkey; ``inbox_prefix`` is where replies come,
+    the only subjects such a user may subscribe to.
+    """
 
     async def _disconnected() -> None:
         log.warning("nats disconnected", extra={"client": name})
@@ -85,6 +95,10 @@ async def connect(
     }
     if credentials is not None:
         options["user_credentials"] = str(credentials)
+    if nkey_seed_file is not None:
+        options["nkeys_seed"] = str(nkey_seed_file)
+    if inbox_prefix is not None:
+        options["inbox_prefix"] = inbox_prefix
     try:
         client = await nats.connect(url, **options)
     except (NatsError, OSError, TimeoutError) as exc:

@@ -1,0 +1,40 @@
+"""The durable consumers of a deployment, named and filtered in one place.
+
+A node's consumer is created by whoever manages the bus (the operator's provisioning, or the node
+itself where NATS has no per-node permissions), always with the same filter: the node's pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from blo_exchange.bus.connection import BusConnection
+from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.subjects import alert_subjects_for_pairs
+
+__all__ = ["node_consumer_spec", "provision_bus"]
+
+
+def node_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream=ALERTS_STREAM.name,
+        durable=f"node-{node.id}",
+        filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
+        max_deliver=max_deliver,
+        batch=batch,
+    )
+
+
+async def _nothing(batch: Sequence[BusMessage]) -> None:
+    raise AssertionError("a provisioning consumer never fetches")
+
+
+async def provision_bus(
+    bus: BusConnection, nodes: Sequence[Node], *, duplicate_window: float
+) -> None:
+    """As the operator: create the streams and every node's durable consumer."""
+    await ensure_streams(bus.js, duplicate_window=duplicate_window)
+    for node in nodes:
+        await PullConsumer(bus, node_consumer_spec(node), handler=_nothing).ensure()

@@ -1,0 +1,142 @@
+"""NATS itself refuses what a node must not do: publish for another border pair, read another
+node's consumer, sniff subjects, delete or purge a stream. Per-node nkey users, checked on a real
+nats-server configured by ``prepare_nats_auth``."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeout
+
+from blo_exchange.assembly.consumers import node_consumer_spec, provision_bus
+from blo_exchange.assembly.demo_directory import DEMO_NODES
+from blo_exchange.assembly.nats_auth import NatsAuth, inbox_prefix, prepare_nats_auth
+from blo_exchange.bus.connection import BusConnection, connect
+from blo_exchange.runtime import NatsServer
+
+KG, TJ = DEMO_NODES[0], DEMO_NODES[1]
+
+
+@pytest.fixture
+def secured(runtime_dir: Path) -> Iterator[tuple[NatsServer, NatsAuth]]:
+    base = Path(tempfile.mkdtemp(prefix="nats-auth-", dir=runtime_dir))
+    auth = prepare_nats_auth(DEMO_NODES, base / "keys")
+    with NatsServer(base / "nats", extra_config=auth.config) as server:
+        yield server, auth
+
+
+class Session:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.errors: list[str] = []
+
+
+@pytest.fixture
+async def operator(secured: tuple[NatsServer, NatsAuth]) -> AsyncIterator[BusConnection]:
+    server, auth = secured
+    bus = await connect(auth.operator_url(server.url), name="operator", timeout=2.0)
+    await provision_bus(bus, DEMO_NODES, duplicate_window=60.0)
+    yield bus
+    await bus.close()
+
+
+async def as_node(server: NatsServer, auth: NatsAuth, node_id: str) -> Session:
+    session: Session
+
+    async def on_error(exc: Exception) -> None:
+        session.errors.append(str(exc))
+
+    client = await nats.connect(
+        server.url,
+        nkeys_seed=str(auth.node_seed_files[node_id]),
+        inbox_prefix=inbox_prefix(node_id),
+        error_cb=on_error,
+        max_reconnect_attempts=0,
+    )
+    session = Session(client)
+    return session
+
+
+async def violation_reported(session: Session) -> None:
+    for _ in range(40):
+        if any("permissions violation" in e.lower() for e in session.errors):
+            session.errors.clear()
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no permissions violation reported: {session.errors}")
+
+
+async def refused(session: Session, action: Any) -> None:
+    """The request gets no answer and the server reports a permissions violation."""
+    with pytest.raises((NatsTimeout, TimeoutError, nats.errors.Error)):
+        await action
+    await violation_reported(session)
+
+
+async def messages(operator: BusConnection) -> int:
+    info = await operator.js.stream_info("BLO_ALERTS")
+    return int(info.state.messages)
+
+
+async def test_node_publishes_its_own_pairs_only(
+    secured: tuple[NatsServer, NatsAuth], operator: BusConnection
+) -> None:
+    server, auth = secured
+    kg = await as_node(server, auth, KG.id)
+    try:
+        js = kg.client.jetstream(timeout=1.0)
+        ack = await js.publish("blo.v1.alerts.KG-TJ.seizure", b"x", headers={"Nats-Msg-Id": "a1"})
+        assert ack.seq == 1
+        await refused(kg, js.publish("blo.v1.alerts.TJ-UZ.seizure", b"x"))
+        await refused(kg, js.publish("blo.v1.receipts.TJ-UZ", b"x"))
+        assert await messages(operator) == 1
+    finally:
+        await kg.client.close()
+
+
+async def test_node_reads_only_its_own_consumer(
+    secured: tuple[NatsServer, NatsAuth], operator: BusConnection
+) -> None:
+    server, auth = secured
+    await operator.publish("blo.v1.alerts.KG-TJ.seizure", b"x", msg_id="m1")
+    kg = await as_node(server, auth, KG.id)
+    try:
+        js = kg.client.jetstream(timeout=1.0)
+        own = await js.pull_subscribe_bind(
+            durable=node_consumer_spec(KG).durable, stream="BLO_ALERTS"
+        )
+        [message] = await own.fetch(1, timeout=2.0)
+        await message.ack()
+        other = await js.pull_subscribe_bind(
+            durable=node_consumer_spec(TJ).durable, stream="BLO_ALERTS"
+        )
+        await refused(kg, other.fetch(1, timeout=1.0))
+        # Nor can it make itself a consumer with a wider filter, or sniff core subjects.
+        await refused(kg, js.add_consumer("BLO_ALERTS", durable_name="sniffer"))
+        await kg.client.subscribe("blo.v1.alerts.>")
+        await violation_reported(kg)
+    finally:
+        await kg.client.close()
+
+
+async def test_nobody_deletes_or_purges(
+    secured: tuple[NatsServer, NatsAuth], operator: BusConnection
+) -> None:
+    server, auth = secured
+    kg = await as_node(server, auth, KG.id)
+    try:
+        js = kg.client.jetstream(timeout=1.0)
+        await refused(kg, js.delete_stream("BLO_ALERTS"))
+        await refused(kg, js.purge_stream("BLO_ALERTS"))
+    finally:
+        await kg.client.close()
+    with pytest.raises((NatsTimeout, TimeoutError, nats.errors.Error)):
+        await operator.js.delete_stream("BLO_ALERTS")
+    assert (await operator.js.stream_info("BLO_ALERTS")).config.name == "BLO_ALERTS"
