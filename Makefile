@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e bench clean
+.PHONY: install run test lint unit integration e2e bench soak clean
 
 install: $(STAMP)
 
@@ -38,6 +38,16 @@ integration: install
 
 e2e: install
 	$(BIN)/pytest tests/e2e
+
+# Benchmarks (bench/README.md): own servers on loopback, a table, bench/results.json. < 15 min.
+SOAK_SECONDS ?= 60
+
+bench: install
+	$(BIN)/python -m bench --soak-seconds $(SOAK_SECONDS)
+
+# The long soak alone (10 min by default), after a short accept run that sets the rate.
+soak: install
+	$(BIN)/python -m bench --only soak --soak-seconds $(or $(SOAK),600) --out bench/soak-results.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,161 @@
+"""Serve the node app (or the bare baseline app) with N uvicorn workers, optionally profiled.
+
+    python -m bench.serve --app node|bare --port P --workers N --mode uvicorn|reuseport
+                          [--profile OUT.pyisession]
+
+``--workers 1`` is exactly what ``blo-exchange serve`` does: ``uvicorn.run`` of the app object,
+``log_level="warning"``, no access log. With more workers:
+
+- ``uvicorn``: ``uvicorn.run(factory, workers=N)``: a supervisor binds one socket and spawns N
+  worker processes that all ``accept()`` on it (the kernel wakes one of them per connection).
+- ``reuseport``: N independent processes, each binding its own ``SO_REUSEPORT`` socket on the
+  same port (the kernel hashes each new connection to one of them). No supervisor.
+
+The node settings come from the ``BLO_*`` environment, as for ``blo-exchange serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "timeout_graceful_shutdown": 10,
+}
+
+
+def node_app() -> Any:
+    from blo_exchange.api.app import create_app
+    from blo_exchange.config import load_settings
+
+    return create_app(load_settings())
+
+
+def bare_app() -> Any:
+    from bench.bare_app import create_bare_app
+
+    return create_bare_app()
+
+
+FACTORIES = {"node": "bench.serve:node_app", "bare": "bench.serve:bare_app"}
+
+
+def _factory(app: str) -> Any:
+    return node_app() if app == "node" else bare_app()
+
+
+def _profiled(out: Path, interval: float, run: Any) -> None:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=interval, async_mode="disabled")
+    profiler.start()
+    try:
+        run()
+    finally:
+        session = profiler.stop()
+        session.save(str(out))
+
+
+def _serve_one(args: argparse.Namespace) -> None:
+    def run() -> None:
+        uvicorn.run(_factory(args.app), host=args.host, port=args.port, **UVICORN_OPTIONS)
+
+    if args.profile:
+        _profiled(Path(args.profile), args.profile_interval, run)
+    else:
+        run()
+
+
+def _serve_reuseport_child(args: argparse.Namespace) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    config = uvicorn.Config(_factory(args.app), **UVICORN_OPTIONS)
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+
+
+def _serve_reuseport(args: argparse.Namespace) -> None:
+    """Start N children, each with its own SO_REUSEPORT socket; stop them on SIGTERM/SIGINT."""
+    children = []
+    for _ in range(args.workers):
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.serve",
+            "--app",
+            args.app,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--reuseport-child",
+        ]
+        children.append(subprocess.Popen(cmd))
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping and all(c.poll() is None for c in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--app", choices=["node", "bare"], default="node")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--mode", choices=["uvicorn", "reuseport"], default="uvicorn")
+    parser.add_argument("--profile", default="")
+    parser.add_argument("--profile-interval", type=float, default=0.001)
+    parser.add_argument("--reuseport-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reuseport_child:
+        _serve_reuseport_child(args)
+    elif args.workers == 1:
+        _serve_one(args)
+    elif args.mode == "uvicorn":
+        uvicorn.run(
+            FACTORIES[args.app],
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **UVICORN_OPTIONS,
+        )
+    else:
+        _serve_reuseport(args)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        main()
