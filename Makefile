@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e bench soak clean
+.PHONY: install run test lint unit integration e2e faults bench soak clean
 
 install: $(STAMP)
 
@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/pip-audit --disable-pip --no-deps --progress-spinner off -r constraints.txt
 
 test: lint
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 unit: install
@@ -37,7 +38,13 @@ integration: install
 	$(BIN)/pytest tests/integration
 
 e2e: install
+	scripts/ensure-chromium
 	$(BIN)/pytest tests/e2e
+
+# The fault-injection suite in its long form (more alerts, longer load, repeated kill -9s);
+# `make test` runs its short form. Prints one FAULTS line of counts per scenario.
+faults: install
+	BLO_FAULTS_LONG=1 $(BIN)/pytest tests/faults -s
 
 # Benchmarks (bench/README.md): own servers on loopback, a table, bench/results.json. < 15 min.
 SOAK_SECONDS ?= 60

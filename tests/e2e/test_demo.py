@@ -5,58 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
-
-READY_LINE = "Press Ctrl-C to stop."
-
-
-class Demo:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.output = data_dir.parent / "demo.out"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90.0) -> dict[str, Any]:
-        self.output.write_text("")
-        with self.output.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "blo_exchange", "demo", "--data-dir", str(self.data_dir)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while READY_LINE not in self.output.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("demo did not start:\n" + self.output.read_text())
-            time.sleep(0.2)
-        credentials: dict[str, Any] = json.loads(
-            (self.data_dir / "demo-credentials.json").read_text()
-        )
-        return credentials
-
-    def interrupt(self, timeout: float = 30.0) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+from tests.e2e.demo_process import Demo
 
 
 @pytest.fixture

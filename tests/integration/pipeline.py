@@ -14,6 +14,7 @@ import httpx
 
 from blo_exchange.api.app import create_app
 from blo_exchange.assembly.demo_directory import DEMO_NODES, DemoSeed, seed_demo
+from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
 from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.config import Settings
 from blo_exchange.ledger.db import create_engine, migrate, session_factory
@@ -40,6 +41,37 @@ class Deployment:
     @property
     def auditor(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.seed.auditor_token}"}
+
+    @property
+    def writer_host(self) -> NodeRuntime:
+        """The node whose process runs the ledger writer (the first demo node)."""
+        return self.runtimes[DEMO_NODES[0].id]
+
+    async def stop_ledger_writer(self) -> LedgerWriterRuntime:
+        """Stop the writer once its batch in hand is committed: nothing is appended or signed
+        until :meth:`start_ledger_writer`. Messages published meanwhile wait in JetStream."""
+        writer = self.writer_host.ledger_writer
+        assert writer is not None
+        await writer.close()
+        return writer
+
+    def start_ledger_writer(self) -> LedgerWriterRuntime:
+        """A new writer instance on the same durable consumers (what a restarted process does)."""
+        host = self.writer_host
+        writer = LedgerWriterRuntime.build(
+            host.settings,
+            bus=host.bus,
+            sessions=session_factory(host.engine),
+            directory=host.directory,
+        )
+        host.ledger_writer = writer
+        host.tasks.extend(writer.start())
+        return writer
+
+    def invalidate_directories(self) -> None:
+        """Drop every node's directory cache, as its few seconds running out would."""
+        for runtime in self.runtimes.values():
+            runtime.directory.invalidate()
 
 
 async def eventually(

@@ -53,17 +53,35 @@ async def share(deploy: Deployment) -> str:
 
 
 async def settled_checkpoint(deploy: Deployment) -> dict[str, Any]:
-    """The latest checkpoint once it covers every entry appended so far."""
+    """The latest checkpoint once it covers every entry appended so far.
+
+    Read from the store, not through the API: every auditor request appends a ledger_queried
+    entry, so a ledger polled through the API never stands still.
+    """
+    ledger = deploy.runtimes[KG].ledger
 
     async def probe() -> dict[str, Any] | None:
-        response = await deploy.client(KG).get("/v1/ledger/checkpoint", headers=deploy.auditor)
-        if response.status_code != 200:
+        latest = await ledger.latest_checkpoint()
+        if latest is None or latest.tree_size != await ledger.size():
             return None
-        body: dict[str, Any] = response.json()
-        size = await deploy.runtimes[KG].ledger.size()
-        return body if body["tree_size"] == size else None
+        return {
+            "tree_size": latest.tree_size,
+            "root_hash": latest.root_hash.hex(),
+            "note": latest.note,
+        }
 
     return await eventually(probe, what="a checkpoint covering the ledger")
+
+
+async def paused_writer_checkpoint(deploy: Deployment) -> dict[str, Any]:
+    """Stop the ledger writer and return the checkpoint covering everything it appended.
+
+    With the writer stopped, the ledger_queried records of the requests that follow wait in
+    JetStream, so the ledger and its latest checkpoint stay put while the test looks at them.
+    """
+    writer = await deploy.stop_ledger_writer()
+    await writer.checkpointer.cut()  # covers the last batch, if the ticker had not yet
+    return await settled_checkpoint(deploy)
 
 
 async def get(deploy: Deployment, path: str, **params: Any) -> Any:
@@ -94,7 +112,7 @@ async def test_checkpoints_proofs_export_and_tampering(
 ) -> None:
     await share(deploy)
     await share(deploy)
-    first = await settled_checkpoint(deploy)
+    first = await paused_writer_checkpoint(deploy)
     assert first["tree_size"] >= 4
 
     # The note is a C2SP checkpoint signed by the ledger key registered in the directory.
@@ -140,8 +158,9 @@ async def test_checkpoints_proofs_export_and_tampering(
     assert stat.S_IMODE(trust.stat().st_mode) == 0o600
     first_trust = trust.read_text()
 
+    deploy.start_ledger_writer()  # it catches up with the queries above, then records the share
     await share(deploy)
-    second = await settled_checkpoint(deploy)
+    second = await paused_writer_checkpoint(deploy)
     assert second["tree_size"] > size
     proof = await get(
         deploy, "/v1/ledger/proofs/consistency", first=size, second=second["tree_size"]
@@ -228,18 +247,19 @@ async def test_the_writer_refuses_to_sign_a_fork_and_publishes_checkpoints(
     deploy: Deployment, database_url: str
 ) -> None:
     await share(deploy)
-    first = await settled_checkpoint(deploy)
+    await settled_checkpoint(deploy)
     runtime = deploy.runtimes[KG]
     published = await runtime.bus.js.get_last_msg("BLO_LEDGER", CHECKPOINT_SUBJECT)
     assert published.data is not None
     assert parse_checkpoint(published.data.decode().split("\n\n")[0] + "\n").size >= 1
 
     # A superuser rewrites the stored tree: it no longer gives the signed root.
+    first = await paused_writer_checkpoint(deploy)
     await tamper(database_url, "UPDATE ledger_tree_nodes SET hash = sha256(hash)")
+    writer = deploy.start_ledger_writer()
     await share(deploy)
-    assert runtime.ledger_writer is not None
     with pytest.raises(LedgerForkError):
-        await runtime.ledger_writer.checkpointer.cut()
+        await writer.checkpointer.cut()
     latest = await runtime.ledger.latest_checkpoint()
     assert latest is not None
     assert latest.tree_size == first["tree_size"]

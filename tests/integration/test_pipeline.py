@@ -264,8 +264,10 @@ async def test_ledger_entries_filters_and_cursor(deploy: Deployment) -> None:
     assert [e["alert_id"] for e in body["entries"] + rest.json()["entries"]] == [
         e["alert_id"] for e in shared
     ]
-    none_for_uz = await ledger_has(deploy, KG, agency="uz-customs-committee")()
-    assert none_for_uz == []
+    # UZ appears only in the directory's entries (its keys, its agreement with TJ), in no alert's.
+    for_uz = await ledger_has(deploy, KG, agency="uz-customs-committee")()
+    assert [e for e in for_uz if e["alert_id"] is not None] == []
+    assert {e["type"] for e in for_uz} <= {"key_registered", "agreement_changed"}
 
 
 def _count(probe: Any, n: int) -> Any:

@@ -6,15 +6,15 @@ never at import, and torn down when the server stops.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
-from blo_exchange import __version__
-from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta
-from blo_exchange.api.limits import BodyLimit, RateLimiter
-from blo_exchange.api.problems import install_problem_handlers
+from blo_exchange import __version__, web
+from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
+from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
+from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.config import Settings
 
@@ -52,18 +52,12 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     if runtime is not None:
         app.state.runtime = runtime
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+    # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    for module in (routes_alerts, routes_feed, routes_ledger, routes_meta):
-        app.include_router(module.router)
+    for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    web.install(app)  # the pages at / and their static files (blo_exchange.web)
     return app

@@ -18,7 +18,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blo_exchange.errors import RateLimited
 
-__all__ = ["BodyLimit", "RateLimiter"]
+__all__ = ["BodyLimit", "RateLimiter", "SecurityHeaders"]
+
+
+class SecurityHeaders:
+    """Add headers to every response that does not set them itself.
+
+    Pure ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware costs a
+    task and a stream copy per request, a tenth of the accept path's CPU (bench/, profile).
+    """
+
+    def __init__(self, app: ASGIApp, *, headers: dict[str, str]) -> None:
+        self._app = app
+        self._headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self._headers if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
 
 
 class BodyLimit:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blo_exchange.errors import (
@@ -27,11 +28,59 @@ from blo_exchange.errors import (
     Unauthenticated,
 )
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem", "status_for"]
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_RESPONSES",
+    "Problem",
+    "install_problem_handlers",
+    "problem",
+    "status_for",
+]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is reported."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    # "model" puts Problem (and FieldError) under components/schemas; the content entry says the
+    # media type it is actually sent as.
+    reference = {"$ref": "#/components/schemas/Problem"}
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": reference}},
+    }
+
+
+# What any route may answer besides its own success; documented so clients (and schemathesis)
+# know every status they can meet.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Malformed request"),
+    401: _documented("No, unknown, expired or revoked bearer token"),
+    403: _documented("The principal's role or binding does not allow this"),
+    404: _documented("Not found, or not yours to see"),
+    409: _documented("The same Idempotency-Key is still being processed"),
+    413: _documented("Request body too large"),
+    422: _documented("Invalid input, or no sharing agreement covers the alert"),
+    429: _documented("Too many requests; see Retry-After"),
+    503: _documented("NATS or Postgres is unavailable"),
+}
 
 _STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (Unauthenticated, 401, "unauthenticated"),

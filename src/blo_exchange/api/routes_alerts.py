@@ -81,7 +81,7 @@ async def submit_batch(
         try:
             accepted = await runtime.ingest.submit(principal, submission, item.idempotency_key)
         except BloExchangeError as exc:
-            status = status_for(exc)
+            status, _ = status_for(exc)
             results.append({"index": index, "status": status, "detail": str(exc)})
             continue
         results.append({"index": index, "status": 202, **accepted.response})

@@ -16,13 +16,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["feed"])
 
 HEARTBEAT_SECONDS = 15.0
+MAX_SEQ = 2**63 - 1  # stream sequences are Postgres bigints
 
 
 @router.get("/feed")
 async def feed(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Alerts addressed to the caller's agency with stream sequence > ``cursor``, oldest first."""
@@ -35,14 +36,14 @@ async def feed_stream(
     request: Request,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    last_event_id: Annotated[str | None, Header()] = None,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> StreamingResponse:
     """SSE: ``id:`` is the stream sequence, so a reconnecting client resumes with Last-Event-ID."""
     runtime.feed.require_analyst(principal)
     start = cursor
     if last_event_id is not None and last_event_id.strip().isdigit():
-        start = int(last_event_id.strip())
+        start = min(int(last_event_id.strip()), MAX_SEQ)
 
     async def events() -> AsyncIterator[bytes]:
         position = start

@@ -1,28 +1,87 @@
-"""``/v1/ledger``: the auditors' view of who shared what with whom [contract, DESIGN §5]."""
+"""``/v1/ledger``: the auditors' view of who shared what with whom [contract, DESIGN §5].
+
+Every request an auditor makes here is itself recorded (``ledger_queried``): once the answer is
+computed, and before it is sent, the node publishes its signed record of the query on
+``blo.v1.ledger.queries`` for the ledger writer. If JetStream does not acknowledge that record,
+the auditor gets a 503 instead of the answer: no auditor reads the ledger unaudited. Requests
+refused before the caller is known to be an auditor (401, 403) are not recorded.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
-from blo_exchange.api.deps import Auditor, Runtime
+from blo_exchange.api.deps import Auditor, Runtime, get_runtime
 from blo_exchange.api.problems import problem
 from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
-from blo_exchange.domain.ids import AlertId, BorderPair, utc_now
+from blo_exchange.domain.ids import AgencyId, AlertId, BorderPair, UtcTimestamp, utc_now
 from blo_exchange.errors import NotFound
 from blo_exchange.ledger.store import EntryFilter, StoredCheckpoint
+from blo_exchange.services.ledger_audit import LedgerQueryRecorder
 from blo_exchange.services.ledger_entries import entry_json
 from blo_exchange.services.ledger_verify import build_bundle
 
-__all__ = ["router"]
+__all__ = ["record_ledger_read", "router"]
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+_AUDITOR_STATE = "ledger_auditor"
+
+
+async def _note_auditor(request: Request, auditor: Auditor) -> None:
+    """Every route here needs an auditor; remember who, for the record made after the answer."""
+    setattr(request.state, _AUDITOR_STATE, auditor.id)
+
+
+async def _record_query(request: Request) -> None:
+    principal_id = getattr(request.state, _AUDITOR_STATE, None)
+    if principal_id is not None:
+        await record_ledger_read(request, principal_id)
+
+
+async def record_ledger_read(request: Request, principal_id: str) -> None:
+    """Record an auditor's read of the ledger; also for the web pages that read it."""
+    runtime = get_runtime(request)
+    recorder = LedgerQueryRecorder(
+        node=runtime.node, signer=runtime.keys.signing, publisher=runtime.bus, clock=utc_now
+    )
+    # BusError (-> 503) when not acknowledged: the answer computed above is then not sent.
+    await recorder.record(principal_id=principal_id, path=request.url.path, query=request.url.query)
+
+
+class _AuditedRoute(APIRoute):
+    """A route whose answer goes out only once the auditor's query has been recorded."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def audited(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception:
+                # A refused query (404, 422…) is still one the auditor made.
+                await _record_query(request)
+                raise
+            await _record_query(request)
+            return response
+
+        return audited
+
+
+router = APIRouter(
+    prefix="/v1/ledger",
+    tags=["ledger"],
+    dependencies=[Depends(_note_auditor)],
+    route_class=_AuditedRoute,
+)
+
+_MAX_INDEX = 2**63 - 1  # ledger indexes are Postgres bigints
 
 EntryType = Literal[
     "alert_shared",
@@ -34,6 +93,10 @@ EntryType = Literal[
     "key_registered",
     "key_revoked",
     "agreement_changed",
+    "reshare_requested",
+    "reshare_approved",
+    "reshare_denied",
+    "reshare_executed",
 ]
 
 
@@ -41,14 +104,14 @@ EntryType = Literal[
 async def entries(
     auditor: Auditor,
     runtime: Runtime,
-    agency: Annotated[str | None, Query(max_length=64)] = None,
+    agency: AgencyId | None = None,
     border_pair: BorderPair | None = None,
     kind: Annotated[str | None, Query(pattern="^(seizure|risk|feedback)$")] = None,
     type: EntryType | None = None,
     alert_id: AlertId | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: Annotated[int, Query(ge=-1)] = -1,
+    since: UtcTimestamp | None = None,
+    until: UtcTimestamp | None = None,
+    cursor: Annotated[int, Query(ge=-1, le=_MAX_INDEX)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Entries with index > ``cursor`` matching every given filter, in ledger order."""
@@ -173,12 +236,16 @@ async def export(auditor: Auditor, runtime: Runtime) -> dict[str, Any]:
     )
 
 
-@router.get("/sharing", response_model=None)
+@router.get(
+    "/sharing",
+    response_model=None,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def sharing(
     auditor: Auditor,
     runtime: Runtime,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcTimestamp | None = None,
+    until: UtcTimestamp | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> dict[str, Any] | Response:
     """Who shared with whom: ``alert_shared`` entries counted by agency pair, border pair, kind."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from blo_exchange.assembly.reshare_consumer import reshare_consumer_spec
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
@@ -34,7 +35,8 @@ async def _nothing(batch: Sequence[BusMessage]) -> None:
 async def provision_bus(
     bus: BusConnection, nodes: Sequence[Node], *, duplicate_window: float
 ) -> None:
-    """As the operator: create the streams and every node's durable consumer."""
+    """As the operator: create the streams and every node's durable consumers."""
     await ensure_streams(bus.js, duplicate_window=duplicate_window)
     for node in nodes:
-        await PullConsumer(bus, node_consumer_spec(node), handler=_nothing).ensure()
+        for spec in (node_consumer_spec(node), reshare_consumer_spec(node)):
+            await PullConsumer(bus, spec, handler=_nothing).ensure()

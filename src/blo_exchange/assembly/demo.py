@@ -17,11 +17,16 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from blo_exchange.assembly.consumers import provision_bus
 from blo_exchange.assembly.demo_directory import DEMO_NODES, seed_demo
+from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, NatsAuth
 from blo_exchange.assembly.signals import stop_event
+from blo_exchange.bus.connection import connect
+from blo_exchange.config import Settings
 from blo_exchange.errors import RuntimeServiceError
 from blo_exchange.ledger.db import async_url, create_engine, migrate, session_factory
 from blo_exchange.ledger.directory import SqlDirectory
@@ -54,15 +59,28 @@ def _database_url(postgres: PostgresServer) -> str:
 
 
 async def prepare_demo(
-    data_dir: Path, nats: NatsServer, postgres: PostgresServer, *, base_port: int = 0
+    data_dir: Path,
+    nats: NatsServer,
+    postgres: PostgresServer,
+    *,
+    base_port: int = 0,
+    auth: NatsAuth | None = None,
 ) -> dict[str, Any]:
-    """Migrate and seed (first run only); return the credentials document."""
+    """Migrate and seed (first run only); with ``auth``, create the streams and the nodes'
+    consumers as the operator. Return the credentials document."""
     credentials_path = data_dir / CREDENTIALS_FILE
     database_url = _database_url(postgres)
     await migrate(database_url)
+    nats_url = nats.url if auth is None else auth.operator_url(nats.url)
+    if auth is not None:
+        bus = await connect(nats_url, name="demo-operator")
+        try:
+            await provision_bus(bus, DEMO_NODES, duplicate_window=Settings().duplicate_window)
+        finally:
+            await bus.close()
     if credentials_path.exists():
         credentials: dict[str, Any] = json.loads(credentials_path.read_text())
-        credentials["nats_url"] = nats.url
+        credentials["nats_url"] = nats_url
         credentials["database_url"] = database_url
         _write_private_json(credentials_path, credentials)
         return credentials
@@ -90,7 +108,7 @@ async def prepare_demo(
         },
         "auditor_token": seed.auditor_token,
         "admin_token": seed.admin_token,
-        "nats_url": nats.url,
+        "nats_url": nats_url,
         "database_url": database_url,
     }
     _write_private_json(credentials_path, credentials)
@@ -100,9 +118,12 @@ async def prepare_demo(
 class DemoProcesses:
     """The node and ledger-writer processes of a demo, started and stopped together."""
 
-    def __init__(self, data_dir: Path, credentials: dict[str, Any]) -> None:
+    def __init__(
+        self, data_dir: Path, credentials: dict[str, Any], *, auth: NatsAuth | None = None
+    ) -> None:
         self._data_dir = data_dir
         self._credentials = credentials
+        self._auth = auth
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _env(self, **extra: str) -> dict[str, str]:
@@ -116,6 +137,22 @@ class DemoProcesses:
         )
         env.update(extra)
         return env
+
+    def _nats_identity(self, user: str) -> dict[str, str]:
+        """With NATS permissions on, each process connects as its own nkey user, not as the
+        operator whose credentials the demo's ``nats_url`` carries."""
+        if self._auth is None:
+            return {}
+        seed = (
+            self._auth.ledger_writer_seed_file
+            if user == LEDGER_WRITER_USER
+            else self._auth.node_seed_files[user]
+        )
+        return {
+            "BLO_NATS_URL": _without_userinfo(self._credentials["nats_url"]),
+            "BLO_NATS_NKEY_FILE": str(seed),
+            "BLO_MANAGE_BUS": "false",
+        }
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         logs = self._data_dir / "logs"
@@ -135,7 +172,10 @@ class DemoProcesses:
         self._spawn(
             "ledger-writer",
             ["ledger-writer"],
-            self._env(BLO_KEY_DIR=str(self._data_dir / "keys" / "ledger-writer")),
+            self._env(
+                BLO_KEY_DIR=str(self._data_dir / "keys" / "ledger-writer"),
+                **self._nats_identity(LEDGER_WRITER_USER),
+            ),
         )
         for node_id, node in self._credentials["nodes"].items():
             port = node["url"].rsplit(":", 1)[1]
@@ -146,6 +186,7 @@ class DemoProcesses:
                     BLO_NODE_ID=node_id,
                     BLO_KEY_DIR=str(self._data_dir / "keys" / node_id),
                     BLO_HTTP_PORT=port,
+                    **self._nats_identity(node_id),
                 ),
             )
 
@@ -206,6 +247,12 @@ async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0
                 task.cancel()
         finally:
             processes.stop()
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -> None:

@@ -1,8 +1,11 @@
-"""The ledger writer's consumers: alerts and receipts from the bus into the Postgres ledger.
+"""The ledger writer's consumers and tickers: bus and directory into the Postgres ledger.
 
 Runs inside a node process (``BLO_RUN_LEDGER_WRITER=true``) or alone (``blo-exchange
-ledger-writer``). One durable consumer per stream, shared by every writer instance: JetStream
-hands each message to one of them, the advisory lock orders their appends.
+ledger-writer``). Three durable consumers, each shared by every writer instance (JetStream hands
+each message to one of them, the advisory lock orders their appends): alerts, receipts, and the
+auditors' query records on ``blo.v1.ledger.queries`` (only that subject of the ledger stream: its
+checkpoints are the writer's own output). Two tickers: one cuts checkpoints, one reads the
+directory and records its changes (keys registered and revoked, agreements changed).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, inbox_prefix
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
-from blo_exchange.bus.streams import ALERTS_STREAM, RECEIPTS_STREAM
+from blo_exchange.bus.streams import ALERTS_STREAM, LEDGER_STREAM, RECEIPTS_STREAM
 from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.checkpoints import (
     Checkpointer,
     LedgerForkError,
@@ -29,10 +34,13 @@ from blo_exchange.ledger.directory import SqlDirectory
 from blo_exchange.ledger.store import SqlLedgerStore
 from blo_exchange.services.ledger_writer import InboundMessage, LedgerWriter
 
-__all__ = ["CHECKPOINT_INTERVAL", "LedgerWriterRuntime"]
+__all__ = ["CHECKPOINT_INTERVAL", "DIRECTORY_INTERVAL", "LedgerWriterRuntime"]
 
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between checkpoint attempts besides the one after each batch."""
+
+DIRECTORY_INTERVAL = 1.0
+"""Seconds between reads of the directory for changes to record."""
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +85,32 @@ class LedgerWriterRuntime:
                 await message.ack()
             await _cut(checkpointer)
 
+        sources = [
+            (
+                f"ledger-writer-{ALERTS_STREAM.name.lower()}",
+                ALERTS_STREAM.name,
+                ALERTS_STREAM.subjects,
+            ),
+            (
+                f"ledger-writer-{RECEIPTS_STREAM.name.lower()}",
+                RECEIPTS_STREAM.name,
+                RECEIPTS_STREAM.subjects,
+            ),
+            ("ledger-writer-queries", LEDGER_STREAM.name, (LEDGER_QUERIES_SUBJECT,)),
+        ]
         consumers = [
             PullConsumer(
                 bus,
                 ConsumerSpec(
-                    stream=stream.name,
-                    durable=f"ledger-writer-{stream.name.lower()}",
-                    filter_subjects=stream.subjects,
+                    stream=stream,
+                    durable=durable,
+                    filter_subjects=subjects,
                     max_deliver=-1,
                     batch=256,
                 ),
                 handler=handle,
             )
-            for stream in (ALERTS_STREAM, RECEIPTS_STREAM)
+            for durable, stream, subjects in sources
         ]
         return cls(
             writer=writer,
@@ -101,6 +122,8 @@ class LedgerWriterRuntime:
             key_id=key.key_id,
         )
 
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
     def start(self) -> list[asyncio.Task[None]]:
         self._stopping = asyncio.Event()
         tasks = [
@@ -108,6 +131,10 @@ class LedgerWriterRuntime:
             for i, c in enumerate(self.consumers)
         ]
         tasks.append(asyncio.create_task(self._checkpoints(self._stopping), name="checkpoints"))
+        tasks.append(
+            asyncio.create_task(self._directory_changes(self._stopping), name="directory-changes")
+        )
+        self._tasks = list(tasks)
         return tasks
 
     def stop(self) -> None:
@@ -115,6 +142,12 @@ class LedgerWriterRuntime:
             consumer.stop()
         if self._stopping is not None:
             self._stopping.set()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop, and wait until the batch in hand is committed and acked (or ``timeout``)."""
+        self.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
 
     async def register_key(self) -> None:
         """Publish the ledger key in the directory (a no-op when it is there already)."""
@@ -135,6 +168,20 @@ class LedgerWriterRuntime:
             await _cut(self.checkpointer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), CHECKPOINT_INTERVAL)
+
+    async def record_directory(self) -> list[int]:
+        """Append the directory's changes the ledger does not have yet; their indexes."""
+        return await self.writer.record_directory(await self.directory.directory_state())
+
+    async def _directory_changes(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                if await self.record_directory():
+                    await _cut(self.checkpointer)
+            except Exception:
+                log.exception("could not record directory changes")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), DIRECTORY_INTERVAL)
 
 
 async def _cut(checkpointer: Checkpointer) -> None:
@@ -161,6 +208,8 @@ async def run_standalone(settings: Settings) -> None:
         settings.nats_url.get_secret_value(),
         name="ledger-writer",
         credentials=settings.nats_credentials,
+        nkey_seed_file=settings.nats_nkey_file,
+        inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(LEDGER_WRITER_USER),
         timeout=settings.nats_timeout,
     )
     try:

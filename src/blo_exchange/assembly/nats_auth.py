@@ -4,9 +4,10 @@ The server enforces it, so a compromised node can't publish for a border pair it
 read another node's consumer, or delete or purge a stream, whatever its code does:
 
 - a **node** may publish alerts and receipts of its own border pairs and its audit records, read
-  its own durable consumer (pre-created by the operator with the node's filter, since a consumer's
-  filter is in the request body, not the subject the server checks) and ack it, and read stream
-  info. Its replies come on an inbox prefix only it may subscribe to.
+  its own durable consumers (of alerts, and of re-share records; pre-created by the operator with
+  the node's filters, since a consumer's filter is in the request body, not the subject the
+  server checks) and ack them, and read stream info. Its replies come on an inbox prefix only
+  it may subscribe to.
 - the **ledger writer** may manage streams (create, update, info — never delete or purge), run
   its own consumers, and publish checkpoints.
 - the **operator** may read everything and manage consumers, and may not delete or purge.
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from blo_exchange.assembly.reshare_consumer import reshare_consumer_permissions
 from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
@@ -60,6 +62,7 @@ def _node_permissions(node: Node) -> dict[str, object]:
         f"{JS}.CONSUMER.INFO.{stream}.{consumer}",
         f"{JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
         f"$JS.ACK.{stream}.{consumer}.>",
+        *reshare_consumer_permissions(node),
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,16 +16,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.assembly.consumers import node_consumer_spec
 from blo_exchange.assembly.keyfiles import NodeKeys, load_node_keys
 from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
+from blo_exchange.assembly.nats_auth import inbox_prefix
+from blo_exchange.assembly.reshare_consumer import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
-from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.consumer import BusMessage, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
 from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
-from blo_exchange.domain.subjects import alert_subjects_for_pairs
 from blo_exchange.ledger.db import create_engine, session_factory
 from blo_exchange.ledger.directory import SqlDirectory
 from blo_exchange.ledger.node_store import SqlIdempotencyStore, SqlInbox
@@ -57,6 +60,7 @@ class NodeRuntime:
     feed: FeedService
     consumer: PullConsumer
     ledger_writer: LedgerWriterRuntime | None = None
+    reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -72,9 +76,12 @@ class NodeRuntime:
                 settings.nats_url.get_secret_value(),
                 name=f"node-{node.id}",
                 credentials=settings.nats_credentials,
+                nkey_seed_file=settings.nats_nkey_file,
+                inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(node.id),
                 timeout=settings.nats_timeout,
             )
-            await ensure_streams(bus.js, duplicate_window=settings.duplicate_window)
+            if settings.manage_bus:
+                await ensure_streams(bus.js, duplicate_window=settings.duplicate_window)
         except BaseException:
             if bus is not None:
                 await bus.close()
@@ -117,17 +124,27 @@ class NodeRuntime:
             feed=feed,
             consumer=PullConsumer(
                 bus,
-                ConsumerSpec(
-                    stream=ALERTS_STREAM.name,
-                    durable=f"node-{node.id}",
-                    filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
-                    max_deliver=settings.max_deliver,
-                    batch=settings.consumer_batch,
+                dataclasses.replace(
+                    node_consumer_spec(
+                        node, max_deliver=settings.max_deliver, batch=settings.consumer_batch
+                    ),
+                    create=settings.manage_bus,
                 ),
                 handler=lambda batch: _deliver(delivery, feed, batch),
+                on_poison=lambda m: _set_aside(delivery, m),
             ),
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        runtime.reshare = ReshareRuntime.build(
+            settings,
+            node=node,
+            keys=keys,
+            bus=bus,
+            sessions=sessions,
+            directory=directory,
+            inbox=inbox,
+        )
+        runtime.tasks.extend(runtime.reshare.start())
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
                 settings, bus=bus, sessions=sessions, directory=directory
@@ -149,6 +166,8 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self.consumer.stop()
+        if self.reshare is not None:
+            self.reshare.stop()
         if self.ledger_writer is not None:
             self.ledger_writer.stop()
         if self.tasks:
@@ -163,6 +182,13 @@ async def _deliver(
     delivery: DeliveryService, feed: FeedService, batch: Sequence[BusMessage]
 ) -> None:
     for message in batch:
-        await delivery.handle(message.subject, message.data, message.stream_seq)
+        outcome = await delivery.handle(message.subject, message.data, message.stream_seq)
         await message.ack()
-    await feed.notify()
+        if outcome.status == "delivered":
+            # Wake the live feeds now, not after the batch: the first alert of a burst should
+            # not wait for the last one's receipt.
+            await feed.notify()
+
+
+async def _set_aside(delivery: DeliveryService, message: BusMessage) -> None:
+    await delivery.set_aside(message.subject, message.data, message.stream_seq)

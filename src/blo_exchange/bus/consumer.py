@@ -1,9 +1,12 @@
 """Durable pull consumers: fetch a batch, hand it to a handler, which acks after its commit.
 
 The loop survives everything a message or the network can throw at it: a handler that raises
-makes the batch be redelivered (nak with a delay), never kills the loop. A message that keeps
-failing stops being redelivered after ``max_deliver`` attempts; handlers record such poison
-messages before that (see the delivery and ledger services).
+never kills the loop. When a batch fails, its messages are handled one at a time, so one bad
+message does not hold back those beside it; each that fails alone is redelivered later (nak with
+a growing delay, ``backoff``). After ``max_deliver`` failed deliveries a message is poison: the
+``on_poison`` callback records it and it is set aside (terminated). The server itself never stops
+redelivering (its ``max_deliver`` is unlimited): an outage of the database must not silently drop
+messages, and a poison message whose recording fails is simply tried again.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JsError
 
 from blo_exchange.bus.connection import BusConnection
 
-__all__ = ["BusMessage", "ConsumerSpec", "PullConsumer"]
+__all__ = ["BusMessage", "ConsumerSpec", "PoisonHandler", "PullConsumer"]
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,14 @@ class ConsumerSpec:
     stream: str
     durable: str
     filter_subjects: tuple[str, ...]
-    max_deliver: int = 20
+    max_deliver: int = 20  # failed deliveries before a message is set aside; -1: never
     ack_wait: float = 30.0
     batch: int = 64
+    create: bool = True  # False where NATS permissions leave creating it to the operator
+    backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # nak delay by delivery count
+
+    def delay(self, num_delivered: int) -> float:
+        return self.backoff[min(max(num_delivered, 1), len(self.backoff)) - 1]
 
 
 class BusMessage:
@@ -60,16 +67,26 @@ class BusMessage:
 
 
 Handler = Callable[[Sequence[BusMessage]], Awaitable[None]]
+PoisonHandler = Callable[[BusMessage], Awaitable[None]]
 
 
 class PullConsumer:
-    def __init__(self, bus: BusConnection, spec: ConsumerSpec, handler: Handler) -> None:
+    def __init__(
+        self,
+        bus: BusConnection,
+        spec: ConsumerSpec,
+        handler: Handler,
+        *,
+        on_poison: PoisonHandler | None = None,
+    ) -> None:
         self._bus = bus
         self._spec = spec
         self._handler = handler
+        self._on_poison = on_poison
         self._stopping = asyncio.Event()
         self.batches = 0
         self.failures = 0
+        self.poisoned = 0
 
     async def ensure(self) -> None:
         spec = self._spec
@@ -78,7 +95,7 @@ class PullConsumer:
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=spec.ack_wait,
-            max_deliver=spec.max_deliver,
+            max_deliver=-1,  # set aside by us, recorded, never dropped by the server
             filter_subjects=list(spec.filter_subjects),
             max_ack_pending=max(1000, spec.batch * 4),
         )
@@ -92,7 +109,8 @@ class PullConsumer:
         spec = self._spec
         while not self._stopping.is_set():
             try:
-                await self.ensure()
+                if spec.create:
+                    await self.ensure()
                 sub = await self._bus.js.pull_subscribe_bind(
                     durable=spec.durable, stream=spec.stream
                 )
@@ -105,9 +123,11 @@ class PullConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(batch=spec.batch, timeout=1.0)
-            except NatsTimeoutError:
+            except TimeoutError:
+                # Nothing arrived within the second. nats-py raises its own TimeoutError or
+                # asyncio's, depending on where the wait ended; neither is a failure.
                 continue
-            except (NatsError, JsError, TimeoutError) as exc:
+            except (NatsError, JsError) as exc:
                 log.warning("fetch on %s failed: %s", spec.durable, type(exc).__name__)
                 await self._sleep(0.5)
                 continue
@@ -116,15 +136,42 @@ class PullConsumer:
                 await self._handler(batch)
                 self.batches += 1
             except Exception:
-                # The handler did not commit: let JetStream redeliver, a little later.
+                # The handler did not commit. Try each message alone: the others go through, and
+                # the one at fault is redelivered later or, in the end, set aside.
                 self.failures += 1
-                log.exception("handler of %s failed; batch will be redelivered", spec.durable)
+                log.exception("handler of %s failed; handling its batch one by one", spec.durable)
                 for message in batch:
-                    with contextlib.suppress(NatsError, JsError):
-                        await message.nak(delay=min(30.0, 0.5 * message.num_delivered))
+                    await self._handle_alone(message, retry=len(batch) > 1)
                 await self._sleep(0.5)
         with contextlib.suppress(NatsError, JsError):
             await sub.unsubscribe()
+
+    async def _handle_alone(self, message: BusMessage, *, retry: bool) -> None:
+        if retry:
+            try:
+                await self._handler([message])
+            except Exception:
+                log.warning("message %d on %s failed", message.stream_seq, self._spec.durable)
+            else:
+                return
+        limit = self._spec.max_deliver
+        if self._on_poison is not None and 0 < limit <= message.num_delivered:
+            try:
+                await self._on_poison(message)
+                await message.term()
+            except Exception:
+                log.exception("could not set aside message %d; it stays", message.stream_seq)
+            else:
+                self.poisoned += 1
+                log.error(
+                    "set aside message %d on %s after %d deliveries",
+                    message.stream_seq,
+                    self._spec.durable,
+                    message.num_delivered,
+                )
+                return
+        with contextlib.suppress(NatsError, JsError):
+            await message.nak(delay=self._spec.delay(message.num_delivered))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,4 +1,8 @@
-"""``blo-exchange directory …``: agencies, nodes, keys and agreements in the shared directory."""
+"""``blo-exchange directory …``: agencies, nodes, keys and agreements in the shared directory.
+
+Every change to keys and agreements is also recorded in the ledger (``key_registered``,
+``key_revoked``, ``agreement_changed``) by the ledger writer, within about a second.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from blo_exchange.assembly.admin import register_public_keys, with_directory
+from blo_exchange.assembly.admin import (
+    register_public_keys,
+    rotate_agency_key,
+    rotate_node_key,
+    with_directory,
+)
 from blo_exchange.config import load_settings
+from blo_exchange.crypto.keys import HpkeSuite, public_key_record
 from blo_exchange.domain.directory import Agency, Agreement, Node
 from blo_exchange.ledger.directory import SqlDirectory
 
@@ -90,11 +100,82 @@ def register_keys(
     typer.echo(f"registered {len(added)} key(s): {', '.join(added) or 'none new'}")
 
 
+def _parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter("an RFC 3339 time, e.g. 2026-12-01T00:00:00Z") from exc
+    if at.tzinfo is None:
+        raise typer.BadParameter("give the time zone, e.g. 2026-12-01T00:00:00Z")
+    return at.astimezone(UTC)
+
+
 @directory_app.command("revoke-key")
-def revoke_key(key_id: str) -> None:
-    """Revoke a key now: envelopes it signed after now are refused."""
-    _run(lambda d: d.revoke_key(key_id, datetime.now(UTC)))
-    typer.echo(f"key {key_id} revoked")
+def revoke_key(
+    key_id: str,
+    at: Annotated[
+        str | None,
+        typer.Option(help="RFC 3339 time the revocation takes effect (default: now)."),
+    ] = None,
+) -> None:
+    """Revoke a key from AT: envelopes it signed that arrive after AT are refused.
+
+    Alerts created before AT still display. A time in the past revokes retroactively (a key
+    compromised since then); one in the future schedules the end of a rotation's grace period.
+    """
+    when = _parse_at(at)
+    _run(lambda d: d.revoke_key(key_id, when))
+    typer.echo(f"key {key_id} revoked from {when.isoformat()}")
+
+
+@directory_app.command("rotate-agency-key")
+def rotate_agency_key_command(
+    agency: Annotated[str, typer.Option(help="The agency whose HPKE key is replaced.")],
+    key_dir: Annotated[
+        list[Path], typer.Option(help="Key directory of each node of the agency; repeat.")
+    ],
+    suite: Annotated[str, typer.Option()] = HpkeSuite.MLKEM768_X25519.value,
+    register: Annotated[
+        bool,
+        typer.Option(
+            help="--no-register: install only, print the public key to register once every "
+            "node of the agency (on other machines too) has the key file."
+        ),
+    ] = True,
+) -> None:
+    """A new HPKE key for AGENCY: installed (0600) in every KEY_DIR, then registered.
+
+    New alerts are sealed to it within seconds; running nodes pick it up without a restart.
+    The old key files stay, so alerts sealed to the old key still open.
+    """
+    public = _run(
+        lambda d: rotate_agency_key(
+            d, agency_id=agency, key_dirs=key_dir, suite=HpkeSuite(suite), register=register
+        )
+    )
+    typer.echo(f"agency {agency}: new key {public.key_id} installed in {len(key_dir)} key dir(s)")
+    if not register:
+        typer.echo(json.dumps([public_key_record(public)], indent=2))
+
+
+@directory_app.command("rotate-node-key")
+def rotate_node_key_command(
+    node: Annotated[str, typer.Option(help="The node whose signing key is replaced.")],
+    key_dir: Annotated[Path, typer.Option(help="That node's key directory.")],
+) -> None:
+    """A new signing key for NODE: registered, then put in place of signing.key.
+
+    The old key is kept as signing.<old key id>.key. Restart the node to sign with the new key,
+    then revoke the old one with `revoke-key OLD --at TIME` once the grace period is over.
+    """
+    done = _run(lambda d: rotate_node_key(d, node_id=node, key_dir=key_dir))
+    typer.echo(
+        f"node {node}: new signing key {done.new_key_id} registered; old key {done.old_key_id} "
+        f"kept as {done.archived}. Restart the node, then: blo-exchange directory revoke-key "
+        f"{done.old_key_id} --at <end of the grace period>"
+    )
 
 
 @directory_app.command("revoke-principal")

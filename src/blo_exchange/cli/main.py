@@ -14,9 +14,11 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from blo_exchange.cli.client import client_app
 from blo_exchange.cli.directory import directory_app
 from blo_exchange.cli.ledger import ledger_app
 from blo_exchange.cli.nats import nats_app
+from blo_exchange.cli.terminal import terminal_app
 from blo_exchange.config import load_settings
 from blo_exchange.errors import BloExchangeError
 
@@ -31,7 +33,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(principals_app, name="principals")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(directory_app, name="directory")
+app.add_typer(client_app)  # alerts send, feed tail (blo_exchange.cli.client)
 app.add_typer(nats_app, name="nats")
+app.add_typer(terminal_app, name="terminal")
 
 
 def _configure_logging(level: str = "INFO") -> None:

@@ -295,12 +295,20 @@ def parse_time(s: str) -> datetime:
         )
     except ValueError as exc:
         raise ValueError(f"timestamp {s!r} is not a valid date-time: {exc}") from None
-    return dt.astimezone(UTC)
+    return _in_utc(dt, s)
+
+
+def _in_utc(dt: datetime, shown: object) -> datetime:
+    # Near year 1 or 9999 an offset can carry the instant out of datetime's range.
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {shown!r} is out of range in UTC") from None
 
 
 def _to_utc(value: object) -> datetime:
     if isinstance(value, datetime):
-        return _require_aware(value, "timestamp").astimezone(UTC)
+        return _in_utc(_require_aware(value, "timestamp"), value)
     if isinstance(value, str):
         return parse_time(value)
     raise ValueError("timestamp must be an RFC 3339 string with a UTC offset")

@@ -1,4 +1,4 @@
-"""NATS subject names [contract, DESIGN §4]: alerts, receipts and ledger checkpoints.
+"""NATS subject names [contract, DESIGN §4]: alerts, receipts, ledger checkpoints and queries.
 
 Plain string rules, so the domain owns them; the NATS adapter and the services both use them.
 """
@@ -11,6 +11,7 @@ from blo_exchange.domain.ids import parse_border_pair
 __all__ = [
     "ALERTS_PREFIX",
     "CHECKPOINTS_SUBJECT",
+    "LEDGER_QUERIES_SUBJECT",
     "RECEIPTS_PREFIX",
     "alert_subject",
     "alert_subjects_for_pairs",
@@ -22,6 +23,7 @@ __all__ = [
 ALERTS_PREFIX = "blo.v1.alerts"
 RECEIPTS_PREFIX = "blo.v1.receipts"
 CHECKPOINTS_SUBJECT = "blo.v1.ledger.checkpoints"
+LEDGER_QUERIES_SUBJECT = "blo.v1.ledger.queries"
 
 
 def alert_subject(border_pair: str, kind: str) -> str:

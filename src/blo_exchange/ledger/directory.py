@@ -28,6 +28,7 @@ from blo_exchange.ledger.tables import (
     PrincipalRow,
     PublicKeyRow,
 )
+from blo_exchange.services.ledger_entries import DirectoryState, KeyRecord
 
 __all__ = ["SqlDirectory"]
 
@@ -159,6 +160,33 @@ class SqlDirectory:
             ],
             "agreements": [_agreement(a).model_dump(mode="json") for a in agreements],
         }
+
+    async def directory_state(self) -> DirectoryState:
+        """Keys and agreements as they are now, uncached, for the ledger writer's change log.
+
+        A full read in one transaction: the directory is small (tens of rows), and the writer
+        remembers which changes it already recorded, so nothing is compared row by row here.
+        """
+        async with self._sessions() as session:
+            agencies = dict((await session.execute(select(NodeRow.id, NodeRow.agency_id))).all())
+            keys = (await session.scalars(select(PublicKeyRow))).all()
+            agreements = (await session.scalars(select(AgreementRow))).all()
+        return DirectoryState(
+            keys=tuple(
+                KeyRecord(
+                    key_id=k.key_id,
+                    owner_kind=k.owner_kind,
+                    owner_id=k.owner_id,
+                    owner_agency=agencies.get(k.owner_id) if k.owner_kind == "node" else None,
+                    alg=k.alg,
+                    public=bytes(k.public),
+                    created_at=k.created_at,
+                    revoked_at=k.revoked_at,
+                )
+                for k in keys
+            ),
+            agreements=tuple(_agreement(a) for a in agreements),
+        )
 
     # --- writes, for the CLI ---------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
@@ -14,6 +14,9 @@ from blo_exchange.ledger.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.services.ports import IdempotencyBegin, InboxItem, Rejection
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]
+
+_RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
+"""``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
 
 
 class SqlIdempotencyStore:
@@ -70,13 +73,17 @@ class SqlIdempotencyStore:
             )
 
     async def abandon(self, principal_id: str, key: str) -> None:
+        # Keep the row and its alert id, only make it stale at once: a publish whose ack was lost
+        # may still be in the stream, and the retry must reuse that id for Nats-Msg-Id to dedupe.
         async with self._sessions.begin() as session:
             await session.execute(
-                delete(IdempotencyRow).where(
+                update(IdempotencyRow)
+                .where(
                     IdempotencyRow.principal_id == principal_id,
                     IdempotencyRow.key == key,
                     IdempotencyRow.state == "pending",
                 )
+                .values(updated_at=_RELEASED)
             )
 
 

@@ -8,7 +8,7 @@ back append leaves no gap. Each append also stores the perfect Merkle subtree ha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,6 +145,15 @@ class SqlLedgerStore:
                 [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
             )
         return [size + i for i in range(len(fresh))]
+
+    async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of ``event_ids`` already in the ledger: one lookup on the unique index."""
+        wanted = list(set(event_ids))
+        if not wanted:
+            return set()
+        query = select(LedgerEntryRow.event_id).where(LedgerEntryRow.event_id.in_(wanted))
+        async with self._sessions() as session:
+            return set((await session.scalars(query)).all())
 
     @staticmethod
     async def _nodes(

@@ -122,6 +122,19 @@ class DeliveryService:
             )
         return DeliveryOutcome(status="delivered" if stored else "duplicate", alert_id=alert_id)
 
+    async def set_aside(self, subject: str, data: bytes, stream_seq: int) -> DeliveryOutcome:
+        """Record a message that kept failing in :meth:`handle` (a poison message), like a
+        rejection: in the node's rejection table and, by receipt, in the ledger."""
+        try:
+            alert_id: str | None = UnverifiedEnvelope.parse(data).alert_id
+        except InvalidEnvelope:
+            alert_id = None
+        outcome = await self._reject(
+            subject, data, stream_seq, "handler_failed", alert_id, envelope_sha256(data)
+        )
+        self.counts["set_aside"] += 1
+        return outcome
+
     async def _reject(
         self,
         subject: str,

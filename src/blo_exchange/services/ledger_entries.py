@@ -4,19 +4,46 @@
 SHA-256(0x00 || leaf_input). Every field an auditor filters on is in those bytes, so an offline
 verifier can recompute everything from the export alone. Changing this module changes the
 contract: every earlier checkpoint would stop verifying.
+
+Directory changes are entries too. Their actor fields name whose key or agreement it is (the
+key's node and its agency, the key's agency; an agreement's parties as ``recipients``), so an
+auditor's ``agency=`` filter finds an agency's key rotations; who typed the command is not known
+to the ledger. Their event ids make each change recorded once:
+
+- ``key_registered:<key_id>`` at the key's ``created_at``;
+- ``key_revoked:<key_id>`` at its ``revoked_at``, once that moment has come (a revocation
+  scheduled for later is recorded when it takes effect);
+- ``agreement_changed:<id>:<sha256 of the agreement's canonical JSON>`` at the time the writer
+  first saw that version. A change back to an earlier version has that version's id and is not
+  recorded again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.canonical import b64u_encode, canonical_json
+from blo_exchange.domain.directory import Agreement
 from blo_exchange.domain.ids import format_time, parse_time
 from blo_exchange.services.ports import NewLedgerEntry
 
-__all__ = ["ENTRY_TYPES", "LEAF_FIELDS", "build_entry", "entry_json", "parse_leaf_input"]
+__all__ = [
+    "ENTRY_TYPES",
+    "LEAF_FIELDS",
+    "DirectoryState",
+    "KeyRecord",
+    "agreement_changed_entry",
+    "build_entry",
+    "directory_entries",
+    "entry_json",
+    "key_registered_entry",
+    "key_revoked_entry",
+    "parse_leaf_input",
+]
 
 ENTRY_TYPES = frozenset(
     {
@@ -29,6 +56,10 @@ ENTRY_TYPES = frozenset(
         "key_registered",
         "key_revoked",
         "agreement_changed",
+        "reshare_requested",
+        "reshare_approved",
+        "reshare_denied",
+        "reshare_executed",
     }
 )
 
@@ -103,3 +134,99 @@ def parse_leaf_input(leaf_input: bytes) -> dict[str, Any]:
 
 def entry_json(index: int, leaf_input: bytes) -> dict[str, Any]:
     return {"index": index, "leaf_input": b64u_encode(leaf_input), **parse_leaf_input(leaf_input)}
+
+
+# --- directory changes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A row of the directory's public keys; ``owner_agency`` is a node key's agency."""
+
+    key_id: str
+    owner_kind: str
+    owner_id: str
+    owner_agency: str | None
+    alg: str
+    public: bytes
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryState:
+    """The parts of the directory whose changes the ledger records, read in one transaction."""
+
+    keys: tuple[KeyRecord, ...]
+    agreements: tuple[Agreement, ...]
+
+
+def _key_detail(key: KeyRecord) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "owner_kind": key.owner_kind,
+        "owner_id": key.owner_id,
+        "alg": key.alg,
+        "public_sha256": hashlib.sha256(key.public).hexdigest(),
+    }
+
+
+def _key_actors(key: KeyRecord) -> tuple[str | None, str | None]:
+    """``(actor_node, actor_agency)``: whose key it is."""
+    if key.owner_kind == "node":
+        return key.owner_id, key.owner_agency
+    if key.owner_kind == "agency":
+        return None, key.owner_id
+    return None, None
+
+
+def key_registered_entry(key: KeyRecord) -> NewLedgerEntry:
+    node, agency = _key_actors(key)
+    return build_entry(
+        event_id=f"key_registered:{key.key_id}",
+        type="key_registered",
+        occurred_at=key.created_at,
+        detail=_key_detail(key),
+        actor_node=node,
+        actor_agency=agency,
+    )
+
+
+def key_revoked_entry(key: KeyRecord) -> NewLedgerEntry:
+    if key.revoked_at is None:
+        raise ValueError(f"key {key.key_id} is not revoked")
+    node, agency = _key_actors(key)
+    return build_entry(
+        event_id=f"key_revoked:{key.key_id}",
+        type="key_revoked",
+        occurred_at=key.revoked_at,
+        detail=_key_detail(key) | {"revoked_at": format_time(key.revoked_at)},
+        actor_node=node,
+        actor_agency=agency,
+    )
+
+
+def agreement_changed_entry(agreement: Agreement, *, seen_at: datetime) -> NewLedgerEntry:
+    fields = agreement.model_dump(mode="json")
+    digest = hashlib.sha256(canonical_json(fields)).hexdigest()
+    return build_entry(
+        event_id=f"agreement_changed:{agreement.id}:{digest}",
+        type="agreement_changed",
+        occurred_at=seen_at,
+        recipients=[str(p) for p in agreement.parties],
+        agreement_ids=[agreement.id],
+        detail=fields,
+    )
+
+
+def directory_entries(state: DirectoryState, *, now: datetime) -> list[NewLedgerEntry]:
+    """Every entry the directory's current state calls for, known or not, oldest change first.
+
+    The caller skips the event ids the ledger already has.
+    """
+    entries = [key_registered_entry(k) for k in state.keys]
+    entries += [
+        key_revoked_entry(k) for k in state.keys if k.revoked_at is not None and k.revoked_at <= now
+    ]
+    entries += [agreement_changed_entry(a, seen_at=now) for a in state.agreements]
+    return sorted(entries, key=lambda e: (e.occurred_at, e.event_id))

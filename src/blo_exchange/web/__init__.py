@@ -1,1 +1,65 @@
-"""web."""
+"""The node's web pages: server-rendered HTML (Jinja2) and same-origin static files.
+
+:func:`install` adds them to the node's FastAPI app. Every page is in English and Russian
+(``i18n/``), works with the keyboard, and loads nothing from another origin: the app's CSP is
+``default-src 'self'``, so scripts and styles are files under ``static/`` and no element carries
+an inline script or style.
+
+Roles: an officer (terminal principal) files alerts at ``/officer``; an analyst reads the live
+feed at ``/analyst``; an auditor browses and verifies the ledger at ``/auditor``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
+
+from blo_exchange.web import pages_analyst, pages_auditor, pages_auth, pages_officer
+from blo_exchange.web.deps import HOME, SignInRequired, WrongRole, render
+from blo_exchange.web.sessions import SessionStore
+
+__all__ = ["install"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _tlp_class(tlp: object) -> str:
+    return "tlp-" + str(tlp).lower().replace("+", "-")
+
+
+def _zip_pairs(values: object) -> list[tuple[str, str]]:
+    """``["KG-TJ"]`` → ``[("KG-TJ", "KG-TJ")]``: options whose label is the code itself."""
+    return [(str(v), str(v)) for v in values]  # type: ignore[attr-defined]
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages, the static files and the session store on ``app``."""
+    env = Environment(
+        loader=PackageLoader("blo_exchange.web", "templates"),
+        autoescape=select_autoescape(["html", "svg"]),
+        undefined=ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["tlp_class"] = _tlp_class
+    env.filters["zip_pairs"] = _zip_pairs
+    env.globals["home"] = {role.value: path for role, path in HOME.items()}
+    app.state.web_templates = env
+    app.state.web_sessions = SessionStore()
+
+    async def sign_in(request: Request, exc: Exception) -> Response:
+        return pages_auth.sign_in_redirect(request)
+
+    async def wrong_role(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WrongRole)
+        return render(request, "error.html", viewer=exc.viewer, status=403, problem="forbidden")
+
+    app.add_exception_handler(SignInRequired, sign_in)
+    app.add_exception_handler(WrongRole, wrong_role)
+    for module in (pages_auth, pages_officer, pages_analyst, pages_auditor):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
-from blo_exchange.api.limits import BodyLimit, RateLimiter
+from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.errors import RateLimited
 
 
@@ -74,3 +74,24 @@ async def test_streamed_body_without_length_is_cut_off() -> None:
         too_big = await client.post("/echo", content=chunks(50_000))
     assert ok.json() == {"received": 4000}
     assert too_big.status_code == 413
+
+
+async def test_security_headers_are_added_unless_the_response_sets_them() -> None:
+    app = FastAPI()
+
+    @app.get("/plain")
+    async def plain() -> dict[str, str]:
+        return {}
+
+    @app.get("/framed")
+    async def framed() -> Response:
+        return Response(headers={"X-Frame-Options": "SAMEORIGIN"})
+
+    wrapped = SecurityHeaders(app, headers={"X-Frame-Options": "DENY", "X-Test": "1"})
+    transport = httpx.ASGITransport(app=wrapped)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        plain_response = await client.get("/plain")
+        framed_response = await client.get("/framed")
+    assert plain_response.headers["x-frame-options"] == "DENY"
+    assert plain_response.headers["x-test"] == "1"
+    assert framed_response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]

@@ -255,3 +255,10 @@ def test_utc_timestamp_rejects_naive_and_numbers(payload: str) -> None:
 def test_utc_timestamp_rejects_naive_datetime_objects() -> None:
     with pytest.raises(ValidationError, match="timezone-aware"):
         _Stamped(at=datetime(2026, 11, 28, 6, 40))
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T01:00:00+06:03", "9999-12-31T23:00:00-02:00"])
+def test_instants_outside_the_range_in_utc_are_a_value_error(text: str) -> None:
+    # Found by schemathesis: these overflowed into a 500 instead of a 422.
+    with pytest.raises(ValueError, match="out of range"):
+        parse_time(text)

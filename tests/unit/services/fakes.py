@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,8 +94,9 @@ class FakeIdempotency:
         self.rows[(principal_id, key)].update(state="done", response=response)
 
     async def abandon(self, principal_id: str, key: str) -> None:
-        if self.rows.get((principal_id, key), {}).get("state") == "pending":
-            del self.rows[(principal_id, key)]
+        row = self.rows.get((principal_id, key), {})
+        if row.get("state") == "pending":
+            row["age"] = float("inf")
 
 
 @dataclass
@@ -142,3 +144,7 @@ class FakeLedgerStore:
                 self.entries.append(entry)
                 added.append(len(self.entries) - 1)
         return added
+
+    async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        known = {e.event_id for e in self.entries}
+        return {i for i in event_ids if i in known}

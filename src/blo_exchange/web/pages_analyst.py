@@ -1,0 +1,115 @@
+"""The analyst's pages: the live feed, one alert, and acknowledging or giving feedback on it.
+
+The live feed is the API's own SSE stream (``routes_feed.feed_stream``), served here under the
+session cookie instead of a bearer token; receipts go through the API's ``post_receipt``, so the
+page and the JSON API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from blo_exchange.api.routes_alerts import ReceiptRequest, post_receipt
+from blo_exchange.api.routes_feed import feed_stream
+from blo_exchange.domain.directory import Role
+from blo_exchange.domain.ids import AlertId
+from blo_exchange.domain.marking import GRADING_LABELS, HANDLING_LABELS, Tlp
+from blo_exchange.domain.vocab import Outcome
+from blo_exchange.errors import NotFound
+from blo_exchange.ledger.store import EntryFilter
+from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.web.messages import catalogue
+from blo_exchange.web.sessions import same_token
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Analyst = Annotated[Viewer, Depends(require(Role.ANALYST))]
+
+_SCRIPT_MESSAGES = ("kind.", "feed.", "vocab.Substance.", "vocab.Unit.")
+
+
+@router.get("/analyst")
+async def feed_page(request: Request, viewer: Analyst) -> Response:
+    t = catalogue(language_of(request))
+    messages: dict[str, str] = {}
+    for prefix in _SCRIPT_MESSAGES:
+        messages |= t.subset(prefix)
+    node = runtime_of(request).node
+    return render(
+        request,
+        "analyst_feed.html",
+        viewer=viewer,
+        messages=messages,
+        border_pairs=node.border_pairs,
+        tlps=[tlp.value for tlp in Tlp],
+    )
+
+
+@router.get("/analyst/stream")
+async def stream(request: Request, viewer: Analyst) -> StreamingResponse:
+    last = request.headers.get("last-event-id")
+    return await feed_stream(
+        request=request,
+        principal=viewer.principal,
+        runtime=runtime_of(request),
+        last_event_id=last,
+        cursor=0,
+    )
+
+
+@router.get("/analyst/alerts/{alert_id}")
+async def alert_page(request: Request, alert_id: AlertId, viewer: Analyst) -> Response:
+    runtime = runtime_of(request)
+    try:
+        alert = await runtime.feed.get(viewer.principal, alert_id)
+    except NotFound:
+        return render(request, "error.html", viewer=viewer, status=404, problem="not_found")
+    rows = await runtime.ledger.entries(
+        EntryFilter(alert_id=alert_id, agency=viewer.principal.agency_id), after=-1, limit=200
+    )
+    receipts = [
+        fields
+        for _, leaf in rows
+        if (fields := parse_leaf_input(leaf))["type"] in ("alert_acknowledged", "feedback")
+        and fields.get("actor_agency") == viewer.principal.agency_id
+    ]
+    return render(
+        request,
+        "analyst_alert.html",
+        viewer=viewer,
+        alert=alert,
+        header=alert["header"],
+        case=alert["case"],
+        nominal=alert.get("nominal"),
+        receipts=receipts,
+        sent=request.query_params.get("sent"),
+        outcomes=[o.value for o in Outcome],
+        handling=HANDLING_LABELS,
+        grading=GRADING_LABELS,
+    )
+
+
+@router.post("/analyst/alerts/{alert_id}/receipts")
+async def receipt(request: Request, alert_id: AlertId, viewer: Analyst) -> Response:
+    form = await request.form()
+    if not same_token(form.get("csrf"), viewer.csrf):
+        return render(request, "error.html", viewer=viewer, status=403, problem="csrf")
+    outcome = form.get("outcome")
+    try:
+        body = ReceiptRequest.model_validate(
+            {"type": "feedback", "outcome": outcome} if outcome else {"type": "acknowledged"}
+        )
+    except ValidationError:
+        return render(request, "error.html", viewer=viewer, status=422, problem="not_found")
+    try:
+        await post_receipt(alert_id, body, viewer.principal, runtime_of(request))
+    except NotFound:
+        return render(request, "error.html", viewer=viewer, status=404, problem="not_found")
+    return RedirectResponse(f"/analyst/alerts/{alert_id}?sent={body.type}", status_code=303)

@@ -1,0 +1,18 @@
+// Shared by every page: dates in the reader's locale (the page's language), with Intl.
+"use strict";
+(function () {
+  function formatTimes(root) {
+    var lang = document.documentElement.lang || undefined;
+    var withTime = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "medium" });
+    var dateOnly = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeZone: "UTC" });
+    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+      var value = el.getAttribute("datetime");
+      var date = new Date(value);
+      if (isNaN(date.getTime())) return;
+      el.textContent = value.length <= 10 ? dateOnly.format(date) : withTime.format(date);
+      el.title = value;
+    });
+  }
+  window.bloFormatTimes = formatTimes;
+  document.addEventListener("DOMContentLoaded", function () { formatTimes(document); });
+})();
