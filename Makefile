@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e faults bench soak clean
+.PHONY: install run test lint unit integration e2e faults bench bench-ledger soak clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ SOAK_SECONDS ?= 60
 
 bench: install
 	$(BIN)/python -m bench --soak-seconds $(SOAK_SECONDS)
+
+# The ledger alone (issue 3): append throughput with a checkpoint a second, proofs at 10k-1M.
+bench-ledger: install
+	$(BIN)/python -m bench.ledger_log
 
 # The long soak alone (10 min by default), after a short accept run that sets the rate.
 soak: install
