@@ -504,7 +504,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             f"{c['commits_per_s']:.0f}/s p50 {_fmt(c['p50_ms'])} p99 {_fmt(c['p99_ms'])} ms",
             f"serial p50 {_fmt(db['serial']['p50_ms'])} ms",
             None,
-            "(3 commits per accept)",
+            "(2 commits per accept)",
             None,
         )
     hop = results.get("raw", {}).get("publish", {}).get("hop", {})

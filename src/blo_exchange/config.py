@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from blo_exchange.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings", "require_key_dir"]
+__all__ = ["Settings", "load_settings", "require_key_dir", "source_domains"]
 
 
 class Settings(BaseSettings):
@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         description="Create streams and this node's consumer; False where NATS permissions "
         "leave that to the operator (`blo-exchange nats provision`).",
     )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of each stream: 3 on the hub cluster (R3)."
+    )
+    stream_source_domains: str = Field(
+        default="",
+        description="Comma-separated JetStream domains of leaf sites whose alerts and receipts "
+        "the streams source (store and forward); set on the hub's processes only.",
+    )
     key_dir: Path | None = Field(
         default=None, description="Where this process's private keys live (required)."
     )
@@ -55,6 +63,7 @@ class Settings(BaseSettings):
         default=30.0,
         description="After this long a request still marked in progress is taken over by a retry.",
     )
+    log_json: bool = Field(default=True, description="Log JSON lines (False: plain text).")
     rate_limit: float = Field(
         default=20.0, description="Requests per second per principal (0: no limit)."
     )
@@ -66,6 +75,11 @@ class Settings(BaseSettings):
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )
+
+
+def source_domains(settings: Settings) -> tuple[str, ...]:
+    """``BLO_STREAM_SOURCE_DOMAINS`` as a tuple of domain names."""
+    return tuple(d.strip() for d in settings.stream_source_domains.split(",") if d.strip())
 
 
 def require_key_dir(settings: Settings) -> Path:

@@ -241,6 +241,25 @@ async def test_batch_accepts_each_item_on_its_own(deploy: Deployment) -> None:
     assert "case.items" in results[1]["detail"]
 
 
+async def test_batch_items_sharing_a_key_run_in_order(deploy: Deployment) -> None:
+    key, other = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {
+        "alerts": [
+            {"idempotency_key": key, "alert": EXAMPLE_SEIZURE},
+            {"idempotency_key": other, "alert": EXAMPLE_RISK},
+            {"idempotency_key": key, "alert": EXAMPLE_SEIZURE},
+            {"idempotency_key": key, "alert": EXAMPLE_RISK},
+        ]
+    }
+    response = await deploy.client(KG).post(
+        "/v1/alerts:batch", json=body, headers=deploy.terminal(KG)
+    )
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [202, 202, 202, 422]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert results[2]["alert_id"] == results[0]["alert_id"]  # a replay, not a second alert
+
+
 async def test_ledger_entries_filters_and_cursor(deploy: Deployment) -> None:
     ids = [(await post(deploy, KG, EXAMPLE_RISK)).json()["alert_id"] for _ in range(3)]
     shared = await eventually(

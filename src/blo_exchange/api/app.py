@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from blo_exchange import __version__, web
 from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
+from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from blo_exchange.assembly.node import NodeRuntime
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
+    app.add_middleware(RequestContext)
     install_problem_handlers(app)
 
     for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Response
@@ -22,6 +23,8 @@ router = APIRouter(prefix="/v1", tags=["alerts"])
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{8,128}$"
 MAX_BATCH = 500
+BATCH_CONCURRENCY = 32
+"""Items of one batch in flight at once: each mostly waits for its JetStream ack."""
 
 
 class AcceptedAlert(BaseModel):
@@ -69,22 +72,43 @@ async def submit_batch(
     """Each item is accepted or refused on its own; one bad report does not block the rest."""
     if principal.role is not Role.TERMINAL:
         raise Forbidden("only a terminal of this node may post alerts here")
-    results: list[dict[str, Any]] = []
-    for index, item in enumerate(batch.alerts):
+    results: list[dict[str, Any]] = [{} for _ in batch.alerts]
+    room = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(index: int, item: BatchItem) -> None:
         try:
             submission = ALERT_SUBMISSION_ADAPTER.validate_python(item.alert)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
-            results.append({"index": index, "status": 422, "detail": f"{field}: {first['msg']}"})
-            continue
+            results[index] = {"index": index, "status": 422, "detail": f"{field}: {first['msg']}"}
+            return
         try:
-            accepted = await runtime.ingest.submit(principal, submission, item.idempotency_key)
+            async with room:
+                accepted = await runtime.ingest.submit(principal, submission, item.idempotency_key)
         except BloExchangeError as exc:
             status, _ = status_for(exc)
-            results.append({"index": index, "status": status, "detail": str(exc)})
-            continue
-        results.append({"index": index, "status": 202, **accepted.response})
+            results[index] = {"index": index, "status": status, "detail": str(exc)}
+            return
+        results[index] = {"index": index, "status": 202, **accepted.response}
+
+    async def in_order(items: list[tuple[int, BatchItem]]) -> None:
+        for index, item in items:
+            await one(index, item)
+
+    # Items run concurrently, but those sharing an Idempotency-Key one after another, in batch
+    # order: the second gets the first one's answer (a replay), as it would one request later.
+    by_key: dict[str, list[tuple[int, BatchItem]]] = {}
+    for index, item in enumerate(batch.alerts):
+        by_key.setdefault(item.idempotency_key, []).append((index, item))
+    outcomes = await asyncio.gather(
+        *(in_order(items) for items in by_key.values()), return_exceptions=True
+    )
+    # An unexpected failure (not a refusal) fails the request, but only once every other item
+    # has finished: none is left half-way.
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return {"results": results}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -49,13 +48,11 @@ async def feed_stream(
         position = start
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            page = await runtime.feed.page(principal, cursor=position, limit=100)
-            for item in page.items:
-                data = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-                yield f"id: {item['stream_seq']}\nevent: alert\ndata: {data}\n\n".encode()
+            page = await runtime.feed.live(principal, cursor=position)
+            for seq, data in page.items:
+                yield f"id: {seq}\nevent: alert\ndata: {data}\n\n".encode()
             position = page.next_cursor
-            if not page.items:
-                await runtime.feed.wait(HEARTBEAT_SECONDS)
+            if not page.items and not await runtime.feed.wait(HEARTBEAT_SECONDS):
                 yield b": keep-alive\n\n"
 
     return StreamingResponse(

@@ -20,7 +20,7 @@ from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, inbox_prefix
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, LEDGER_STREAM, RECEIPTS_STREAM
-from blo_exchange.config import Settings, require_key_dir
+from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.checkpoints import (
@@ -213,7 +213,12 @@ async def run_standalone(settings: Settings) -> None:
         timeout=settings.nats_timeout,
     )
     try:
-        await ensure_streams(bus.js, duplicate_window=settings.duplicate_window)
+        await ensure_streams(
+            bus.js,
+            duplicate_window=settings.duplicate_window,
+            replicas=settings.stream_replicas,
+            source_domains=source_domains(settings),
+        )
         sessions = session_factory(engine)
         runtime = LedgerWriterRuntime.build(
             settings, bus=bus, sessions=sessions, directory=SqlDirectory(sessions)

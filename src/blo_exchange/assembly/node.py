@@ -24,7 +24,7 @@ from blo_exchange.assembly.reshare_consumer import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
-from blo_exchange.config import Settings, require_key_dir
+from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
@@ -81,7 +81,12 @@ class NodeRuntime:
                 timeout=settings.nats_timeout,
             )
             if settings.manage_bus:
-                await ensure_streams(bus.js, duplicate_window=settings.duplicate_window)
+                await ensure_streams(
+                    bus.js,
+                    duplicate_window=settings.duplicate_window,
+                    replicas=settings.stream_replicas,
+                    source_domains=source_domains(settings),
+                )
         except BaseException:
             if bus is not None:
                 await bus.close()

@@ -71,6 +71,9 @@ async def connect(
 ) -> BusConnection:
     """Connect, reconnecting forever afterwards: a border post's link may drop for hours.
 
+    ``url`` may name several servers of a cluster, comma-separated; the client picks one and
+    fails over to the others.
+
     ``nkey_seed_file`` authenticates as a NATS user nkey; ``inbox_prefix`` is where replies come,
     the only subjects such a user may subscribe to.
     """
@@ -100,7 +103,8 @@ async def connect(
     if inbox_prefix is not None:
         options["inbox_prefix"] = inbox_prefix
     try:
-        client = await nats.connect(url, **options)
+        servers = [server.strip() for server in url.split(",") if server.strip()]
+        client = await nats.connect(servers if len(servers) > 1 else url, **options)
     except (NatsError, OSError, TimeoutError) as exc:
         raise BusError(f"cannot connect to NATS: {type(exc).__name__}") from exc
     return BusConnection(client, timeout=timeout)

@@ -4,14 +4,29 @@ Every stream: file storage, no deletes or purges of messages, and a duplicate wi
 to absorb a terminal's or node's retries (``Nats-Msg-Id`` is the alert or receipt id). The
 server's ``sync_interval: always`` (set in its config, see ``runtime.nats``) makes the ack mean
 "on disk", which the default does not.
+
+In a cluster the streams are replicated (``replicas=3``, ``BLO_STREAM_REPLICAS``). Store and
+forward from a remote site: the site runs a leaf node with its own JetStream domain and its own
+copy of these streams, where its node's publishes are acknowledged locally; the hub's alert and
+receipt streams *source* the site's streams through that domain's API (``source_domains``,
+``BLO_STREAM_SOURCE_DOMAINS``), so what the site stored while its link was down flows into the
+hub, in order and once, when the link is back (see deploy/README.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    ExternalStream,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
 from nats.js.errors import NotFoundError
 
 __all__ = ["ALERTS_STREAM", "LEDGER_STREAM", "RECEIPTS_STREAM", "StreamSpec", "ensure_streams"]
@@ -27,9 +42,22 @@ ALERTS_STREAM = StreamSpec("BLO_ALERTS", ("blo.v1.alerts.>",))
 RECEIPTS_STREAM = StreamSpec("BLO_RECEIPTS", ("blo.v1.receipts.>",))
 LEDGER_STREAM = StreamSpec("BLO_LEDGER", ("blo.v1.ledger.>",))
 ALL_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, LEDGER_STREAM)
+# What a site's node publishes and the hub sources from each site's domain.
+SOURCED_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM)
 
 
-def stream_config(spec: StreamSpec, *, duplicate_window: float, replicas: int = 1) -> StreamConfig:
+def stream_config(
+    spec: StreamSpec,
+    *,
+    duplicate_window: float,
+    replicas: int = 1,
+    source_domains: Sequence[str] = (),
+) -> StreamConfig:
+    sources = [
+        StreamSource(name=spec.name, external=ExternalStream(api=f"$JS.{domain}.API"))
+        for domain in source_domains
+        if spec in SOURCED_STREAMS
+    ]
     return StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
@@ -41,15 +69,29 @@ def stream_config(spec: StreamSpec, *, duplicate_window: float, replicas: int = 
         deny_delete=True,
         deny_purge=True,
         allow_rollup_hdrs=False,
+        sources=sources or None,
     )
 
 
 async def ensure_streams(
-    js: JetStreamContext, *, duplicate_window: float, replicas: int = 1
+    js: JetStreamContext,
+    *,
+    duplicate_window: float,
+    replicas: int = 1,
+    source_domains: Sequence[str] = (),
 ) -> None:
-    """Create the streams that are missing; bring existing ones to this configuration."""
+    """Create the streams that are missing; bring existing ones to this configuration.
+
+    ``source_domains``: the JetStream domains of the leaf sites whose alerts and receipts these
+    streams pull in (on the hub only; a site's own streams source nothing).
+    """
     for spec in ALL_STREAMS:
-        config = stream_config(spec, duplicate_window=duplicate_window, replicas=replicas)
+        config = stream_config(
+            spec,
+            duplicate_window=duplicate_window,
+            replicas=replicas,
+            source_domains=source_domains,
+        )
         try:
             await js.stream_info(spec.name)
         except NotFoundError:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -39,9 +38,9 @@ app.add_typer(terminal_app, name="terminal")
 
 
 def _configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
-    )
+    from blo_exchange.assembly.logs import configure_logging
+
+    configure_logging(level, json_lines=load_settings().log_json)
 
 
 @app.command()

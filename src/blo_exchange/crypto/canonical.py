@@ -33,10 +33,23 @@ _B64U_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 def canonical_json(value: object) -> bytes:
     """Serialise ``value`` per RFC 8785; ``ValueError`` if it holds a float or a non-JSON type."""
+    astral_keys: list[str] = []
+    plain = _plain(value, astral_keys)
+    if astral_keys:
+        # Keys beyond the Basic Multilingual Plane sort differently by UTF-16 code units (RFC
+        # 8785) than by code points (``sort_keys``): only then the slow, exact serialiser.
+        try:
+            return rfc8785.dumps(cast(Any, plain))
+        except rfc8785.CanonicalizationError as exc:
+            raise ValueError(f"not canonicalisable: {exc}") from None
+    # Otherwise the C encoder writes the same bytes: with integers in the I-JSON range, string
+    # keys and no floats (all checked by _plain), RFC 8785 differs from sorted compact JSON only
+    # in key order; its string escapes are exactly json's with ensure_ascii=False.
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     try:
-        return rfc8785.dumps(cast(Any, _plain(value)))
-    except rfc8785.CanonicalizationError as exc:
-        raise ValueError(f"not canonicalisable: {exc}") from None
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not canonicalisable: input contains non-UTF-8 codepoints") from None
 
 
 def parse_canonical_json(raw: bytes) -> Any:
@@ -100,16 +113,32 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _plain(value: object) -> object:
-    """Copy ``value`` into dict/list/scalars that rfc8785 accepts, refusing floats anywhere."""
+_INT_MAX = 2**53 - 1
+"""I-JSON's integer range (RFC 7493), which RFC 8785 serialises exactly."""
+
+
+def _plain(value: object, astral_keys: list[str]) -> object:
+    """Copy ``value`` into dict/list/scalars, refusing floats, integers beyond I-JSON, non-string
+    keys and other types anywhere; keys with characters beyond U+FFFF go into ``astral_keys``."""
     if isinstance(value, float):
         raise ValueError("floats are not allowed in signed data")
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if not -_INT_MAX <= value <= _INT_MAX:
+            raise ValueError(f"not canonicalisable: {value} is outside the I-JSON integer range")
         return value
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        plain: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("not canonicalisable: object keys must be strings")
+            if not key.isascii() and max(key) > "\uffff":
+                astral_keys.append(key)
+            plain[key] = _plain(item, astral_keys)
+        return plain
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [_plain(item, astral_keys) for item in value]
     raise ValueError(f"unsupported type in JSON: {type(value).__name__}")
 
 

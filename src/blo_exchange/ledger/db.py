@@ -6,18 +6,32 @@ Engines are built by the caller (the app's lifespan, a CLI command), never at im
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-__all__ = ["SessionFactory", "async_url", "create_engine", "migrate", "session_factory"]
+__all__ = [
+    "SessionFactory",
+    "async_url",
+    "create_engine",
+    "engine_of",
+    "in_transaction",
+    "migrate",
+    "session_factory",
+]
+
+T = TypeVar("T")
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -33,13 +47,48 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """A pool without ``pre_ping``: a ping is one more round trip per checkout, on every request.
+
+    Dead connections (Postgres restarted) are handled instead: the first statement on one fails,
+    SQLAlchemy invalidates the whole pool's older connections, and :func:`in_transaction` runs
+    the work once more on a fresh one. ``pool_recycle`` retires connections before a server or
+    proxy idle timeout would cut them.
+    """
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
     )
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_of(sessions: SessionFactory) -> AsyncEngine:
+    """The engine a session factory is bound to, for Core statements on the hot paths."""
+    engine = sessions.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the session factory is not bound to an AsyncEngine")
+    return engine
+
+
+async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction; once more if the pooled connection turned out dead.
+
+    ``work`` must be safe to run twice (an insert that skips conflicts, an update to fixed
+    values): a connection lost during COMMIT leaves it unknown whether the first run committed.
+    """
+    try:
+        async with engine.begin() as conn:
+            return await work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with engine.begin() as conn:
+        return await work(conn)
 
 
 def _alembic_config(url: str) -> Config:

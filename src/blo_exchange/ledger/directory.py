@@ -7,6 +7,7 @@ changes rarely. A revoked token or key is refused at the latest ``cache_seconds`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -35,24 +36,61 @@ __all__ = ["SqlDirectory"]
 T = TypeVar("T")
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A background refresh that failed is retried by the next caller; its error is theirs."""
+    if not task.cancelled():
+        task.exception()
+
+
 class SqlDirectory:
     def __init__(self, sessions: SessionFactory, *, cache_seconds: float = 2.0) -> None:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._loading: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
+        self._generation = 0
 
     async def _cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
+        """One load in flight per key, the others await it (no stampede when an entry expires);
+        an entry past half its life is reloaded in the background while it is still served, so a
+        busy node does not wait for the directory at all. An entry is never older than
+        ``cache_seconds``: its age counts from when its load started."""
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._cache_seconds:
-            value: T = hit[1]
-            return value
-        value = await load()
-        self._cache[key] = (now, value)
-        return value
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < self._cache_seconds:
+                if age >= self._cache_seconds / 2:
+                    self._load(key, load)
+                value: T = hit[1]
+                return value
+        loaded: T = await asyncio.shield(self._load(key, load))
+        return loaded
+
+    def _load(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> asyncio.Task[Any]:
+        task = self._loading.get(key)
+        if task is not None:
+            return task
+        started, generation = time.monotonic(), self._generation
+
+        async def run() -> T:
+            try:
+                value = await load()
+                if generation == self._generation:  # not invalidated meanwhile
+                    self._cache[key] = (started, value)
+                return value
+            finally:
+                if self._loading.get(key) is task:
+                    del self._loading[key]
+
+        task = asyncio.create_task(run())
+        task.add_done_callback(_retrieve)
+        self._loading[key] = task
+        return task
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._cache.clear()
+        self._loading.clear()
 
     # --- the Directory port ---------------------------------------------------------------------
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
-from blo_exchange.ledger.db import SessionFactory
+from blo_exchange.ledger.db import SessionFactory, engine_of, in_transaction
 from blo_exchange.ledger.tables import IdempotencyRow, InboxRow, RejectionRow
-from blo_exchange.services.ports import IdempotencyBegin, InboxItem, Rejection
+from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]
 
@@ -19,33 +22,62 @@ _RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
 
 
+_SEALED_MEMORY = 4096
+"""How many of its own accepted envelopes a node remembers: far more than the consumer lags."""
+
+_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
+_INBOX = cast(Table, InboxRow.__table__)
+
+# The three statements of every accept, as the driver's SQL: SQLAlchemy would build, key and
+# look up a compiled form of each on every call, which costs more than the statement does.
+_CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (principal_id, key, request_sha256, alert_id, state)"
+    " VALUES ($1, $2, $3, $4, 'pending')"
+    " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
+)
+_STORE_SQL = (
+    "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
+    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+)
+_COMPLETE_SQL = (
+    "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
+    " WHERE principal_id = $1 AND key = $2"
+)
+
+
 class SqlIdempotencyStore:
+    """Statements on a pooled connection, no ORM session: they run on every accept, where the
+    session's set-up and the ORM's statement handling cost more than the statements themselves."""
+
     def __init__(self, sessions: SessionFactory) -> None:
-        self._sessions = sessions
+        self._engine = engine_of(sessions)
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
     ) -> IdempotencyBegin:
-        async with self._sessions.begin() as session:
-            inserted = await session.scalar(
-                insert(IdempotencyRow)
-                .values(
-                    principal_id=principal_id,
-                    key=key,
-                    request_sha256=request_sha256,
-                    alert_id=alert_id,
-                    state="pending",
+        async def claim(conn: AsyncConnection) -> IdempotencyBegin:
+            inserted = (
+                await conn.exec_driver_sql(
+                    _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
                 )
-                .on_conflict_do_nothing(index_elements=["principal_id", "key"])
-                .returning(IdempotencyRow.alert_id)
-            )
+            ).scalar_one_or_none()
             if inserted is not None:
                 return IdempotencyBegin(state="new", alert_id=alert_id)
-            row = await session.scalar(
-                select(IdempotencyRow)
-                .where(IdempotencyRow.principal_id == principal_id, IdempotencyRow.key == key)
-                .with_for_update()
-            )
+            row = (
+                await conn.execute(
+                    select(
+                        _IDEMPOTENCY.c.request_sha256,
+                        _IDEMPOTENCY.c.state,
+                        _IDEMPOTENCY.c.response,
+                        _IDEMPOTENCY.c.alert_id,
+                        _IDEMPOTENCY.c.updated_at,
+                    )
+                    .where(_of(principal_id, key))
+                    .with_for_update()
+                )
+            ).one_or_none()
             if row is None:  # abandoned between our insert and select: the caller may retry
                 raise IdempotencyInProgress("the request with this key is being processed")
             if row.request_sha256 != request_sha256:
@@ -61,45 +93,72 @@ class SqlIdempotencyStore:
                 raise IdempotencyInProgress("the request with this key is being processed")
             # The first attempt died mid-way (a crashed node): take it over, same alert id, so a
             # publish that did reach the stream is deduplicated by its Nats-Msg-Id.
-            row.updated_at = now
+            await conn.execute(
+                update(_IDEMPOTENCY).where(_of(principal_id, key)).values(updated_at=now)
+            )
             return IdempotencyBegin(state="takeover", alert_id=row.alert_id)
 
+        return await in_transaction(self._engine, claim)
+
     async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(IdempotencyRow)
-                .where(IdempotencyRow.principal_id == principal_id, IdempotencyRow.key == key)
-                .values(state="done", response=response, updated_at=datetime.now(UTC))
-            )
+        async def done(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql(_COMPLETE_SQL, (principal_id, key, json.dumps(response)))
+
+        await in_transaction(self._engine, done)
 
     async def abandon(self, principal_id: str, key: str) -> None:
         # Keep the row and its alert id, only make it stale at once: a publish whose ack was lost
         # may still be in the stream, and the retry must reuse that id for Nats-Msg-Id to dedupe.
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(IdempotencyRow)
-                .where(
-                    IdempotencyRow.principal_id == principal_id,
-                    IdempotencyRow.key == key,
-                    IdempotencyRow.state == "pending",
-                )
+        async def release(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(_IDEMPOTENCY)
+                .where(_of(principal_id, key), _IDEMPOTENCY.c.state == "pending")
                 .values(updated_at=_RELEASED)
             )
+
+        await in_transaction(self._engine, release)
 
 
 class SqlInbox:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        self._engine = engine_of(sessions)
+        # Digests of envelopes this process sealed and committed, newest last: the node's own
+        # consumer meets them moments later and need not verify and open what it just sealed.
+        self._sealed: OrderedDict[str, None] = OrderedDict()
 
-    async def add(self, item: InboxItem) -> bool:
-        async with self._sessions.begin() as session:
-            inserted = await session.scalar(
-                insert(InboxRow)
-                .values(**_values(item))
-                .on_conflict_do_nothing(index_elements=["node_id", "alert_id"])
-                .returning(InboxRow.alert_id)
-            )
-        return inserted is not None
+    def sealed_here(self, envelope_sha256: str) -> bool:
+        return envelope_sha256 in self._sealed
+
+    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        values = (
+            item.node_id,
+            item.alert_id,
+            item.agency_id,
+            item.origin_agency,
+            item.origin_node,
+            item.border_pair,
+            item.kind,
+            item.tlp,
+            item.created_at,
+            item.stream_seq,
+            item.envelope,
+            item.envelope_sha256,
+        )
+
+        async def store(conn: AsyncConnection) -> bool:
+            inserted = (await conn.exec_driver_sql(_STORE_SQL, values)).scalar_one_or_none()
+            if completes is not None:
+                done = (completes.principal_id, completes.key, json.dumps(completes.response))
+                await conn.exec_driver_sql(_COMPLETE_SQL, done)
+            return inserted is not None
+
+        inserted = await in_transaction(self._engine, store)
+        if inserted and completes is not None:
+            self._sealed[item.envelope_sha256] = None
+            if len(self._sealed) > _SEALED_MEMORY:
+                self._sealed.popitem(last=False)
+        return inserted
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         async with self._sessions() as session:
@@ -123,6 +182,15 @@ class SqlInbox:
                 )
             ).all()
         return [_item(r) for r in rows]
+
+    async def last_seq(self, node_id: str, agency_id: str) -> int:
+        async with self._engine.connect() as conn:
+            last = await conn.scalar(
+                select(func.max(_INBOX.c.stream_seq)).where(
+                    _INBOX.c.node_id == node_id, _INBOX.c.agency_id == agency_id
+                )
+            )
+        return int(last or 0)
 
     async def reject(self, rejection: Rejection) -> bool:
         async with self._sessions.begin() as session:
@@ -163,21 +231,8 @@ class SqlInbox:
         ]
 
 
-def _values(item: InboxItem) -> dict[str, Any]:
-    return {
-        "node_id": item.node_id,
-        "alert_id": item.alert_id,
-        "agency_id": item.agency_id,
-        "origin_agency": item.origin_agency,
-        "origin_node": item.origin_node,
-        "border_pair": item.border_pair,
-        "kind": item.kind,
-        "tlp": item.tlp,
-        "created_at": item.created_at,
-        "stream_seq": item.stream_seq,
-        "envelope": item.envelope,
-        "envelope_sha256": item.envelope_sha256,
-    }
+def _of(principal_id: str, key: str) -> ColumnElement[bool]:
+    return and_(_IDEMPOTENCY.c.principal_id == principal_id, _IDEMPOTENCY.c.key == key)
 
 
 def _item(row: InboxRow) -> InboxItem:

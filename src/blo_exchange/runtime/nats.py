@@ -71,6 +71,7 @@ class NatsServer:
         http_port: int | None = None,
         server_name: str = "blo",
         extra_config: str = "",
+        jetstream_domain: str | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).absolute()
         self.host = host
@@ -78,6 +79,7 @@ class NatsServer:
         self.http_port = http_port if http_port is not None else _another_free_port(host, self.port)
         self.server_name = server_name
         self.extra_config = extra_config
+        self.jetstream_domain = jetstream_domain  # a hub's or a leaf site's (deploy/nats)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -118,6 +120,7 @@ class NatsServer:
             "max_payload: 8MB",
             "jetstream {",
             f"  store_dir: {_quote(str(self.base_dir))}",
+            *([f"  domain: {_quote(self.jetstream_domain)}"] if self.jetstream_domain else []),
             # The default acknowledges before fsync (Jepsen, 2025, lost acknowledged writes).
             "  sync_interval: always",
             "}",
@@ -132,8 +135,12 @@ class NatsServer:
         self.config_path.write_text(self.render_config(), encoding="utf-8")
         return self.config_path
 
-    def start(self, timeout: float = 15.0) -> None:
-        """Start nats-server and return once it reports JetStream healthy."""
+    def start(self, timeout: float = 15.0, *, wait: bool = True) -> None:
+        """Start nats-server and return once it reports JetStream healthy.
+
+        ``wait=False`` returns at once: the servers of a cluster are all started first, then
+        each is waited for with :meth:`wait_healthy`, since JetStream needs a quorum of them.
+        """
         if self.running:
             raise RuntimeServiceError(f"nats-server is already running (pid {self.pid})")
         binary = nats_server_binary()
@@ -147,6 +154,13 @@ class NatsServer:
                 cwd=self.base_dir,
                 start_new_session=True,
             )
+        if wait:
+            self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 15.0) -> None:
+        """Return once the started server reports JetStream enabled; kill it if it never does."""
+        if self._process is None:
+            raise RuntimeServiceError("nats-server is not started")
         try:
             self._wait_healthy(self._process, timeout)
         except BaseException:

@@ -8,6 +8,7 @@ after :meth:`DeliveryService.handle` returned (so after the commit).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -67,6 +68,11 @@ class DeliveryService:
             pair, kind = parse_alert_subject(subject)
         except ValueError:
             return await self._reject(subject, data, stream_seq, "bad_subject", None, digest)
+        # (0b) These exact bytes are an alert this node sealed itself and has already stored
+        # (the ingest path did, before this consumer got it): nothing to check, nothing to store,
+        # and the origin sends no delivered receipt. Any other bytes take every step below.
+        if self._inbox.sealed_here(digest):
+            return DeliveryOutcome(status="duplicate")
         # (1) Structure. Nothing below trusts an unverified field except to look up keys.
         try:
             unverified = UnverifiedEnvelope.parse(data)
@@ -89,9 +95,13 @@ class DeliveryService:
         # (7) Open: proves the envelope really carries readable keys for us. The inbox keeps the
         # sealed bytes only; the feed opens them again when an analyst reads.
         try:
-            verified.open(agency, self._kem_keys)
+            opened = verified.open(agency, self._kem_keys)
         except InvalidEnvelope:
             return await self._reject(subject, data, stream_seq, "undecryptable", alert_id, digest)
+        # (8) Expired: a risk alert past its valid_until is not news any more, and a replayed old
+        # lookout must not reach a feed as if it were. Recorded like any rejection.
+        if _expired(opened.parts.get("case"), self._clock()):
+            return await self._reject(subject, data, stream_seq, "expired", alert_id, digest)
         header = verified.header
         stored = await self._inbox.add(
             InboxItem(
@@ -170,6 +180,16 @@ class DeliveryService:
                 detail={"reason": reason, "subject": subject[:200], "stream_seq": stream_seq},
             )
         return DeliveryOutcome(status="rejected", alert_id=alert_id, reason=reason)
+
+
+def _expired(case: bytes | None, now: datetime) -> bool:
+    if case is None:
+        return False
+    try:
+        valid_until = json.loads(case).get("valid_until")
+        return valid_until is not None and parse_time(str(valid_until)) <= now
+    except (ValueError, AttributeError):
+        return False  # the case is the origin's signed content; its shape is not ours to judge
 
 
 def _pair_of(subject: str) -> str | None:

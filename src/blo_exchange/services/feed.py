@@ -1,16 +1,21 @@
 """Reading alerts: an analyst's feed and single alerts, opened on demand from the sealed inbox.
 
 Every read verifies the stored envelope again before opening it, so a row altered in the database
-is refused rather than shown. Who may read is decided here: a terminal of the origin agency on
-this node, or an analyst of a recipient agency (which is this node's agency); anyone else gets
-the same NotFound as for an alert that does not exist.
+is refused rather than shown. The live feed (:meth:`FeedService.live`) shares that work: each
+newly stored item is verified, opened and encoded once into a bounded window of recent items,
+which every live subscriber reads; a subscriber further behind pages the database like a reader.
+
+Who may read is decided here: a terminal of the origin agency on this node, or an analyst of a
+recipient agency (which is this node's agency); anyone else gets the same NotFound as for an
+alert that does not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import bisect
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +26,31 @@ from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.errors import Forbidden, InvalidEnvelope, NotFound
 from blo_exchange.services.ports import Directory, Inbox, InboxItem
 
-__all__ = ["FeedPage", "FeedService"]
+__all__ = ["FeedPage", "FeedService", "LivePage"]
+
+log = logging.getLogger(__name__)
+
+
+_PAGE = 100
+_WINDOW = 1024
+"""Items the live window keeps: ten seconds of a busy border's alerts, a few megabytes."""
 
 
 @dataclass(frozen=True)
 class FeedPage:
     items: list[dict[str, Any]]
     next_cursor: int
+
+
+@dataclass(frozen=True)
+class LivePage:
+    items: list[tuple[int, str]]
+    """(stream sequence, the item as JSON text)"""
+    next_cursor: int
+
+
+def _json(item: dict[str, Any]) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
 class FeedService:
@@ -43,7 +66,16 @@ class FeedService:
         self._kem_keys = kem_keys
         self._directory = directory
         self._inbox = inbox
-        self._arrived = asyncio.Condition()
+        self._arrived = asyncio.Event()
+        self._notified = 0  # how many times notify() was called
+        self._loaded = 0  # the value of _notified the window was last loaded up to
+        self._loading = asyncio.Lock()
+        # The live window: every stored item with _floor < seq <= _head, oldest first, as
+        # (seq, JSON text); _floor is None until the first live reader comes.
+        self._window: list[tuple[int, str]] = []
+        self._window_seqs: list[int] = []
+        self._floor: int | None = None
+        self._head = 0
 
     def require_analyst(self, principal: Principal) -> None:
         if principal.role is not Role.ANALYST or principal.agency_id != self._node.agency_id:
@@ -51,13 +83,78 @@ class FeedService:
 
     async def notify(self) -> None:
         """Called by the delivery consumer after a commit: wakes the live feeds."""
-        async with self._arrived:
-            self._arrived.notify_all()
+        self._notified += 1
+        self._arrived.set()
+        self._arrived = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
-        async with self._arrived:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), timeout)
+    async def wait(self, timeout: float) -> bool:
+        """Until something new may be stored, or ``timeout``; False on timeout."""
+        if self._loaded != self._notified:
+            return True
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def live(self, principal: Principal, *, cursor: int) -> LivePage:
+        """The next items after ``cursor`` for a live feed, each already as JSON text.
+
+        Items in the window were verified and opened once, when loaded, for every subscriber;
+        a cursor before the window pages the database, verified on read like :meth:`page`.
+        """
+        self.require_analyst(principal)
+        floor = self._floor if self._floor is not None else await self._start_window()
+        if cursor >= floor:
+            await self._load_window()
+            floor = self._floor if self._floor is not None else floor
+            if cursor >= floor:  # else the window moved on past a slow reader
+                start = bisect.bisect_right(self._window_seqs, cursor)
+                return LivePage(items=self._window[start:], next_cursor=max(cursor, self._head))
+        page = await self.page(principal, cursor=cursor, limit=_PAGE)
+        return LivePage(
+            items=[(item["stream_seq"], _json(item)) for item in page.items],
+            next_cursor=page.next_cursor if page.items else max(cursor, floor),
+        )
+
+    async def _start_window(self) -> int:
+        """The window starts empty, after what is stored now; older items are paged."""
+        async with self._loading:
+            if self._floor is None:
+                last = await self._inbox.last_seq(self._node.id, self._node.agency_id)
+                self._floor = self._head = last
+                self._loaded = self._notified - 1  # stored since the query: load them
+            return self._floor
+
+    async def _load_window(self) -> None:
+        """One page of newly stored items into the window, by one caller at a time."""
+        if self._loaded == self._notified:
+            return
+        async with self._loading:
+            if self._loaded == self._notified:
+                return
+            target = self._notified
+            rows = await self._inbox.page(
+                self._node.id, self._node.agency_id, after_seq=self._head, limit=_PAGE
+            )
+            fresh: list[tuple[int, str]] = []
+            for row in rows:
+                try:
+                    fresh.append((row.stream_seq, _json(await self._open(row))))
+                except NotFound:
+                    log.warning("stored alert no longer verifies", extra={"seq": row.stream_seq})
+            # Nothing above is changed until every await is done: a cancelled caller (a closed
+            # stream) leaves the window as it was, and the next caller loads the same page.
+            if rows:
+                self._head = rows[-1].stream_seq
+            self._window.extend(fresh)
+            self._window_seqs.extend(seq for seq, _ in fresh)
+            excess = len(self._window) - _WINDOW
+            if excess > 0:
+                self._floor = self._window_seqs[excess - 1]
+                del self._window[:excess], self._window_seqs[:excess]
+            if len(rows) < _PAGE:
+                self._loaded = target
 
     async def page(self, principal: Principal, *, cursor: int, limit: int) -> FeedPage:
         self.require_analyst(principal)

@@ -8,6 +8,7 @@ retried request with the same ``Idempotency-Key`` gets the first answer, not a s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ from blo_exchange.domain.ids import format_time, new_alert_id
 from blo_exchange.domain.policy import resolve_recipients
 from blo_exchange.domain.subjects import alert_subject
 from blo_exchange.errors import BusError, Forbidden, PolicyError
-from blo_exchange.services.ports import Directory, IdempotencyStore, Inbox, InboxItem, Publisher
+from blo_exchange.services.ports import (
+    Completion,
+    Directory,
+    IdempotencyStore,
+    Inbox,
+    InboxItem,
+    Publisher,
+)
 
 __all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
 
@@ -37,8 +45,14 @@ class Accepted:
 
 
 def request_fingerprint(submission: Submission) -> str:
-    """SHA-256 of the body's canonical form: whitespace or key order don't make it another body."""
-    return hashlib.sha256(canonical_json(submission.model_dump(mode="json"))).hexdigest()
+    """SHA-256 of the validated body: whitespace or key order don't make it another body.
+
+    Never signed nor shared, only compared on this node, so sorted-key ``json.dumps`` is enough:
+    RFC 8785 would cost a pure-Python canonicalisation per request for nothing.
+    """
+    body = submission.model_dump(mode="json")
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class IngestService:
@@ -151,9 +165,22 @@ class IngestService:
         except BusError:
             await self._idempotency.abandon(principal.id, idempotency_key)
             raise
-        if not ack.duplicate:
-            # A duplicate ack means an earlier attempt's envelope is the one in the stream;
-            # the node's own consumer stores that one.
+        response = {
+            "alert_id": alert_id,
+            "border_pair": submission.border_pair,
+            "kind": submission.kind,
+            "recipients": list(recipients.agencies),
+            "agreement_ids": list(recipients.agreement_ids),
+            "stream_seq": ack.seq,
+            "created_at": header["created_at"],
+        }
+        if ack.duplicate:
+            # An earlier attempt's envelope is the one in the stream; the node's own consumer
+            # stores that one.
+            await self._idempotency.complete(principal.id, idempotency_key, response)
+        else:
+            # The envelope and the answer in one transaction: a crash before it leaves the key
+            # pending (a retry takes over with the same alert id), never one without the other.
             await self._inbox.add(
                 InboxItem(
                     node_id=self._node.id,
@@ -168,16 +195,7 @@ class IngestService:
                     stream_seq=ack.seq,
                     envelope=raw,
                     envelope_sha256=envelope_sha256(raw),
-                )
+                ),
+                completes=Completion(principal.id, idempotency_key, response),
             )
-        response = {
-            "alert_id": alert_id,
-            "border_pair": submission.border_pair,
-            "kind": submission.kind,
-            "recipients": list(recipients.agencies),
-            "agreement_ids": list(recipients.agreement_ids),
-            "stream_seq": ack.seq,
-            "created_at": header["created_at"],
-        }
-        await self._idempotency.complete(principal.id, idempotency_key, response)
         return Accepted(response=response, replayed=False)

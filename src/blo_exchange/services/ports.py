@@ -17,6 +17,7 @@ from blo_exchange.domain.directory import Agreement, Node, Principal
 
 __all__ = [
     "Ack",
+    "Completion",
     "Directory",
     "IdempotencyBegin",
     "IdempotencyStore",
@@ -103,15 +104,37 @@ class Rejection:
     envelope_sha256: str
 
 
+@dataclass(frozen=True)
+class Completion:
+    """The answer to the request that accepted an alert, recorded for its replays."""
+
+    principal_id: str
+    key: str
+    response: dict[str, Any]
+
+
 class Inbox(Protocol):
-    async def add(self, item: InboxItem) -> bool:
-        """Store a sealed envelope; False when it was already there (redelivery)."""
+    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        """Store a sealed envelope; False when it was already there (redelivery).
+
+        With ``completes`` (the ingest path's last step), the idempotency record of the request
+        that accepted the alert is completed in the same transaction: one commit, not two.
+        """
+        ...
+
+    def sealed_here(self, envelope_sha256: str) -> bool:
+        """True when these exact bytes are an alert this process accepted and stored itself
+        (``add(..., completes=)`` inserted and committed them); False when unsure. From memory."""
         ...
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
     async def page(
         self, node_id: str, agency_id: str, *, after_seq: int, limit: int
     ) -> list[InboxItem]: ...
+    async def last_seq(self, node_id: str, agency_id: str) -> int:
+        """The highest stream sequence :meth:`page` would return now; 0 for an empty inbox."""
+        ...
+
     async def reject(self, rejection: Rejection) -> bool: ...
 
 

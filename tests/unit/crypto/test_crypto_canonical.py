@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from blo_exchange.crypto.canonical import (
     b64u_decode,
@@ -157,3 +161,27 @@ def test_sha256_hex() -> None:
     assert sha256_hex(b"abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=["Cs"])), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_the_fast_path_writes_exactly_what_rfc8785_writes(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(cast(Any, value))
+
+
+def test_keys_beyond_the_bmp_sort_by_utf16_code_units() -> None:
+    value = {"\U0001f600": 1, "\uff61": 2, "a": 3}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).index("😀".encode()) < canonical_json(value).index("｡".encode())

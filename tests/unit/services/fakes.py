@@ -10,7 +10,13 @@ from typing import Any
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.domain.directory import Agreement, Node, Principal
 from blo_exchange.errors import BusError, IdempotencyInProgress, IdempotencyMismatch
-from blo_exchange.services.ports import IdempotencyBegin, InboxItem, NewLedgerEntry, Rejection
+from blo_exchange.services.ports import (
+    Completion,
+    IdempotencyBegin,
+    InboxItem,
+    NewLedgerEntry,
+    Rejection,
+)
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,23 @@ class FakeIdempotency:
 class FakeInbox:
     items: dict[tuple[str, str], InboxItem] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
+    idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
+    """Where ``add(..., completes=)`` records the answer: the same database, in the real one."""
 
-    async def add(self, item: InboxItem) -> bool:
+    sealed: set[str] = field(default_factory=set)
+
+    def sealed_here(self, envelope_sha256: str) -> bool:
+        return envelope_sha256 in self.sealed
+
+    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        if completes is not None:
+            done = completes
+            await self.idempotency.complete(done.principal_id, done.key, done.response)
         if (item.node_id, item.alert_id) in self.items:
             return False
         self.items[(item.node_id, item.alert_id)] = item
+        if completes is not None:
+            self.sealed.add(item.envelope_sha256)
         return True
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
@@ -125,6 +143,14 @@ class FakeInbox:
             key=lambda i: i.stream_seq,
         )
         return rows[:limit]
+
+    async def last_seq(self, node_id: str, agency_id: str) -> int:
+        seqs = [
+            i.stream_seq
+            for i in self.items.values()
+            if i.node_id == node_id and i.agency_id == agency_id
+        ]
+        return max(seqs, default=0)
 
     async def reject(self, rejection: Rejection) -> bool:
         self.rejections.append(rejection)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 from blo_exchange.crypto.envelope import redact
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import UnverifiedReceipt
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
-from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from tests.unit.services.fakes import FakeInbox, FakePublisher
 from tests.unit.services.world import World
 
@@ -118,4 +119,40 @@ async def test_redacted_nominal_still_delivers() -> None:
     raw = redact(await published_alert(world), "nominal")
     inbox, receipts = FakeInbox(), FakePublisher()
     outcome = await world.delivery(TJ, inbox, receipts).handle(SUBJECT, raw, 4)
+    assert outcome.status == "delivered"
+
+
+async def test_the_origin_skips_only_the_exact_bytes_it_sealed_and_stored() -> None:
+    world = World.demo()
+    inbox = FakeInbox()
+    submission = ALERT_SUBMISSION_ADAPTER.validate_python(EXAMPLE_SEIZURE)
+    await world.ingest(KG, inbox=inbox).submit(world.terminal(KG), submission, "key-0002")
+    raw = world.publisher.published[-1][1]
+    receipts = FakePublisher()
+    world.directory.signing_keys[KG] = {}  # anything verified now would be rejected
+    service = world.delivery(KG, inbox, receipts)
+
+    assert (await service.handle(SUBJECT, raw, 1)).status == "duplicate"
+    assert receipts.published == []  # the origin sends no delivered receipt
+    assert inbox.rejections == []
+    tampered = raw.replace(b'"origin_node"', b'"origin_node" ', 1)
+    assert (await service.handle(SUBJECT, tampered, 2)).status == "rejected"
+
+
+async def test_expired_risk_alert_is_not_delivered() -> None:
+    world = World.demo()
+    risk = copy.deepcopy(EXAMPLE_RISK)
+    risk["case"]["valid_until"] = "2026-11-28T06:00:00Z"  # before the world's clock
+    submission = ALERT_SUBMISSION_ADAPTER.validate_python(risk)
+    await world.ingest(KG).submit(world.terminal(KG), submission, "key-0002")
+    raw = world.publisher.published[-1][1]
+    await assert_rejected(world, "blo.v1.alerts.KG-TJ.risk", raw, "expired")
+
+    risk["case"]["valid_until"] = "2026-12-28T06:00:00Z"  # still valid: delivered
+    submission = ALERT_SUBMISSION_ADAPTER.validate_python(risk)
+    await world.ingest(KG).submit(world.terminal(KG), submission, "key-0003")
+    inbox, receipts = FakeInbox(), FakePublisher()
+    outcome = await world.delivery(TJ, inbox, receipts).handle(
+        "blo.v1.alerts.KG-TJ.risk", world.publisher.published[-1][1], 8
+    )
     assert outcome.status == "delivered"

@@ -64,13 +64,16 @@ class World:
         idempotency: FakeIdempotency | None = None,
         inbox: FakeInbox | None = None,
     ) -> IngestService:
+        idempotency = idempotency or FakeIdempotency()
+        inbox = inbox or FakeInbox()
+        inbox.idempotency = idempotency  # one database: the inbox completes the same records
         return IngestService(
             node=self.node(node_id),
             signer=self.signing[node_id],
             suite=SUITE,
             directory=self.directory,
-            idempotency=idempotency or FakeIdempotency(),
-            inbox=inbox or FakeInbox(),
+            idempotency=idempotency,
+            inbox=inbox,
             publisher=self.publisher,
             clock=clock,
         )
