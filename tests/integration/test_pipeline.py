@@ -330,3 +330,16 @@ async def test_rate_limit_per_principal(deploy: Deployment) -> None:
         # Another principal has its own bucket.
         other = await client.get("/v1/directory", headers=deploy.analyst(KG))
         assert other.status_code == 200
+
+
+async def test_metrics_count_and_time_what_happened(deploy: Deployment) -> None:
+    alert_id = (await post(deploy, KG, EXAMPLE_SEIZURE)).json()["alert_id"]
+    await eventually(feed_has(deploy, TJ, alert_id), what="delivery to TJ")
+    kg = (await deploy.client(KG).get("/metrics")).text
+    tj = (await deploy.client(TJ).get("/metrics")).text
+    assert 'blo_accepted_total{node="blo-karamyk-kg"} 1' in kg
+    assert 'blo_publish_seconds_count{node="blo-karamyk-kg"} 1' in kg
+    assert 'blo_publish_seconds_bucket{node="blo-karamyk-kg",le="+Inf"} 1' in kg
+    assert 'blo_delivery_total{node="blo-karamyk-tj",outcome="delivered"} 1' in tj
+    assert 'blo_delivery_latency_seconds_count{node="blo-karamyk-tj"} 1' in tj
+    assert 'blo_consumer_pending{node="blo-karamyk-tj"} 0' in tj

@@ -101,6 +101,10 @@ class PullConsumer:
         )
         await self._bus.js.add_consumer(spec.stream, config)
 
+    @property
+    def spec(self) -> ConsumerSpec:
+        return self._spec
+
     def stop(self) -> None:
         self._stopping.set()
 

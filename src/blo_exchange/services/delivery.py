@@ -21,6 +21,7 @@ from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import parse_border_pair, parse_time
 from blo_exchange.domain.subjects import parse_alert_subject
 from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.services.metrics import Histogram
 from blo_exchange.services.ports import Directory, Inbox, InboxItem, Rejection
 from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
 
@@ -54,6 +55,8 @@ class DeliveryService:
         self._receipts = receipts
         self._clock = clock
         self.counts: Counter[str] = Counter()
+        # From the origin's created_at to stored here: the alert's trip, as partners see it.
+        self.delivery_seconds = Histogram()
 
     async def handle(self, subject: str, data: bytes, stream_seq: int) -> DeliveryOutcome:
         outcome = await self._handle(subject, data, stream_seq)
@@ -130,6 +133,9 @@ class DeliveryService:
                 agreement_ids=[str(a) for a in header["agreement_ids"]],
                 envelope_sha256=digest,
             )
+        if stored:
+            created = parse_time(str(header["created_at"]))
+            self.delivery_seconds.observe(max(0.0, (self._clock() - created).total_seconds()))
         return DeliveryOutcome(status="delivered" if stored else "duplicate", alert_id=alert_id)
 
     async def set_aside(self, subject: str, data: bytes, stream_seq: int) -> DeliveryOutcome:
@@ -155,7 +161,8 @@ class DeliveryService:
         digest: str,
     ) -> DeliveryOutcome:
         log.warning(
-            "rejected message", extra={"subject": subject, "seq": stream_seq, "reason": reason}
+            "rejected message",
+            extra={"subject": subject, "seq": stream_seq, "reason": reason, "alert_id": alert_id},
         )
         await self._inbox.reject(
             Rejection(

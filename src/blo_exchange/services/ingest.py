@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from blo_exchange.domain.ids import format_time, new_alert_id
 from blo_exchange.domain.policy import resolve_recipients
 from blo_exchange.domain.subjects import alert_subject
 from blo_exchange.errors import BusError, Forbidden, PolicyError
+from blo_exchange.services.metrics import Histogram
 from blo_exchange.services.ports import (
     Completion,
     Directory,
@@ -80,6 +82,8 @@ class IngestService:
         self._clock = clock
         self._rng = rng
         self._stale_after = stale_after
+        self.accepted = 0
+        self.publish_seconds = Histogram()  # JetStream publish until its ack
 
     def authorize(self, principal: Principal, submission: Submission) -> None:
         """Only this node's terminals post, and only for the border pairs the node serves."""
@@ -158,10 +162,12 @@ class IngestService:
             for agency, key in keys
         ]
         raw = seal(header, parts, sealed_to, self._signer, rng=self._rng)
+        started = time.perf_counter()
         try:
             ack = await self._publisher.publish(
                 alert_subject(submission.border_pair, submission.kind), raw, msg_id=alert_id
             )
+            self.publish_seconds.observe(time.perf_counter() - started)
         except BusError:
             await self._idempotency.abandon(principal.id, idempotency_key)
             raise
@@ -198,4 +204,5 @@ class IngestService:
                 ),
                 completes=Completion(principal.id, idempotency_key, response),
             )
+        self.accepted += 1
         return Accepted(response=response, replayed=False)
