@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         default=30.0,
         description="After this long a request still marked in progress is taken over by a retry.",
     )
+    client_cert_header: str | None = Field(
+        default=None,
+        description="Header in which a TLS-terminating proxy forwards the verified client "
+        "certificate (URL-encoded PEM, e.g. nginx's $ssl_client_escaped_cert); None: no mTLS.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses whose client_cert_header is believed."
+    )
     log_json: bool = Field(default=True, description="Log JSON lines (False: plain text).")
     rate_limit: float = Field(
         default=20.0, description="Requests per second per principal (0: no limit)."

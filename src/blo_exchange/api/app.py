@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.settings = settings
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
 from blo_exchange.api.limits import RateLimiter
 from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.config import Settings
+from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.domain.directory import Principal, Role
-from blo_exchange.errors import Forbidden
+from blo_exchange.errors import Forbidden, Unauthenticated
 
 __all__ = ["Auditor", "CurrentPrincipal", "Runtime", "get_principal", "get_runtime"]
 
@@ -25,13 +28,38 @@ Runtime = Annotated[NodeRuntime, Depends(get_runtime)]
 async def get_principal(request: Request, runtime: Runtime) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    principal = await runtime.auth.authenticate(
-        token.strip() if scheme.lower() == "bearer" else None
-    )
+    certificate = _forwarded_certificate(request)
+    if scheme.lower() != "bearer" and certificate is not None:
+        principal = await runtime.auth.authenticate_certificate(certificate)
+    else:
+        principal = await runtime.auth.authenticate(
+            token.strip() if scheme.lower() == "bearer" else None
+        )
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)
     return principal
+
+
+def _forwarded_certificate(request: Request) -> str | None:
+    """The SHA-256 of the client certificate a trusted proxy forwarded, if mTLS is configured.
+
+    (1) only when a header is configured; (2) only from a trusted proxy's address — anyone
+    else could simply send the header; (3) the header must hold a certificate. Not checked here:
+    the chain and validity, which the proxy verified before forwarding.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.client_cert_header is None:
+        return None
+    value = request.headers.get(settings.client_cert_header)
+    if not value:
+        return None
+    if request.client is None or request.client.host not in settings.trusted_proxies:
+        raise Unauthenticated("client certificates are accepted only through the trusted proxy")
+    try:
+        return certificate_sha256(unquote(value).encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise Unauthenticated("the forwarded client certificate is not readable") from exc
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

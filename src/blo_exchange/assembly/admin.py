@@ -48,7 +48,7 @@ from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import ConfigurationError, NotFound
 from blo_exchange.ledger.db import create_engine, session_factory
 from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.services.auth import hash_token, new_token
+from blo_exchange.services.auth import certificate_credential, hash_token, new_token
 
 __all__ = [
     "NodeKeyRotation",
@@ -70,6 +70,7 @@ async def create_principal(
     node_id: str | None,
     agency_id: str | None,
     expires_days: int | None,
+    certificate_fingerprint: str | None = None,
 ) -> str:
     """Register a principal and return its token (the only time it is ever visible)."""
     engine = create_engine(settings.database_url.get_secret_value(), pool_size=1)
@@ -79,7 +80,12 @@ async def create_principal(
             agency_id = (await directory.node(node_id)).agency_id
         now = datetime.now(UTC)
         parsed = Role(role)
-        token = new_token()
+        # A bearer token, or, for mutual TLS, the client certificate's fingerprint as credential.
+        token = (
+            new_token()
+            if certificate_fingerprint is None
+            else certificate_credential(certificate_fingerprint)
+        )
         await directory.add_principal(
             Principal(
                 id=f"{parsed.value}-{secrets.token_hex(6)}",

@@ -131,10 +131,17 @@ def principals_create(
     node: Annotated[str | None, typer.Option(help="Node of a terminal.")] = None,
     agency: Annotated[str | None, typer.Option(help="Agency of an analyst.")] = None,
     expires_days: Annotated[int | None, typer.Option(min=1)] = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option(help="A client certificate (PEM or DER) instead of a token, for mTLS."),
+    ] = None,
 ) -> None:
-    """Create a credential. The token is printed once and stored only as a hash."""
+    """Create a credential. The token is printed once and stored only as a hash; with --cert,
+    the certificate's SHA-256 is the credential (presented through the TLS proxy)."""
     from blo_exchange.assembly.admin import create_principal
+    from blo_exchange.crypto.certs import certificate_sha256
 
+    fingerprint = None if cert is None else certificate_sha256(cert.read_bytes())
     token = asyncio.run(
         create_principal(
             load_settings(),
@@ -143,9 +150,10 @@ def principals_create(
             node_id=node,
             agency_id=agency,
             expires_days=expires_days,
+            certificate_fingerprint=fingerprint,
         )
     )
-    typer.echo(token)
+    typer.echo(token if fingerprint is None else f"certificate sha256 {fingerprint} registered")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from blo_exchange.domain.directory import Principal
 from blo_exchange.errors import Unauthenticated
 from blo_exchange.services.ports import Directory
 
-__all__ = ["TOKEN_PREFIX", "Authenticator", "hash_token", "new_token"]
+__all__ = ["TOKEN_PREFIX", "Authenticator", "certificate_credential", "hash_token", "new_token"]
 
 # A prefix that makes tokens recognisable (and greppable in leaks), not a secret.
 TOKEN_PREFIX = "blo_"  # noqa: S105  # nosec B105
@@ -29,6 +29,12 @@ def new_token(rng: Callable[[int], bytes] = os.urandom) -> str:
 
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def certificate_credential(fingerprint: str) -> str:
+    """The credential a client certificate stands for; stored hashed like a token. It can't be
+    mistaken for a bearer token, which always starts with ``blo_``."""
+    return f"x509-sha256:{fingerprint.lower()}"
 
 
 class Authenticator:
@@ -44,4 +50,13 @@ class Authenticator:
         principal = await self._directory.principal_by_token_hash(digest)
         if principal is None or not principal.is_active(self._clock()):
             raise Unauthenticated("a valid bearer token is required")
+        return principal
+
+    async def authenticate_certificate(self, fingerprint: str) -> Principal:
+        """The principal a (proxy-verified) client certificate is registered for."""
+        principal = await self._directory.principal_by_token_hash(
+            hash_token(certificate_credential(fingerprint))
+        )
+        if principal is None or not principal.is_active(self._clock()):
+            raise Unauthenticated("this client certificate is not registered to a principal")
         return principal

@@ -1,0 +1,95 @@
+"""Mutual TLS through a TLS-terminating proxy: the proxy verifies the client certificate and
+forwards it; the node maps the certificate's SHA-256 to a principal, and believes the header only
+from the proxy's address."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from blo_exchange.api.app import create_app
+from blo_exchange.crypto.certs import certificate_sha256
+from blo_exchange.domain.directory import Principal, Role
+from blo_exchange.services.auth import certificate_credential, hash_token
+from tests.integration.pipeline import Deployment, deployment
+
+KG = "blo-karamyk-kg"
+HEADER = "x-client-cert"
+
+
+def certificate(name: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+async def deploy(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with deployment(database_url, nats_url, tmp_path / "keys") as d:
+        yield d
+
+
+def client(deploy: Deployment, *, trusted: list[str]) -> httpx.AsyncClient:
+    runtime = deploy.runtimes[KG]
+    settings = runtime.settings.model_copy(
+        update={"client_cert_header": HEADER, "trusted_proxies": trusted}
+    )
+    # httpx's ASGI transport presents the client as 127.0.0.1.
+    transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+    return httpx.AsyncClient(transport=transport, base_url="http://kg.test")
+
+
+async def test_a_registered_certificate_through_the_proxy_is_a_principal(
+    deploy: Deployment,
+) -> None:
+    pem = certificate("karamyk-terminal-1")
+    node = deploy.runtimes[KG].node
+    await deploy.runtimes[KG].directory.add_principal(
+        Principal(
+            id="terminal-cert-1",
+            role=Role.TERMINAL,
+            node_id=node.id,
+            agency_id=node.agency_id,
+            label="terminal with a certificate",
+            created_at=dt.datetime.now(dt.UTC),
+        ),
+        hash_token(certificate_credential(certificate_sha256(pem))),
+    )
+    forwarded = {HEADER: quote(pem.decode())}
+    async with client(deploy, trusted=["127.0.0.1"]) as kg:
+        first = await kg.get("/v1/directory", headers=forwarded)
+        assert first.status_code == 200, first.text
+        stranger = {HEADER: quote(certificate("someone-else").decode())}
+        assert (await kg.get("/v1/directory", headers=stranger)).status_code == 401
+        garbage = await kg.get("/v1/directory", headers={HEADER: "not-a-certificate"})
+        assert garbage.status_code == 401
+        # A bearer token still works beside it.
+        assert (await kg.get("/v1/directory", headers=deploy.terminal(KG))).status_code == 200
+    async with client(deploy, trusted=["10.9.9.9"]) as untrusted:
+        # Anyone can send the header; only the proxy's is believed.
+        response = await untrusted.get("/v1/directory", headers=forwarded)
+        assert response.status_code == 401
+        assert "trusted proxy" in response.json()["detail"]
+    # Without mTLS configured, the header means nothing.
+    plain = await deploy.client(KG).get("/v1/directory", headers=forwarded)
+    assert plain.status_code == 401
