@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from blo_exchange.cli.main import app
+from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.ledger.db import migrate
 
 
@@ -79,6 +85,13 @@ def test_operator_sets_up_a_node(runner: CliRunner, tmp_path: Path) -> None:
     ).strip()  # fmt: skip
     assert token.startswith("blo_")
     assert len(token) >= 40  # 256 bits, base64url
+    pem = tmp_path / "terminal.pem"
+    pem.write_bytes(self_signed_pem())
+    registered = invoke(
+        runner, "principals", "create", "--role", "terminal", "--label", "post 2",
+        "--node", "blo-dostuk-kg", "--cert", str(pem),
+    )  # fmt: skip
+    assert f"certificate sha256 {certificate_sha256(pem.read_bytes())} registered" in registered
 
     shown = json.loads(invoke(runner, "directory", "show"))
     assert [n["id"] for n in shown["nodes"]] == ["blo-dostuk-kg"]
@@ -94,6 +107,23 @@ def test_operator_sets_up_a_node(runner: CliRunner, tmp_path: Path) -> None:
     invoke(runner, "directory", "revoke-key", key_id)
     revoked = json.loads(invoke(runner, "directory", "show"))["keys"]
     assert [k["revoked_at"] is not None for k in revoked if k["key_id"] == key_id] == [True]
+
+
+def self_signed_pem() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "post 2")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def test_bad_input_is_a_clear_error(runner: CliRunner) -> None:
