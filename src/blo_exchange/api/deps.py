@@ -28,13 +28,13 @@ Runtime = Annotated[NodeRuntime, Depends(get_runtime)]
 async def get_principal(request: Request, runtime: Runtime) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    certificate = _forwarded_certificate(request)
-    if scheme.lower() != "bearer" and certificate is not None:
+    bearer = scheme.lower() == "bearer"
+    # A bearer token, when there is one, is the credential; a forwarded certificate otherwise.
+    certificate = None if bearer else _forwarded_certificate(request)
+    if certificate is not None:
         principal = await runtime.auth.authenticate_certificate(certificate)
     else:
-        principal = await runtime.auth.authenticate(
-            token.strip() if scheme.lower() == "bearer" else None
-        )
+        principal = await runtime.auth.authenticate(token.strip() if bearer else None)
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)
