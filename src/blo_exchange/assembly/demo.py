@@ -27,6 +27,7 @@ from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, NatsAuth
 from blo_exchange.assembly.signals import stop_event
 from blo_exchange.bus.connection import connect
 from blo_exchange.config import Settings
+from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.errors import RuntimeServiceError
 from blo_exchange.ledger.db import async_url, create_engine, migrate, session_factory
 from blo_exchange.ledger.directory import SqlDirectory
@@ -40,13 +41,7 @@ DATABASE = "blo"
 
 
 def _write_private_json(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_private_file(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
 
 
 def _database_url(postgres: PostgresServer) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.ledger.merkle import MemoryTree
 from blo_exchange.services.ledger_verify import BundleError, TrustStore, verify_bundle
 
@@ -89,13 +88,4 @@ def _fetch(url: str, token: str | None) -> Any:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, mode 0600 from the start."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private_file(path, text.encode("utf-8"))

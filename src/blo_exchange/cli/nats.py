@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from blo_exchange.assembly.consumers import provision_bus
 from blo_exchange.assembly.nats_auth import prepare_nats_auth
 from blo_exchange.bus.connection import connect
 from blo_exchange.config import load_settings
+from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.domain.directory import Node
 from blo_exchange.ledger.directory import SqlDirectory
 
@@ -39,9 +39,7 @@ def config(
     Include the file from the server's config (`include ./auth.conf`)."""
     nodes = asyncio.run(with_directory(load_settings(), _nodes))
     auth = prepare_nats_auth(nodes, key_root)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(auth.config)
+    write_private_file(out, auth.config.encode("utf-8"))
     typer.echo(f"wrote {out} for {len(nodes)} node(s)")
     for node_id, path in sorted(auth.node_seed_files.items()):
         typer.echo(f"  {node_id}: BLO_NATS_NKEY_FILE={path}")

@@ -10,11 +10,9 @@ key is ever logged or printed: the private fields are left out of ``repr``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode, canonical_json
+from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.errors import ConfigurationError, InvalidEnvelope
 
 __all__ = [
@@ -294,25 +293,7 @@ def save_private_key(path: Path, key: SigningKey | KemPrivateKey) -> None:
     document |= {"key_id": key.key_id, "private": b64u_encode(key.private)}
     data = canonical_json(document) + b"\n"
 
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        try:
-            # The umask can only remove bits; set exactly 0600 whatever it is.
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
+    write_private_file(path, data)
 
 
 def load_private_key(path: Path) -> SigningKey | KemPrivateKey:
@@ -381,16 +362,3 @@ def load_kem_key(path: Path) -> KemPrivateKey:
     if not isinstance(key, KemPrivateKey):
         raise ConfigurationError(f"key file {path} does not hold an HPKE key")
     return key
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename durable; some platforms cannot open a directory, which is fine there.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import nkeys
 
+from blo_exchange.crypto.secretfile import write_private_file
+
 __all__ = ["new_user_seed", "public_nkey", "write_seed_file"]
 
 
@@ -32,10 +34,4 @@ def public_nkey(seed: str) -> str:
 def write_seed_file(path: Path, seed: str) -> None:
     """Write a seed 0600, atomically; nats-py reads it with ``nkeys_seed=path``."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(seed + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_private_file(path, (seed + "\n").encode("ascii"))
