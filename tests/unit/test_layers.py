@@ -1,8 +1,8 @@
 """The import rules of STYLE.md, checked on the source: imports flow one way.
 
 ``domain`` ← ``crypto`` ← ``services`` ← (``bus``, ``ledger``) ← (``assembly``) ← (``api``,
-``cli``). Only ``crypto`` imports ``cryptography``; nothing imports ``api`` or ``cli`` but
-themselves and the entry point.
+``cli``); ``interop`` (the STIX mapping) sits beside ``services``. Only ``crypto`` imports
+``cryptography``; nothing imports ``api`` or ``cli`` but themselves and the entry point.
 """
 
 from __future__ import annotations
@@ -19,17 +19,20 @@ ALLOWED: dict[str, set[str]] = {
     "domain": {"errors"},
     "crypto": {"errors", "domain"},
     "services": {"errors", "domain", "crypto"},
+    "interop": {"errors", "domain"},
     "bus": {"errors", "domain", "crypto", "services"},
     "ledger": {"errors", "domain", "crypto", "services"},
     "runtime": {"errors"},
     "assembly": {
         "errors", "domain", "crypto", "services", "bus", "ledger", "runtime", "config",
     },
-    "api": {"errors", "domain", "crypto", "services", "bus", "ledger", "assembly", "config"},
+    "api": {
+        "errors", "domain", "crypto", "services", "interop", "bus", "ledger", "assembly", "config",
+    },
     "web": {"errors", "domain", "crypto", "services", "bus", "ledger", "assembly", "config", "api"},
     "cli": {
-        "errors", "domain", "crypto", "services", "bus", "ledger", "assembly", "config", "api",
-        "runtime",
+        "errors", "domain", "crypto", "services", "interop", "bus", "ledger", "assembly", "config",
+        "api", "runtime",
     },
 }  # fmt: skip
 FRAMEWORKS = {"fastapi", "starlette", "sqlalchemy", "nats", "cryptography", "alembic", "uvicorn"}
@@ -63,7 +66,7 @@ def test_layer_imports_flow_one_way(layer: str) -> None:
     assert offending == []
 
 
-@pytest.mark.parametrize("layer", ["domain", "services"])
+@pytest.mark.parametrize("layer", ["domain", "services", "interop"])
 def test_inner_layers_import_no_framework(layer: str) -> None:
     offending = [
         f"{path.relative_to(PACKAGE)} imports {name}"
