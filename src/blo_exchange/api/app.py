@@ -12,7 +12,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from blo_exchange import __version__, web
-from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
+from blo_exchange.api import (
+    routes_alerts,
+    routes_feed,
+    routes_ledger,
+    routes_meta,
+    routes_reshare,
+    routes_taxii,
+)
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -62,5 +69,6 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
 
     for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    routes_taxii.install(app)  # read-only TAXII 2.1 at /taxii2/ (docs/stix-mapping.md)
     web.install(app)  # the pages at / and their static files (blo_exchange.web)
     return app

@@ -341,6 +341,7 @@ _OPINIONS: Final[Mapping[Outcome, str]] = {
 
 def _feedback(alert: _Alert, case: FeedbackCase) -> list[dict[str, Any]]:
     about = report_id(case.alert_id)
+    own = [{"source_name": "blo-exchange", "external_id": alert.alert_id}]
     text = f"Feedback on alert {case.alert_id}: {case.outcome.label}."
     if case.narrative is not None:
         text = f"{text}\n\n{case.narrative.text}"
@@ -350,6 +351,7 @@ def _feedback(alert: _Alert, case: FeedbackCase) -> list[dict[str, Any]]:
         "content": text,
         "object_refs": [about],
         "labels": [f"outcome:{case.outcome.value}"],
+        "external_references": own,
     }
     if case.narrative is not None:
         note["lang"] = case.narrative.lang
@@ -363,6 +365,7 @@ def _feedback(alert: _Alert, case: FeedbackCase) -> list[dict[str, Any]]:
             "where_sighted_refs": [alert.location],
             "summary": False,
             "description": text,
+            "external_references": own,
         }
         return [sighting]
     if case.outcome in _OPINIONS:
@@ -371,6 +374,7 @@ def _feedback(alert: _Alert, case: FeedbackCase) -> list[dict[str, Any]]:
             "opinion": _OPINIONS[case.outcome],
             "explanation": text,
             "object_refs": [about],
+            "external_references": own,
         }
         return [opinion, note]
     return [note]

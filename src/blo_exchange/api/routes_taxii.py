@@ -1,0 +1,356 @@
+"""``/taxii2``: a read-only TAXII 2.1 server over an analyst's feed (``docs/stix-mapping.md``).
+
+One API root per node (``/taxii2/<node id>/``); one collection per border pair the node serves,
+and one (``feed``) for everything the agency's feed holds. A reader sees exactly what its feed
+shows: the same inbox rows, opened by the same :class:`~blo_exchange.services.feed.FeedService`
+(which verifies each envelope again), mapped to STIX by ``interop.stix``.
+
+Who may read: an analyst of the node's agency, with its token as a bearer token or as the
+password of HTTP Basic (the user name is not checked: TAXII clients such as MISP and OpenCTI
+often offer Basic only). Anyone else: 401 or 403, as ``application/problem+json`` like every
+other refusal of the node.
+
+Every read is logged (principal, path, collection, objects returned) on the ``blo_exchange.taxii``
+logger and counted in ``app.state``; it is not ledgered, unlike an auditor's ledger query (see the
+document for why). Not implemented: ``match[...]`` filters, single objects, versions, status and
+writing (``can_write`` is false).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections import Counter
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from blo_exchange.api.deps import Runtime
+from blo_exchange.api.limits import RateLimiter
+from blo_exchange.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, problem
+from blo_exchange.domain.directory import Principal
+from blo_exchange.domain.ids import UtcTimestamp
+from blo_exchange.errors import NotFound, Unauthenticated
+from blo_exchange.interop.stix import StixMappingError, alert_objects
+from blo_exchange.interop.taxii import (
+    MAX_LIMIT,
+    TAXII_MEDIA_TYPE,
+    AlertObjects,
+    InvalidNextError,
+    Page,
+    Position,
+    collection_id,
+    format_added,
+    manifest_record,
+    paginate,
+)
+from blo_exchange.ledger.taxii_index import SqlTaxiiIndex
+
+__all__ = ["TAXII_READS", "TaxiiResponse", "install", "router"]
+
+log = logging.getLogger("blo_exchange.taxii")
+
+TAXII_READS: Final = "taxii_reads"
+"""``app.state`` attribute: a Counter of TAXII reads by (principal id, resource)."""
+
+_MIN_OBJECTS_PER_ALERT: Final = 7  # an information-only feedback note and what it refers to
+
+
+async def _reader(request: Request, runtime: Runtime) -> Principal:
+    """(1) a bearer token, or the password of Basic; (2) a valid, active principal; (3) the rate
+    limit; (4) an analyst of this node's agency. Each failure is a 401 or 403."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    token: str | None = None
+    if scheme.lower() == "bearer":
+        token = credential.strip()
+    elif scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthenticated("a valid bearer token or Basic password is required") from exc
+        token = decoded.partition(":")[2]
+    principal = await runtime.auth.authenticate(token or None)
+    request.state.principal_id = principal.id
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.take(principal.id)
+    runtime.feed.require_analyst(principal)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_reader)]
+
+
+def _accepts_taxii(accept: str | None) -> bool:
+    if accept is None:
+        return True
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in {"*/*", "application/*", "application/taxii+json"}:
+            return True
+    return False
+
+
+async def _negotiate(accept: Annotated[str | None, Header()] = None) -> None:
+    if not _accepts_taxii(accept):
+        raise _NotAcceptableError
+
+
+class _NotAcceptableError(Exception):
+    """The client accepts no TAXII media type: a 406, by the handler :func:`install` adds."""
+
+
+class TaxiiResponse(JSONResponse):
+    media_type = TAXII_MEDIA_TYPE
+
+
+router = APIRouter(
+    prefix="/taxii2",
+    tags=["taxii"],
+    dependencies=[Depends(_negotiate)],
+    default_response_class=TaxiiResponse,
+    responses={
+        **PROBLEM_RESPONSES,
+        406: {
+            "description": f"The client accepts no {TAXII_MEDIA_TYPE}",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
+    },
+)
+
+
+def _taxii(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return TaxiiResponse(body, headers=headers)
+
+
+def _audit(request: Request, principal: Principal, resource: str, count: int | None = None) -> None:
+    counter = getattr(request.app.state, TAXII_READS, None)
+    if not isinstance(counter, Counter):
+        counter = Counter()
+        setattr(request.app.state, TAXII_READS, counter)
+    counter[(principal.id, resource)] += 1
+    log.info(
+        "taxii read",
+        extra={
+            "principal": principal.id,
+            "agency": principal.agency_id,
+            "path": request.url.path,
+            "query": request.url.query[:500],
+            "resource": resource,
+            "objects": count,
+        },
+    )
+
+
+def _root(runtime: Runtime) -> str:
+    return f"/taxii2/{runtime.node.id}/"
+
+
+@router.get("/", summary="TAXII discovery")
+async def discovery(request: Request, reader: Reader, runtime: Runtime) -> JSONResponse:
+    _audit(request, reader, "discovery")
+    return _taxii(
+        {
+            "title": f"blo-exchange node {runtime.node.id}",
+            "description": f"Alerts addressed to {runtime.node.agency_id}, as STIX 2.1.",
+            "default": _root(runtime),
+            "api_roots": [_root(runtime)],
+        }
+    )
+
+
+def _check_root(runtime: Runtime, api_root: str) -> None:
+    if api_root != runtime.node.id:
+        raise NotFound("no such API root")
+
+
+@router.get("/{api_root}/", summary="TAXII API root")
+async def api_root_info(
+    request: Request, reader: Reader, runtime: Runtime, api_root: str
+) -> JSONResponse:
+    _check_root(runtime, api_root)
+    _audit(request, reader, "api-root")
+    return _taxii(
+        {
+            "title": f"blo-exchange node {runtime.node.id}",
+            "description": "Read-only: seizures, risk alerts and feedback of this node's feed.",
+            "versions": [TAXII_MEDIA_TYPE],
+            "max_content_length": 0,
+        }
+    )
+
+
+def _collections(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Collection id → (resource, border pair or None)."""
+    node = runtime.node
+    result: dict[str, dict[str, Any]] = {
+        collection_id(node.id, None): {
+            "title": f"Feed of {node.agency_id} on {node.id}",
+            "description": "Every alert this node's feed shows to the agency's analysts.",
+            "pair": None,
+        }
+    }
+    for pair in node.border_pairs:
+        result[collection_id(node.id, pair)] = {
+            "title": f"{pair} alerts for {node.agency_id}",
+            "description": f"The alerts of border pair {pair} in this node's feed.",
+            "pair": pair,
+        }
+    return result
+
+
+def _collection_resource(cid: str, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "title": info["title"],
+        "description": info["description"],
+        "can_read": True,
+        "can_write": False,
+        "media_types": ["application/stix+json;version=2.1"],
+    }
+
+
+@router.get("/{api_root}/collections/", summary="TAXII collections")
+async def collections(
+    request: Request, reader: Reader, runtime: Runtime, api_root: str
+) -> JSONResponse:
+    _check_root(runtime, api_root)
+    _audit(request, reader, "collections")
+    found = _collections(runtime)
+    return _taxii({"collections": [_collection_resource(c, i) for c, i in found.items()]})
+
+
+def _find(runtime: Runtime, api_root: str, cid: str) -> dict[str, Any]:
+    _check_root(runtime, api_root)
+    info = _collections(runtime).get(cid)
+    if info is None:
+        raise NotFound("no such collection")
+    return info
+
+
+@router.get("/{api_root}/collections/{cid}/", summary="TAXII collection")
+async def collection(
+    request: Request, reader: Reader, runtime: Runtime, api_root: str, cid: str
+) -> JSONResponse:
+    info = _find(runtime, api_root, cid)
+    _audit(request, reader, f"collection:{cid}")
+    return _taxii(_collection_resource(cid, info))
+
+
+async def _page(
+    runtime: Runtime,
+    reader: Principal,
+    pair: str | None,
+    *,
+    added_after: UtcTimestamp | None,
+    limit: int,
+    next_token: str | None,
+) -> Page:
+    start = Position.parse(next_token) if next_token else None
+    want = limit // _MIN_OBJECTS_PER_ALERT + 2
+    index = SqlTaxiiIndex(runtime.engine)
+    rows = await index.added(
+        runtime.node.id,
+        runtime.node.agency_id,
+        border_pair=pair,
+        start=None if start is None else (start.added, start.seq),
+        added_after=added_after,
+        limit=want,
+    )
+    alerts = []
+    for row in rows:
+        try:
+            item = await runtime.feed.get(reader, row.alert_id)
+            objects = alert_objects(item)
+        except (NotFound, StixMappingError):
+            log.warning("alert left out of TAXII", extra={"alert_id": row.alert_id})
+            objects = []
+        alerts.append(AlertObjects(row.received_at, row.stream_seq, objects))
+    return paginate(alerts, start=start, limit=limit, exhausted=len(rows) < want)
+
+
+def _page_headers(page: Page) -> dict[str, str]:
+    if not page.objects:
+        return {}
+    return {
+        "X-TAXII-Date-Added-First": format_added(page.objects[0][0]),
+        "X-TAXII-Date-Added-Last": format_added(page.objects[-1][0]),
+    }
+
+
+def _envelope(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"more": page.more}
+    if page.next is not None:
+        body["next"] = page.next.token()
+    if items:
+        body["objects"] = items
+    return body
+
+
+Limit = Annotated[int, Query(ge=1)]
+Next = Annotated[str | None, Query(alias="next", max_length=200)]
+
+
+@router.get("/{api_root}/collections/{cid}/objects/", summary="TAXII objects")
+async def objects(
+    request: Request,
+    reader: Reader,
+    runtime: Runtime,
+    api_root: str,
+    cid: str,
+    added_after: UtcTimestamp | None = None,
+    limit: Limit = 100,
+    next_token: Next = None,
+) -> JSONResponse:
+    info = _find(runtime, api_root, cid)
+    page = await _page(
+        runtime,
+        reader,
+        info["pair"],
+        added_after=added_after,
+        limit=min(limit, MAX_LIMIT),
+        next_token=next_token,
+    )
+    _audit(request, reader, f"objects:{cid}", len(page.objects))
+    items = [obj for _, obj in page.objects]
+    return _taxii(_envelope(page, items), _page_headers(page))
+
+
+@router.get("/{api_root}/collections/{cid}/manifest/", summary="TAXII manifest")
+async def manifest(
+    request: Request,
+    reader: Reader,
+    runtime: Runtime,
+    api_root: str,
+    cid: str,
+    added_after: UtcTimestamp | None = None,
+    limit: Limit = 100,
+    next_token: Next = None,
+) -> JSONResponse:
+    info = _find(runtime, api_root, cid)
+    page = await _page(
+        runtime,
+        reader,
+        info["pair"],
+        added_after=added_after,
+        limit=min(limit, MAX_LIMIT),
+        next_token=next_token,
+    )
+    _audit(request, reader, f"manifest:{cid}", len(page.objects))
+    items = [manifest_record(added, obj) for added, obj in page.objects]
+    return _taxii(_envelope(page, items), _page_headers(page))
+
+
+def install(app: Any) -> None:
+    """Register the router and the two TAXII-specific refusals (406, 400 for a bad ``next``)."""
+
+    async def not_acceptable(request: Request, exc: Exception) -> JSONResponse:
+        return problem(406, f"this resource is served as {TAXII_MEDIA_TYPE}")
+
+    async def bad_next(request: Request, exc: Exception) -> JSONResponse:
+        return problem(400, str(exc))
+
+    app.add_exception_handler(_NotAcceptableError, not_acceptable)
+    app.add_exception_handler(InvalidNextError, bad_next)
+    app.include_router(router)
