@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import socket
 import tempfile
 import uuid
@@ -25,9 +26,11 @@ import requests
 import stix2
 import uvicorn
 from taxii2client.v21 import Server, as_pages
+from typer.testing import CliRunner
 
 from blo_exchange.api.app import create_app
 from blo_exchange.api.routes_taxii import TAXII_READS
+from blo_exchange.cli.main import app as cli
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.interop.stix import SEIZURE_TYPE, report_id
 from blo_exchange.interop.taxii import TAXII_MEDIA_TYPE, collection_id
@@ -316,3 +319,39 @@ async def test_every_read_is_logged_and_counted(
     assert record.__dict__["principal"]
     counts = getattr(world.apps[TJ].state, TAXII_READS)
     assert sum(n for (_, res), n in counts.items() if res == "collections") == before + 1
+
+
+async def test_the_offline_export_gives_the_objects_taxii_serves(world: World) -> None:
+    runner = CliRunner()
+    url, token = world.urls[TJ], world.analyst(TJ)
+
+    def export(*args: str) -> dict[str, Any]:
+        env = {"BLO_URL": url, "BLO_TOKEN": token}
+        result = runner.invoke(cli, ["stix", "export", *args], env=env)
+        assert result.exit_code == 0, result.output
+        exported: dict[str, Any] = json.loads(result.output)
+        return exported
+
+    one = await asyncio.to_thread(export, "--alert", world.seizure)
+    assert_valid_stix(one["objects"])
+    served = await asyncio.to_thread(
+        _poll, url, token, basic=False, pair=None, node=TJ, per_request=1000
+    )
+    served_ids = {o["id"] for o in served}
+    exported = {o["id"] for o in one["objects"] if o["type"] != "marking-definition"}
+    assert exported <= served_ids  # the same ids: the same mapping of the same feed item
+    (report,) = [o for o in one["objects"] if o["type"] == "report"]
+    assert report == next(o for o in served if o["id"] == report["id"])
+
+    since = (world.before - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ranged = await asyncio.to_thread(export, "--since", since)
+    assert_valid_stix(ranged["objects"])
+    assert {world.seizure, world.risk, world.feedback} <= _alert_ids(ranged["objects"])
+
+    refused = await asyncio.to_thread(
+        runner.invoke,
+        cli,
+        ["stix", "export", "--alert", world.seizure],
+        env={"BLO_URL": url, "BLO_TOKEN": world.deploy.seed.terminal_tokens[KG]},
+    )
+    assert refused.exit_code == 1  # a terminal of another node may not read it here

@@ -24,14 +24,14 @@ import logging
 from collections import Counter
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from blo_exchange.api.deps import Runtime
 from blo_exchange.api.limits import RateLimiter
 from blo_exchange.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, problem
 from blo_exchange.domain.directory import Principal
-from blo_exchange.domain.ids import UtcTimestamp
+from blo_exchange.domain.ids import NodeId, UtcTimestamp
 from blo_exchange.errors import NotFound, Unauthenticated
 from blo_exchange.interop.stix import StixMappingError, alert_objects
 from blo_exchange.interop.taxii import (
@@ -92,8 +92,10 @@ def _accepts_taxii(accept: str | None) -> bool:
     return False
 
 
-async def _negotiate(accept: Annotated[str | None, Header()] = None) -> None:
-    if not _accepts_taxii(accept):
+async def _negotiate(request: Request) -> None:
+    # Read here rather than declared as a parameter: Accept is content negotiation, not an
+    # input of the operation, and stays out of the OpenAPI document.
+    if not _accepts_taxii(request.headers.get("accept")):
         raise _NotAcceptableError
 
 
@@ -143,6 +145,16 @@ def _audit(request: Request, principal: Principal, resource: str, count: int | N
     )
 
 
+ApiRoot = Annotated[NodeId, Path(description="The node's id: one API root per node.")]
+CollectionId = Annotated[
+    str,
+    Path(
+        pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="A collection id (a UUID) from the collections resource.",
+    ),
+]
+
+
 def _root(runtime: Runtime) -> str:
     return f"/taxii2/{runtime.node.id}/"
 
@@ -167,7 +179,7 @@ def _check_root(runtime: Runtime, api_root: str) -> None:
 
 @router.get("/{api_root}/", summary="TAXII API root")
 async def api_root_info(
-    request: Request, reader: Reader, runtime: Runtime, api_root: str
+    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot
 ) -> JSONResponse:
     _check_root(runtime, api_root)
     _audit(request, reader, "api-root")
@@ -213,7 +225,7 @@ def _collection_resource(cid: str, info: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/{api_root}/collections/", summary="TAXII collections")
 async def collections(
-    request: Request, reader: Reader, runtime: Runtime, api_root: str
+    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot
 ) -> JSONResponse:
     _check_root(runtime, api_root)
     _audit(request, reader, "collections")
@@ -221,7 +233,7 @@ async def collections(
     return _taxii({"collections": [_collection_resource(c, i) for c, i in found.items()]})
 
 
-def _find(runtime: Runtime, api_root: str, cid: str) -> dict[str, Any]:
+def _find(runtime: Runtime, api_root: ApiRoot, cid: CollectionId) -> dict[str, Any]:
     _check_root(runtime, api_root)
     info = _collections(runtime).get(cid)
     if info is None:
@@ -231,7 +243,7 @@ def _find(runtime: Runtime, api_root: str, cid: str) -> dict[str, Any]:
 
 @router.get("/{api_root}/collections/{cid}/", summary="TAXII collection")
 async def collection(
-    request: Request, reader: Reader, runtime: Runtime, api_root: str, cid: str
+    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot, cid: CollectionId
 ) -> JSONResponse:
     info = _find(runtime, api_root, cid)
     _audit(request, reader, f"collection:{cid}")
@@ -297,8 +309,8 @@ async def objects(
     request: Request,
     reader: Reader,
     runtime: Runtime,
-    api_root: str,
-    cid: str,
+    api_root: ApiRoot,
+    cid: CollectionId,
     added_after: UtcTimestamp | None = None,
     limit: Limit = 100,
     next_token: Next = None,
@@ -322,8 +334,8 @@ async def manifest(
     request: Request,
     reader: Reader,
     runtime: Runtime,
-    api_root: str,
-    cid: str,
+    api_root: ApiRoot,
+    cid: CollectionId,
     added_after: UtcTimestamp | None = None,
     limit: Limit = 100,
     next_token: Next = None,
