@@ -21,7 +21,7 @@ import httpx
 import typer
 
 from blo_exchange.domain.ids import parse_time
-from blo_exchange.interop.stix import StixMappingError, alert_objects, bundle, definition_objects
+from blo_exchange.interop.stix import StixMappingError, alert_objects, bundle
 
 __all__ = ["stix_app"]
 
@@ -146,7 +146,9 @@ def export(
         items = [i for i in items if _in_range(i, start, end)]
     if not items:
         raise _fail("no alert matches", 1)
-    objects = list(definition_objects())
+    # Each alert's objects include what they refer to (its own TLP, not all five: MISP, for
+    # one, tags an event with every marking in the bundle).
+    objects: list[dict[str, Any]] = []
     try:
         for item in items:
             objects += alert_objects(item)
