@@ -43,7 +43,7 @@ WORKER_CONFIGS = (
     ("w2-uvicorn", 2, "uvicorn"),
     ("w2-reuseport", 2, "reuseport"),
 )
-ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "soak")
+ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "taxii", "soak")
 KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
 
 
@@ -344,6 +344,12 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     },
                 )
                 system_results["burst"] = _pick(out)
+        if "taxii" in args.only:
+            with _guard(system_results, "taxii"):
+                log("taxii: feed vs TAXII read throughput on blo-karamyk-tj; SSE vs TAXII poll")
+                from bench.taxii_poll import run as taxii_run
+
+                system_results["taxii"] = await taxii_run(nodes, KG)
         if "soak" in args.only:
             with _guard(system_results, "soak"):
                 log(f"soak: {args.soak_seconds:.0f} s at {half:.1f}/s")
@@ -628,6 +634,25 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "no drift (<= 1.5x)",
             s["p99_drift_ratio"] is not None and s["p99_drift_ratio"] <= 1.5,
         )
+    if "taxii" in system:
+        r, lat = system["taxii"]["read"], system["taxii"]["latency"]
+        row(
+            f"8 TAXII read: {r['taxii']['alerts']} alerts, {r['objects_per_alert']} objects each",
+            f"{r['taxii']['alerts_per_s']:.0f} alerts/s ({r['taxii']['objects_per_s']:.0f} obj/s)",
+            f"GET /v1/feed {r['feed']['alerts_per_s']:.0f} alerts/s",
+            r["ratio_alerts_per_s"],
+            "-",
+            None,
+        )
+        t, n = lat["taxii"], lat["sse"]
+        row(
+            f"8 TAXII poll every {lat['poll_interval_s']} s @ {lat['rate']:.0f}/s: p50/p99",
+            f"{_fmt(t['p50_ms'])} / {_fmt(t['p99_ms'])} ms (missed {t['missed']})",
+            f"SSE {_fmt(n['p50_ms'])} / {_fmt(n['p99_ms'])} ms (missed {n['missed']})",
+            (t["p99_ms"] / n["p99_ms"]) if t["p99_ms"] and n["p99_ms"] else None,
+            "none missed",
+            t["missed"] == 0,
+        )
     if "profile" in results:
         shares = results["profile"]["share_of_busy"]
         text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])
@@ -660,7 +685,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         await accept_phase(args, work, results)
-        if set(args.only) & {"delivery", "ledger", "fanout", "burst", "soak"}:
+        if set(args.only) & {"delivery", "ledger", "fanout", "burst", "taxii", "soak"}:
             await system_phase(args, work, results)
     finally:
         results["duration_seconds"] = time.monotonic() - started
