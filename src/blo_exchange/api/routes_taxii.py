@@ -276,16 +276,16 @@ async def _page(
     available = 0
     for row in rows:
         try:
-            item = await runtime.feed.get(reader, row.alert_id)
+            item = await runtime.feed.open_item(reader, row.item)
             objects = alert_objects(item)
         except (NotFound, StixMappingError):
-            log.warning("alert left out of TAXII", extra={"alert_id": row.alert_id})
+            log.warning("alert left out of TAXII", extra={"alert_id": row.item.alert_id})
             objects = []
         skip = 0
         if start is not None and not alerts and row.received_at == start.added:
-            skip = start.index if row.stream_seq == start.seq else 0
+            skip = start.index if row.item.stream_seq == start.seq else 0
         available += max(0, len(objects) - skip)
-        alerts.append(AlertObjects(row.received_at, row.stream_seq, objects))
+        alerts.append(AlertObjects(row.received_at, row.item.stream_seq, objects))
         if available > limit:
             return paginate(alerts, start=start, limit=limit, exhausted=False)
     return paginate(alerts, start=start, limit=limit, exhausted=len(rows) < want)

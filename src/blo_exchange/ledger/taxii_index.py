@@ -6,8 +6,8 @@ alert was stored here, not when its origin created it, so an alert that arrives 
 back online) is still after the poller's last ``added_after``. Rows are ordered by
 ``(received_at, stream_seq)``, a total order, so a page can resume exactly.
 
-Only ids, sequences and times are read here: opening the envelope is the feed's job
-(``services.feed``), which verifies it again on every read.
+The rows are read whole, sealed envelope included, one page in one query; opening them is the
+feed's job (``services.feed``), which verifies each envelope again on every read.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import Table, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.ledger.tables import InboxRow
+from blo_exchange.services.ports import InboxItem
 
 __all__ = ["AddedAlert", "SqlTaxiiIndex"]
 
@@ -28,8 +29,7 @@ _INBOX = cast(Table, InboxRow.__table__)
 
 @dataclass(frozen=True)
 class AddedAlert:
-    alert_id: str
-    stream_seq: int
+    item: InboxItem
     received_at: datetime
 
 
@@ -50,9 +50,7 @@ class SqlTaxiiIndex:
         """Alerts for ``agency_id`` on this node from ``start`` (inclusive) and strictly after
         ``added_after``, oldest first; only those of ``border_pair`` when given."""
         c = _INBOX.c
-        query = select(c.alert_id, c.stream_seq, c.received_at).where(
-            c.node_id == node_id, c.agency_id == agency_id
-        )
+        query = select(_INBOX).where(c.node_id == node_id, c.agency_id == agency_id)
         if border_pair is not None:
             query = query.where(c.border_pair == border_pair)
         if start is not None:
@@ -62,4 +60,23 @@ class SqlTaxiiIndex:
         query = query.order_by(c.received_at, c.stream_seq).limit(limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [AddedAlert(r.alert_id, r.stream_seq, r.received_at) for r in rows]
+        return [
+            AddedAlert(
+                InboxItem(
+                    node_id=r.node_id,
+                    alert_id=r.alert_id,
+                    agency_id=r.agency_id,
+                    origin_agency=r.origin_agency,
+                    origin_node=r.origin_node,
+                    border_pair=r.border_pair,
+                    kind=r.kind,
+                    tlp=r.tlp,
+                    created_at=r.created_at,
+                    stream_seq=r.stream_seq,
+                    envelope=r.envelope,
+                    envelope_sha256=r.envelope_sha256,
+                ),
+                r.received_at,
+            )
+            for r in rows
+        ]

@@ -171,6 +171,12 @@ class FeedService:
             raise NotFound("no such alert")
         return await self._open(row)
 
+    async def open_item(self, principal: Principal, row: InboxItem) -> dict[str, Any]:
+        """:meth:`get` for a row the caller has already read (the TAXII server pages its own)."""
+        if not self._may_read(principal, row):
+            raise NotFound("no such alert")
+        return await self._open(row)
+
     def _may_read(self, principal: Principal, row: InboxItem) -> bool:
         if principal.role is Role.TERMINAL:
             return principal.node_id == self._node.id and row.origin_agency == principal.agency_id
