@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import httpx
 
 from blo_exchange.api.app import create_app
-from blo_exchange.assembly.demo_directory import DEMO_NODES, DemoSeed, seed_demo
-from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
-from blo_exchange.ledger.db import create_engine, migrate, session_factory
-from blo_exchange.ledger.directory import SqlDirectory
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import create_engine, migrate, session_factory
+from blo_exchange.demo.directory import DEMO_NODES, DemoSeed, seed_demo
 
 T = TypeVar("T")
 

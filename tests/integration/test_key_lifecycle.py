@@ -22,13 +22,13 @@ import pytest
 from typer.testing import CliRunner
 
 from blo_exchange.api.app import create_app
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.cli.main import app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
+from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.entries import parse_leaf_input
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has
 
 KG, TJ, TJ2 = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"

@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from blo_exchange.api.app import create_app
-from blo_exchange.assembly.demo_directory import DEMO_AGREEMENTS
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.db.ledger_store import EntryFilter
+from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.errors import BusError
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.entries import parse_leaf_input
 from tests.integration.pipeline import Deployment, deployment, eventually
 
 KG, UZ = "blo-karamyk-kg", "blo-oybek-uz"

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from blo_exchange.api.app import create_app
-from blo_exchange.assembly.keyfiles import create_node_keys
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
+from blo_exchange.crypto.keyfiles import create_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.domain.alerts import AlertKind
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role

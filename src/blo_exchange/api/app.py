@@ -16,7 +16,7 @@ from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_m
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]

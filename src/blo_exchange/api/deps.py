@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from fastapi import Depends, Request
 
 from blo_exchange.api.limits import RateLimiter
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
 from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.domain.directory import Principal, Role

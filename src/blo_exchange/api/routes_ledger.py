@@ -20,14 +20,14 @@ from fastapi.routing import APIRoute
 
 from blo_exchange.api.deps import Auditor, Runtime, get_runtime
 from blo_exchange.api.problems import problem
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
+from blo_exchange.db.ledger_store import EntryFilter, StoredCheckpoint
 from blo_exchange.domain.ids import AgencyId, AlertId, BorderPair, UtcTimestamp, utc_now
 from blo_exchange.errors import NotFound
-from blo_exchange.ledger.store import EntryFilter, StoredCheckpoint
-from blo_exchange.services.ledger_audit import LedgerQueryRecorder
-from blo_exchange.services.ledger_entries import entry_json
-from blo_exchange.services.ledger_verify import build_bundle
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.entries import entry_json
+from blo_exchange.ledger.verify import build_bundle
 
 __all__ = ["record_ledger_read", "router"]
 

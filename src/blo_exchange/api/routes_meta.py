@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 
 __all__ = ["router"]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.domain.ids import AgencyId, AlertId
 from blo_exchange.services.reshare import ReshareService
 from blo_exchange.services.reshare_model import MAX_REASON_CHARS

@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.web.messages import LANGUAGES, Catalogue, catalogue, negotiate

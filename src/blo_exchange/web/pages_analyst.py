@@ -15,13 +15,13 @@ from pydantic import ValidationError
 
 from blo_exchange.api.routes_alerts import ReceiptRequest, post_receipt
 from blo_exchange.api.routes_feed import feed_stream
+from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
 from blo_exchange.domain.marking import GRADING_LABELS, HANDLING_LABELS, Tlp
 from blo_exchange.domain.vocab import Outcome
 from blo_exchange.errors import NotFound
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from blo_exchange.api import routes_ledger
+from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.domain.directory import Role
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import ENTRY_TYPES, entry_json
+from blo_exchange.ledger.entries import ENTRY_TYPES, entry_json
 from blo_exchange.web.deps import Viewer, render, require, runtime_of
 from blo_exchange.web.ledger_view import sharing_matrix
 

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from blo_exchange.api.problems import status_for
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.node import NodeRuntime
+from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.domain.alerts import parse_alert_submission
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
@@ -26,8 +27,7 @@ from blo_exchange.domain.vocab import (
     Vocabulary,
 )
 from blo_exchange.errors import BloExchangeError
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
 from blo_exchange.web.forms import field_errors, field_label, submission_from_form
 from blo_exchange.web.ledger_view import SentAlert, sent_alert

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import get_args
 
 from blo_exchange.api.routes_ledger import EntryType
-from blo_exchange.services.ledger_entries import ENTRY_TYPES
+from blo_exchange.ledger.entries import ENTRY_TYPES
 
 
 def test_filter_types_are_the_entry_types() -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from blo_exchange.api.app import create_app
-from blo_exchange.assembly.demo_directory import DEMO_NODES
 from blo_exchange.config import Settings
+from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.auth import Authenticator, hash_token

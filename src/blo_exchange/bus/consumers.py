@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from blo_exchange.assembly.reshare_consumer import reshare_consumer_spec
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
-from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
+from blo_exchange.bus.streams import ALERTS_STREAM, RECEIPTS_STREAM, ensure_streams
 from blo_exchange.domain.directory import Node
-from blo_exchange.domain.subjects import alert_subjects_for_pairs
+from blo_exchange.domain.subjects import alert_subjects_for_pairs, receipt_subject
 
-__all__ = ["node_consumer_spec", "provision_bus"]
+__all__ = [
+    "node_consumer_spec",
+    "provision_bus",
+    "reshare_consumer_permissions",
+    "reshare_consumer_spec",
+]
 
 
 def node_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
@@ -26,6 +30,26 @@ def node_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) ->
         max_deliver=max_deliver,
         batch=batch,
     )
+
+
+def reshare_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream=RECEIPTS_STREAM.name,
+        durable=f"reshare-{node.id}",
+        filter_subjects=tuple(receipt_subject(pair) for pair in sorted(set(node.border_pairs))),
+        max_deliver=max_deliver,
+        batch=batch,
+    )
+
+
+def reshare_consumer_permissions(node: Node) -> list[str]:
+    """The publish subjects a node needs to read its re-share consumer under NATS permissions."""
+    stream, durable = RECEIPTS_STREAM.name, reshare_consumer_spec(node).durable
+    return [
+        f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+        f"$JS.ACK.{stream}.{durable}.>",
+    ]
 
 
 async def _nothing(batch: Sequence[BusMessage]) -> None:

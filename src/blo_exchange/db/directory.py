@@ -18,18 +18,18 @@ from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
-from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
-from blo_exchange.domain.ids import format_time
-from blo_exchange.errors import NotFound
-from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.tables import (
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.tables import (
     AgencyRow,
     AgreementRow,
     NodeRow,
     PrincipalRow,
     PublicKeyRow,
 )
-from blo_exchange.services.ledger_entries import DirectoryState, KeyRecord
+from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
+from blo_exchange.domain.ids import format_time
+from blo_exchange.errors import NotFound
+from blo_exchange.ledger.entries import DirectoryState, KeyRecord
 
 __all__ = ["SqlDirectory"]
 

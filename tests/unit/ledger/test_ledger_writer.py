@@ -6,15 +6,16 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from blo_exchange.assembly.demo_directory import DEMO_AGREEMENTS
-from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import sign_receipt
-from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
-from blo_exchange.services.ledger_audit import LedgerQueryRecorder
-from blo_exchange.services.ledger_entries import DirectoryState, KeyRecord
-from blo_exchange.services.ledger_writer import InboundMessage, LedgerWriter
 from tests.unit.services.fakes import FakeLedgerStore, FakePublisher
 from tests.unit.services.world import NOW, World, clock
+
+from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.demo.directory import DEMO_AGREEMENTS
+from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.entries import DirectoryState, KeyRecord
+from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
 KG = "blo-karamyk-kg"
 

@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
+from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
-from blo_exchange.ledger.db import SessionFactory, engine_of, in_transaction
-from blo_exchange.ledger.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]

@@ -31,8 +31,8 @@ from blo_exchange.domain.subjects import (
     parse_receipt_subject,
 )
 from blo_exchange.errors import InvalidEnvelope
-from blo_exchange.services.ledger_audit import LEDGER_QUERIED, MAX_QUERY_CHARS
-from blo_exchange.services.ledger_entries import DirectoryState, build_entry, directory_entries
+from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
+from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
 
 __all__ = ["InboundMessage", "LedgerWriter", "WriterStore"]

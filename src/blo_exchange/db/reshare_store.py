@@ -16,8 +16,8 @@ from sqlalchemy import Boolean, Index, Text, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.tables import TZ, AgencyRow, Base
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.tables import TZ, AgencyRow, Base
 from blo_exchange.services.reshare_model import ReshareRequest, ReshareStatus
 
 __all__ = ["ReshareRow", "SqlAgencies", "SqlReshareStore"]

@@ -6,7 +6,7 @@ receipts, and publishes it on ``blo.v1.ledger.queries``. The ledger writer verif
 node's keys and appends a ``ledger_queried`` entry; the node never writes the ledger itself.
 
 Not here: which requests are recorded and what a refused publish does to the request
-(``api.routes_ledger``), or turning the record into an entry (``services.ledger_writer``).
+(``api.routes_ledger``), or turning the record into an entry (``ledger.writer``).
 """
 
 from __future__ import annotations

@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from blo_exchange.assembly.keyfiles import (
+from blo_exchange.config import Settings
+from blo_exchange.crypto.keyfiles import (
     agency_key_path,
     archived_signing_key_path,
     signing_key_path,
 )
-from blo_exchange.config import Settings
 from blo_exchange.crypto.keys import (
     HpkeSuite,
     KemPrivateKey,
@@ -44,10 +44,10 @@ from blo_exchange.crypto.keys import (
     public_key_from_record,
     save_private_key,
 )
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import create_engine, session_factory
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import ConfigurationError, NotFound
-from blo_exchange.ledger.db import create_engine, session_factory
-from blo_exchange.ledger.directory import SqlDirectory
 from blo_exchange.services.auth import certificate_credential, hash_token, new_token
 
 __all__ = [

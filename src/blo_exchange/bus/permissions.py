@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from blo_exchange.assembly.reshare_consumer import reshare_consumer_permissions
+from blo_exchange.bus.consumers import reshare_consumer_permissions
 from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node

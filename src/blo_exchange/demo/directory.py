@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from blo_exchange.assembly.keyfiles import NodeKeys, create_node_keys
+from blo_exchange.crypto.keyfiles import NodeKeys, create_node_keys
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey
+from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.domain.alerts import AlertKind
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
 from blo_exchange.domain.marking import Tlp
-from blo_exchange.ledger.directory import SqlDirectory
 from blo_exchange.services.auth import hash_token, new_token
 
 __all__ = ["DEMO_AGENCIES", "DEMO_AGREEMENTS", "DEMO_NODES", "DemoSeed", "seed_demo"]

@@ -5,7 +5,7 @@ pairs. The origin node of an alert decides requests for it and carries out appro
 requesting node follows its requests' state. Other receipts on those subjects are skipped
 unverified (only the type is read), and every message is acked once handled.
 
-Where NATS enforces per-node permissions (``assembly.nats_auth``), the operator must create this
+Where NATS enforces per-node permissions (``bus.permissions``), the operator must create this
 consumer (:func:`reshare_consumer_spec`) and allow the node its ``CONSUMER.INFO``,
 ``CONSUMER.MSG.NEXT`` and ``$JS.ACK`` subjects on ``BLO_RECEIPTS``; see
 :func:`reshare_consumer_permissions`.
@@ -19,42 +19,21 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from blo_exchange.assembly.keyfiles import NodeKeys
 from blo_exchange.bus.connection import BusConnection
-from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
-from blo_exchange.bus.streams import RECEIPTS_STREAM
+from blo_exchange.bus.consumer import BusMessage, PullConsumer
+from blo_exchange.bus.consumers import reshare_consumer_spec
 from blo_exchange.config import Settings
+from blo_exchange.crypto.keyfiles import NodeKeys
 from blo_exchange.crypto.keys import HpkeSuite
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.node_store import SqlInbox
+from blo_exchange.db.reshare_store import SqlAgencies, SqlReshareStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
-from blo_exchange.domain.subjects import receipt_subject
-from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.ledger.node_store import SqlInbox
-from blo_exchange.ledger.reshare_store import SqlAgencies, SqlReshareStore
 from blo_exchange.services.reshare import ReshareService
 
-__all__ = ["ReshareRuntime", "reshare_consumer_permissions", "reshare_consumer_spec"]
-
-
-def reshare_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
-    return ConsumerSpec(
-        stream=RECEIPTS_STREAM.name,
-        durable=f"reshare-{node.id}",
-        filter_subjects=tuple(receipt_subject(pair) for pair in sorted(set(node.border_pairs))),
-        max_deliver=max_deliver,
-        batch=batch,
-    )
-
-
-def reshare_consumer_permissions(node: Node) -> list[str]:
-    """The publish subjects a node needs to read its re-share consumer under NATS permissions."""
-    stream, durable = RECEIPTS_STREAM.name, reshare_consumer_spec(node).durable
-    return [
-        f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-        f"$JS.ACK.{stream}.{durable}.>",
-    ]
+__all__ = ["ReshareRuntime"]
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
 from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = ["EntryFilter", "SharingCount", "SqlLedgerStore", "StoredCheckpoint"]

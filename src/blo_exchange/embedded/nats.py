@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from blo_exchange.embedded._process import kill_process, log_tail, open_log, stop_process
+from blo_exchange.embedded.ports import free_port
 from blo_exchange.errors import RuntimeServiceError
-from blo_exchange.runtime._process import kill_process, log_tail, open_log, stop_process
-from blo_exchange.runtime.ports import free_port
 
 __all__ = ["NatsServer", "check_config", "nats_server_binary"]
 

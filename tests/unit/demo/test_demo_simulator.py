@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from blo_exchange.assembly.demo_directory import DEMO_AGREEMENTS, DEMO_NODES
-from blo_exchange.assembly.simulator import random_alert
+from blo_exchange.demo.directory import DEMO_AGREEMENTS, DEMO_NODES
+from blo_exchange.demo.simulator import random_alert
 from blo_exchange.domain.alerts import parse_alert_submission
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.policy import resolve_recipients

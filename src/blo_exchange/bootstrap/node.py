@@ -16,22 +16,22 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blo_exchange.assembly.consumers import node_consumer_spec
-from blo_exchange.assembly.keyfiles import NodeKeys, load_node_keys
-from blo_exchange.assembly.ledger_writer import LedgerWriterRuntime
-from blo_exchange.assembly.nats_auth import inbox_prefix
-from blo_exchange.assembly.reshare_consumer import ReshareRuntime
+from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
+from blo_exchange.bus.consumers import node_consumer_spec
+from blo_exchange.bus.permissions import inbox_prefix
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
+from blo_exchange.crypto.keyfiles import NodeKeys, load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
-from blo_exchange.ledger.db import create_engine, session_factory
-from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.ledger.node_store import SqlIdempotencyStore, SqlInbox
-from blo_exchange.ledger.store import SqlLedgerStore
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService

@@ -14,9 +14,9 @@ import nats
 import pytest
 from nats.js.api import StorageType
 
+from blo_exchange.embedded import NatsServer, PostgresServer
+from blo_exchange.embedded.nats import check_config
 from blo_exchange.errors import RuntimeServiceError
-from blo_exchange.runtime import NatsServer, PostgresServer
-from blo_exchange.runtime.nats import check_config
 
 
 def _monitoring(server: NatsServer, endpoint: str) -> dict[str, Any]:

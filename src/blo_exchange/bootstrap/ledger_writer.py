@@ -16,11 +16,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, inbox_prefix
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
 from blo_exchange.bus.streams import ALERTS_STREAM, LEDGER_STREAM, RECEIPTS_STREAM
 from blo_exchange.config import Settings, require_key_dir, source_domains
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.checkpoints import (
@@ -29,10 +32,7 @@ from blo_exchange.ledger.checkpoints import (
     load_or_create_ledger_key,
     note_signer,
 )
-from blo_exchange.ledger.db import SessionFactory
-from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.ledger.store import SqlLedgerStore
-from blo_exchange.services.ledger_writer import InboundMessage, LedgerWriter
+from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
 __all__ = ["CHECKPOINT_INTERVAL", "DIRECTORY_INTERVAL", "LedgerWriterRuntime"]
 
@@ -197,10 +197,10 @@ async def _cut(checkpointer: Checkpointer) -> None:
 
 async def run_standalone(settings: Settings) -> None:
     """``blo-exchange ledger-writer``: run until SIGINT/SIGTERM, then finish the batch in hand."""
-    from blo_exchange.assembly.signals import stop_event
+    from blo_exchange.bootstrap.signals import stop_event
     from blo_exchange.bus.connection import connect
     from blo_exchange.bus.streams import ensure_streams
-    from blo_exchange.ledger.db import create_engine, session_factory
+    from blo_exchange.db.engine import create_engine, session_factory
 
     stop = stop_event()
     engine = create_engine(settings.database_url.get_secret_value())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from blo_exchange.embedded import NatsServer, PostgresServer, free_port
+from blo_exchange.embedded.nats import nats_server_binary
 from blo_exchange.errors import RuntimeServiceError
-from blo_exchange.runtime import NatsServer, PostgresServer, free_port
-from blo_exchange.runtime.nats import nats_server_binary
 
 
 def test_free_port_can_be_bound() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from blo_exchange.assembly.keyfiles import agency_key_path, create_node_keys, load_node_keys
+from blo_exchange.crypto.keyfiles import agency_key_path, create_node_keys, load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, save_private_key
 from blo_exchange.errors import ConfigurationError
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from blo_exchange.ledger.directory import SqlDirectory
+from blo_exchange.db.directory import SqlDirectory
 
 
 def directory(cache_seconds: float) -> SqlDirectory:

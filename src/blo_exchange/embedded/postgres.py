@@ -23,10 +23,10 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
+from blo_exchange.embedded._pgsystem import RunAs, postgres_bin_dir, require_reachable, run_as
+from blo_exchange.embedded._process import kill_process, log_tail, open_log, stop_process
+from blo_exchange.embedded.ports import free_port, port_is_free
 from blo_exchange.errors import RuntimeServiceError
-from blo_exchange.runtime._pgsystem import RunAs, postgres_bin_dir, require_reachable, run_as
-from blo_exchange.runtime._process import kill_process, log_tail, open_log, stop_process
-from blo_exchange.runtime.ports import free_port, port_is_free
 
 __all__ = ["PostgresServer"]
 

