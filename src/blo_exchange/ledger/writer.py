@@ -34,6 +34,7 @@ from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
 from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
+from blo_exchange.services.signed import SignedMessages
 
 __all__ = ["InboundMessage", "LedgerWriter", "WriterStore"]
 
@@ -66,7 +67,7 @@ class LedgerWriter:
     def __init__(
         self, *, directory: Directory, store: WriterStore, clock: Callable[[], datetime]
     ) -> None:
-        self._directory = directory
+        self._signed = SignedMessages(directory, clock=clock)
         self._store = store
         self._clock = clock
         self._recorded: set[str] = set()  # directory event ids known to be in the ledger
@@ -114,10 +115,11 @@ class LedgerWriter:
         # (4) subject matches header. Not checked: anything about the ciphertext's content.
         try:
             pair, kind = parse_alert_subject(message.subject)
-            envelope = UnverifiedEnvelope.parse(message.data)
-            keys = await self._directory.verify_keys("node", envelope.origin_node, self._clock())
-            verified = envelope.verify_signature_only(
-                keys, subject_border_pair=pair, subject_kind=kind
+            verified = await self._signed.envelope(
+                UnverifiedEnvelope.parse(message.data),
+                border_pair=pair,
+                kind=kind,
+                recipient_agency=None,
             )
         except (InvalidEnvelope, ValueError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed"), None)
@@ -140,9 +142,7 @@ class LedgerWriter:
     async def _receipt(self, message: InboundMessage) -> NewLedgerEntry:
         try:
             pair = parse_receipt_subject(message.subject)
-            receipt = UnverifiedReceipt.parse(message.data)
-            keys = await self._directory.verify_keys("node", receipt.node, self._clock())
-            body = receipt.verify(keys).body
+            body = await self._signed.record(UnverifiedReceipt.parse(message.data))
             if body.get("border_pair") != pair or body.get("type") not in RECEIPT_TYPES:
                 raise InvalidEnvelope("receipt does not match its subject")
             occurred_at = parse_time(str(body["occurred_at"]))
@@ -170,8 +170,7 @@ class LedgerWriter:
         # served that request (only it can say so; a node that hides queries is not caught here).
         try:
             record = UnverifiedReceipt.parse(message.data)
-            keys = await self._directory.verify_keys("node", record.node, self._clock())
-            body = record.verify(keys).body
+            body = await self._signed.record(record)
             if body.get("type") != LEDGER_QUERIED:
                 raise InvalidEnvelope("not a ledger query record")
             fields = {name: body[name] for name in ("receipt_id", "principal", "path", "query")}

@@ -35,9 +35,7 @@ from typing import Any
 from blo_exchange.crypto.envelope import (
     OpenedEnvelope,
     RecipientKey,
-    UnverifiedEnvelope,
     envelope_sha256,
-    seal,
 )
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
 from blo_exchange.crypto.receipt import UnverifiedReceipt, sign_receipt
@@ -45,7 +43,7 @@ from blo_exchange.domain.directory import Agreement, Node, Principal, Role
 from blo_exchange.domain.ids import format_time, new_alert_id, parse_time
 from blo_exchange.domain.marking import Handling, Tlp, restricts_resharing
 from blo_exchange.domain.policy import applies
-from blo_exchange.domain.subjects import alert_subject, parse_receipt_subject, receipt_subject
+from blo_exchange.domain.subjects import parse_receipt_subject, receipt_subject
 from blo_exchange.errors import (
     Conflict,
     DirectoryError,
@@ -66,6 +64,8 @@ from blo_exchange.services.reshare_model import (
     ReshareStatus,
     ReshareStore,
 )
+from blo_exchange.services.sealing import AlertSealer
+from blo_exchange.services.signed import SignedMessages
 
 __all__ = ["ReshareService"]
 
@@ -110,9 +110,17 @@ class ReshareService:
     ) -> None:
         self._node = node
         self._signer = signer
-        self._suite = suite
+        self._sealer = AlertSealer(
+            node=node,
+            signer=signer,
+            suite=suite,
+            directory=directory,
+            publisher=publisher,
+            rng=rng,
+        )
         self._kem_keys = kem_keys
         self._directory = directory
+        self._signed = SignedMessages(directory, clock=clock)
         self._agencies = agencies
         self._inbox = inbox
         self._store = store
@@ -244,8 +252,7 @@ class ReshareService:
         # (1) Signed by a known, unrevoked key of the node it names, on its own pair's subject,
         # (2) and well formed.
         try:
-            keys = await self._directory.verify_keys("node", unverified.node, self._clock())
-            body = unverified.verify(keys).body
+            body = await self._signed.record(unverified)
             if parse_receipt_subject(subject) != body.get("border_pair"):
                 raise InvalidEnvelope("subject")
             record = ReshareRecord(body["type"])
@@ -436,53 +443,29 @@ class ReshareService:
         parts = {"case": alert.opened.parts["case"]}
         if "nominal" in alert.opened.parts and any(a.nominal for a in agreements):
             parts["nominal"] = alert.opened.parts["nominal"]
-        origin = self._node.agency_id
-        sealed_to = []
-        for agency in sorted({origin, request.target_agency}):
-            key = await self._directory.current_kem_key(agency, self._suite)
-            if key is None:
-                raise PolicyError(f"agency {agency} has no {self._suite} key registered")
-            sealed_to.append(RecipientKey(agency=agency, key=key, parts=tuple(parts)))
+        keys = await self._sealer.keys_for(sorted({self._node.agency_id, request.target_agency}))
+        sealed_to = [
+            RecipientKey(agency=agency, key=key, parts=tuple(parts)) for agency, key in keys.items()
+        ]
         agreement_ids = sorted(a.id for a in agreements)
-        new_header: dict[str, Any] = {
-            "alert_id": request.new_alert_id,
-            "kind": header["kind"],
-            "border_pair": header["border_pair"],
-            "crossing_point": header["crossing_point"],
-            "origin_node": self._node.id,
-            "origin_agency": origin,
-            "created_at": format_time(now),
-            "tlp": header["tlp"],
-            "handling": header["handling"],
-            "grading": header["grading"],
-            "agreement_ids": agreement_ids,
-            "supersedes": None,
-            "suite": self._suite.value,
-        }
-        raw = seal(new_header, parts, sealed_to, self._signer, rng=self._rng)
-        pair, kind = str(header["border_pair"]), str(header["kind"])
-        ack = await self._publisher.publish(
-            alert_subject(pair, kind), raw, msg_id=request.new_alert_id
+        new_header = self._sealer.header(
+            alert_id=request.new_alert_id,
+            kind=str(header["kind"]),
+            border_pair=str(header["border_pair"]),
+            crossing_point=str(header["crossing_point"]),
+            created_at=now,
+            tlp=str(header["tlp"]),
+            handling=header["handling"],
+            grading=header["grading"],
+            agreement_ids=agreement_ids,
+            supersedes=None,
         )
+        raw = self._sealer.seal(new_header, parts, sealed_to)
+        ack = await self._sealer.publish(new_header, raw)
         if not ack.duplicate:
             # As in ingest: on a duplicate, the first envelope is in the stream and this node's
             # delivery consumer stores that one.
-            await self._inbox.add(
-                InboxItem(
-                    node_id=self._node.id,
-                    alert_id=request.new_alert_id,
-                    agency_id=origin,
-                    origin_agency=origin,
-                    origin_node=self._node.id,
-                    border_pair=pair,
-                    kind=kind,
-                    tlp=str(header["tlp"]),
-                    created_at=now,
-                    stream_seq=ack.seq,
-                    envelope=raw,
-                    envelope_sha256=envelope_sha256(raw),
-                )
-            )
+            await self._inbox.add(self._sealer.own_copy(new_header, raw, ack))
         executed = replace(request, agreement_ids=tuple(agreement_ids))
         await self._record(
             ReshareRecord.EXECUTED,
@@ -542,18 +525,11 @@ class ReshareService:
         if row is None or row.agency_id != self._node.agency_id:
             return None
         try:
-            keys = await self._directory.verify_keys("node", row.origin_node, row.created_at)
-            verified = UnverifiedEnvelope.parse(row.envelope).verify(
-                keys,
-                subject_border_pair=row.border_pair,
-                subject_kind=row.kind,
-                recipient_agency=self._node.agency_id,
-            )
-            opened = verified.open(self._node.agency_id, self._kem_keys)
+            alert = await self._signed.open_stored(row, kem_keys=self._kem_keys)
         except InvalidEnvelope:
             log.warning("stored alert %s no longer verifies", alert_id)
             return None
-        return _Alert(row=row, opened=opened, recipients=tuple(verified.recipients))
+        return _Alert(row=row, opened=alert.opened, recipients=tuple(alert.verified.recipients))
 
     async def _covering(
         self, header: Mapping[str, Any], target: str, recipients: tuple[str, ...], at: datetime
