@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
@@ -110,7 +110,7 @@ async def deployment(database_url: str, nats_url: str, key_root: Path) -> AsyncI
             runtime = await NodeRuntime.start(settings)
             runtimes[node.id] = runtime
             clients[node.id] = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=create_app(settings, runtime=runtime)),
+                transport=httpx.ASGITransport(app=create_app(settings, services=runtime.services)),
                 base_url=f"http://{node.id}.test",
             )
         yield Deployment(seed=seed, runtimes=runtimes, clients=clients)

@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import sign_receipt
-from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.errors import BusError
 from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter
 from tests.integration.pipeline import Deployment, deployment, eventually
 
 KG, UZ = "blo-karamyk-kg", "blo-oybek-uz"
@@ -211,7 +211,7 @@ class _RefusingBus:
 async def test_an_unrecorded_query_is_not_answered(deploy: Deployment) -> None:
     runtime = deploy.runtimes[KG]
     cut_off = dataclasses.replace(runtime, bus=_RefusingBus())
-    app = create_app(runtime.settings, runtime=cut_off)
+    app = create_app(runtime.settings, services=cut_off.services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://kg.test"
     ) as client:

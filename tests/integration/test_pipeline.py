@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import parse_time
@@ -316,7 +316,7 @@ async def test_directory_and_health(deploy: Deployment) -> None:
 async def test_rate_limit_per_principal(deploy: Deployment) -> None:
     runtime = deploy.runtimes[KG]
     settings = runtime.settings.model_copy(update={"rate_limit": 0.5, "rate_burst": 3})
-    app = create_app(settings, runtime=runtime)
+    app = create_app(settings, services=runtime.services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://kg.test") as client:
         statuses = [

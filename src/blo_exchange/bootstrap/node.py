@@ -1,7 +1,7 @@
 """A running node: its database, bus connection, keys, services and consumers, built from settings.
 
-Built in the FastAPI lifespan (``api.app``) or by a test; :meth:`NodeRuntime.stop` finishes the
-batches in hand, then closes NATS and the database pool.
+Built in the FastAPI lifespan (``bootstrap.app``) or by a test; :meth:`NodeRuntime.stop` finishes
+the batches in hand, then closes NATS and the database pool.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
@@ -32,11 +33,18 @@ from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.ports import LedgerReads
+from blo_exchange.ledger.reads import AuditorReads
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.ports import DirectoryView, Health
 from blo_exchange.services.receipts import ReceiptPublisher
+from blo_exchange.services.registry import Services
+from blo_exchange.services.reshare import ReshareService
 
 __all__ = ["NodeRuntime"]
 
@@ -62,6 +70,7 @@ class NodeRuntime:
     ledger_writer: LedgerWriterRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    services: Services = field(default_factory=Services)
 
     @classmethod
     async def start(cls, settings: Settings) -> NodeRuntime:
@@ -150,12 +159,47 @@ class NodeRuntime:
             inbox=inbox,
         )
         runtime.tasks.extend(runtime.reshare.start())
+        runtime._register()
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
                 settings, bus=bus, sessions=sessions, directory=directory
             )
             runtime.tasks.extend(runtime.ledger_writer.start())
         return runtime
+
+    def _register(self) -> None:
+        """What the edges (``api``, ``web``) may use, by the type they know it by."""
+        registry = self.services
+        registry.add(Node, self.node)
+        registry.add(Authenticator, self.auth)
+        registry.add(IngestService, self.ingest)
+        registry.add(FeedService, self.feed)
+        registry.add(
+            AnalystReceipts,
+            AnalystReceipts(
+                node=self.node, feed=self.feed, inbox=self.inbox, receipts=self.receipts
+            ),
+        )
+        registry.add(LedgerReads, self.ledger)  # type: ignore[type-abstract]
+        registry.add(
+            AuditorReads,
+            AuditorReads(
+                store=self.ledger,
+                directory=self.directory,
+                origin=self.settings.ledger_origin,
+                recorder=LedgerQueryRecorder(
+                    node=self.node, signer=self.keys.signing, publisher=self.bus, clock=utc_now
+                ),
+                clock=utc_now,
+            ),
+        )
+        registry.add(DirectoryView, self.directory)  # type: ignore[type-abstract]
+        registry.add(Health, self)  # type: ignore[type-abstract]
+        if self.reshare is not None:
+            registry.add(ReshareService, self.reshare.service)
+
+    async def metrics(self) -> str:
+        return await render_metrics(self)
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: NATS connected, the alerts stream reachable, the database up."""

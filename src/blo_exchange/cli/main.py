@@ -51,7 +51,7 @@ def serve(
     """Run this node's HTTP API and its delivery consumer (settings from BLO_* variables)."""
     import uvicorn
 
-    from blo_exchange.api.app import create_app
+    from blo_exchange.bootstrap.app import create_app
 
     _configure_logging()
     settings = load_settings()

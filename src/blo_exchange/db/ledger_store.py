@@ -9,7 +9,6 @@ back append leaves no gap. Each append also stores the perfect Merkle subtree ha
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,74 +18,35 @@ from sqlalchemy.dialects.postgresql import insert
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint
 from blo_exchange.services.ports import NewLedgerEntry
 
-__all__ = ["EntryFilter", "SharingCount", "SqlLedgerStore", "StoredCheckpoint"]
+__all__ = ["SqlLedgerStore"]
 
 # Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
 _APPEND_LOCK = 0x626C6F4C  # "bloL"
 
 
-class EntryFilter:
-    """Filters of ``GET /v1/ledger/entries``; every one optional, all combined with AND."""
-
-    def __init__(
-        self,
-        *,
-        agency: str | None = None,
-        border_pair: str | None = None,
-        kind: str | None = None,
-        type: str | None = None,
-        alert_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> None:
-        self.agency = agency
-        self.border_pair = border_pair
-        self.kind = kind
-        self.type = type
-        self.alert_id = alert_id
-        self.since = since
-        self.until = until
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        e = LedgerEntryRow
-        wanted: list[ColumnElement[bool]] = []
-        if self.agency is not None:
-            wanted.append(or_(e.actor_agency == self.agency, e.recipients.any_() == self.agency))
-        if self.border_pair is not None:
-            wanted.append(e.border_pair == self.border_pair)
-        if self.kind is not None:
-            wanted.append(e.kind == self.kind)
-        if self.type is not None:
-            wanted.append(e.type == self.type)
-        if self.alert_id is not None:
-            wanted.append(e.alert_id == self.alert_id)
-        if self.since is not None:
-            wanted.append(e.occurred_at >= self.since)
-        if self.until is not None:
-            wanted.append(e.occurred_at < self.until)
-        return wanted
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCheckpoint:
-    """A row of ``ledger_checkpoints``: verified when it was signed, not when it is read back."""
-
-    tree_size: int
-    root_hash: bytes
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
-class SharingCount:
-    """How many ``alert_shared`` entries went from one agency to another, per pair and kind."""
-
-    origin_agency: str
-    recipient_agency: str
-    border_pair: str
-    kind: str
-    count: int
+def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
+    e = LedgerEntryRow
+    conditions: list[ColumnElement[bool]] = []
+    if wanted.agency is not None:
+        conditions.append(
+            or_(e.actor_agency == wanted.agency, e.recipients.any_() == wanted.agency)
+        )
+    if wanted.border_pair is not None:
+        conditions.append(e.border_pair == wanted.border_pair)
+    if wanted.kind is not None:
+        conditions.append(e.kind == wanted.kind)
+    if wanted.type is not None:
+        conditions.append(e.type == wanted.type)
+    if wanted.alert_id is not None:
+        conditions.append(e.alert_id == wanted.alert_id)
+    if wanted.since is not None:
+        conditions.append(e.occurred_at >= wanted.since)
+    if wanted.until is not None:
+        conditions.append(e.occurred_at < wanted.until)
+    return conditions
 
 
 class SqlLedgerStore:
@@ -179,7 +139,7 @@ class SqlLedgerStore:
         """``(index, leaf_input)`` of matching entries with index > ``after``, in order."""
         query = (
             select(LedgerEntryRow.idx, LedgerEntryRow.leaf_input)
-            .where(LedgerEntryRow.idx > after, *filters.conditions())
+            .where(LedgerEntryRow.idx > after, *_conditions(filters))
             .order_by(LedgerEntryRow.idx)
             .limit(limit)
         )

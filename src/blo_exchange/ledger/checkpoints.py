@@ -18,9 +18,9 @@ from typing import NoReturn
 
 from blo_exchange.crypto.keys import SigningKey, load_signing_key, save_private_key
 from blo_exchange.crypto.note import NoteSigner, format_checkpoint
-from blo_exchange.db.ledger_store import SqlLedgerStore, StoredCheckpoint
 from blo_exchange.errors import BloExchangeError, BusError
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.ports import CheckpointStore, StoredCheckpoint
 from blo_exchange.services.ports import Publisher
 
 __all__ = [
@@ -65,7 +65,7 @@ class Checkpointer:
     def __init__(
         self,
         *,
-        store: SqlLedgerStore,
+        store: CheckpointStore,
         signer: NoteSigner,
         origin: str,
         publisher: Publisher | None,
