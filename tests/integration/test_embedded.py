@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import urllib.request
 from pathlib import Path
@@ -146,3 +148,30 @@ def test_postgres_will_not_initialise_over_other_files(runtime_dir: Path) -> Non
     (base / "data" / "notes.txt").write_text("not a cluster")
     with pytest.raises(RuntimeServiceError, match="neither empty nor"):
         PostgresServer(base / "data").start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
+async def test_postgres_starts_from_a_checkout_its_system_user_cannot_reach(
+    tmp_path: Path,
+) -> None:
+    """As root, `make run` from a clone in a 0700 directory: the cluster goes where the
+    Postgres system user can reach it, the same place on every start."""
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    server = PostgresServer(private / "clone" / ".blo" / "postgres")
+    try:
+        server.start()
+        assert private not in server.pgdata.parents  # relocated, not chmod-ed open
+        assert (private.stat().st_mode & 0o777) == 0o700
+        first = server.pgdata
+        conn = await asyncpg.connect(server.url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        server.stop()
+        again = PostgresServer(private / "clone" / ".blo" / "postgres")
+        again.start()
+        assert again.pgdata == first
+        again.stop()
+    finally:
+        server.stop()
+        shutil.rmtree(server.pgdata.parent, ignore_errors=True)

@@ -11,6 +11,7 @@ with warnings as errors must not see.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -22,9 +23,20 @@ from pathlib import Path
 
 from blo_exchange.errors import RuntimeServiceError
 
-__all__ = ["SYSTEM_USER", "RunAs", "postgres_bin_dir", "require_reachable", "run_as"]
+__all__ = [
+    "SYSTEM_USER",
+    "RunAs",
+    "postgres_bin_dir",
+    "reachable_bin_dir",
+    "reachable_data_dir",
+    "require_reachable",
+    "run_as",
+]
 
 SYSTEM_USER = "embedded_postgres"
+STATE_ROOT = Path("/var/lib/blo-exchange")
+"""Where, as root, the Postgres binaries and data go when the checkout is out of the system
+user's reach (a clone in a 0700 home directory): root-owned, 0755, searchable by everyone."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,46 @@ def run_as() -> RunAs:
             ) from None
         entry = pwd.getpwnam(SYSTEM_USER)
     return RunAs(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def is_reachable(path: Path, user: RunAs) -> bool:
+    """True when ``user`` may traverse every directory above ``path``."""
+    if user.uid is None:
+        return True
+    return all(_can_search(parent.stat(), user) for parent in path.absolute().parents)
+
+
+def reachable_bin_dir(bin_dir: Path, user: RunAs) -> Path:
+    """``bin_dir``, or, when ``user`` cannot reach it, the ``bin`` of a copy of its install tree
+    under :data:`STATE_ROOT` (made once per install: its path and mtime name the copy)."""
+    if is_reachable(bin_dir, user):
+        return bin_dir
+    install = bin_dir.parent
+    stamp = f"{install}:{install.stat().st_mtime_ns}".encode()
+    target = _state_dir() / f"pginstall-{hashlib.sha256(stamp).hexdigest()[:16]}"
+    if not (target / bin_dir.name / "postgres").is_file():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(install, partial, symlinks=True)
+        partial.chmod(0o755)
+        partial.rename(target)
+    return target / bin_dir.name
+
+
+def reachable_data_dir(data_dir: Path, user: RunAs) -> Path:
+    """``data_dir``, or, when ``user`` cannot reach it, a directory under :data:`STATE_ROOT`
+    named after ``data_dir``'s path, so every start of the same server finds the same one."""
+    if is_reachable(data_dir, user):
+        return data_dir
+    digest = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:16]
+    home = _state_dir() / f"pgdata-{digest}"
+    home.mkdir(mode=0o755, exist_ok=True)
+    return home / data_dir.name
+
+
+def _state_dir() -> Path:
+    STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return STATE_ROOT
 
 
 def require_reachable(path: Path, user: RunAs) -> None:

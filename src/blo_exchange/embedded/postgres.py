@@ -23,7 +23,14 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
-from blo_exchange.embedded._pgsystem import RunAs, postgres_bin_dir, require_reachable, run_as
+from blo_exchange.embedded._pgsystem import (
+    RunAs,
+    postgres_bin_dir,
+    reachable_bin_dir,
+    reachable_data_dir,
+    require_reachable,
+    run_as,
+)
 from blo_exchange.embedded._process import kill_process, log_tail, open_log, stop_process
 from blo_exchange.embedded.ports import free_port, port_is_free
 from blo_exchange.errors import RuntimeServiceError
@@ -47,6 +54,15 @@ class PostgresServer:
         self._port = port
         self._password: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._pgdata: Path | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        """Where the cluster's files really are: ``data_dir``, unless we are root and the Postgres
+        system user cannot reach it (then a directory it can, named after ``data_dir``)."""
+        if self._pgdata is None:
+            self._pgdata = reachable_data_dir(self.data_dir, run_as())
+        return self._pgdata
 
     @property
     def password_path(self) -> Path:
@@ -101,11 +117,11 @@ class PostgresServer:
         if self.running:
             raise RuntimeServiceError(f"Postgres is already running (pid {self.pid})")
         user = run_as()
-        bin_dir = postgres_bin_dir()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        bin_dir = reachable_bin_dir(postgres_bin_dir(), user)
         require_reachable(bin_dir, user)
-        require_reachable(self.data_dir, user)
-        if not (self.data_dir / "PG_VERSION").exists():
+        require_reachable(self.pgdata, user)
+        if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir, user)
         self.password  # noqa: B018 - fail now, not at the first URL, if the password is gone
         self._port = self._choose_port()
@@ -113,7 +129,7 @@ class PostgresServer:
         command = [
             str(bin_dir / "postgres"),
             "-D",
-            str(self.data_dir),
+            str(self.pgdata),
             "-h",
             self.host,
             "-p",
@@ -134,7 +150,7 @@ class PostgresServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
+                cwd=self.pgdata,
                 env=_clean_env(),
                 start_new_session=True,
                 user=user.uid,
@@ -190,18 +206,18 @@ class PostgresServer:
         self.stop()
 
     def _initdb(self, bin_dir: Path, user: RunAs) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if any(self.data_dir.iterdir()):
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if any(self.pgdata.iterdir()):
             raise RuntimeServiceError(
-                f"{self.data_dir} is neither empty nor a Postgres data directory"
+                f"{self.pgdata} is neither empty nor a Postgres data directory"
             )
         if user.uid is not None and user.gid is not None:
-            os.chown(self.data_dir, user.uid, user.gid)
-        self.data_dir.chmod(0o700)
+            os.chown(self.pgdata, user.uid, user.gid)
+        self.pgdata.chmod(0o700)
         password = self._create_password()
         # initdb reads the password from a file. It must be readable by the Postgres user, so it
         # is a separate short-lived copy; the kept one stays readable only by us.
-        fd, pwfile = tempfile.mkstemp(prefix=".initdb-", dir=self.data_dir.parent)
+        fd, pwfile = tempfile.mkstemp(prefix=".initdb-", dir=self.pgdata.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(password + "\n")
@@ -211,7 +227,7 @@ class PostgresServer:
                 [
                     str(bin_dir / "initdb"),
                     "-D",
-                    str(self.data_dir),
+                    str(self.pgdata),
                     "-U",
                     SUPERUSER,
                     f"--pwfile={pwfile}",
@@ -226,7 +242,7 @@ class PostgresServer:
                 ],
                 capture_output=True,
                 text=True,
-                cwd=self.data_dir.parent,
+                cwd=self.pgdata.parent,
                 env=_clean_env(),
                 timeout=120,
                 check=False,
@@ -238,7 +254,7 @@ class PostgresServer:
             Path(pwfile).unlink(missing_ok=True)
         if result.returncode != 0:
             raise RuntimeServiceError(
-                f"initdb failed for {self.data_dir}: {(result.stdout + result.stderr).strip()}"
+                f"initdb failed for {self.pgdata}: {(result.stdout + result.stderr).strip()}"
             )
 
     def _create_password(self) -> str:
@@ -270,7 +286,7 @@ class PostgresServer:
             return None
 
     def _remove_stale_pid_file(self) -> None:
-        pid_file = self.data_dir / "postmaster.pid"
+        pid_file = self.pgdata / "postmaster.pid"
         try:
             pid = int(pid_file.read_text(encoding="utf-8").splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError):
@@ -284,8 +300,8 @@ class PostgresServer:
     def _socket_dir(self) -> str:
         # The socket goes in the 0700 data directory, so "trust" reaches only us and the
         # Postgres user. If that path is too long for a socket, there is no socket at all.
-        socket_path = self.data_dir / ".s.PGSQL.65535.lock"
-        return str(self.data_dir) if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
+        socket_path = self.pgdata / ".s.PGSQL.65535.lock"
+        return str(self.pgdata) if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
 
     def _wait_ready(self, process: subprocess.Popen[bytes], bin_dir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout
