@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 
 from blo_exchange.api.deps import Auditor, service, services_of
 from blo_exchange.domain.ids import AgencyId, AlertId, BorderPair, UtcTimestamp
+from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.ledger.entries import entry_json
 from blo_exchange.ledger.ports import EntryFilter
 from blo_exchange.ledger.reads import AuditorReads, checkpoint_json
@@ -75,22 +76,6 @@ _MAX_INDEX = 2**63 - 1  # ledger indexes are Postgres bigints
 
 Reads = Annotated[AuditorReads, Depends(service(AuditorReads))]
 
-EntryType = Literal[
-    "alert_shared",
-    "alert_delivered",
-    "alert_acknowledged",
-    "feedback",
-    "alert_rejected",
-    "ledger_queried",
-    "key_registered",
-    "key_revoked",
-    "agreement_changed",
-    "reshare_requested",
-    "reshare_approved",
-    "reshare_denied",
-    "reshare_executed",
-]
-
 
 @router.get("/entries")
 async def entries(
@@ -99,7 +84,7 @@ async def entries(
     agency: AgencyId | None = None,
     border_pair: BorderPair | None = None,
     kind: Annotated[str | None, Query(pattern="^(seizure|risk|feedback)$")] = None,
-    type: EntryType | None = None,
+    type: LedgerEntryType | None = None,
     alert_id: AlertId | None = None,
     since: UtcTimestamp | None = None,
     until: UtcTimestamp | None = None,

@@ -41,7 +41,7 @@ from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
-from blo_exchange.services.ports import DirectoryView, Health
+from blo_exchange.services.ports import Directory, DirectoryView, Health
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
@@ -193,6 +193,7 @@ class NodeRuntime:
                 clock=utc_now,
             ),
         )
+        registry.add(Directory, self.directory)  # type: ignore[type-abstract]
         registry.add(DirectoryView, self.directory)  # type: ignore[type-abstract]
         registry.add(Health, self)  # type: ignore[type-abstract]
         if self.reshare is not None:

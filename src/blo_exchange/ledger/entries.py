@@ -24,11 +24,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from blo_exchange.crypto.canonical import b64u_encode, canonical_json
 from blo_exchange.domain.directory import Agreement
 from blo_exchange.domain.ids import format_time, parse_time
+from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = [
@@ -45,23 +46,7 @@ __all__ = [
     "parse_leaf_input",
 ]
 
-ENTRY_TYPES = frozenset(
-    {
-        "alert_shared",
-        "alert_delivered",
-        "alert_acknowledged",
-        "feedback",
-        "alert_rejected",
-        "ledger_queried",
-        "key_registered",
-        "key_revoked",
-        "agreement_changed",
-        "reshare_requested",
-        "reshare_approved",
-        "reshare_denied",
-        "reshare_executed",
-    }
-)
+ENTRY_TYPES: Final = frozenset(t.value for t in LedgerEntryType)
 
 LEAF_FIELDS = (
     "v",

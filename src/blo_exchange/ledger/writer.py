@@ -23,6 +23,7 @@ from typing import Protocol
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.receipt import UnverifiedReceipt
 from blo_exchange.domain.ids import parse_time
+from blo_exchange.domain.ledger import RECEIPT_ENTRY_TYPES
 from blo_exchange.domain.subjects import (
     ALERTS_PREFIX,
     LEDGER_QUERIES_SUBJECT,
@@ -41,13 +42,7 @@ __all__ = ["InboundMessage", "LedgerWriter", "WriterStore"]
 # Where auditors read the ledger: the API and the web pages built on it.
 LEDGER_READ_PATHS = ("/v1/ledger", "/auditor")
 
-RECEIPT_TYPES = frozenset({"alert_delivered", "alert_acknowledged", "feedback", "alert_rejected"})
-RECEIPT_TYPES |= {  # re-share steps (services.reshare), signed like receipts
-    "reshare_requested",
-    "reshare_approved",
-    "reshare_denied",
-    "reshare_executed",
-}
+RECEIPT_TYPES = frozenset(t.value for t in RECEIPT_ENTRY_TYPES)
 
 
 @dataclass(frozen=True)
