@@ -1,4 +1,5 @@
-"""``/v1/ledger``: the auditors' view of who shared what with whom [contract, DESIGN §5].
+"""``/v1/ledger``: the auditors' view of who shared what with whom [contract,
+docs/contracts/api.md].
 
 Every request an auditor makes here is itself recorded (``ledger_queried``): once the answer is
 computed, and before it is sent, the node publishes its signed record of the query on

@@ -1,5 +1,5 @@
 """``/v1/alerts/{id}/reshare-requests``: asking to share an alert beyond its recipients, and the
-originating agency's decision (DESIGN §3, "Handling and grading")."""
+originating agency's decision (docs/contracts/receipts.md)."""
 
 from __future__ import annotations
 

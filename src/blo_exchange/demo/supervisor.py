@@ -3,7 +3,8 @@
 Starts an embedded nats-server and Postgres under DATA_DIR, migrates, seeds the demo directory
 (once; later runs reuse it), then runs each demo node and the ledger writer as its own process,
 exactly as ``blo-exchange serve`` and ``blo-exchange ledger-writer`` run in production. Writes
-``DATA_DIR/demo-credentials.json`` [contract, DESIGN §7] and stops everything on Ctrl-C.
+``DATA_DIR/demo-credentials.json`` [contract, docs/contracts/README.md] and stops everything on
+Ctrl-C.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Auditors' reads are audited too [DESIGN §5]: a node's signed record of one ledger query.
+"""Auditors' reads are audited too [docs/contracts/receipts.md]: a node's signed record of one
+ledger query.
 
 The node that served an auditor's ``/v1/ledger/...`` request signs a ``ledger_queried`` record
 (who asked, which path, which query string) with its own Ed25519 key, the same way it signs

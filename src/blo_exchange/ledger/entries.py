@@ -1,4 +1,5 @@
-"""The exact byte form of a ledger entry [contract, DESIGN §5], and how events map to entries.
+"""The exact byte form of a ledger entry [contract, docs/contracts/ledger.md], and how events map
+to entries.
 
 ``leaf_input`` is RFC 8785 canonical JSON of the entry's fields; its Merkle leaf hash is
 SHA-256(0x00 || leaf_input). Every field an auditor filters on is in those bytes, so an offline

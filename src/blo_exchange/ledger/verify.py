@@ -1,4 +1,5 @@
-"""Checking an exported ledger offline: the bundle format and the verifier [contract, DESIGN §5].
+"""Checking an exported ledger offline: the bundle format and the verifier [contract,
+docs/contracts/ledger.md].
 
 What this module is for: building the export bundle (``GET /v1/ledger/export``) and checking one
 with no access to the node, its database or its bus: every leaf hash is recomputed from

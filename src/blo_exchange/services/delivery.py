@@ -1,7 +1,7 @@
 """A partner node receiving an alert from the bus: verify, check, open, store, send a receipt.
 
-The checks follow DESIGN §4 in order; every failure has the same outcome — the message is
-rejected, counted, recorded in the node's rejection table and, through a signed
+The checks follow docs/contracts/envelope.md in order; every failure has the same outcome — the
+message is rejected, counted, recorded in the node's rejection table and, through a signed
 ``alert_rejected`` receipt, in the ledger — and never reaches a feed. Acking is the caller's job,
 after :meth:`DeliveryService.handle` returned (so after the commit).
 """

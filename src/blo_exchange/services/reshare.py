@@ -1,8 +1,8 @@
 """Re-sharing an alert beyond its recipients, with the originator's recorded permission.
 
-DESIGN §3: RED or H2 alerts can't be re-shared beyond the original recipients without the
-originator's recorded permission. There is one path for every re-share, so each is decided and
-carried out in the same auditable way:
+docs/contracts/receipts.md: RED or H2 alerts can't be re-shared beyond the original recipients
+without the originator's recorded permission. There is one path for every re-share, so each is
+decided and carried out in the same auditable way:
 
 1. An analyst of a recipient agency asks on its node (``request``); the node checks what it can
    and publishes a signed ``reshare_requested`` record.

@@ -2,10 +2,10 @@
 
 Ingest (an officer's alert) and re-share execution (an approved re-share) both (1) look up each
 recipient agency's current HPKE key — a missing key refuses the alert, it is never sent to fewer
-agencies than its agreements name; (2) build the header DESIGN §4 fixes; (3) seal and sign;
-(4) publish with the alert id as ``Nats-Msg-Id`` and wait for the stream's ack; (5) keep the
-sealed bytes in the node's own inbox under the stream sequence the ack gave. What each path adds
-(idempotency, re-share records) stays with it.
+agencies than its agreements name; (2) build the header docs/contracts/envelope.md fixes; (3) seal
+and sign; (4) publish with the alert id as ``Nats-Msg-Id`` and wait for the stream's ack; (5) keep
+the sealed bytes in the node's own inbox under the stream sequence the ack gave. What each path
+adds (idempotency, re-share records) stays with it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class AlertSealer:
         agreement_ids: Iterable[str],
         supersedes: str | None,
     ) -> dict[str, Any]:
-        """(2) The signed header of an alert from this node, field for field as DESIGN §4."""
+        """(2) The signed header of an alert from this node, field for field as
+        docs/contracts/envelope.md."""
         return {
             "alert_id": alert_id,
             "kind": kind,
