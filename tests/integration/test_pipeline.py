@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
@@ -343,11 +344,22 @@ async def test_rate_limit_per_principal(deploy: Deployment) -> None:
 async def test_metrics_count_and_time_what_happened(deploy: Deployment) -> None:
     alert_id = (await post(deploy, KG, EXAMPLE_SEIZURE)).json()["alert_id"]
     await eventually(feed_has(deploy, TJ, alert_id), what="delivery to TJ")
-    kg = (await deploy.client(KG).get("/metrics")).text
-    tj = (await deploy.client(TJ).get("/metrics")).text
-    assert 'blo_accepted_total{node="blo-karamyk-kg"} 1' in kg
-    assert 'blo_publish_seconds_count{node="blo-karamyk-kg"} 1' in kg
-    assert 'blo_publish_seconds_bucket{node="blo-karamyk-kg",le="+Inf"} 1' in kg
-    assert 'blo_delivery_total{node="blo-karamyk-tj",outcome="delivered"} 1' in tj
-    assert 'blo_delivery_latency_seconds_count{node="blo-karamyk-tj"} 1' in tj
-    assert 'blo_consumer_pending{node="blo-karamyk-tj"} 0' in tj
+    kg = _samples((await deploy.client(KG).get("/metrics")).text)
+    tj = _samples((await deploy.client(TJ).get("/metrics")).text)
+    node_kg, node_tj = {"node": "blo-karamyk-kg"}, {"node": "blo-karamyk-tj"}
+    assert kg[("blo_accepted_total", frozenset(node_kg.items()))] == 1
+    assert kg[("blo_publish_seconds_count", frozenset(node_kg.items()))] == 1
+    assert kg[("blo_publish_seconds_bucket", frozenset((node_kg | {"le": "+Inf"}).items()))] == 1
+    delivered = frozenset((node_tj | {"outcome": "delivered"}).items())
+    assert tj[("blo_delivery_total", delivered)] == 1
+    assert tj[("blo_delivery_latency_seconds_count", frozenset(node_tj.items()))] == 1
+    assert tj[("blo_consumer_pending", frozenset(node_tj.items()))] == 0
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus exposition, parsed by prometheus-client's own parser."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

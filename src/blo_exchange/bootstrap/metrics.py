@@ -1,9 +1,22 @@
-"""The node's ``/metrics``: Prometheus text from its services' counters and histograms."""
+"""The node's ``/metrics``: its services' counters and histograms, exposed with
+``prometheus-client`` in the Prometheus text format."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from blo_exchange.services.metrics import Histogram
 
 if TYPE_CHECKING:
     from blo_exchange.bootstrap.node import NodeRuntime
@@ -14,43 +27,73 @@ __all__ = ["render_metrics"]
 async def render_metrics(runtime: NodeRuntime) -> str:
     """Accepted alerts, deliveries by outcome, publish and delivery latency, this node's
     consumer lag, consumer failures, ledger appends."""
-    node = f'node="{runtime.node.id}"'
-    lines = [
-        "# HELP blo_accepted_total Alerts this node accepted (202) from its terminals.",
-        "# TYPE blo_accepted_total counter",
-        f"blo_accepted_total{{{node}}} {runtime.ingest.accepted}",
-        "# HELP blo_delivery_total Alerts handled by this node's consumer, by outcome.",
-        "# TYPE blo_delivery_total counter",
-    ]
-    for status, count in sorted(runtime.delivery.counts.items()):
-        lines.append(f'blo_delivery_total{{{node},outcome="{status}"}} {count}')
-    lines += runtime.ingest.publish_seconds.render(
-        "blo_publish_seconds", "JetStream publish of an accepted alert until its ack.", node
-    )
-    lines += runtime.delivery.delivery_seconds.render(
-        "blo_delivery_latency_seconds",
-        "From an alert's created_at at its origin to its delivery at this node.",
-        node,
-    )
-    lag = await _consumer_lag(runtime)
-    if lag is not None:
-        lines += [
-            "# HELP blo_consumer_pending Messages waiting in this node's delivery consumer.",
-            "# TYPE blo_consumer_pending gauge",
-            f"blo_consumer_pending{{{node}}} {lag}",
-        ]
-    lines += [
-        "# HELP blo_consumer_failures_total Batches whose handler failed and were redelivered.",
-        "# TYPE blo_consumer_failures_total counter",
-        f"blo_consumer_failures_total{{{node}}} {runtime.consumer.failures}",
-    ]
-    if runtime.ledger_writer is not None:
-        lines += [
-            "# HELP blo_ledger_appended_total Entries appended by this process's ledger writer.",
-            "# TYPE blo_ledger_appended_total counter",
-            f"blo_ledger_appended_total {runtime.ledger_writer.writer.appended}",
-        ]
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_NodeCollector(runtime, await _consumer_lag(runtime)))
+    return generate_latest(registry).decode()
+
+
+class _NodeCollector(Collector):
+    """A snapshot of the node's own counters; nothing is kept between scrapes."""
+
+    def __init__(self, runtime: NodeRuntime, lag: int | None) -> None:
+        self._runtime = runtime
+        self._lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        runtime, node = self._runtime, self._runtime.node.id
+        accepted = CounterMetricFamily(
+            "blo_accepted", "Alerts this node accepted (202) from its terminals.", labels=["node"]
+        )
+        accepted.add_metric([node], runtime.ingest.accepted)
+        yield accepted
+        delivery = CounterMetricFamily(
+            "blo_delivery",
+            "Alerts handled by this node's consumer, by outcome.",
+            labels=["node", "outcome"],
+        )
+        for status, count in sorted(runtime.delivery.counts.items()):
+            delivery.add_metric([node, status], count)
+        yield delivery
+        yield _histogram(
+            "blo_publish_seconds",
+            "JetStream publish of an accepted alert until its ack.",
+            node,
+            runtime.ingest.publish_seconds,
+        )
+        yield _histogram(
+            "blo_delivery_latency_seconds",
+            "From an alert's created_at at its origin to its delivery at this node.",
+            node,
+            runtime.delivery.delivery_seconds,
+        )
+        if self._lag is not None:
+            pending = GaugeMetricFamily(
+                "blo_consumer_pending",
+                "Messages waiting in this node's delivery consumer.",
+                labels=["node"],
+            )
+            pending.add_metric([node], self._lag)
+            yield pending
+        failures = CounterMetricFamily(
+            "blo_consumer_failures",
+            "Batches whose handler failed and were redelivered.",
+            labels=["node"],
+        )
+        failures.add_metric([node], runtime.consumer.failures)
+        yield failures
+        if runtime.ledger_writer is not None:
+            appended = CounterMetricFamily(
+                "blo_ledger_appended", "Entries appended by this process's ledger writer."
+            )
+            appended.add_metric([], runtime.ledger_writer.writer.appended)
+            yield appended
+
+
+def _histogram(name: str, documentation: str, node: str, histogram: Histogram) -> Metric:
+    family = HistogramMetricFamily(name, documentation, labels=["node"])
+    buckets = [("+Inf" if b == float("inf") else repr(b), n) for b, n in histogram.cumulative()]
+    family.add_metric([node], buckets, histogram.sum)
+    return family
 
 
 async def _consumer_lag(runtime: NodeRuntime) -> int | None:
