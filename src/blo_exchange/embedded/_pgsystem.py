@@ -112,19 +112,30 @@ def is_reachable(path: Path, user: RunAs) -> bool:
 
 def reachable_bin_dir(bin_dir: Path, user: RunAs) -> Path:
     """``bin_dir``, or, when ``user`` cannot reach it, the ``bin`` of a copy of its install tree
-    under :data:`STATE_ROOT` (made once per install: its path and mtime name the copy)."""
+    under :data:`STATE_ROOT` (made once per install: its path and mtime name the copy).
+
+    The copy keeps the wheel's layout — ``<package>/pginstall`` beside ``<package>.libs`` — since
+    the binaries find their bundled libraries by a relative RPATH.
+    """
     if is_reachable(bin_dir, user):
         return bin_dir
     install = bin_dir.parent
+    package = install.parent
+    libs = package.with_name(package.name + ".libs")
     stamp = f"{install}:{install.stat().st_mtime_ns}".encode()
     target = _state_dir() / f"pginstall-{hashlib.sha256(stamp).hexdigest()[:16]}"
-    if not (target / bin_dir.name / "postgres").is_file():
+    copied_bin = target / package.name / install.name / bin_dir.name
+    if not (copied_bin / "postgres").is_file():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(install, partial, symlinks=True)
-        partial.chmod(0o755)
+        shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for folder in (partial, partial / package.name):
+            folder.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
-    return target / bin_dir.name
+    return copied_bin
 
 
 def reachable_data_dir(data_dir: Path, user: RunAs) -> Path:
