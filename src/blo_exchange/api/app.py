@@ -12,7 +12,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from blo_exchange import __version__, web
-from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
+from blo_exchange.api import (
+    routes_alerts,
+    routes_feed,
+    routes_ledger,
+    routes_meta,
+    routes_reshare,
+    routes_statistics,
+)
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -60,7 +67,14 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     app.add_middleware(RequestContext)
     install_problem_handlers(app)
 
-    for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):
+    for module in (
+        routes_alerts,
+        routes_feed,
+        routes_ledger,
+        routes_meta,
+        routes_reshare,
+        routes_statistics,
+    ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     web.install(app)  # the pages at / and their static files (blo_exchange.web)
     return app
