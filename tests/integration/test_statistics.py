@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
@@ -112,3 +114,59 @@ async def test_statistics_are_for_analysts_only(deploy: Deployment, path: str) -
     anonymous = await deploy.client(KG).get(path)
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
+
+
+async def test_statistics_page_in_every_language(deploy: Deployment) -> None:
+    """The analyst's page draws the same totals as the API, in each language, with the CSV."""
+    alert_id = await post(
+        deploy,
+        KG,
+        seizure(
+            "KG-KARAMYK",
+            "KG-TJ",
+            "2026-11-20T05:00:00Z",
+            [("heroin", "1500", "g"), ("methamphetamine", "1200", "tablet")],
+        ),
+    )
+    await eventually(feed_has(deploy, TJ, alert_id), what="the KG seizure at TJ")
+    client = httpx.AsyncClient(
+        transport=deploy.client(TJ)._transport, base_url=f"https://{TJ}.test"
+    )
+    async with client:
+        await sign_in(client, deploy.seed.analyst_tokens[TJ])
+        expected = {
+            "en": ("Seizure statistics", "1.5 kg", "November 2026", "1,200"),
+            "ru": ("Статистика изъятий", "1,5 кг", "ноябрь 2026", "1 200"),
+            "tg": ("Омори мусодираҳо", "1,5 кг", "Ноябр 2026", "1 200"),
+            "uz-Latn": ("Musodaralar statistikasi", "1,5 kg", "Noyabr 2026", "1 200"),
+            "uz-Cyrl": ("Мусодаралар статистикаси", "1,5 кг", "ноябр 2026", "1 200"),
+            "ky": ("Алып коюулардын статистикасы", "1,5 кг", "Ноябрь 2026", "1 200"),
+        }
+        for lang, (title, kilos, month, tablets) in expected.items():
+            page = await client.get("/analyst/statistics", params={"lang": lang})
+            assert page.status_code == 200, page.text
+            text = page.text.replace("\xa0", " ").replace("\u202f", " ")
+            assert f"<h1>{title}</h1>" in text, lang
+            for shown in (kilos, month, tablets):
+                assert shown in text, (lang, shown)
+            assert text.count('<g class="bar">') == 1 + 2 + 1  # crossings, substances, months
+            assert 'data-crossing="KG-KARAMYK"' in text
+            assert "Example Driver" not in text
+        exported = await client.get("/analyst/statistics.csv")
+        assert exported.status_code == 200
+        assert len(list(csv.DictReader(io.StringIO(exported.text)))) == 2
+        assert "Example Driver" not in exported.text
+
+
+def hidden(page: str, name: str) -> str:
+    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
+    assert match, f"no hidden field {name}"
+    return match.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> None:
+    form = await client.get("/sign-in")
+    response = await client.post(
+        "/sign-in", data={"token": token, "csrf": hidden(form.text, "csrf"), "next": ""}
+    )
+    assert response.status_code == 303, response.text
