@@ -122,7 +122,7 @@ def crossing_map(seizures: Mapping[str, int]) -> CrossingMap:
         height=math.ceil(height),
         places=tuple(places),
         countries=tuple((code, *_xy(lat, lon)) for code, (lat, lon) in _COUNTRY_POSITIONS.items()),
-        meridians=tuple((lon, _xy(_NORTH, lon)[0]) for lon in range(66, 77, 2)),
+        meridians=tuple((lon, _xy(_NORTH, lon)[0]) for lon in range(66, 76, 2)),
         parallels=tuple((lat, _xy(lat, _WEST)[1]) for lat in range(37, 44, 2)),
         unplaced=tuple(sorted(code for code in seizures if code not in CROSSING_POSITIONS)),
     )

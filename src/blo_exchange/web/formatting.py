@@ -16,7 +16,7 @@ from functools import cache
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 
 __all__ = ["Formats", "locale_of"]
 
@@ -37,6 +37,13 @@ class Formats:
     def number(self, value: int | Decimal | str) -> str:
         """``12345.5`` → ``12 345,5`` in Russian; decimals are kept exact (never a float)."""
         return format_decimal(Decimal(value), format="#,##0.######", locale=self._locale)
+
+    def symbols(self) -> dict[str, str]:
+        """The decimal and group separators, for scripts that format numbers themselves."""
+        return {
+            "number.decimal": get_decimal_symbol(self._locale),
+            "number.group": get_group_symbol(self._locale),
+        }
 
     def month(self, value: str) -> str:
         """``"2026-11"`` → ``"November 2026"`` (the stand-alone month name)."""

@@ -23,6 +23,7 @@ from blo_exchange.errors import NotFound
 from blo_exchange.ledger.store import EntryFilter
 from blo_exchange.services.ledger_entries import parse_leaf_input
 from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.web.formatting import Formats
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
 
@@ -41,6 +42,7 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
     messages: dict[str, str] = {}
     for prefix in _SCRIPT_MESSAGES:
         messages |= t.subset(prefix)
+    messages |= Formats(t.lang).symbols()
     node = runtime_of(request).node
     return render(
         request,
