@@ -56,7 +56,7 @@ def english_leftovers(lang: str) -> dict[str, str]:
     return {
         text: key
         for key, text in english.messages.items()
-        if "{" not in text and (lang == "en" or other.messages[key] != text)
+        if "{" not in text and (lang == "en" or other.messages.get(key) != text)
     }
 
 
