@@ -98,7 +98,8 @@ def lines_of(alert: Mapping[str, Any]) -> list[Line]:
     crossing = str(header["crossing_point"])
     lines = []
     for item in case["items"]:
-        normalised, factor = NORMALISED_UNITS[item["unit"]]
+        # A unit this version does not know (a newer sender's vocabulary) is added up as is.
+        normalised, factor = NORMALISED_UNITS.get(item["unit"], (str(item["unit"]), Decimal(1)))
         lines.append(
             Line(
                 alert_id=str(alert["alert_id"]),
@@ -157,9 +158,10 @@ def _totals(lines: Sequence[Line], key: Callable[[Line], str]) -> dict[str, Tota
         )
     for group, total in totals.items():
         total.seizures = len(alerts[group])
-        total.quantities = {
-            unit: total.quantities[unit] for unit in _UNIT_ORDER if unit in total.quantities
-        }
+        order = {unit: index for index, unit in enumerate(_UNIT_ORDER)}
+        total.quantities = dict(
+            sorted(total.quantities.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+        )
     return totals
 
 

@@ -145,6 +145,17 @@ def test_units_are_normalised_exactly(
     assert (line.amount, line.normalised_unit) == (amount, normalised)
 
 
+def test_a_unit_from_a_newer_vocabulary_is_added_up_as_it_is() -> None:
+    alert = seizure(
+        "a",
+        "KG-KARAMYK",
+        "2026-10-03T05:00:00Z",
+        [("opium", "2", "bale"), ("opium", "1", "kg"), ("opium", "3", "bale")],
+    )
+    total = compute(lines_of(alert)).by_substance["opium"]
+    assert total.to_json()["quantities"] == {"kg": "1", "bale": "5"}
+
+
 def test_nothing_is_an_empty_statistic() -> None:
     stats = compute([])
     assert stats.to_json() == {
