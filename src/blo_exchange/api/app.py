@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
+from blo_exchange.api import (
+    routes_alerts,
+    routes_feed,
+    routes_ledger,
+    routes_meta,
+    routes_reshare,
+    routes_statistics,
+)
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -33,5 +40,12 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
     app.add_middleware(RequestContext)
     install_problem_handlers(app)
-    for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):
+    for module in (
+        routes_alerts,
+        routes_feed,
+        routes_ledger,
+        routes_meta,
+        routes_reshare,
+        routes_statistics,
+    ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

@@ -19,7 +19,8 @@ from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.ports import Directory
 from blo_exchange.services.registry import Services
-from blo_exchange.web.messages import LANGUAGES, Catalogue, catalogue, negotiate
+from blo_exchange.web.formatting import Formats
+from blo_exchange.web.messages import LANGUAGES, Catalogue, catalogue, match, negotiate
 from blo_exchange.web.sessions import SESSION_COOKIE, Session, SessionStore
 
 __all__ = [
@@ -79,8 +80,9 @@ def sessions_of(request: Request) -> SessionStore:
 
 def language_of(request: Request) -> str:
     for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
-        if candidate is not None and candidate in LANGUAGES:
-            return candidate
+        found = None if candidate is None else match(candidate)
+        if found is not None:
+            return found
     return negotiate(request.headers.get("accept-language"))
 
 
@@ -131,6 +133,7 @@ def render(
     here = return_to or request.url.path + (f"?{request.url.query}" if request.url.query else "")
     html = env.get_template(template).render(
         t=t,
+        fmt=Formats(lang),
         lang=lang,
         languages=LANGUAGES,
         viewer=viewer,

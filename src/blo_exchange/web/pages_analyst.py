@@ -25,6 +25,7 @@ from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feed_events import resume_position, sse_frames
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
+from blo_exchange.web.formatting import Formats
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
 
@@ -43,6 +44,7 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
     messages: dict[str, str] = {}
     for prefix in _SCRIPT_MESSAGES:
         messages |= t.subset(prefix)
+    messages |= Formats(t.lang).symbols()
     node = services_of(request).get(Node)
     return render(
         request,
