@@ -25,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case, GenerationMode
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.config import Settings
 from tests.e2e.demo_process import Demo
 
@@ -72,7 +72,7 @@ def token_for(path: str, method: str, credentials: dict[str, Any]) -> str:
     node = credentials["nodes"][NODE]
     if path.startswith("/v1/ledger"):
         return str(credentials["auditor_token"])
-    if path.startswith(("/v1/feed", "/taxii2")) or path.endswith("/receipts"):
+    if path.startswith(("/v1/feed", "/v1/statistics", "/taxii2")) or path.endswith("/receipts"):
         return str(node["analyst_token"])
     if path.startswith("/v1/alerts") and method == "GET":
         return str(node["analyst_token"])

@@ -28,13 +28,13 @@ import uvicorn
 from taxii2client.v21 import Server, as_pages
 from typer.testing import CliRunner
 
-from blo_exchange.api.app import create_app
 from blo_exchange.api.routes_taxii import TAXII_READS
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.cli.main import app as cli
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
+from blo_exchange.embedded import NatsServer, PostgresServer
 from blo_exchange.interop.stix import SEIZURE_TYPE, report_id
 from blo_exchange.interop.taxii import TAXII_MEDIA_TYPE, collection_id
-from blo_exchange.runtime import NatsServer, PostgresServer
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has
 from tests.unit.interop.stix_check import assert_valid_stix
 
@@ -69,7 +69,7 @@ async def _post(deploy: Deployment, node: str, body: dict[str, Any], key: str) -
 
 async def _serve(deploy: Deployment, node: str, stack: list[Any], apps: dict[str, Any]) -> str:
     runtime = deploy.runtimes[node]
-    app = apps[node] = create_app(runtime.settings, runtime=runtime)
+    app = apps[node] = create_app(runtime.settings, services=runtime.services)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))

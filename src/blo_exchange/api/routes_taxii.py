@@ -27,10 +27,10 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from blo_exchange.api.deps import Runtime
+from blo_exchange.api.deps import service
 from blo_exchange.api.limits import RateLimiter
 from blo_exchange.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, problem
-from blo_exchange.domain.directory import Principal
+from blo_exchange.domain.directory import Node, Principal
 from blo_exchange.domain.ids import NodeId, UtcTimestamp
 from blo_exchange.errors import NotFound, Unauthenticated
 from blo_exchange.interop.stix import StixMappingError, alert_objects
@@ -46,7 +46,9 @@ from blo_exchange.interop.taxii import (
     manifest_record,
     paginate,
 )
-from blo_exchange.ledger.taxii_index import SqlTaxiiIndex
+from blo_exchange.services.auth import Authenticator
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.taxii_index import TaxiiIndex
 
 __all__ = ["TAXII_READS", "TaxiiResponse", "install", "router"]
 
@@ -58,7 +60,12 @@ TAXII_READS: Final = "taxii_reads"
 _MIN_OBJECTS_PER_ALERT: Final = 7  # an information-only feedback note and what it refers to
 
 
-async def _reader(request: Request, runtime: Runtime) -> Principal:
+ThisNode = Annotated[Node, Depends(service(Node))]
+Feed = Annotated[FeedService, Depends(service(FeedService))]
+Index = Annotated[TaxiiIndex, Depends(service(TaxiiIndex))]
+
+
+async def _reader(request: Request, feed: Feed) -> Principal:
     """(1) a bearer token, or the password of Basic; (2) a valid, active principal; (3) the rate
     limit; (4) an analyst of this node's agency. Each failure is a 401 or 403."""
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
@@ -71,11 +78,12 @@ async def _reader(request: Request, runtime: Runtime) -> Principal:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise Unauthenticated("a valid bearer token or Basic password is required") from exc
         token = decoded.partition(":")[2]
-    principal = await runtime.auth.authenticate(token or None)
+    auth: Authenticator = service(Authenticator)(request)
+    principal = await auth.authenticate(token or None)
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)
-    runtime.feed.require_analyst(principal)
+    feed.require_analyst(principal)
     return principal
 
 
@@ -155,37 +163,37 @@ CollectionId = Annotated[
 ]
 
 
-def _root(runtime: Runtime) -> str:
-    return f"/taxii2/{runtime.node.id}/"
+def _root(node: Node) -> str:
+    return f"/taxii2/{node.id}/"
 
 
 @router.get("/", summary="TAXII discovery")
-async def discovery(request: Request, reader: Reader, runtime: Runtime) -> JSONResponse:
+async def discovery(request: Request, reader: Reader, node: ThisNode) -> JSONResponse:
     _audit(request, reader, "discovery")
     return _taxii(
         {
-            "title": f"blo-exchange node {runtime.node.id}",
-            "description": f"Alerts addressed to {runtime.node.agency_id}, as STIX 2.1.",
-            "default": _root(runtime),
-            "api_roots": [_root(runtime)],
+            "title": f"blo-exchange node {node.id}",
+            "description": f"Alerts addressed to {node.agency_id}, as STIX 2.1.",
+            "default": _root(node),
+            "api_roots": [_root(node)],
         }
     )
 
 
-def _check_root(runtime: Runtime, api_root: str) -> None:
-    if api_root != runtime.node.id:
+def _check_root(node: Node, api_root: str) -> None:
+    if api_root != node.id:
         raise NotFound("no such API root")
 
 
 @router.get("/{api_root}/", summary="TAXII API root")
 async def api_root_info(
-    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot
+    request: Request, reader: Reader, node: ThisNode, api_root: ApiRoot
 ) -> JSONResponse:
-    _check_root(runtime, api_root)
+    _check_root(node, api_root)
     _audit(request, reader, "api-root")
     return _taxii(
         {
-            "title": f"blo-exchange node {runtime.node.id}",
+            "title": f"blo-exchange node {node.id}",
             "description": "Read-only: seizures, risk alerts and feedback of this node's feed.",
             "versions": [TAXII_MEDIA_TYPE],
             "max_content_length": 0,
@@ -193,9 +201,8 @@ async def api_root_info(
     )
 
 
-def _collections(runtime: Runtime) -> dict[str, dict[str, Any]]:
+def _collections(node: Node) -> dict[str, dict[str, Any]]:
     """Collection id → (resource, border pair or None)."""
-    node = runtime.node
     result: dict[str, dict[str, Any]] = {
         collection_id(node.id, None): {
             "title": f"Feed of {node.agency_id} on {node.id}",
@@ -225,17 +232,17 @@ def _collection_resource(cid: str, info: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/{api_root}/collections/", summary="TAXII collections")
 async def collections(
-    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot
+    request: Request, reader: Reader, node: ThisNode, api_root: ApiRoot
 ) -> JSONResponse:
-    _check_root(runtime, api_root)
+    _check_root(node, api_root)
     _audit(request, reader, "collections")
-    found = _collections(runtime)
+    found = _collections(node)
     return _taxii({"collections": [_collection_resource(c, i) for c, i in found.items()]})
 
 
-def _find(runtime: Runtime, api_root: ApiRoot, cid: CollectionId) -> dict[str, Any]:
-    _check_root(runtime, api_root)
-    info = _collections(runtime).get(cid)
+def _find(node: Node, api_root: str, cid: str) -> dict[str, Any]:
+    _check_root(node, api_root)
+    info = _collections(node).get(cid)
     if info is None:
         raise NotFound("no such collection")
     return info
@@ -243,15 +250,17 @@ def _find(runtime: Runtime, api_root: ApiRoot, cid: CollectionId) -> dict[str, A
 
 @router.get("/{api_root}/collections/{cid}/", summary="TAXII collection")
 async def collection(
-    request: Request, reader: Reader, runtime: Runtime, api_root: ApiRoot, cid: CollectionId
+    request: Request, reader: Reader, node: ThisNode, api_root: ApiRoot, cid: CollectionId
 ) -> JSONResponse:
-    info = _find(runtime, api_root, cid)
+    info = _find(node, api_root, cid)
     _audit(request, reader, f"collection:{cid}")
     return _taxii(_collection_resource(cid, info))
 
 
 async def _page(
-    runtime: Runtime,
+    node: Node,
+    feed: FeedService,
+    index: TaxiiIndex,
     reader: Principal,
     pair: str | None,
     *,
@@ -261,10 +270,9 @@ async def _page(
 ) -> Page:
     start = Position.parse(next_token) if next_token else None
     want = limit // _MIN_OBJECTS_PER_ALERT + 2
-    index = SqlTaxiiIndex(runtime.engine)
     rows = await index.added(
-        runtime.node.id,
-        runtime.node.agency_id,
+        node.id,
+        node.agency_id,
         border_pair=pair,
         start=None if start is None else (start.added, start.seq),
         added_after=added_after,
@@ -276,7 +284,7 @@ async def _page(
     available = 0
     for row in rows:
         try:
-            item = await runtime.feed.open_item(reader, row.item)
+            item = await feed.open_item(reader, row.item)
             objects = alert_objects(item)
         except (NotFound, StixMappingError):
             log.warning("alert left out of TAXII", extra={"alert_id": row.item.alert_id})
@@ -317,16 +325,20 @@ Next = Annotated[str | None, Query(alias="next", max_length=200)]
 async def objects(
     request: Request,
     reader: Reader,
-    runtime: Runtime,
+    node: ThisNode,
+    feed: Feed,
+    index: Index,
     api_root: ApiRoot,
     cid: CollectionId,
     added_after: UtcTimestamp | None = None,
     limit: Limit = 100,
     next_token: Next = None,
 ) -> JSONResponse:
-    info = _find(runtime, api_root, cid)
+    info = _find(node, api_root, cid)
     page = await _page(
-        runtime,
+        node,
+        feed,
+        index,
         reader,
         info["pair"],
         added_after=added_after,
@@ -342,16 +354,20 @@ async def objects(
 async def manifest(
     request: Request,
     reader: Reader,
-    runtime: Runtime,
+    node: ThisNode,
+    feed: Feed,
+    index: Index,
     api_root: ApiRoot,
     cid: CollectionId,
     added_after: UtcTimestamp | None = None,
     limit: Limit = 100,
     next_token: Next = None,
 ) -> JSONResponse:
-    info = _find(runtime, api_root, cid)
+    info = _find(node, api_root, cid)
     page = await _page(
-        runtime,
+        node,
+        feed,
+        index,
         reader,
         info["pair"],
         added_after=added_after,

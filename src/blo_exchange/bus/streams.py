@@ -2,7 +2,7 @@
 
 Every stream: file storage, no deletes or purges of messages, and a duplicate window long enough
 to absorb a terminal's or node's retries (``Nats-Msg-Id`` is the alert or receipt id). The
-server's ``sync_interval: always`` (set in its config, see ``runtime.nats``) makes the ack mean
+server's ``sync_interval: always`` (set in its config, see ``embedded.nats``) makes the ack mean
 "on disk", which the default does not.
 
 In a cluster the streams are replicated (``replicas=3``, ``BLO_STREAM_REPLICAS``). Store and

@@ -1,12 +1,13 @@
 """The node's web pages: server-rendered HTML (Jinja2) and same-origin static files.
 
-:func:`install` adds them to the node's FastAPI app. Every page is in English and Russian
-(``i18n/``), works with the keyboard, and loads nothing from another origin: the app's CSP is
-``default-src 'self'``, so scripts and styles are files under ``static/`` and no element carries
-an inline script or style.
+:func:`install` adds them to the node's FastAPI app. Every page is in English, Russian, Tajik,
+Uzbek (Latin and Cyrillic) and Kyrgyz (``i18n/``), works with the keyboard, and loads nothing
+from another origin: the app's CSP is ``default-src 'self'``, so scripts and styles are files
+under ``static/`` and no element carries an inline script or style.
 
 Roles: an officer (terminal principal) files alerts at ``/officer``; an analyst reads the live
-feed at ``/analyst``; an auditor browses and verifies the ledger at ``/auditor``.
+feed at ``/analyst`` and seizure statistics at ``/analyst/statistics``; an auditor browses and
+verifies the ledger at ``/auditor``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
-from blo_exchange.web import pages_analyst, pages_auditor, pages_auth, pages_officer
+from blo_exchange.web import (
+    pages_analyst,
+    pages_auditor,
+    pages_auth,
+    pages_officer,
+    pages_statistics,
+)
 from blo_exchange.web.deps import HOME, SignInRequired, WrongRole, render
 from blo_exchange.web.sessions import SessionStore
 
@@ -60,6 +67,6 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(WrongRole, wrong_role)
-    for module in (pages_auth, pages_officer, pages_analyst, pages_auditor):
+    for module in (pages_auth, pages_officer, pages_analyst, pages_statistics, pages_auditor):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

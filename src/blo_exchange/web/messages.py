@@ -1,11 +1,14 @@
 """Message catalogues of the web pages: one flat JSON object per language under ``i18n/``.
 
 English is the reference: every key it has, every other catalogue must have too (a unit test
-holds them to it), so adding Tajik, Uzbek or Kyrgyz is adding ``tg.json`` and one line in
+holds them to it), so adding a language is adding ``<tag>.json`` and one line in
 :data:`LANGUAGES`. Codes that travel on the wire (TLP labels, handling and grading codes,
 vocabulary values) are never translated; only the explanations beside them are.
 
-Not here: formatting dates (the browser does that with ``Intl``, in the reader's locale).
+Language codes are BCP 47 tags as the catalogue files are named (``uz-Latn``, ``uz-Cyrl``);
+:func:`negotiate` maps what browsers send (``uz``, ``uz-UZ``, ``uz-Cyrl-UZ``, ``ky-KG``) onto them.
+
+Not here: formatting dates and numbers (``formatting``, with CLDR data through babel).
 """
 
 from __future__ import annotations
@@ -17,12 +20,32 @@ from functools import cache
 from importlib import resources
 from typing import Final
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Catalogue", "catalogue", "negotiate"]
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "LANGUAGES",
+    "Catalogue",
+    "catalogue",
+    "match",
+    "negotiate",
+]
 
-LANGUAGES: Final[Mapping[str, str]] = {"en": "English", "ru": "Русский"}
+LANGUAGES: Final[Mapping[str, str]] = {
+    "en": "English",
+    "ru": "Русский",
+    "tg": "Тоҷикӣ",
+    "uz-Latn": "O\N{LEFT SINGLE QUOTATION MARK}zbekcha",
+    "uz-Cyrl": "Ўзбекча",
+    "ky": "Кыргызча",
+}
 """Language code to its own name, in the order the switcher shows them."""
 
 DEFAULT_LANGUAGE: Final = "en"
+
+_DEFAULT_SCRIPT: Final[Mapping[str, str]] = {"uz": "uz-Latn"}
+"""A bare language whose catalogues come in several scripts: Uzbek is written in Latin letters
+by law since 1993 (Cyrillic is still common, and asked for as ``uz-Cyrl``)."""
+
+_BY_LOWER: Final[Mapping[str, str]] = {code.lower(): code for code in LANGUAGES}
 
 
 @dataclass(frozen=True)
@@ -61,8 +84,19 @@ def catalogue(lang: str) -> Catalogue:
     return Catalogue(lang, _load(lang))
 
 
+def match(tag: str) -> str | None:
+    """The catalogue for one BCP 47 tag: the longest prefix we have (``uz-Cyrl-UZ`` → ``uz-Cyrl``),
+    else the language's default script (``uz-UZ`` → ``uz-Latn``); None if we have none."""
+    subtags = tag.strip().lower().replace("_", "-").split("-")
+    for end in range(len(subtags), 0, -1):
+        found = _BY_LOWER.get("-".join(subtags[:end]))
+        if found is not None:
+            return found
+    return _DEFAULT_SCRIPT.get(subtags[0])
+
+
 def negotiate(accept_language: str | None) -> str:
-    """The first language of an ``Accept-Language`` header that we have, else English."""
+    """The best-ranked language of an ``Accept-Language`` header that we have, else English."""
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -72,7 +106,7 @@ def negotiate(accept_language: str | None) -> str:
                 quality = float(params.strip()[2:])
             except ValueError:
                 continue
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, position, primary))
+        found = match(tag)
+        if found is not None and quality > 0:
+            ranked.append((-quality, position, found))
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from blo_exchange.api.problems import status_for
-from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.domain.alerts import parse_alert_submission
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
@@ -25,10 +23,11 @@ from blo_exchange.domain.vocab import (
     Unit,
     Vocabulary,
 )
-from blo_exchange.errors import BloExchangeError
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
-from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.errors import BloExchangeError, http_status
+from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter, LedgerReads
+from blo_exchange.services.ingest import IngestService
+from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
 from blo_exchange.web.forms import field_errors, field_label, submission_from_form
 from blo_exchange.web.ledger_view import SentAlert, sent_alert
 from blo_exchange.web.messages import Catalogue, catalogue
@@ -105,7 +104,7 @@ def _form_page(
 
 @router.get("/officer")
 async def officer_page(request: Request, viewer: Officer) -> Response:
-    return _form_page(request, viewer, sent=await _sent(runtime_of(request), viewer, only=None))
+    return _form_page(request, viewer, sent=await _sent(_ledger(request), viewer, only=None))
 
 
 @router.post("/officer/alerts")
@@ -122,11 +121,11 @@ async def file_alert(request: Request, viewer: Officer) -> Response:
     except ValidationError as exc:
         errors = field_errors(exc, document["kind"], t)
         return _form_page(request, viewer, values=values, errors=errors, status=422)
-    runtime = runtime_of(request)
+    ingest = services_of(request).get(IngestService)
     try:
-        accepted = await runtime.ingest.submit(viewer.principal, submission, key)
+        accepted = await ingest.submit(viewer.principal, submission, key)
     except BloExchangeError as exc:
-        status, _ = status_for(exc)
+        status, _ = http_status(exc)
         detail = str(exc) if status != 500 else "internal error"
         errors = {"": t("officer.not_sent", detail=detail)}
         return _form_page(request, viewer, values=values, errors=errors, status=status)
@@ -149,13 +148,13 @@ async def sent_fragment(request: Request, viewer: Officer) -> Response:
         only = None if only is None else str(uuid.UUID(only))
     except ValueError:
         only = None
-    sent = await _sent(runtime_of(request), viewer, only=only)
+    sent = await _sent(_ledger(request), viewer, only=only)
     return render(request, "sent_table.html", viewer=viewer, sent=sent, only=only)
 
 
 @router.get("/officer/alerts/{alert_id}")
 async def sent_alert_page(request: Request, alert_id: AlertId, viewer: Officer) -> Response:
-    sent = await _sent(runtime_of(request), viewer, only=alert_id)
+    sent = await _sent(_ledger(request), viewer, only=alert_id)
     accepted: dict[str, Any] = {"alert_id": alert_id, "recipients": []}
     if sent:
         accepted["recipients"] = [r.agency for r in sent[0].recipients]
@@ -170,13 +169,16 @@ async def sent_alert_page(request: Request, alert_id: AlertId, viewer: Officer) 
     return response
 
 
-async def _sent(runtime: NodeRuntime, viewer: Viewer, *, only: str | None) -> list[SentAlert]:
+def _ledger(request: Request) -> LedgerReads:
+    return services_of(request).get(LedgerReads)  # type: ignore[type-abstract]
+
+
+async def _sent(ledger: LedgerReads, viewer: Viewer, *, only: str | None) -> list[SentAlert]:
     """This office's latest shared alerts (newest first), each with its recipients' states.
 
     Read from the ledger, so an alert appears once the ledger writer has appended its share
     (well under a second) and its states are the ones every auditor sees.
     """
-    ledger = runtime.ledger
     after = max(-1, await ledger.size() - SENT_WINDOW)
     rows = await ledger.entries(
         EntryFilter(agency=viewer.principal.agency_id, type="alert_shared", alert_id=only),

@@ -18,12 +18,18 @@
     return node;
   }
   function tlpClass(tlp) { return "tlp-" + tlp.toLowerCase().replace("+", "-"); }
+  // A decimal string ("1200.5") with the page language's CLDR symbols (given by the server).
+  function number(text) {
+    var parts = String(text).split(".");
+    var whole = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, messages["number.group"] || ",");
+    return parts.length > 1 ? whole + (messages["number.decimal"] || ".") + parts[1] : whole;
+  }
 
   function summary(alert) {
     var c = alert.case || {};
     if (alert.header.kind === "seizure" && c.items) {
       return c.items.map(function (item) {
-        return item.quantity + " " + t("vocab.Unit." + item.unit) + " · " + t("vocab.Substance." + item.substance);
+        return number(item.quantity) + " " + t("vocab.Unit." + item.unit) + " · " + t("vocab.Substance." + item.substance);
       }).join("; ");
     }
     return c.subject || (c.outcome ? c.outcome : "");
