@@ -412,11 +412,26 @@ async def test_an_idle_officer_page_stays_quiet_and_compressed(
     assert len(calls["sent"]) <= 2, calls["sent"]
 
     # A new alert reaches the idle list by itself, and the focus stays on a link in the list.
-    new_id = post_alert(kg)
-    card = sent.locator(f'#sent-table [data-alert="{new_id}"]')
+    posted = time.monotonic()
+    card = sent.locator(f'#sent-table [data-alert="{post_alert(kg)}"]')
     await playwright_api.expect(card).to_be_visible(timeout=15_000)
+    shown_after = time.monotonic() - posted
     assert await sent.evaluate("document.activeElement.closest('#sent-table') !== null")
     assert any("/officer/sent/table" in url for url in calls["sent"]), calls["sent"]
+
+    # A hidden tab lets go of the stream: nothing is fetched until it is shown again.
+    visibility = """hidden => {
+        Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    await sent.evaluate(visibility, True)
+    calls["sent"].clear()
+    unseen = sent.locator(f'#sent-table [data-alert="{post_alert(kg)}"]')
+    await sent.wait_for_timeout(1000 * max(4.0, 2 * shown_after))  # twice what a shown page took
+    assert calls["sent"] == []
+    await playwright_api.expect(unseen).to_have_count(0)
+    await sent.evaluate(visibility, False)
+    await playwright_api.expect(unseen).to_be_visible(timeout=15_000)
 
     cookies = {c["name"]: c["value"] for c in await context.cookies()}
     async with httpx.AsyncClient(base_url=kg["url"], cookies=cookies, timeout=30) as client:
