@@ -225,7 +225,7 @@ def _version(sent: list[SentAlert]) -> str:
 
 @router.get("/officer/sent")
 async def sent_page(request: Request, viewer: Officer) -> Response:
-    sent = await _sent(runtime_of(request), viewer, only=None)
+    sent = await _sent(request, viewer, only=None)
     return render(
         request,
         "officer_sent_list.html",
@@ -240,7 +240,7 @@ async def sent_page(request: Request, viewer: Officer) -> Response:
 async def sent_fragment(request: Request, viewer: Officer) -> Response:
     """The sent-alerts list alone, for officer.js to swap in; ``?alert=`` narrows it to one."""
     only = _only(request)
-    sent = await _sent(runtime_of(request), viewer, only=only)
+    sent = await _sent(request, viewer, only=only)
     return render(
         request, "sent_table.html", viewer=viewer, sent=sent, only=only, version=_version(sent)
     )
@@ -259,7 +259,7 @@ async def sent_events(request: Request, viewer: Officer) -> StreamingResponse:
             now = await runtime.ledger.size()
             if now != size:
                 size = now
-                fresh = _version(await _sent(runtime, viewer, only=only))
+                fresh = _version(await _sent(request, viewer, only=only))
                 if fresh != version:
                     version, quiet = fresh, 0.0
                     yield f"event: version\ndata: {version}\n\n".encode()
@@ -278,7 +278,7 @@ async def sent_events(request: Request, viewer: Officer) -> StreamingResponse:
 
 @router.get("/officer/alerts/{alert_id}")
 async def sent_alert_page(request: Request, alert_id: AlertId, viewer: Officer) -> Response:
-    sent = await _sent(runtime_of(request), viewer, only=alert_id)
+    sent = await _sent(request, viewer, only=alert_id)
     accepted: dict[str, Any] = {"alert_id": alert_id, "recipients": []}
     if sent:
         accepted["recipients"] = [r.agency for r in sent[0].recipients]
@@ -295,17 +295,60 @@ async def sent_alert_page(request: Request, alert_id: AlertId, viewer: Officer) 
     )
 
 
-async def _sent(runtime: NodeRuntime, viewer: Viewer, *, only: str | None) -> list[SentAlert]:
+class SentCache:
+    """The last sent list computed per office and filter, with the ledger size it was read at.
+
+    The ledger only grows, so while its size is unchanged the list is too: the stream's checks
+    and the fetch they trigger, and every officer of one post, share one reading.
+    """
+
+    def __init__(self, *, entries: int = 256) -> None:
+        self._entries = entries
+        self._lists: dict[tuple[str, str, str | None], tuple[int, list[SentAlert]]] = {}
+
+    def get(self, key: tuple[str, str, str | None], size: int) -> list[SentAlert] | None:
+        found = self._lists.get(key)
+        return found[1] if found is not None and found[0] == size else None
+
+    def put(self, key: tuple[str, str, str | None], size: int, sent: list[SentAlert]) -> None:
+        self._lists.pop(key, None)
+        if len(self._lists) >= self._entries:  # the oldest first: dicts keep insertion order
+            del self._lists[next(iter(self._lists))]
+        self._lists[key] = (size, sent)
+
+
+def _sent_cache(request: Request) -> SentCache:
+    state = request.app.state
+    if getattr(state, "web_sent_cache", None) is None:
+        state.web_sent_cache = SentCache()
+    cache: SentCache = state.web_sent_cache
+    return cache
+
+
+async def _sent(request: Request, viewer: Viewer, *, only: str | None) -> list[SentAlert]:
+    """This office's sent list, read once per ledger size (``SentCache``)."""
+    ledger = runtime_of(request).ledger
+    size = await ledger.size()
+    key = (viewer.principal.agency_id or "", viewer.principal.node_id or "", only)
+    cache = _sent_cache(request)
+    sent = cache.get(key, size)
+    if sent is None:
+        sent = await _read_sent(runtime_of(request), viewer, only=only, size=size)
+        cache.put(key, size, sent)
+    return sent
+
+
+async def _read_sent(
+    runtime: NodeRuntime, viewer: Viewer, *, only: str | None, size: int
+) -> list[SentAlert]:
     """This office's latest shared alerts (newest first), each with its recipients' states.
 
     Read from the ledger, so an alert appears once the ledger writer has appended its share
     (well under a second) and its states are the ones every auditor sees. The newest entries are
-    searched first, so the cost follows what is shown, not the ledger's size: reading and parsing
-    the whole 5,000-entry window to keep its last 20 shares, then asking for each alert's
-    receipts one after another, was most of the officer page's first byte.
+    searched first, so when the office's shares are recent (they usually are) the cost follows
+    what is shown rather than the ledger's size.
     """
     ledger = runtime.ledger
-    size = await ledger.size()
     wanted = EntryFilter(agency=viewer.principal.agency_id, type="alert_shared", alert_id=only)
     span = FIRST_SPAN
     while True:
@@ -318,12 +361,12 @@ async def _sent(runtime: NodeRuntime, viewer: Viewer, *, only: str | None) -> li
         if len(shared) >= SENT_SHOWN or span >= min(size, SENT_WINDOW):
             break
         span = min(span * 4, SENT_WINDOW)
-    shown = list(reversed(shared[-SENT_SHOWN:]))
-
-    async def states(index: int, fields: dict[str, Any]) -> SentAlert:
+    result = []
+    # One after another on purpose: gathered, 20 queries take 20 pooled connections at once
+    # and open new ones past the pool's size, which is slower than waiting in turn.
+    for index, fields in reversed(shared[-SENT_SHOWN:]):
         later = await ledger.entries(
             EntryFilter(alert_id=str(fields["alert_id"])), after=index, limit=500
         )
-        return sent_alert(fields, [parse_leaf_input(leaf) for _, leaf in later])
-
-    return list(await asyncio.gather(*(states(index, fields) for index, fields in shown)))
+        result.append(sent_alert(fields, [parse_leaf_input(leaf) for _, leaf in later]))
+    return result

@@ -18,7 +18,7 @@ from blo_exchange.config import Settings
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.auth import Authenticator, hash_token
-from blo_exchange.web.pages_officer import FORM_FIELDS, ITEM_FIELDS
+from blo_exchange.web.pages_officer import FORM_FIELDS, ITEM_FIELDS, SentCache
 
 WEB = Path(__file__).resolve().parents[3] / "src" / "blo_exchange" / "web"
 NODE = DEMO_NODES[0]
@@ -200,3 +200,16 @@ async def test_every_field_the_error_summary_can_name_is_on_the_form(
         assert f'id="f-{name.replace(".", "-")}"' in page, name
     for group in ("f-kind-seizure", "f-tlp-1", "alert-form"):
         assert f'id="{group}"' in page
+
+
+def test_the_sent_list_is_read_once_per_ledger_size() -> None:
+    cache = SentCache(entries=2)
+    key = ("kg-border-service", "blo-karamyk-kg", None)
+    assert cache.get(key, 10) is None
+    cache.put(key, 10, [])
+    assert cache.get(key, 10) == []
+    assert cache.get(key, 11) is None  # the ledger grew: read it again
+    for n in range(3):  # bounded: the oldest reading goes first
+        cache.put(("a", str(n), None), 10, [])
+    assert cache.get(key, 10) is None
+    assert cache.get(("a", "2", None), 10) == []
