@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import psutil
 
-from blo_exchange.assembly.demo import DemoProcesses, prepare_demo
-from blo_exchange.assembly.demo_directory import DEMO_NODES
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, save_private_key
-from blo_exchange.ledger.db import async_url, create_engine, session_factory
-from blo_exchange.ledger.directory import SqlDirectory
-from blo_exchange.runtime import NatsServer, PostgresServer, free_port
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import async_url, create_engine, session_factory
+from blo_exchange.demo.directory import DEMO_NODES
+from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

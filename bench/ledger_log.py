@@ -33,12 +33,12 @@ from typing import Any
 from sqlalchemy import text
 
 from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.db.engine import create_engine, migrate, session_factory
+from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.embedded import PostgresServer
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.checkpoints import Checkpointer, note_signer
-from blo_exchange.ledger.db import create_engine, migrate, session_factory
-from blo_exchange.ledger.store import SqlLedgerStore
-from blo_exchange.runtime import PostgresServer
-from blo_exchange.services.ledger_entries import build_entry
+from blo_exchange.ledger.entries import build_entry
 from blo_exchange.services.ports import NewLedgerEntry
 
 ORIGIN = "bench.blo-exchange.example/ledger"

@@ -37,7 +37,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 
 def node_app() -> Any:
-    from blo_exchange.api.app import create_app
+    from blo_exchange.bootstrap.app import create_app
     from blo_exchange.config import load_settings
 
     return create_app(load_settings())

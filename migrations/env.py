@@ -1,7 +1,7 @@
 """Alembic environment: runs the static migrations over an async (asyncpg) engine.
 
 The database URL is taken from the Alembic config's ``sqlalchemy.url`` attribute set by
-``blo_exchange.ledger.db.migrate`` or, for the plain ``alembic`` command, from BLO_DATABASE_URL.
+``blo_exchange.db.engine.migrate`` or, for the plain ``alembic`` command, from BLO_DATABASE_URL.
 """
 
 from __future__ import annotations

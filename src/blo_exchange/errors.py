@@ -19,6 +19,7 @@ nothing below them knows about either::
     ├── IdempotencyError
     │   ├── IdempotencyMismatch   the key was used before with a different body
     │   └── IdempotencyInProgress the key's first request is still being processed
+    ├── OutOfRange                a ledger index or tree size beyond what has been signed
     ├── BusError                  NATS is unreachable or did not acknowledge
     └── RuntimeServiceError       an embedded server failed to start or stop
 """
@@ -39,10 +40,12 @@ __all__ = [
     "InvalidEnvelope",
     "NoAgreement",
     "NotFound",
+    "OutOfRange",
     "PolicyError",
     "RateLimited",
     "RuntimeServiceError",
     "Unauthenticated",
+    "http_status",
 ]
 
 
@@ -71,6 +74,10 @@ class Conflict(DirectoryError):  # noqa: N818
 
 
 class PolicyError(BloExchangeError):
+    pass
+
+
+class OutOfRange(BloExchangeError):  # noqa: N818
     pass
 
 
@@ -114,3 +121,27 @@ class BusError(BloExchangeError):
 
 class RuntimeServiceError(BloExchangeError):
     pass
+
+
+# The HTTP status and problem type of each error, for the two edges that speak HTTP (``api`` and
+# ``web``): kept beside the tree so a new error class gets its status where it is declared.
+_HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
+    (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (RateLimited, 429, "rate-limited"),
+    (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
+    (IdempotencyInProgress, 409, "idempotency-in-progress"),
+    (IdempotencyMismatch, 422, "idempotency-key-reused"),
+    (PolicyError, 422, "policy"),
+    (OutOfRange, 422, "validation"),
+    (BusError, 503, "bus-unavailable"),
+]
+
+
+def http_status(exc: BloExchangeError) -> tuple[int, str]:
+    """HTTP status and problem type of an error; 500 for one nobody mapped."""
+    for cls, status, type_ in _HTTP_STATUS:
+        if isinstance(exc, cls):
+            return status, type_
+    return 500, "internal"

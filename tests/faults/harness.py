@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from blo_exchange.assembly.demo import DemoProcesses, prepare_demo
+from blo_exchange.db.engine import create_engine
+from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
-from blo_exchange.ledger.db import create_engine
-from blo_exchange.runtime import NatsServer, PostgresServer
+from blo_exchange.embedded import NatsServer, PostgresServer
 
 __all__ = [
     "KG",

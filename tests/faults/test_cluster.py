@@ -17,8 +17,8 @@ from nats.js.errors import Error as JsError
 
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.streams import ALL_STREAMS
-from blo_exchange.runtime import NatsServer
-from blo_exchange.runtime.nats import check_config
+from blo_exchange.embedded import NatsServer
+from blo_exchange.embedded.nats import check_config
 from tests.faults.conftest import LONG
 from tests.faults.harness import KG, Terminal, run_load
 from tests.faults.test_crashes import settle

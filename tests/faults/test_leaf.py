@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from blo_exchange.runtime.nats import check_config
+from blo_exchange.embedded.nats import check_config
 from tests.faults.checker import Verdict, check
 from tests.faults.conftest import LONG
 from tests.faults.harness import KG, LoadResult, Terminal

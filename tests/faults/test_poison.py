@@ -19,7 +19,7 @@ import pytest
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
-from blo_exchange.runtime import NatsServer
+from blo_exchange.embedded import NatsServer
 from tests.unit.services.fakes import FakeInbox, FakePublisher
 from tests.unit.services.test_services_delivery import SUBJECT, TJ, published_alert
 from tests.unit.services.world import World

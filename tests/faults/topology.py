@@ -18,10 +18,10 @@ from typing import Any
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JsError
 
-from blo_exchange.assembly.demo import prepare_demo
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.streams import ALL_STREAMS, ensure_streams
-from blo_exchange.runtime import NatsServer, free_port
+from blo_exchange.demo.supervisor import prepare_demo
+from blo_exchange.embedded import NatsServer, free_port
 from tests.faults.harness import KG, LEDGER_WRITER, TJ, FaultProcesses, FaultSystem
 
 __all__ = [

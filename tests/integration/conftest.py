@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from blo_exchange.runtime import NatsServer, PostgresServer
+from blo_exchange.embedded import NatsServer, PostgresServer
 
 _HERE = Path(__file__).parent
 

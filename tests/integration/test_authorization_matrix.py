@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
-from blo_exchange.runtime import NatsServer, PostgresServer
+from blo_exchange.embedded import NatsServer, PostgresServer
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has
 
 KG, TJ, TJ2, UZ = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj", "blo-oybek-uz"

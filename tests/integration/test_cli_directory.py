@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from blo_exchange.cli.main import app
 from blo_exchange.crypto.certs import certificate_sha256
-from blo_exchange.ledger.db import migrate
+from blo_exchange.db.engine import migrate
 
 
 @pytest.fixture

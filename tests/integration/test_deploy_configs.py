@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from blo_exchange.runtime.nats import check_config
+from blo_exchange.embedded.nats import check_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONFIGS = sorted(DEPLOY.rglob("*.conf"))

@@ -21,14 +21,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from blo_exchange.api.app import create_app
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.app import create_app
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.cli.main import app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has
 
 KG, TJ, TJ2 = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
@@ -167,7 +167,7 @@ async def test_rotating_and_revoking_a_node_key(deploy: Deployment, tmp_path: Pa
     try:
         assert restarted.keys.signing.key_id != old_key
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(settings, runtime=restarted)),
+            transport=httpx.ASGITransport(app=create_app(settings, services=restarted.services)),
             base_url="http://kg-restarted.test",
         ) as client:
             after = await post(deploy, client)

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from blo_exchange.cli.main import app
 from blo_exchange.crypto.canonical import b64u_decode
 from blo_exchange.crypto.note import open_checkpoint, parse_checkpoint, parse_verifier_key
+from blo_exchange.db.engine import create_engine
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.checkpoints import CHECKPOINT_SUBJECT, LedgerForkError
-from blo_exchange.ledger.db import create_engine
 from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
 
 KG = "blo-karamyk-kg"

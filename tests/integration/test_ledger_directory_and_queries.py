@@ -9,7 +9,6 @@ reading it adds no entries of its own.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -19,15 +18,19 @@ from typing import Any
 import httpx
 import pytest
 
-from blo_exchange.api.app import create_app
-from blo_exchange.assembly.demo_directory import DEMO_AGREEMENTS
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.errors import BusError
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter
+from blo_exchange.ledger.reads import AuditorReads
+from blo_exchange.services.auth import Authenticator
+from blo_exchange.services.registry import Services
 from tests.integration.pipeline import Deployment, deployment, eventually
 
 KG, UZ = "blo-karamyk-kg", "blo-oybek-uz"
@@ -210,8 +213,24 @@ class _RefusingBus:
 
 async def test_an_unrecorded_query_is_not_answered(deploy: Deployment) -> None:
     runtime = deploy.runtimes[KG]
-    cut_off = dataclasses.replace(runtime, bus=_RefusingBus())
-    app = create_app(runtime.settings, runtime=cut_off)
+    cut_off = Services()
+    cut_off.add(Authenticator, runtime.auth)
+    cut_off.add(
+        AuditorReads,
+        AuditorReads(
+            store=runtime.ledger,
+            directory=runtime.directory,
+            origin=runtime.settings.ledger_origin,
+            recorder=LedgerQueryRecorder(
+                node=runtime.node,
+                signer=runtime.keys.signing,
+                publisher=_RefusingBus(),
+                clock=utc_now,
+            ),
+            clock=utc_now,
+        ),
+    )
+    app = create_app(runtime.settings, services=cut_off)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://kg.test"
     ) as client:

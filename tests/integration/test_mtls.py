@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.services.auth import certificate_credential, hash_token
@@ -55,7 +55,7 @@ def client(deploy: Deployment, *, trusted: list[str]) -> httpx.AsyncClient:
         update={"client_cert_header": HEADER, "trusted_proxies": trusted}
     )
     # httpx's ASGI transport presents the client as 127.0.0.1.
-    transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+    transport = httpx.ASGITransport(app=create_app(settings, services=runtime.services))
     return httpx.AsyncClient(transport=transport, base_url="http://kg.test")
 
 

@@ -15,11 +15,11 @@ import pytest
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 
-from blo_exchange.assembly.consumers import node_consumer_spec, provision_bus
-from blo_exchange.assembly.demo_directory import DEMO_NODES
-from blo_exchange.assembly.nats_auth import NatsAuth, inbox_prefix, prepare_nats_auth
 from blo_exchange.bus.connection import BusConnection, connect
-from blo_exchange.runtime import NatsServer
+from blo_exchange.bus.consumers import node_consumer_spec, provision_bus
+from blo_exchange.bus.permissions import NatsAuth, inbox_prefix, prepare_nats_auth
+from blo_exchange.demo.directory import DEMO_NODES
+from blo_exchange.embedded import NatsServer
 
 KG, TJ = DEMO_NODES[0], DEMO_NODES[1]
 

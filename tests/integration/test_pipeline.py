@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from blo_exchange.api.app import create_app
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import parse_time
@@ -62,6 +63,14 @@ async def test_kg_alert_reaches_tj_feed_and_ledger_but_not_uz(deploy: Deployment
         what="the delivery in the ledger",
     )
     assert entries[0]["actor_node"] == TJ
+    # Once there, the auditors' API gives the same entries.
+    served = await deploy.client(KG).get(
+        "/v1/ledger/entries",
+        params={"alert_id": alert_id, "type": "alert_delivered"},
+        headers=deploy.auditor,
+    )
+    assert served.status_code == 200, served.text
+    assert served.json()["entries"] == entries
     shared = (await ledger_has(deploy, KG, alert_id=alert_id, type="alert_shared")())[0]
     assert shared["actor_node"] == KG
     assert shared["recipients"] == ["kg-border-service", "tj-drug-control-agency"]
@@ -316,7 +325,7 @@ async def test_directory_and_health(deploy: Deployment) -> None:
 async def test_rate_limit_per_principal(deploy: Deployment) -> None:
     runtime = deploy.runtimes[KG]
     settings = runtime.settings.model_copy(update={"rate_limit": 0.5, "rate_burst": 3})
-    app = create_app(settings, runtime=runtime)
+    app = create_app(settings, services=runtime.services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://kg.test") as client:
         statuses = [
@@ -335,11 +344,22 @@ async def test_rate_limit_per_principal(deploy: Deployment) -> None:
 async def test_metrics_count_and_time_what_happened(deploy: Deployment) -> None:
     alert_id = (await post(deploy, KG, EXAMPLE_SEIZURE)).json()["alert_id"]
     await eventually(feed_has(deploy, TJ, alert_id), what="delivery to TJ")
-    kg = (await deploy.client(KG).get("/metrics")).text
-    tj = (await deploy.client(TJ).get("/metrics")).text
-    assert 'blo_accepted_total{node="blo-karamyk-kg"} 1' in kg
-    assert 'blo_publish_seconds_count{node="blo-karamyk-kg"} 1' in kg
-    assert 'blo_publish_seconds_bucket{node="blo-karamyk-kg",le="+Inf"} 1' in kg
-    assert 'blo_delivery_total{node="blo-karamyk-tj",outcome="delivered"} 1' in tj
-    assert 'blo_delivery_latency_seconds_count{node="blo-karamyk-tj"} 1' in tj
-    assert 'blo_consumer_pending{node="blo-karamyk-tj"} 0' in tj
+    kg = _samples((await deploy.client(KG).get("/metrics")).text)
+    tj = _samples((await deploy.client(TJ).get("/metrics")).text)
+    node_kg, node_tj = {"node": "blo-karamyk-kg"}, {"node": "blo-karamyk-tj"}
+    assert kg[("blo_accepted_total", frozenset(node_kg.items()))] == 1
+    assert kg[("blo_publish_seconds_count", frozenset(node_kg.items()))] == 1
+    assert kg[("blo_publish_seconds_bucket", frozenset((node_kg | {"le": "+Inf"}).items()))] == 1
+    delivered = frozenset((node_tj | {"outcome": "delivered"}).items())
+    assert tj[("blo_delivery_total", delivered)] == 1
+    assert tj[("blo_delivery_latency_seconds_count", frozenset(node_tj.items()))] == 1
+    assert tj[("blo_consumer_pending", frozenset(node_tj.items()))] == 0
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus exposition, parsed by prometheus-client's own parser."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from blo_exchange.api.app import create_app
-from blo_exchange.assembly.keyfiles import create_node_keys
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.bootstrap.app import create_app
+from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
+from blo_exchange.crypto.keyfiles import create_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.domain.alerts import AlertKind
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
@@ -99,7 +99,7 @@ async def add_customs_node(
     runtime = await NodeRuntime.start(settings)
     deploy.runtimes[CUSTOMS] = runtime
     deploy.clients[CUSTOMS] = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(settings, runtime=runtime)),
+        transport=httpx.ASGITransport(app=create_app(settings, services=runtime.services)),
         base_url=f"http://{CUSTOMS}.test",
     )
     deploy.invalidate_directories()

@@ -1,25 +1,17 @@
-"""The node's FastAPI application, built by :func:`create_app` from settings.
-
-Everything stateful (database pool, NATS connection, keys, consumers) is created in the lifespan,
-never at import, and torn down when the server stops.
-"""
+"""The node's JSON API: its middleware, error mapping and routes, added to an app by
+:func:`install`. The app itself, and the node behind it, are built by ``bootstrap.app``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from blo_exchange import __version__, web
 from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.config import Settings
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "install"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a 500-alert batch fits; a runaway upload does not
 
@@ -32,26 +24,8 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> FastAPI:
-    """The node's app. With ``runtime`` (tests), the caller owns that runtime's life."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started = await NodeRuntime.start(settings)
-        app.state.runtime = started
-        try:
-            yield
-        finally:
-            await started.stop()
-
-    app = FastAPI(
-        title="blo-exchange node",
-        version=__version__,
-        description="Secure inter-agency alert exchange for Border Liaison Offices.",
-        lifespan=lifespan if runtime is None else None,
-    )
-    if runtime is not None:
-        app.state.runtime = runtime
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the API's middleware, problem+json handlers and routes to ``app``."""
     app.state.settings = settings
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
     # Outermost last: security headers also go on the body limit's own 413.
@@ -59,8 +33,5 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
     app.add_middleware(RequestContext)
     install_problem_handlers(app)
-
     for module in (routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
-    web.install(app)  # the pages at / and their static files (blo_exchange.web)
-    return app

@@ -10,7 +10,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blo_exchange.assembly.logs import REQUEST_ID
+from blo_exchange.logs import REQUEST_ID
 
 __all__ = ["RequestContext"]
 

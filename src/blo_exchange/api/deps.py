@@ -1,40 +1,52 @@
-"""FastAPI dependencies: the node runtime and the authenticated principal."""
+"""FastAPI dependencies: the node's services, by type, and the authenticated principal."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
 from blo_exchange.api.limits import RateLimiter
-from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.config import Settings
 from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import Forbidden, Unauthenticated
+from blo_exchange.services.auth import Authenticator
+from blo_exchange.services.registry import Services
 
-__all__ = ["Auditor", "CurrentPrincipal", "Runtime", "get_principal", "get_runtime"]
+__all__ = ["Auditor", "CurrentPrincipal", "get_principal", "service", "services_of"]
 
-
-def get_runtime(request: Request) -> NodeRuntime:
-    runtime: NodeRuntime = request.app.state.runtime
-    return runtime
-
-
-Runtime = Annotated[NodeRuntime, Depends(get_runtime)]
+T = TypeVar("T")
 
 
-async def get_principal(request: Request, runtime: Runtime) -> Principal:
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def service(kind: type[T]) -> Callable[[Request], T]:
+    """A dependency giving the node's service of type ``kind``:
+    ``feed: Annotated[FeedService, Depends(service(FeedService))]``."""
+
+    def get(request: Request) -> T:
+        return services_of(request).get(kind)
+
+    return get
+
+
+async def get_principal(request: Request) -> Principal:
+    auth = services_of(request).get(Authenticator)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     bearer = scheme.lower() == "bearer"
     # A bearer token, when there is one, is the credential; a forwarded certificate otherwise.
     certificate = None if bearer else _forwarded_certificate(request)
     if certificate is not None:
-        principal = await runtime.auth.authenticate_certificate(certificate)
+        principal = await auth.authenticate_certificate(certificate)
     else:
-        principal = await runtime.auth.authenticate(token.strip() if bearer else None)
+        principal = await auth.authenticate(token.strip() if bearer else None)
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)

@@ -15,18 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from blo_exchange.errors import (
-    BloExchangeError,
-    BusError,
-    Conflict,
-    Forbidden,
-    IdempotencyInProgress,
-    IdempotencyMismatch,
-    NotFound,
-    PolicyError,
-    RateLimited,
-    Unauthenticated,
-)
+from blo_exchange.errors import BloExchangeError, RateLimited, http_status
 
 __all__ = [
     "PROBLEM_JSON",
@@ -34,7 +23,6 @@ __all__ = [
     "Problem",
     "install_problem_handlers",
     "problem",
-    "status_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,17 +70,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _documented("NATS or Postgres is unavailable"),
 }
 
-_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
-    (Unauthenticated, 401, "unauthenticated"),
-    (Forbidden, 403, "forbidden"),
-    (RateLimited, 429, "rate-limited"),
-    (NotFound, 404, "not-found"),
-    (Conflict, 409, "conflict"),
-    (IdempotencyInProgress, 409, "idempotency-in-progress"),
-    (IdempotencyMismatch, 422, "idempotency-key-reused"),
-    (PolicyError, 422, "policy"),
-    (BusError, 503, "bus-unavailable"),
-]
 
 _TITLES = {
     400: "Bad request",
@@ -130,14 +107,6 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def status_for(exc: BloExchangeError) -> tuple[int, str]:
-    """HTTP status and problem type of a domain error; 500 for one nobody mapped."""
-    for cls, status, type_ in _STATUS:
-        if isinstance(exc, cls):
-            return status, type_
-    return 500, "internal"
-
-
 def _field(loc: tuple[int | str, ...]) -> str:
     # FastAPI prefixes "body"; a discriminated union adds the tag ("seizure") — keep both out of
     # the way of a reader who wants the JSON path of their own document.
@@ -166,7 +135,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BloExchangeError)
     async def _domain(request: Request, exc: BloExchangeError) -> JSONResponse:
-        status, type_ = status_for(exc)
+        status, type_ = http_status(exc)
         if status == 500:
             log.error("unmapped error %s", type(exc).__name__)
             return problem(500, "internal error")

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from fastapi import APIRouter, Body, Depends, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from blo_exchange.api.deps import CurrentPrincipal, Runtime
-from blo_exchange.api.problems import status_for
-from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, AlertSubmission
+from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.domain.alerts import (
+    ALERT_SUBMISSION_ADAPTER,
+    AlertSubmission,
+    ReceiptRequest,
+)
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
-from blo_exchange.domain.vocab import Outcome
-from blo_exchange.errors import BloExchangeError, Forbidden, NotFound
-from blo_exchange.services.receipts import ReceiptType, deterministic_receipt_id
+from blo_exchange.errors import BloExchangeError, Forbidden, http_status
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feedback import AnalystReceipts
+from blo_exchange.services.ingest import IngestService
 
-__all__ = ["AcceptedAlert", "BatchRequest", "ReceiptRequest", "router"]
+__all__ = ["AcceptedAlert", "BatchRequest", "router"]
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
+
+Ingest = Annotated[IngestService, Depends(service(IngestService))]
+Feed = Annotated[FeedService, Depends(service(FeedService))]
+Receipts = Annotated[AnalystReceipts, Depends(service(AnalystReceipts))]
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{8,128}$"
 MAX_BATCH = 500
@@ -41,12 +49,12 @@ class AcceptedAlert(BaseModel):
 async def submit_alert(
     submission: Annotated[AlertSubmission, Body()],
     principal: CurrentPrincipal,
-    runtime: Runtime,
+    ingest: Ingest,
     response: Response,
     idempotency_key: Annotated[str, Header(pattern=IDEMPOTENCY_KEY)],
 ) -> dict[str, Any]:
     """Seal, sign and publish an alert; 202 once JetStream has it on disk."""
-    accepted = await runtime.ingest.submit(principal, submission, idempotency_key)
+    accepted = await ingest.submit(principal, submission, idempotency_key)
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return accepted.response
@@ -67,7 +75,7 @@ class BatchRequest(BaseModel):
 
 @router.post("/alerts:batch", status_code=200)
 async def submit_batch(
-    batch: BatchRequest, principal: CurrentPrincipal, runtime: Runtime
+    batch: BatchRequest, principal: CurrentPrincipal, ingest: Ingest
 ) -> dict[str, Any]:
     """Each item is accepted or refused on its own; one bad report does not block the rest."""
     if principal.role is not Role.TERMINAL:
@@ -85,9 +93,9 @@ async def submit_batch(
             return
         try:
             async with room:
-                accepted = await runtime.ingest.submit(principal, submission, item.idempotency_key)
+                accepted = await ingest.submit(principal, submission, item.idempotency_key)
         except BloExchangeError as exc:
-            status, _ = status_for(exc)
+            status, _ = http_status(exc)
             results[index] = {"index": index, "status": status, "detail": str(exc)}
             return
         results[index] = {"index": index, "status": 202, **accepted.response}
@@ -113,52 +121,14 @@ async def submit_batch(
 
 
 @router.get("/alerts/{alert_id}")
-async def get_alert(
-    alert_id: AlertId, principal: CurrentPrincipal, runtime: Runtime
-) -> dict[str, Any]:
+async def get_alert(alert_id: AlertId, principal: CurrentPrincipal, feed: Feed) -> dict[str, Any]:
     """The decrypted alert, for the origin agency's terminal or a recipient agency's analyst."""
-    return await runtime.feed.get(principal, alert_id)
-
-
-class ReceiptRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["acknowledged", "feedback"]
-    outcome: Outcome | None = None
-
-    @model_validator(mode="after")
-    def _outcome_for_feedback(self) -> ReceiptRequest:
-        if (self.type == "feedback") != (self.outcome is not None):
-            raise ValueError("outcome is required for feedback and not allowed for acknowledged")
-        return self
+    return await feed.get(principal, alert_id)
 
 
 @router.post("/alerts/{alert_id}/receipts", status_code=202)
 async def post_receipt(
-    alert_id: AlertId, body: ReceiptRequest, principal: CurrentPrincipal, runtime: Runtime
+    alert_id: AlertId, body: ReceiptRequest, principal: CurrentPrincipal, receipts: Receipts
 ) -> dict[str, Any]:
     """An analyst acknowledges an alert or says what acting on it gave; signed and ledgered."""
-    runtime.feed.require_analyst(principal)
-    row = await runtime.inbox.get(runtime.node.id, alert_id)
-    if row is None or row.agency_id != principal.agency_id:
-        raise NotFound("no such alert")
-    opened = await runtime.feed.get(principal, alert_id)
-    receipt_type = ReceiptType.ACKNOWLEDGED if body.type == "acknowledged" else ReceiptType.FEEDBACK
-    outcome = None if body.outcome is None else body.outcome.value
-    sent = await runtime.receipts.send(
-        receipt_id=deterministic_receipt_id(
-            alert_id, runtime.node.id, principal.id, receipt_type.value, outcome or ""
-        ),
-        type=receipt_type,
-        border_pair=row.border_pair,
-        alert_id=alert_id,
-        kind=row.kind,
-        agreement_ids=[str(a) for a in opened["header"]["agreement_ids"]],
-        envelope_sha256=row.envelope_sha256,
-        detail={"principal": principal.id} | ({"outcome": outcome} if outcome else {}),
-    )
-    return {
-        "receipt_id": sent.receipt_id,
-        "type": receipt_type.value,
-        "stream_seq": sent.stream_seq,
-    }
+    return await receipts.send(principal, alert_id, body)

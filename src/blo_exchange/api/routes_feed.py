@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from blo_exchange.api.deps import CurrentPrincipal, Runtime
+from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feed_events import MAX_POSITION, resume_position, sse_frames
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 
-HEARTBEAT_SECONDS = 15.0
-MAX_SEQ = 2**63 - 1  # stream sequences are Postgres bigints
+Feed = Annotated[FeedService, Depends(service(FeedService))]
 
 
 @router.get("/feed")
 async def feed(
     principal: CurrentPrincipal,
-    runtime: Runtime,
-    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    feed: Feed,
+    cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Alerts addressed to the caller's agency with stream sequence > ``cursor``, oldest first."""
-    page = await runtime.feed.page(principal, cursor=cursor, limit=limit)
+    page = await feed.page(principal, cursor=cursor, limit=limit)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -34,29 +34,20 @@ async def feed(
 async def feed_stream(
     request: Request,
     principal: CurrentPrincipal,
-    runtime: Runtime,
+    feed: Feed,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
-    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
 ) -> StreamingResponse:
     """SSE: ``id:`` is the stream sequence, so a reconnecting client resumes with Last-Event-ID."""
-    runtime.feed.require_analyst(principal)
-    start = cursor
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = min(int(last_event_id.strip()), MAX_SEQ)
-
-    async def events() -> AsyncIterator[bytes]:
-        position = start
-        yield b"retry: 2000\n\n"
-        while not await request.is_disconnected():
-            page = await runtime.feed.live(principal, cursor=position)
-            for seq, data in page.items:
-                yield f"id: {seq}\nevent: alert\ndata: {data}\n\n".encode()
-            position = page.next_cursor
-            if not page.items and not await runtime.feed.wait(HEARTBEAT_SECONDS):
-                yield b": keep-alive\n\n"
-
+    feed.require_analyst(principal)
+    frames = sse_frames(
+        feed,
+        principal,
+        start=resume_position(cursor, last_event_id),
+        disconnected=request.is_disconnected,
+    )
     return StreamingResponse(
-        events(),
+        frames,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -1,4 +1,5 @@
-"""``/v1/ledger``: the auditors' view of who shared what with whom [contract, DESIGN §5].
+"""``/v1/ledger``: the auditors' view of who shared what with whom [contract,
+docs/contracts/api.md].
 
 Every request an auditor makes here is itself recorded (``ledger_queried``): once the answer is
 computed, and before it is sent, the node publishes its signed record of the query on
@@ -15,21 +16,17 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from blo_exchange.api.deps import Auditor, Runtime, get_runtime
-from blo_exchange.api.problems import problem
-from blo_exchange.assembly.node import NodeRuntime
-from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
-from blo_exchange.domain.ids import AgencyId, AlertId, BorderPair, UtcTimestamp, utc_now
-from blo_exchange.errors import NotFound
-from blo_exchange.ledger.store import EntryFilter, StoredCheckpoint
-from blo_exchange.services.ledger_audit import LedgerQueryRecorder
-from blo_exchange.services.ledger_entries import entry_json
-from blo_exchange.services.ledger_verify import build_bundle
+from blo_exchange.api.deps import Auditor, service, services_of
+from blo_exchange.domain.ids import AgencyId, AlertId, BorderPair, UtcTimestamp
+from blo_exchange.domain.ledger import LedgerEntryType
+from blo_exchange.ledger.entries import entry_json
+from blo_exchange.ledger.ports import EntryFilter
+from blo_exchange.ledger.reads import AuditorReads, checkpoint_json
 
-__all__ = ["record_ledger_read", "router"]
+__all__ = ["router"]
 
 _AUDITOR_STATE = "ledger_auditor"
 
@@ -42,17 +39,12 @@ async def _note_auditor(request: Request, auditor: Auditor) -> None:
 async def _record_query(request: Request) -> None:
     principal_id = getattr(request.state, _AUDITOR_STATE, None)
     if principal_id is not None:
-        await record_ledger_read(request, principal_id)
-
-
-async def record_ledger_read(request: Request, principal_id: str) -> None:
-    """Record an auditor's read of the ledger; also for the web pages that read it."""
-    runtime = get_runtime(request)
-    recorder = LedgerQueryRecorder(
-        node=runtime.node, signer=runtime.keys.signing, publisher=runtime.bus, clock=utc_now
-    )
-    # BusError (-> 503) when not acknowledged: the answer computed above is then not sent.
-    await recorder.record(principal_id=principal_id, path=request.url.path, query=request.url.query)
+        # BusError (-> 503) when not acknowledged: the answer computed above is then not sent.
+        await (
+            services_of(request)
+            .get(AuditorReads)
+            .record(principal_id=principal_id, path=request.url.path, query=request.url.query)
+        )
 
 
 class _AuditedRoute(APIRoute):
@@ -83,31 +75,17 @@ router = APIRouter(
 
 _MAX_INDEX = 2**63 - 1  # ledger indexes are Postgres bigints
 
-EntryType = Literal[
-    "alert_shared",
-    "alert_delivered",
-    "alert_acknowledged",
-    "feedback",
-    "alert_rejected",
-    "ledger_queried",
-    "key_registered",
-    "key_revoked",
-    "agreement_changed",
-    "reshare_requested",
-    "reshare_approved",
-    "reshare_denied",
-    "reshare_executed",
-]
+Reads = Annotated[AuditorReads, Depends(service(AuditorReads))]
 
 
 @router.get("/entries")
 async def entries(
     auditor: Auditor,
-    runtime: Runtime,
+    reads: Reads,
     agency: AgencyId | None = None,
     border_pair: BorderPair | None = None,
     kind: Annotated[str | None, Query(pattern="^(seizure|risk|feedback)$")] = None,
-    type: EntryType | None = None,
+    type: LedgerEntryType | None = None,
     alert_id: AlertId | None = None,
     since: UtcTimestamp | None = None,
     until: UtcTimestamp | None = None,
@@ -115,7 +93,7 @@ async def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Entries with index > ``cursor`` matching every given filter, in ledger order."""
-    rows = await runtime.ledger.entries(
+    rows = await reads.store.entries(
         EntryFilter(
             agency=agency,
             border_pair=border_pair,
@@ -137,103 +115,38 @@ async def entries(
 # --- checkpoints, proofs, export ------------------------------------------------------------
 
 
-def _checkpoint_json(checkpoint: StoredCheckpoint) -> dict[str, Any]:
-    return {
-        "tree_size": checkpoint.tree_size,
-        "root_hash": checkpoint.root_hash.hex(),
-        "note": checkpoint.note,
-    }
-
-
-async def _latest(runtime: NodeRuntime) -> StoredCheckpoint:
-    checkpoint = await runtime.ledger.latest_checkpoint()
-    if checkpoint is None:
-        raise NotFound("no checkpoint has been signed yet")
-    return checkpoint
-
-
-def _beyond(what: str, value: int, latest: StoredCheckpoint) -> JSONResponse:
-    return problem(
-        422,
-        f"{what} {value} is beyond the latest checkpoint's tree size {latest.tree_size}",
-        type_="validation",
-    )
-
-
-async def _ledger_key(runtime: NodeRuntime, latest: StoredCheckpoint) -> str:
-    """The verifier key (from the directory) that signed ``latest``.
-
-    Which key is *trusted* is the verifier's business (``--key``, ``--trust``); this only finds
-    the one that matches, so that a first-time verifier has something to pin.
-    """
-    origin = runtime.settings.ledger_origin
-    for attempt in range(2):
-        if attempt:
-            runtime.directory.invalidate()  # the writer may have registered it since
-        keys = await runtime.directory.verify_keys("ledger", origin, utc_now())
-        for key in keys.values():
-            verifier = NoteVerifier(origin, key.public)
-            try:
-                open_checkpoint(latest.note, [verifier], origin)
-            except NoteError:
-                continue
-            return verifier.verifier_key_string()
-    raise NotFound("the directory holds no ledger key that signed the latest checkpoint")
-
-
 @router.get("/checkpoint")
-async def checkpoint(auditor: Auditor, runtime: Runtime) -> dict[str, Any]:
+async def checkpoint(auditor: Auditor, reads: Reads) -> dict[str, Any]:
     """The latest signed checkpoint."""
-    return _checkpoint_json(await _latest(runtime))
+    return checkpoint_json(await reads.latest())
 
 
-@router.get("/proofs/inclusion", response_model=None)
+@router.get("/proofs/inclusion")
 async def inclusion_proof(
     auditor: Auditor,
-    runtime: Runtime,
+    reads: Reads,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int, Query(ge=1)],
-) -> dict[str, Any] | JSONResponse:
+) -> dict[str, Any]:
     """The RFC 9162 audit path of entry ``index`` in the tree of ``tree_size`` entries."""
-    latest = await _latest(runtime)
-    if tree_size > latest.tree_size:
-        return _beyond("tree_size", tree_size, latest)
-    if index >= tree_size:
-        return problem(422, f"index {index} is not below tree_size {tree_size}", type_="validation")
-    path = await runtime.ledger.inclusion_proof(index, tree_size)
-    return {"index": index, "tree_size": tree_size, "path": [p.hex() for p in path]}
+    return await reads.inclusion_proof(index, tree_size)
 
 
-@router.get("/proofs/consistency", response_model=None)
+@router.get("/proofs/consistency")
 async def consistency_proof(
     auditor: Auditor,
-    runtime: Runtime,
+    reads: Reads,
     first: Annotated[int, Query(ge=0)],
     second: Annotated[int, Query(ge=0)],
-) -> dict[str, Any] | JSONResponse:
+) -> dict[str, Any]:
     """The RFC 9162 consistency proof from the tree of ``first`` entries to ``second``."""
-    latest = await _latest(runtime)
-    if second > latest.tree_size:
-        return _beyond("second", second, latest)
-    if first > second:
-        return problem(422, f"first {first} is larger than second {second}", type_="validation")
-    path = await runtime.ledger.consistency_proof(first, second)
-    return {"first": first, "second": second, "path": [p.hex() for p in path]}
+    return await reads.consistency_proof(first, second)
 
 
 @router.get("/export")
-async def export(auditor: Auditor, runtime: Runtime) -> dict[str, Any]:
+async def export(auditor: Auditor, reads: Reads) -> dict[str, Any]:
     """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
-    latest = await _latest(runtime)
-    key = await _ledger_key(runtime, latest)
-    leaves = await runtime.ledger.leaves(latest.tree_size)
-    return build_bundle(
-        origin=runtime.settings.ledger_origin,
-        ledger_public_key=key,
-        checkpoint=_checkpoint_json(latest),
-        checkpoints=[_checkpoint_json(c) for c in await runtime.ledger.checkpoints()],
-        leaves=leaves,
-    )
+    return await reads.export()
 
 
 @router.get(
@@ -243,13 +156,13 @@ async def export(auditor: Auditor, runtime: Runtime) -> dict[str, Any]:
 )
 async def sharing(
     auditor: Auditor,
-    runtime: Runtime,
+    reads: Reads,
     since: UtcTimestamp | None = None,
     until: UtcTimestamp | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> dict[str, Any] | Response:
     """Who shared with whom: ``alert_shared`` entries counted by agency pair, border pair, kind."""
-    counts = await runtime.ledger.sharing(since=since, until=until)
+    counts = await reads.sharing(since=since, until=until)
     rows = [
         {
             "origin_agency": c.origin_agency,

@@ -1,15 +1,14 @@
 """``/v1/alerts/{id}/reshare-requests``: asking to share an alert beyond its recipients, and the
-originating agency's decision (DESIGN §3, "Handling and grading")."""
+originating agency's decision (docs/contracts/receipts.md)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from blo_exchange.api.deps import CurrentPrincipal, Runtime
-from blo_exchange.assembly.node import NodeRuntime
+from blo_exchange.api.deps import CurrentPrincipal, service
 from blo_exchange.domain.ids import AgencyId, AlertId
 from blo_exchange.services.reshare import ReshareService
 from blo_exchange.services.reshare_model import MAX_REASON_CHARS
@@ -48,22 +47,19 @@ class DecisionBody(BaseModel):
     )
 
 
-def _service(runtime: NodeRuntime) -> ReshareService:
-    if runtime.reshare is None:
-        raise RuntimeError("this node runs no re-share service")
-    return runtime.reshare.service
+Reshare = Annotated[ReshareService, Depends(service(ReshareService))]
 
 
 @router.post("/alerts/{alert_id}/reshare-requests", status_code=202)
 async def request_reshare(
-    alert_id: AlertId, body: ReshareRequestBody, principal: CurrentPrincipal, runtime: Runtime
+    alert_id: AlertId, body: ReshareRequestBody, principal: CurrentPrincipal, reshare: Reshare
 ) -> dict[str, Any]:
     """An analyst of a recipient agency, on its node, asks to share the alert with another
     agency. The target must be in the directory, not a recipient yet, and covered by an
     agreement in force between the origin agency and the target for the alert's border pair,
     kind and TLP (else 422). The origin node decides: at once for an unrestricted alert; for a
     TLP RED or handling H2 alert, only with the originating agency's recorded permission."""
-    request = await _service(runtime).request(
+    request = await reshare.request(
         principal, alert_id, target_agency=body.target_agency, reason=body.reason
     )
     return request.to_json()
@@ -71,11 +67,11 @@ async def request_reshare(
 
 @router.get("/alerts/{alert_id}/reshare-requests")
 async def list_reshare_requests(
-    alert_id: AlertId, principal: CurrentPrincipal, runtime: Runtime
+    alert_id: AlertId, principal: CurrentPrincipal, reshare: Reshare
 ) -> dict[str, Any]:
     """On the origin node: every request for the alert (origin agency's analyst or the node's
     terminal). On a requesting node: that agency's own requests (its analyst)."""
-    requests = await _service(runtime).requests_for(principal, alert_id)
+    requests = await reshare.requests_for(principal, alert_id)
     return {"requests": [r.to_json() for r in requests]}
 
 
@@ -84,12 +80,12 @@ async def approve_reshare(
     alert_id: AlertId,
     request_id: AlertId,
     principal: CurrentPrincipal,
-    runtime: Runtime,
+    reshare: Reshare,
     body: Annotated[DecisionBody | None, Body()] = None,
 ) -> dict[str, Any]:
     """An analyst of the origin agency, on the origin node, gives the originator's permission
     for a pending request; the node then seals the alert anew to the target agency."""
-    decided = await _service(runtime).decide(
+    decided = await reshare.decide(
         principal, alert_id, request_id, approve=True, reason=None if body is None else body.reason
     )
     return decided.to_json()
@@ -100,11 +96,11 @@ async def deny_reshare(
     alert_id: AlertId,
     request_id: AlertId,
     principal: CurrentPrincipal,
-    runtime: Runtime,
+    reshare: Reshare,
     body: Annotated[DecisionBody | None, Body()] = None,
 ) -> dict[str, Any]:
     """An analyst of the origin agency, on the origin node, refuses a pending request."""
-    decided = await _service(runtime).decide(
+    decided = await reshare.decide(
         principal, alert_id, request_id, approve=False, reason=None if body is None else body.reason
     )
     return decided.to_json()

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from blo_exchange.assembly.admin import (
+from blo_exchange.cli.admin import (
     register_public_keys,
     rotate_agency_key,
     rotate_node_key,
@@ -22,8 +22,8 @@ from blo_exchange.assembly.admin import (
 )
 from blo_exchange.config import load_settings
 from blo_exchange.crypto.keys import HpkeSuite, public_key_record
+from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.domain.directory import Agency, Agreement, Node
-from blo_exchange.ledger.directory import SqlDirectory
 
 __all__ = ["directory_app"]
 

@@ -10,7 +10,7 @@ import typer
 
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.ledger.merkle import MemoryTree
-from blo_exchange.services.ledger_verify import BundleError, TrustStore, verify_bundle
+from blo_exchange.ledger.verify import BundleError, TrustStore, verify_bundle
 
 __all__ = ["ledger_app"]
 

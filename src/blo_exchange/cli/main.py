@@ -38,7 +38,7 @@ app.add_typer(terminal_app, name="terminal")
 
 
 def _configure_logging(level: str = "INFO") -> None:
-    from blo_exchange.assembly.logs import configure_logging
+    from blo_exchange.logs import configure_logging
 
     configure_logging(level, json_lines=load_settings().log_json)
 
@@ -51,7 +51,7 @@ def serve(
     """Run this node's HTTP API and its delivery consumer (settings from BLO_* variables)."""
     import uvicorn
 
-    from blo_exchange.api.app import create_app
+    from blo_exchange.bootstrap.app import create_app
 
     _configure_logging()
     settings = load_settings()
@@ -68,7 +68,7 @@ def serve(
 @app.command("ledger-writer")
 def ledger_writer() -> None:
     """Run the ledger writer alone: alerts and receipts from NATS into the Postgres ledger."""
-    from blo_exchange.assembly.ledger_writer import run_standalone
+    from blo_exchange.bootstrap.ledger_writer import run_standalone
 
     _configure_logging()
     asyncio.run(run_standalone(load_settings()))
@@ -81,7 +81,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Bring the database schema up to date."""
-    from blo_exchange.ledger.db import migrate as run_migrations
+    from blo_exchange.db.engine import migrate as run_migrations
 
     url = database_url or load_settings().database_url.get_secret_value()
     asyncio.run(run_migrations(url))
@@ -98,7 +98,7 @@ def demo(
 ) -> None:
     """Start embedded NATS and Postgres, seed the demo directory, run four nodes and the ledger
     writer, print their URLs. Ctrl-C stops everything; data stays in DATA_DIR."""
-    from blo_exchange.assembly.demo import run_demo
+    from blo_exchange.demo.supervisor import run_demo
 
     _configure_logging("WARNING")
     with contextlib.suppress(KeyboardInterrupt):
@@ -115,7 +115,7 @@ def keys_init(
 ) -> None:
     """Create this node's signing key (and a new agency key unless one is given). Prints the
     public keys to register in the directory."""
-    from blo_exchange.assembly.keyfiles import create_node_keys
+    from blo_exchange.crypto.keyfiles import create_node_keys
     from blo_exchange.crypto.keys import HpkeSuite, load_kem_key, public_key_record
 
     existing = None if agency_key is None else load_kem_key(agency_key)
@@ -138,7 +138,7 @@ def principals_create(
 ) -> None:
     """Create a credential. The token is printed once and stored only as a hash; with --cert,
     the certificate's SHA-256 is the credential (presented through the TLS proxy)."""
-    from blo_exchange.assembly.admin import create_principal
+    from blo_exchange.cli.admin import create_principal
     from blo_exchange.crypto.certs import certificate_sha256
 
     fingerprint = None if cert is None else certificate_sha256(cert.read_bytes())

@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from blo_exchange.assembly.admin import with_directory
-from blo_exchange.assembly.consumers import provision_bus
-from blo_exchange.assembly.nats_auth import prepare_nats_auth
 from blo_exchange.bus.connection import connect
+from blo_exchange.bus.consumers import provision_bus
+from blo_exchange.bus.permissions import prepare_nats_auth
+from blo_exchange.cli.admin import with_directory
 from blo_exchange.config import load_settings
 from blo_exchange.crypto.secretfile import write_private_file
+from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.domain.directory import Node
-from blo_exchange.ledger.directory import SqlDirectory
 
 __all__ = ["nats_app"]
 

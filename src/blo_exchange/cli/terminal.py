@@ -2,7 +2,7 @@
 
 ``send`` queues alert files in the local outbox and tries to deliver them; ``flush`` retries what
 is still pending (after the link or the terminal came back); ``status`` lists the queue. The
-logic is in :mod:`blo_exchange.assembly.outbox`.
+logic is in :mod:`blo_exchange.cli.outbox`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from blo_exchange.assembly.outbox import FlushReport, Outbox, flush
+from blo_exchange.cli.outbox import FlushReport, Outbox, flush
 
 __all__ = ["terminal_app"]
 

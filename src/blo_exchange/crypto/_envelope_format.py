@@ -1,4 +1,5 @@
-"""The envelope's wire format (DESIGN section 4): its shape, and the bytes signed and bound.
+"""The envelope's wire format (docs/contracts/envelope.md): its shape, and the bytes signed and
+bound.
 
 Private to ``envelope``: structure checks raise ``ValueError`` and say nothing of keys or
 signatures; ``envelope`` turns them into one opaque ``InvalidEnvelope``.

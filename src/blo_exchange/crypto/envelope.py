@@ -1,4 +1,4 @@
-"""The alert envelope (DESIGN section 4): seal, parse, verify, open, redact.
+"""The alert envelope (docs/contracts/envelope.md): seal, parse, verify, open, redact.
 
 A sender encrypts each part (``case``, ``nominal``) once under its own AES-256-GCM key,
 seals to every recipient agency the keys of the parts it may read with HPKE (RFC 9180),
@@ -259,7 +259,7 @@ class UnverifiedEnvelope:
         subject_kind: str,
         recipient_agency: str,
     ) -> VerifiedEnvelope:
-        """Check the envelope as DESIGN section 4 says, in that order.
+        """Check the envelope as docs/contracts/envelope.md says, in that order.
 
         ``keys`` must hold only the known, unrevoked keys of this envelope's origin node, by
         key id: that is what ties the signature to ``origin_node``. Not checked here:

@@ -43,6 +43,7 @@ from blo_exchange.domain.ids import (
 )
 from blo_exchange.domain.marking import Grading, Handling, Tlp
 from blo_exchange.domain.nominal import Company, NominalBlock, Person, PersonDocument
+from blo_exchange.domain.vocab import Outcome
 
 __all__ = [
     "ALERT_SUBMISSION_ADAPTER",
@@ -57,6 +58,7 @@ __all__ = [
     "NominalBlock",
     "Person",
     "PersonDocument",
+    "ReceiptRequest",
     "RiskCase",
     "RiskSubmission",
     "RiskTarget",
@@ -146,3 +148,16 @@ def parse_alert_submission(
     if isinstance(data, str | bytes):
         return ALERT_SUBMISSION_ADAPTER.validate_json(data, context=context)
     return ALERT_SUBMISSION_ADAPTER.validate_python(data, context=context)
+
+
+class ReceiptRequest(DomainModel):
+    """An analyst's receipt on an alert: ``acknowledged``, or ``feedback`` with its outcome."""
+
+    type: Literal["acknowledged", "feedback"]
+    outcome: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _outcome_for_feedback(self) -> Self:
+        if (self.type == "feedback") != (self.outcome is not None):
+            raise ValueError("outcome is required for feedback and not allowed for acknowledged")
+        return self

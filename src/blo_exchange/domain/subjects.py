@@ -1,4 +1,5 @@
-"""NATS subject names [contract, DESIGN §4]: alerts, receipts, ledger checkpoints and queries.
+"""NATS subject names [contract, docs/contracts/subjects.md]: alerts, receipts, ledger checkpoints
+and queries.
 
 Plain string rules, so the domain owns them; the NATS adapter and the services both use them.
 """

@@ -5,8 +5,8 @@ What this module is for: the ledger writer's key (loaded, or generated on first 
 extends the latest checkpoint it signed. A signed checkpoint is stored in ``ledger_checkpoints``
 and published on ``blo.v1.ledger.checkpoints``, so copies exist outside Postgres.
 
-What it is not for: verifying a ledger from outside (``services.ledger_verify``), serving proofs
-(``ledger.store``), or note formats (``crypto.note``).
+What it is not for: verifying a ledger from outside (``ledger.verify``), serving proofs
+(``db.ledger_store``), or note formats (``crypto.note``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from blo_exchange.crypto.keys import SigningKey, load_signing_key, save_private_
 from blo_exchange.crypto.note import NoteSigner, format_checkpoint
 from blo_exchange.errors import BloExchangeError, BusError
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.store import SqlLedgerStore, StoredCheckpoint
+from blo_exchange.ledger.ports import CheckpointStore, StoredCheckpoint
 from blo_exchange.services.ports import Publisher
 
 __all__ = [
@@ -65,7 +65,7 @@ class Checkpointer:
     def __init__(
         self,
         *,
-        store: SqlLedgerStore,
+        store: CheckpointStore,
         signer: NoteSigner,
         origin: str,
         publisher: Publisher | None,

@@ -1,7 +1,7 @@
 """A partner node receiving an alert from the bus: verify, check, open, store, send a receipt.
 
-The checks follow DESIGN §4 in order; every failure has the same outcome — the message is
-rejected, counted, recorded in the node's rejection table and, through a signed
+The checks follow docs/contracts/envelope.md in order; every failure has the same outcome — the
+message is rejected, counted, recorded in the node's rejection table and, through a signed
 ``alert_rejected`` receipt, in the ledger — and never reaches a feed. Acking is the caller's job,
 after :meth:`DeliveryService.handle` returned (so after the commit).
 """
@@ -24,6 +24,7 @@ from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.services.metrics import Histogram
 from blo_exchange.services.ports import Directory, Inbox, InboxItem, Rejection
 from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
+from blo_exchange.services.signed import SignedMessages
 
 __all__ = ["DeliveryOutcome", "DeliveryService"]
 
@@ -50,7 +51,7 @@ class DeliveryService:
     ) -> None:
         self._node = node
         self._kem_keys = kem_keys
-        self._directory = directory
+        self._signed = SignedMessages(directory, clock=clock)
         self._inbox = inbox
         self._receipts = receipts
         self._clock = clock
@@ -87,10 +88,9 @@ class DeliveryService:
             # nothing to deliver and nothing wrong.
             return DeliveryOutcome(status="not_addressed", alert_id=alert_id)
         # (2)-(6) Known unrevoked key of origin_node, signature, part hashes, subject, recipient.
-        keys = await self._directory.verify_keys("node", unverified.origin_node, self._clock())
         try:
-            verified = unverified.verify(
-                keys, subject_border_pair=pair, subject_kind=kind, recipient_agency=agency
+            verified = await self._signed.envelope(
+                unverified, border_pair=pair, kind=kind, recipient_agency=agency
             )
         except InvalidEnvelope as exc:
             reason = getattr(exc, "reason", "invalid")

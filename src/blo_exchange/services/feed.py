@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.keys import KemPrivateKey
 from blo_exchange.domain.directory import Node, Principal, Role
+from blo_exchange.domain.ids import utc_now
 from blo_exchange.errors import Forbidden, InvalidEnvelope, NotFound
 from blo_exchange.services.ports import Directory, Inbox, InboxItem
+from blo_exchange.services.signed import SignedMessages
 
 __all__ = ["FeedPage", "FeedService", "LivePage"]
 
@@ -64,7 +65,7 @@ class FeedService:
     ) -> None:
         self._node = node
         self._kem_keys = kem_keys
-        self._directory = directory
+        self._signed = SignedMessages(directory, clock=utc_now)
         self._inbox = inbox
         self._arrived = asyncio.Event()
         self._notified = 0  # how many times notify() was called
@@ -179,17 +180,8 @@ class FeedService:
         return False
 
     async def _open(self, row: InboxItem) -> dict[str, Any]:
-        agency = self._node.agency_id
         try:
-            unverified = UnverifiedEnvelope.parse(row.envelope)
-            keys = await self._directory.verify_keys("node", row.origin_node, row.created_at)
-            verified = unverified.verify(
-                keys,
-                subject_border_pair=row.border_pair,
-                subject_kind=row.kind,
-                recipient_agency=agency,
-            )
-            opened = verified.open(agency, self._kem_keys)
+            opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
         except InvalidEnvelope as exc:
             raise NotFound("the stored alert no longer verifies") from exc
         result: dict[str, Any] = {

@@ -17,13 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.canonical import canonical_json
-from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256, seal
+from blo_exchange.crypto.envelope import RecipientKey
 from blo_exchange.crypto.keys import HpkeSuite, SigningKey
 from blo_exchange.domain.alerts import FeedbackSubmission, RiskSubmission, SeizureSubmission
 from blo_exchange.domain.directory import Node, Principal, Role
-from blo_exchange.domain.ids import format_time, new_alert_id
+from blo_exchange.domain.ids import new_alert_id
 from blo_exchange.domain.policy import resolve_recipients
-from blo_exchange.domain.subjects import alert_subject
 from blo_exchange.errors import BusError, Forbidden, PolicyError
 from blo_exchange.services.metrics import Histogram
 from blo_exchange.services.ports import (
@@ -31,9 +30,9 @@ from blo_exchange.services.ports import (
     Directory,
     IdempotencyStore,
     Inbox,
-    InboxItem,
     Publisher,
 )
+from blo_exchange.services.sealing import AlertSealer
 
 __all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
 
@@ -73,12 +72,17 @@ class IngestService:
         stale_after: float = 30.0,
     ) -> None:
         self._node = node
-        self._signer = signer
-        self._suite = suite
         self._directory = directory
+        self._sealer = AlertSealer(
+            node=node,
+            signer=signer,
+            suite=suite,
+            directory=directory,
+            publisher=publisher,
+            rng=rng,
+        )
         self._idempotency = idempotency
         self._inbox = inbox
-        self._publisher = publisher
         self._clock = clock
         self._rng = rng
         self._stale_after = stale_after
@@ -112,12 +116,7 @@ class IngestService:
             tlp=submission.tlp,
             at=now,
         )
-        keys = []
-        for agency in recipients.agencies:
-            key = await self._directory.current_kem_key(agency, self._suite)
-            if key is None:
-                raise PolicyError(f"recipient agency {agency} has no {self._suite} key registered")
-            keys.append((agency, key))
+        keys = await self._sealer.keys_for(recipients.agencies)
 
         claim = await self._idempotency.begin(
             principal.id,
@@ -130,23 +129,20 @@ class IngestService:
             return Accepted(response=claim.response, replayed=True)
         alert_id = claim.alert_id
 
-        header: dict[str, Any] = {
-            "alert_id": alert_id,
-            "kind": submission.kind,
-            "border_pair": submission.border_pair,
-            "crossing_point": submission.crossing_point,
-            "origin_node": self._node.id,
-            "origin_agency": self._node.agency_id,
-            "created_at": format_time(now),
-            "tlp": submission.tlp.value,
-            "handling": submission.handling.model_dump(mode="json"),
-            "grading": None
+        header = self._sealer.header(
+            alert_id=alert_id,
+            kind=submission.kind,
+            border_pair=submission.border_pair,
+            crossing_point=submission.crossing_point,
+            created_at=now,
+            tlp=submission.tlp.value,
+            handling=submission.handling.model_dump(mode="json"),
+            grading=None
             if submission.grading is None
             else submission.grading.model_dump(mode="json"),
-            "agreement_ids": list(recipients.agreement_ids),
-            "supersedes": submission.supersedes,
-            "suite": self._suite.value,
-        }
+            agreement_ids=recipients.agreement_ids,
+            supersedes=submission.supersedes,
+        )
         parts = {"case": canonical_json(submission.case_document())}
         nominal = submission.nominal_document()
         if nominal is not None:
@@ -159,14 +155,12 @@ class IngestService:
                 if nominal is not None and agency in recipients.nominal_agencies
                 else ("case",),
             )
-            for agency, key in keys
+            for agency, key in keys.items()
         ]
-        raw = seal(header, parts, sealed_to, self._signer, rng=self._rng)
+        raw = self._sealer.seal(header, parts, sealed_to)
         started = time.perf_counter()
         try:
-            ack = await self._publisher.publish(
-                alert_subject(submission.border_pair, submission.kind), raw, msg_id=alert_id
-            )
+            ack = await self._sealer.publish(header, raw)
             self.publish_seconds.observe(time.perf_counter() - started)
         except BusError:
             await self._idempotency.abandon(principal.id, idempotency_key)
@@ -188,20 +182,7 @@ class IngestService:
             # The envelope and the answer in one transaction: a crash before it leaves the key
             # pending (a retry takes over with the same alert id), never one without the other.
             await self._inbox.add(
-                InboxItem(
-                    node_id=self._node.id,
-                    alert_id=alert_id,
-                    agency_id=self._node.agency_id,
-                    origin_agency=self._node.agency_id,
-                    origin_node=self._node.id,
-                    border_pair=submission.border_pair,
-                    kind=submission.kind,
-                    tlp=submission.tlp.value,
-                    created_at=now,
-                    stream_seq=ack.seq,
-                    envelope=raw,
-                    envelope_sha256=envelope_sha256(raw),
-                ),
+                self._sealer.own_copy(header, raw, ack),
                 completes=Completion(principal.id, idempotency_key, response),
             )
         self.accepted += 1

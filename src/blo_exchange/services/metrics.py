@@ -1,7 +1,8 @@
-"""Latency histograms in the Prometheus text format, without a metrics library.
+"""Latency histograms kept by the services that measure them, in cumulative Prometheus buckets.
 
-Cumulative buckets in seconds, as Prometheus expects them. One instance a measured thing, held by
-the service that measures it; ``api.routes_meta`` renders them.
+One instance a measured thing, held by the service that measures it; ``bootstrap.metrics``
+exposes them with ``prometheus-client``. Kept here, free of any metrics library, so the services
+stay plain Python and their unit tests read the numbers directly.
 """
 
 from __future__ import annotations
@@ -26,13 +27,10 @@ class Histogram:
         self.count += 1
         self.sum += seconds
 
-    def render(self, name: str, help_text: str, labels: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        cumulative = 0
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, observations ≤ it)`` for each bucket, ``inf`` last."""
+        buckets, total = [], 0
         for bound, count in zip((*self._bounds, float("inf")), self._counts, strict=True):
-            cumulative += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cumulative}')
-        lines.append(f"{name}_sum{{{labels}}} {self.sum:.6f}")
-        lines.append(f"{name}_count{{{labels}}} {self.count}")
-        return lines
+            total += count
+            buckets.append((bound, total))
+        return buckets

@@ -19,6 +19,8 @@ __all__ = [
     "Ack",
     "Completion",
     "Directory",
+    "DirectoryView",
+    "Health",
     "IdempotencyBegin",
     "IdempotencyStore",
     "Inbox",
@@ -54,6 +56,9 @@ class Directory(Protocol):
         ...
 
     async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None: ...
+    def invalidate(self) -> None:
+        """Forget what is cached: the next read goes to the source."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -155,4 +160,20 @@ class NewLedgerEntry:
 class LedgerStore(Protocol):
     async def append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
         """Append in one transaction, skipping event ids already present; new indexes."""
+        ...
+
+
+class Health(Protocol):
+    """What ``/readyz`` and ``/metrics`` report about the running node."""
+
+    async def ready(self) -> dict[str, bool]: ...
+    async def metrics(self) -> str:
+        """Prometheus text exposition."""
+        ...
+
+
+class DirectoryView(Protocol):
+    async def snapshot(self) -> dict[str, Any]:
+        """Agencies, nodes, public keys (with revocations) and agreements, as ``/v1/directory``
+        serves them."""
         ...

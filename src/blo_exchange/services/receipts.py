@@ -16,6 +16,7 @@ from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import sign_receipt
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
+from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.domain.subjects import receipt_subject
 from blo_exchange.services.ports import Publisher
 
@@ -25,10 +26,10 @@ _NAMESPACE = uuid.UUID("6f1d3c1e-8a55-4d0e-9f3b-3b0c5a7e2d41")
 
 
 class ReceiptType(StrEnum):
-    DELIVERED = "alert_delivered"
-    ACKNOWLEDGED = "alert_acknowledged"
-    FEEDBACK = "feedback"
-    REJECTED = "alert_rejected"
+    DELIVERED = LedgerEntryType.ALERT_DELIVERED.value
+    ACKNOWLEDGED = LedgerEntryType.ALERT_ACKNOWLEDGED.value
+    FEEDBACK = LedgerEntryType.FEEDBACK.value
+    REJECTED = LedgerEntryType.ALERT_REJECTED.value
 
 
 def deterministic_receipt_id(*parts: str) -> str:

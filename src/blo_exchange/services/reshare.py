@@ -1,8 +1,8 @@
 """Re-sharing an alert beyond its recipients, with the originator's recorded permission.
 
-DESIGN §3: RED or H2 alerts can't be re-shared beyond the original recipients without the
-originator's recorded permission. There is one path for every re-share, so each is decided and
-carried out in the same auditable way:
+docs/contracts/receipts.md: RED or H2 alerts can't be re-shared beyond the original recipients
+without the originator's recorded permission. There is one path for every re-share, so each is
+decided and carried out in the same auditable way:
 
 1. An analyst of a recipient agency asks on its node (``request``); the node checks what it can
    and publishes a signed ``reshare_requested`` record.
@@ -28,35 +28,29 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from blo_exchange.crypto.envelope import (
-    OpenedEnvelope,
     RecipientKey,
-    UnverifiedEnvelope,
     envelope_sha256,
-    seal,
 )
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
-from blo_exchange.crypto.receipt import UnverifiedReceipt, sign_receipt
-from blo_exchange.domain.directory import Agreement, Node, Principal, Role
-from blo_exchange.domain.ids import format_time, new_alert_id, parse_time
-from blo_exchange.domain.marking import Handling, Tlp, restricts_resharing
-from blo_exchange.domain.policy import applies
-from blo_exchange.domain.subjects import alert_subject, parse_receipt_subject, receipt_subject
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.domain.directory import Node, Principal, Role
+from blo_exchange.domain.ids import new_alert_id, parse_time
+from blo_exchange.domain.subjects import parse_receipt_subject
 from blo_exchange.errors import (
     Conflict,
     DirectoryError,
     Forbidden,
     InvalidEnvelope,
-    NoAgreement,
     NotFound,
     PolicyError,
 )
-from blo_exchange.services.ports import Ack, Directory, Inbox, InboxItem, Publisher
+from blo_exchange.services.ports import Directory, Inbox, Publisher
 from blo_exchange.services.receipts import deterministic_receipt_id
+from blo_exchange.services.reshare_alerts import ReshareAlerts
 from blo_exchange.services.reshare_model import (
     MAX_REASON_CHARS,
     RESHARE_RECORD_TYPES,
@@ -66,30 +60,20 @@ from blo_exchange.services.reshare_model import (
     ReshareStatus,
     ReshareStore,
 )
+from blo_exchange.services.reshare_records import (
+    ReshareRecords,
+    opt_str,
+    request_detail,
+    request_from_record,
+)
+from blo_exchange.services.sealing import AlertSealer
+from blo_exchange.services.signed import SignedMessages
 
 __all__ = ["ReshareService"]
 
 log = logging.getLogger(__name__)
 
 _OPEN = (ReshareStatus.PENDING, ReshareStatus.APPROVED, ReshareStatus.EXECUTED)
-
-
-@dataclass(frozen=True)
-class _Alert:
-    """A stored alert this node verified and opened again: its header, recipients and parts."""
-
-    row: InboxItem
-    opened: OpenedEnvelope
-    recipients: tuple[str, ...]
-
-    @property
-    def header(self) -> dict[str, Any]:
-        return self.opened.header
-
-    @property
-    def restricted(self) -> bool:
-        handling = Handling.model_validate(self.header["handling"])
-        return restricts_resharing(handling, Tlp(self.header["tlp"]))
 
 
 class ReshareService:
@@ -109,14 +93,27 @@ class ReshareService:
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self._node = node
-        self._signer = signer
-        self._suite = suite
-        self._kem_keys = kem_keys
+        self._sealer = AlertSealer(
+            node=node,
+            signer=signer,
+            suite=suite,
+            directory=directory,
+            publisher=publisher,
+            rng=rng,
+        )
         self._directory = directory
-        self._agencies = agencies
+        self._signed = SignedMessages(directory, clock=clock)
+        self._alerts = ReshareAlerts(
+            node=node,
+            kem_keys=kem_keys,
+            directory=directory,
+            agencies=agencies,
+            inbox=inbox,
+            signed=self._signed,
+        )
+        self._records = ReshareRecords(node=node, signer=signer, publisher=publisher, clock=clock)
         self._inbox = inbox
         self._store = store
-        self._publisher = publisher
         self._clock = clock
         self._rng = rng
 
@@ -128,7 +125,7 @@ class ReshareService:
         """An analyst of a recipient agency asks, on its node, to re-share an alert."""
         # (1) An analyst of this node's agency, (2) which received the alert here.
         self._require_analyst(principal)
-        alert = await self._alert(alert_id)
+        alert = await self._alerts.alert(alert_id)
         if alert is None:
             raise NotFound("no such alert")
         if len(reason) > MAX_REASON_CHARS or not reason.strip():
@@ -136,7 +133,7 @@ class ReshareService:
         # (3) The target is known, not a recipient yet, and covered by an agreement in force
         # with the origin agency for this alert's pair, kind and TLP.
         now = self._clock()
-        agreements = await self._covering(alert.header, target_agency, alert.recipients, now)
+        agreements = await self._alerts.covering(alert.header, target_agency, alert.recipients, now)
         # (4) One open request per alert and target.
         for existing in await self._store.for_alert(self._node.id, alert_id):
             if existing.target_agency == target_agency and existing.status in _OPEN:
@@ -166,11 +163,11 @@ class ReshareService:
         )
         # Published first: the record is what counts; the row follows from it (the consumer
         # adds it too, should this process die in between).
-        await self._record(
+        await self._records.publish(
             ReshareRecord.REQUESTED,
             request,
             envelope_sha256=alert.row.envelope_sha256,
-            detail=_request_detail(request),
+            detail=request_detail(request),
         )
         await self._store.add(request)
         return request
@@ -225,7 +222,7 @@ class ReshareService:
         if current is not None and current.status is wanted:
             # The same decision again (a retry): publish it again, in case the first attempt
             # died between claiming it and publishing it. Same message id, so no second copy.
-            await self._publish_decision(current)
+            await self._records.publish_decision(current)
             return current
         state = request.status.value if current is None else current.status.value
         raise Conflict(f"the re-share request is already {state}")
@@ -244,8 +241,7 @@ class ReshareService:
         # (1) Signed by a known, unrevoked key of the node it names, on its own pair's subject,
         # (2) and well formed.
         try:
-            keys = await self._directory.verify_keys("node", unverified.node, self._clock())
-            body = unverified.verify(keys).body
+            body = await self._signed.record(unverified)
             if parse_receipt_subject(subject) != body.get("border_pair"):
                 raise InvalidEnvelope("subject")
             record = ReshareRecord(body["type"])
@@ -253,7 +249,7 @@ class ReshareService:
             request_id = str(detail["request_id"])
             at = parse_time(str(body["occurred_at"]))
             asked = (
-                _request_from_record(self._node.id, body)
+                request_from_record(self._node.id, body)
                 if record is ReshareRecord.REQUESTED
                 else None
             )
@@ -278,8 +274,8 @@ class ReshareService:
                 allowed_from=(ReshareStatus.PENDING, ReshareStatus.APPROVED),
                 to=ReshareStatus.DENIED,
                 at=at,
-                decided_by=_opt_str(detail.get("decided_by")),
-                decision_reason=_opt_str(detail.get("decision_reason")),
+                decided_by=opt_str(detail.get("decided_by")),
+                decision_reason=opt_str(detail.get("decision_reason")),
             )
             return "denied"
         if record is ReshareRecord.EXECUTED:
@@ -298,8 +294,8 @@ class ReshareService:
             allowed_from=(ReshareStatus.PENDING,),
             to=ReshareStatus.APPROVED,
             at=at,
-            decided_by=_opt_str(detail.get("decided_by")),
-            decision_reason=_opt_str(detail.get("decision_reason")),
+            decided_by=opt_str(detail.get("decided_by")),
+            decision_reason=opt_str(detail.get("decision_reason")),
             new_alert_id=new_id,
         )
         if self._node.id != request.origin_node:
@@ -320,7 +316,7 @@ class ReshareService:
             return "ignored"  # not an alert this node originated
         # The origin's checks, in order; it trusts none made by the requesting node.
         now = self._clock()
-        alert = await self._alert(asked.alert_id)
+        alert = await self._alerts.alert(asked.alert_id)
         request = asked
         refusal: str | None = None
         try:
@@ -335,7 +331,7 @@ class ReshareService:
                 raise PolicyError("the requesting agency is not a recipient of the alert")
             # (d) The target is known, not a recipient, and covered by an agreement in force
             # between the origin and the target for the alert's pair, kind and TLP.
-            agreements = await self._covering(
+            agreements = await self._alerts.covering(
                 alert.header, asked.target_agency, alert.recipients, now
             )
             request = replace(request, agreement_ids=tuple(sorted(a.id for a in agreements)))
@@ -356,7 +352,7 @@ class ReshareService:
             return "ignored"
         if current.status in (ReshareStatus.APPROVED, ReshareStatus.DENIED):
             # Decided before, perhaps by a process that died before publishing: again, same id.
-            await self._publish_decision(current)
+            await self._records.publish_decision(current)
             return current.status.value
         if current.status is not ReshareStatus.PENDING:
             return current.status.value
@@ -388,7 +384,7 @@ class ReshareService:
         if decided is None:
             return None
         try:
-            await self._publish_decision(decided)
+            await self._records.publish_decision(decided)
         except Exception:
             await self._store.transition(
                 self._node.id,
@@ -401,90 +397,50 @@ class ReshareService:
             raise
         return decided
 
-    async def _publish_decision(self, decided: ReshareRequest) -> None:
-        """Approvals and denials of one request share one message id: the stream keeps one."""
-        approve = decided.status is ReshareStatus.APPROVED
-        ack = await self._record(
-            ReshareRecord.APPROVED if approve else ReshareRecord.DENIED,
-            decided,
-            receipt_id=deterministic_receipt_id(decided.request_id, "reshare_decision"),
-            detail={
-                "request_id": decided.request_id,
-                "target_agency": decided.target_agency,
-                "decided_by": decided.decided_by,
-                "decision_reason": decided.decision_reason,
-            }
-            | ({"new_alert_id": decided.new_alert_id} if approve else {}),
-        )
-        if ack.duplicate:
-            log.info("decision on re-share request %s was published before", decided.request_id)
-
     async def _execute(self, request: ReshareRequest) -> str:
         """Seal the same case (and nominal, where allowed) to the target and publish it."""
         if request.new_alert_id is None:
             raise ValueError("an approved re-share has a new alert id")
         now = self._clock()
-        alert = await self._alert(request.alert_id)
+        alert = await self._alerts.alert(request.alert_id)
         if alert is None:
             return await self._lapse(request, "the stored alert no longer verifies")
         header = alert.header
         try:
-            agreements = await self._covering(header, request.target_agency, alert.recipients, now)
+            agreements = await self._alerts.covering(
+                header, request.target_agency, alert.recipients, now
+            )
         except PolicyError as exc:
             # The agreement lapsed (or the target became a recipient) since the approval.
             return await self._lapse(request, str(exc))
         parts = {"case": alert.opened.parts["case"]}
         if "nominal" in alert.opened.parts and any(a.nominal for a in agreements):
             parts["nominal"] = alert.opened.parts["nominal"]
-        origin = self._node.agency_id
-        sealed_to = []
-        for agency in sorted({origin, request.target_agency}):
-            key = await self._directory.current_kem_key(agency, self._suite)
-            if key is None:
-                raise PolicyError(f"agency {agency} has no {self._suite} key registered")
-            sealed_to.append(RecipientKey(agency=agency, key=key, parts=tuple(parts)))
+        keys = await self._sealer.keys_for(sorted({self._node.agency_id, request.target_agency}))
+        sealed_to = [
+            RecipientKey(agency=agency, key=key, parts=tuple(parts)) for agency, key in keys.items()
+        ]
         agreement_ids = sorted(a.id for a in agreements)
-        new_header: dict[str, Any] = {
-            "alert_id": request.new_alert_id,
-            "kind": header["kind"],
-            "border_pair": header["border_pair"],
-            "crossing_point": header["crossing_point"],
-            "origin_node": self._node.id,
-            "origin_agency": origin,
-            "created_at": format_time(now),
-            "tlp": header["tlp"],
-            "handling": header["handling"],
-            "grading": header["grading"],
-            "agreement_ids": agreement_ids,
-            "supersedes": None,
-            "suite": self._suite.value,
-        }
-        raw = seal(new_header, parts, sealed_to, self._signer, rng=self._rng)
-        pair, kind = str(header["border_pair"]), str(header["kind"])
-        ack = await self._publisher.publish(
-            alert_subject(pair, kind), raw, msg_id=request.new_alert_id
+        new_header = self._sealer.header(
+            alert_id=request.new_alert_id,
+            kind=str(header["kind"]),
+            border_pair=str(header["border_pair"]),
+            crossing_point=str(header["crossing_point"]),
+            created_at=now,
+            tlp=str(header["tlp"]),
+            handling=header["handling"],
+            grading=header["grading"],
+            agreement_ids=agreement_ids,
+            supersedes=None,
         )
+        raw = self._sealer.seal(new_header, parts, sealed_to)
+        ack = await self._sealer.publish(new_header, raw)
         if not ack.duplicate:
             # As in ingest: on a duplicate, the first envelope is in the stream and this node's
             # delivery consumer stores that one.
-            await self._inbox.add(
-                InboxItem(
-                    node_id=self._node.id,
-                    alert_id=request.new_alert_id,
-                    agency_id=origin,
-                    origin_agency=origin,
-                    origin_node=self._node.id,
-                    border_pair=pair,
-                    kind=kind,
-                    tlp=str(header["tlp"]),
-                    created_at=now,
-                    stream_seq=ack.seq,
-                    envelope=raw,
-                    envelope_sha256=envelope_sha256(raw),
-                )
-            )
+            await self._inbox.add(self._sealer.own_copy(new_header, raw, ack))
         executed = replace(request, agreement_ids=tuple(agreement_ids))
-        await self._record(
+        await self._records.publish(
             ReshareRecord.EXECUTED,
             executed,
             receipt_id=deterministic_receipt_id(request.request_id, "reshare_executed"),
@@ -517,7 +473,7 @@ class ReshareService:
             decided_by="policy",
             decision_reason=reason,
         )
-        await self._record(
+        await self._records.publish(
             ReshareRecord.DENIED,
             request,
             receipt_id=deterministic_receipt_id(request.request_id, "reshare_lapsed"),
@@ -535,122 +491,3 @@ class ReshareService:
     def _require_analyst(self, principal: Principal) -> None:
         if principal.role is not Role.ANALYST or principal.agency_id != self._node.agency_id:
             raise Forbidden("only an analyst of this node's agency may do this here")
-
-    async def _alert(self, alert_id: str) -> _Alert | None:
-        """The alert in this node's inbox for its agency, verified and opened again."""
-        row = await self._inbox.get(self._node.id, alert_id)
-        if row is None or row.agency_id != self._node.agency_id:
-            return None
-        try:
-            keys = await self._directory.verify_keys("node", row.origin_node, row.created_at)
-            verified = UnverifiedEnvelope.parse(row.envelope).verify(
-                keys,
-                subject_border_pair=row.border_pair,
-                subject_kind=row.kind,
-                recipient_agency=self._node.agency_id,
-            )
-            opened = verified.open(self._node.agency_id, self._kem_keys)
-        except InvalidEnvelope:
-            log.warning("stored alert %s no longer verifies", alert_id)
-            return None
-        return _Alert(row=row, opened=opened, recipients=tuple(verified.recipients))
-
-    async def _covering(
-        self, header: Mapping[str, Any], target: str, recipients: tuple[str, ...], at: datetime
-    ) -> list[Agreement]:
-        """Agreements in force between the origin and ``target`` that cover the alert; raises
-        ``PolicyError`` when the target is unknown or already a recipient, ``NoAgreement`` when
-        none covers it."""
-        if target in recipients:
-            raise PolicyError(f"{target} is already a recipient of this alert")
-        if not await self._agencies.agency_exists(target):
-            raise PolicyError(f"no agency {target} in the directory")
-        origin = str(header["origin_agency"])
-        covering = [
-            agreement
-            for agreement in await self._directory.agreements()
-            if target in agreement.parties
-            and applies(
-                agreement,
-                origin_agency=origin,
-                border_pair=str(header["border_pair"]),
-                kind=str(header["kind"]),
-                tlp=Tlp(header["tlp"]),
-                at=at,
-            )
-        ]
-        if not covering:
-            raise NoAgreement(
-                f"no sharing agreement in force between {origin} and {target} covers border "
-                f"pair {header['border_pair']}, kind {header['kind']} and TLP {header['tlp']}"
-            )
-        return covering
-
-    async def _record(
-        self,
-        type: ReshareRecord,
-        request: ReshareRequest,
-        *,
-        detail: dict[str, Any],
-        receipt_id: str | None = None,
-        envelope_sha256: str | None = None,
-    ) -> Ack:
-        """Sign and publish one step as a receipt-shaped record (the ledger writer's format)."""
-        receipt_id = receipt_id or deterministic_receipt_id(request.request_id, type.value)
-        body = {
-            "receipt_id": receipt_id,
-            "type": type.value,
-            "alert_id": request.alert_id,
-            "node": self._node.id,
-            "agency": self._node.agency_id,
-            "border_pair": request.border_pair,
-            "kind": request.kind,
-            "agreement_ids": list(request.agreement_ids),
-            "envelope_sha256": envelope_sha256,
-            "occurred_at": format_time(self._clock()),
-            "detail": detail,
-        }
-        raw = sign_receipt(body, self._signer)
-        return await self._publisher.publish(
-            receipt_subject(request.border_pair), raw, msg_id=receipt_id
-        )
-
-
-def _request_detail(request: ReshareRequest) -> dict[str, Any]:
-    return {
-        "request_id": request.request_id,
-        "target_agency": request.target_agency,
-        "reason": request.reason,
-        "requested_by": request.requested_by,
-        "origin_agency": request.origin_agency,
-        "origin_node": request.origin_node,
-        "tlp": request.tlp,
-        "restricted": request.restricted,
-    }
-
-
-def _request_from_record(node_id: str, body: Mapping[str, Any]) -> ReshareRequest:
-    detail = body["detail"]
-    return ReshareRequest(
-        node_id=node_id,
-        request_id=str(detail["request_id"]),
-        alert_id=str(body["alert_id"]),
-        border_pair=str(body["border_pair"]),
-        kind=str(body["kind"]),
-        tlp=str(detail["tlp"]),
-        origin_agency=str(detail["origin_agency"]),
-        origin_node=str(detail["origin_node"]),
-        requesting_agency=str(body["agency"]),
-        requesting_node=str(body["node"]),
-        requested_by=str(detail["requested_by"]),
-        target_agency=str(detail["target_agency"]),
-        reason=str(detail["reason"])[:MAX_REASON_CHARS],
-        restricted=bool(detail["restricted"]),
-        agreement_ids=tuple(str(a) for a in body.get("agreement_ids") or ()),
-        status=ReshareStatus.PENDING,
-        requested_at=parse_time(str(body["occurred_at"])),
-    )
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)[:MAX_REASON_CHARS]

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from blo_exchange.domain.ids import format_time
+from blo_exchange.domain.ledger import LedgerEntryType
 
 __all__ = [
     "MAX_REASON_CHARS",
@@ -33,10 +34,10 @@ MAX_REASON_CHARS: Final = 500
 class ReshareRecord(StrEnum):
     """The ``type`` of each signed record of a re-share, and of its ledger entry."""
 
-    REQUESTED = "reshare_requested"
-    APPROVED = "reshare_approved"
-    DENIED = "reshare_denied"
-    EXECUTED = "reshare_executed"
+    REQUESTED = LedgerEntryType.RESHARE_REQUESTED.value
+    APPROVED = LedgerEntryType.RESHARE_APPROVED.value
+    DENIED = LedgerEntryType.RESHARE_DENIED.value
+    EXECUTED = LedgerEntryType.RESHARE_EXECUTED.value
 
 
 RESHARE_RECORD_TYPES: Final = frozenset(t.value for t in ReshareRecord)

@@ -15,9 +15,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
-from blo_exchange.assembly.node import NodeRuntime
-from blo_exchange.domain.directory import Principal, Role
+from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.services.ports import Directory
+from blo_exchange.services.registry import Services
 from blo_exchange.web.messages import LANGUAGES, Catalogue, catalogue, negotiate
 from blo_exchange.web.sessions import SESSION_COOKIE, Session, SessionStore
 
@@ -30,7 +31,7 @@ __all__ = [
     "language_of",
     "render",
     "require",
-    "runtime_of",
+    "services_of",
     "sessions_of",
     "viewer_of",
 ]
@@ -65,9 +66,10 @@ class Viewer:
         return self.session.csrf
 
 
-def runtime_of(request: Request) -> NodeRuntime:
-    runtime: NodeRuntime = request.app.state.runtime
-    return runtime
+def services_of(request: Request) -> Services:
+    """The node's services, by type (registered by ``bootstrap``)."""
+    services: Services = request.app.state.services
+    return services
 
 
 def sessions_of(request: Request) -> SessionStore:
@@ -86,7 +88,7 @@ async def viewer_of(request: Request) -> Viewer | None:
     session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    directory = runtime_of(request).directory
+    directory = services_of(request).get(Directory)  # type: ignore[type-abstract]
     principal = await directory.principal_by_token_hash(session.token_hash)
     if principal is None or not principal.is_active(utc_now()):
         sessions_of(request).drop(session.id)
@@ -133,7 +135,7 @@ def render(
         languages=LANGUAGES,
         viewer=viewer,
         role=None if viewer is None else viewer.principal.role.value,
-        node=runtime_of(request).node,
+        node=services_of(request).get(Node),
         here=here,
         **context,
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from blo_exchange.ledger.store import SharingCount
+from blo_exchange.ledger.ports import SharingCount
 
 __all__ = ["Matrix", "RecipientState", "SentAlert", "sent_alert", "sharing_matrix"]
 

@@ -1,8 +1,8 @@
 """The analyst's pages: the live feed, one alert, and acknowledging or giving feedback on it.
 
-The live feed is the API's own SSE stream (``routes_feed.feed_stream``), served here under the
-session cookie instead of a bearer token; receipts go through the API's ``post_receipt``, so the
-page and the JSON API cannot drift apart.
+The live feed is the same SSE stream the API serves (``services.feed_events``), here under the
+session cookie instead of a bearer token; receipts go through the same ``AnalystReceipts`` as
+the API's, so the page and the JSON API cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from blo_exchange.api.routes_alerts import ReceiptRequest, post_receipt
-from blo_exchange.api.routes_feed import feed_stream
-from blo_exchange.domain.directory import Role
+from blo_exchange.domain.alerts import ReceiptRequest
+from blo_exchange.domain.directory import Node, Role
 from blo_exchange.domain.ids import AlertId
 from blo_exchange.domain.marking import GRADING_LABELS, HANDLING_LABELS, Tlp
 from blo_exchange.domain.vocab import Outcome
 from blo_exchange.errors import NotFound
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
-from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter, LedgerReads
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feed_events import resume_position, sse_frames
+from blo_exchange.services.feedback import AnalystReceipts
+from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
 
@@ -41,7 +43,7 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
     messages: dict[str, str] = {}
     for prefix in _SCRIPT_MESSAGES:
         messages |= t.subset(prefix)
-    node = runtime_of(request).node
+    node = services_of(request).get(Node)
     return render(
         request,
         "analyst_feed.html",
@@ -54,24 +56,28 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
 
 @router.get("/analyst/stream")
 async def stream(request: Request, viewer: Analyst) -> StreamingResponse:
-    last = request.headers.get("last-event-id")
-    return await feed_stream(
-        request=request,
-        principal=viewer.principal,
-        runtime=runtime_of(request),
-        last_event_id=last,
-        cursor=0,
+    feed = services_of(request).get(FeedService)
+    frames = sse_frames(
+        feed,
+        viewer.principal,
+        start=resume_position(0, request.headers.get("last-event-id")),
+        disconnected=request.is_disconnected,
+    )
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 @router.get("/analyst/alerts/{alert_id}")
 async def alert_page(request: Request, alert_id: AlertId, viewer: Analyst) -> Response:
-    runtime = runtime_of(request)
+    services = services_of(request)
     try:
-        alert = await runtime.feed.get(viewer.principal, alert_id)
+        alert = await services.get(FeedService).get(viewer.principal, alert_id)
     except NotFound:
         return render(request, "error.html", viewer=viewer, status=404, problem="not_found")
-    rows = await runtime.ledger.entries(
+    rows = await services.get(LedgerReads).entries(  # type: ignore[type-abstract]
         EntryFilter(alert_id=alert_id, agency=viewer.principal.agency_id), after=-1, limit=200
     )
     receipts = [
@@ -109,7 +115,7 @@ async def receipt(request: Request, alert_id: AlertId, viewer: Analyst) -> Respo
     except ValidationError:
         return render(request, "error.html", viewer=viewer, status=422, problem="not_found")
     try:
-        await post_receipt(alert_id, body, viewer.principal, runtime_of(request))
+        await services_of(request).get(AnalystReceipts).send(viewer.principal, alert_id, body)
     except NotFound:
         return render(request, "error.html", viewer=viewer, status=404, problem="not_found")
     return RedirectResponse(f"/analyst/alerts/{alert_id}?sent={body.type}", status_code=303)

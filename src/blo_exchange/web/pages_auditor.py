@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from blo_exchange.api import routes_ledger
 from blo_exchange.domain.directory import Role
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import ENTRY_TYPES, entry_json
-from blo_exchange.web.deps import Viewer, render, require, runtime_of
+from blo_exchange.ledger.entries import ENTRY_TYPES, entry_json
+from blo_exchange.ledger.ports import EntryFilter
+from blo_exchange.ledger.reads import AuditorReads, checkpoint_json
+from blo_exchange.web.deps import Viewer, render, require, services_of
 from blo_exchange.web.ledger_view import sharing_matrix
 
 __all__ = ["router"]
@@ -57,14 +57,14 @@ def _date(value: str) -> datetime | None:
 
 @router.get("/auditor")
 async def ledger_page(request: Request, viewer: Auditor) -> Response:
-    runtime = runtime_of(request)
+    reads = services_of(request).get(AuditorReads)
     given = {k: request.query_params.get(k, "").strip() for k in _CHECKS}
     filters = {k: v for k, v in given.items() if v and _CHECKS[k](v)}
     invalid = sorted(k for k, v in given.items() if v and k not in filters)
     cursor_text = request.query_params.get("cursor", "-1")
     cursor = int(cursor_text) if cursor_text.lstrip("-").isdigit() else -1
     since, until = (_date(filters[k]) if k in filters else None for k in ("since", "until"))
-    rows = await runtime.ledger.entries(
+    rows = await reads.store.entries(
         EntryFilter(
             agency=filters.get("agency"),
             border_pair=filters.get("border_pair"),
@@ -81,10 +81,10 @@ async def ledger_page(request: Request, viewer: Auditor) -> Response:
     next_query = None
     if len(rows) == PAGE:
         next_query = request.url.include_query_params(cursor=rows[-1][0]).query
-    checkpoint = await runtime.ledger.latest_checkpoint()
-    matrix = sharing_matrix(await runtime.ledger.sharing())
+    checkpoint = await reads.store.latest_checkpoint()
+    matrix = sharing_matrix(await reads.sharing())
     # The page is an auditor's read of the ledger like any API call: recorded before it is sent.
-    await routes_ledger.record_ledger_read(request, viewer.principal.id)
+    await _record(request, viewer)
     return render(
         request,
         "auditor.html",
@@ -99,22 +99,28 @@ async def ledger_page(request: Request, viewer: Auditor) -> Response:
     )
 
 
-@router.get("/auditor/checkpoint.json", response_model=None)
-async def checkpoint_json(request: Request, viewer: Auditor) -> dict[str, Any] | JSONResponse:
-    answer = await routes_ledger.checkpoint(viewer.principal, runtime_of(request))
-    await routes_ledger.record_ledger_read(request, viewer.principal.id)
+async def _record(request: Request, viewer: Viewer) -> None:
+    await (
+        services_of(request)
+        .get(AuditorReads)
+        .record(principal_id=viewer.principal.id, path=request.url.path, query=request.url.query)
+    )
+
+
+@router.get("/auditor/checkpoint.json")
+async def checkpoint(request: Request, viewer: Auditor) -> dict[str, Any]:
+    answer = checkpoint_json(await services_of(request).get(AuditorReads).latest())
+    await _record(request, viewer)
     return answer
 
 
-@router.get("/auditor/inclusion.json", response_model=None)
+@router.get("/auditor/inclusion.json")
 async def inclusion_json(
     request: Request,
     viewer: Auditor,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int, Query(ge=1)],
-) -> dict[str, Any] | JSONResponse:
-    answer = await routes_ledger.inclusion_proof(
-        viewer.principal, runtime_of(request), index=index, tree_size=tree_size
-    )
-    await routes_ledger.record_ledger_read(request, viewer.principal.id)
+) -> dict[str, Any]:
+    answer = await services_of(request).get(AuditorReads).inclusion_proof(index, tree_size)
+    await _record(request, viewer)
     return answer

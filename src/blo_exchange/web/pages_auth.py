@@ -11,14 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from blo_exchange.domain.directory import Role
 from blo_exchange.errors import Unauthenticated
-from blo_exchange.services.auth import hash_token
+from blo_exchange.services.auth import Authenticator, hash_token
 from blo_exchange.web.deps import (
     HOME,
     LANG_COOKIE,
     Viewer,
     render,
     require,
-    runtime_of,
+    services_of,
     sessions_of,
     viewer_of,
 )
@@ -87,11 +87,9 @@ async def sign_in(request: Request) -> Response:
         return _sign_in_page(request, status=403, error="signin.expired")
     # (2) the token, checked like a bearer token; one answer for every way it can be wrong.
     token = form.get("token")
-    runtime = runtime_of(request)
+    auth = services_of(request).get(Authenticator)
     try:
-        principal = await runtime.auth.authenticate(
-            token.strip() if isinstance(token, str) else None
-        )
+        principal = await auth.authenticate(token.strip() if isinstance(token, str) else None)
     except Unauthenticated:
         return _sign_in_page(request, status=401, error="signin.failed")
     # (3) a new session (never one the browser brought along), keyed by the token's hash only.

@@ -19,8 +19,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
-from blo_exchange.api.problems import status_for
-from blo_exchange.assembly.node import NodeRuntime
 from blo_exchange.domain.alerts import parse_alert_submission
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
@@ -35,10 +33,11 @@ from blo_exchange.domain.vocab import (
     Unit,
     Vocabulary,
 )
-from blo_exchange.errors import BloExchangeError
-from blo_exchange.ledger.store import EntryFilter
-from blo_exchange.services.ledger_entries import parse_leaf_input
-from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.errors import BloExchangeError, http_status
+from blo_exchange.ledger.entries import parse_leaf_input
+from blo_exchange.ledger.ports import EntryFilter, LedgerReads
+from blo_exchange.services.ingest import IngestService
+from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
 from blo_exchange.web.forms import (
     field_anchor,
     field_errors,
@@ -187,11 +186,11 @@ async def file_alert(request: Request, viewer: Officer) -> Response:
     except ValidationError as exc:
         errors = field_errors(exc, document["kind"], t)
         return _form_page(request, viewer, values=values, errors=errors, status=422)
-    runtime = runtime_of(request)
+    ingest = services_of(request).get(IngestService)
     try:
-        accepted = await runtime.ingest.submit(viewer.principal, submission, key)
+        accepted = await ingest.submit(viewer.principal, submission, key)
     except BloExchangeError as exc:
-        status, _ = status_for(exc)
+        status, _ = http_status(exc)
         detail = str(exc) if status != 500 else "internal error"
         errors = {"": t("officer.not_sent", detail=detail)}
         return _form_page(request, viewer, values=values, errors=errors, status=status)
@@ -250,13 +249,13 @@ async def sent_fragment(request: Request, viewer: Officer) -> Response:
 async def sent_events(request: Request, viewer: Officer) -> StreamingResponse:
     """SSE: ``event: version`` with the list's version, at once and whenever it changes."""
     only = _only(request)
-    runtime = runtime_of(request)
+    ledger = _ledger(request)
 
     async def events() -> AsyncIterator[bytes]:
         yield b"retry: 10000\n\n"
         size, version, quiet = -1, "", 0.0
         while not await request.is_disconnected():
-            now = await runtime.ledger.size()
+            now = await ledger.size()
             if now != size:
                 size = now
                 fresh = _version(await _sent(request, viewer, only=only))
@@ -317,6 +316,10 @@ class SentCache:
         self._lists[key] = (size, sent)
 
 
+def _ledger(request: Request) -> LedgerReads:
+    return services_of(request).get(LedgerReads)  # type: ignore[type-abstract]
+
+
 def _sent_cache(request: Request) -> SentCache:
     state = request.app.state
     if getattr(state, "web_sent_cache", None) is None:
@@ -327,19 +330,19 @@ def _sent_cache(request: Request) -> SentCache:
 
 async def _sent(request: Request, viewer: Viewer, *, only: str | None) -> list[SentAlert]:
     """This office's sent list, read once per ledger size (``SentCache``)."""
-    ledger = runtime_of(request).ledger
+    ledger = _ledger(request)
     size = await ledger.size()
     key = (viewer.principal.agency_id or "", viewer.principal.node_id or "", only)
     cache = _sent_cache(request)
     sent = cache.get(key, size)
     if sent is None:
-        sent = await _read_sent(runtime_of(request), viewer, only=only, size=size)
+        sent = await _read_sent(ledger, viewer, only=only, size=size)
         cache.put(key, size, sent)
     return sent
 
 
 async def _read_sent(
-    runtime: NodeRuntime, viewer: Viewer, *, only: str | None, size: int
+    ledger: LedgerReads, viewer: Viewer, *, only: str | None, size: int
 ) -> list[SentAlert]:
     """This office's latest shared alerts (newest first), each with its recipients' states.
 
@@ -348,7 +351,6 @@ async def _read_sent(
     searched first, so when the office's shares are recent (they usually are) the cost follows
     what is shown rather than the ledger's size.
     """
-    ledger = runtime.ledger
     wanted = EntryFilter(agency=viewer.principal.agency_id, type="alert_shared", alert_id=only)
     span = FIRST_SPAN
     while True:

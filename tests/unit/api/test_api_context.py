@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from blo_exchange.api.context import RequestContext
-from blo_exchange.assembly.logs import JsonFormatter
+from blo_exchange.logs import JsonFormatter
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.note import NoteSigner, format_checkpoint
 from blo_exchange.ledger.merkle import MemoryTree, leaf_hash
-from blo_exchange.services.ledger_verify import (
+from blo_exchange.ledger.verify import (
     TrustedCheckpoint,
     TrustStore,
     VerifyReport,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from blo_exchange.assembly.demo_directory import DEMO_AGENCIES, DEMO_AGREEMENTS, DEMO_NODES
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
+from blo_exchange.demo.directory import DEMO_AGENCIES, DEMO_AGREEMENTS, DEMO_NODES
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.ingest import IngestService

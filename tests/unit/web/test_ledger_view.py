@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blo_exchange.ledger.store import SharingCount
+from blo_exchange.ledger.ports import SharingCount
 from blo_exchange.web.ledger_view import sent_alert, sharing_matrix
 from blo_exchange.web.sessions import SessionStore, same_token
 

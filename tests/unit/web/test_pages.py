@@ -7,17 +7,18 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from blo_exchange.api.app import create_app
-from blo_exchange.assembly.demo_directory import DEMO_NODES
+from blo_exchange.bootstrap.app import create_app
 from blo_exchange.config import Settings
-from blo_exchange.domain.directory import Principal, Role
+from blo_exchange.demo.directory import DEMO_NODES
+from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.auth import Authenticator, hash_token
+from blo_exchange.services.ports import Directory
+from blo_exchange.services.registry import Services
 from blo_exchange.web.pages_officer import FORM_FIELDS, ITEM_FIELDS, SentCache
 
 WEB = Path(__file__).resolve().parents[3] / "src" / "blo_exchange" / "web"
@@ -50,10 +51,11 @@ class FakeDirectory:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     directory = FakeDirectory()
-    runtime = SimpleNamespace(
-        node=NODE, directory=directory, auth=Authenticator(directory=directory, clock=utc_now)
-    )
-    app = create_app(Settings(node_id=NODE.id), runtime=runtime)  # type: ignore[arg-type]
+    services = Services()
+    services.add(Node, NODE)
+    services.add(Directory, directory)  # type: ignore[type-abstract]
+    services.add(Authenticator, Authenticator(directory=directory, clock=utc_now))  # type: ignore[arg-type]
+    app = create_app(Settings(node_id=NODE.id), services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://node.test") as c:
         yield c

@@ -1,0 +1,232 @@
+"""The ledger writer's consumers and tickers: bus and directory into the Postgres ledger.
+
+Runs inside a node process (``BLO_RUN_LEDGER_WRITER=true``) or alone (``blo-exchange
+ledger-writer``). Three durable consumers, each shared by every writer instance (JetStream hands
+each message to one of them, the advisory lock orders their appends): alerts, receipts, and the
+auditors' query records on ``blo.v1.ledger.queries`` (only that subject of the ledger stream: its
+checkpoints are the writer's own output). Two tickers: one cuts checkpoints, one reads the
+directory and records its changes (keys registered and revoked, agreements changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from blo_exchange.bus.connection import BusConnection
+from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
+from blo_exchange.bus.streams import ALERTS_STREAM, LEDGER_STREAM, RECEIPTS_STREAM
+from blo_exchange.config import Settings, require_key_dir, source_domains
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.domain.ids import utc_now
+from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
+from blo_exchange.ledger.checkpoints import (
+    Checkpointer,
+    LedgerForkError,
+    load_or_create_ledger_key,
+    note_signer,
+)
+from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
+
+__all__ = ["CHECKPOINT_INTERVAL", "DIRECTORY_INTERVAL", "LedgerWriterRuntime"]
+
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between checkpoint attempts besides the one after each batch."""
+
+DIRECTORY_INTERVAL = 1.0
+"""Seconds between reads of the directory for changes to record."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LedgerWriterRuntime:
+    writer: LedgerWriter
+    consumers: list[PullConsumer]
+    checkpointer: Checkpointer
+    directory: SqlDirectory
+    origin: str
+    public_key: bytes
+    key_id: str
+    _stopping: asyncio.Event | None = None
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        bus: BusConnection,
+        sessions: SessionFactory,
+        directory: SqlDirectory,
+    ) -> LedgerWriterRuntime:
+        store = SqlLedgerStore(sessions)
+        writer = LedgerWriter(directory=directory, store=store, clock=utc_now)
+        key = load_or_create_ledger_key(
+            settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
+        )
+        checkpointer = Checkpointer(
+            store=store,
+            signer=note_signer(settings.ledger_origin, key),
+            origin=settings.ledger_origin,
+            publisher=bus,
+        )
+
+        async def handle(batch: Sequence[BusMessage]) -> None:
+            await writer.handle([InboundMessage(m.subject, m.data, m.stream_seq) for m in batch])
+            # Acked only after the commit above: a crash before this line means redelivery,
+            # which the event-id check turns into a no-op.
+            for message in batch:
+                await message.ack()
+            await _cut(checkpointer)
+
+        sources = [
+            (
+                f"ledger-writer-{ALERTS_STREAM.name.lower()}",
+                ALERTS_STREAM.name,
+                ALERTS_STREAM.subjects,
+            ),
+            (
+                f"ledger-writer-{RECEIPTS_STREAM.name.lower()}",
+                RECEIPTS_STREAM.name,
+                RECEIPTS_STREAM.subjects,
+            ),
+            ("ledger-writer-queries", LEDGER_STREAM.name, (LEDGER_QUERIES_SUBJECT,)),
+        ]
+        consumers = [
+            PullConsumer(
+                bus,
+                ConsumerSpec(
+                    stream=stream,
+                    durable=durable,
+                    filter_subjects=subjects,
+                    max_deliver=-1,
+                    batch=256,
+                ),
+                handler=handle,
+            )
+            for durable, stream, subjects in sources
+        ]
+        return cls(
+            writer=writer,
+            consumers=consumers,
+            checkpointer=checkpointer,
+            directory=directory,
+            origin=settings.ledger_origin,
+            public_key=key.public_bytes(),
+            key_id=key.key_id,
+        )
+
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> list[asyncio.Task[None]]:
+        self._stopping = asyncio.Event()
+        tasks = [
+            asyncio.create_task(c.run(), name=f"ledger-writer-{i}")
+            for i, c in enumerate(self.consumers)
+        ]
+        tasks.append(asyncio.create_task(self._checkpoints(self._stopping), name="checkpoints"))
+        tasks.append(
+            asyncio.create_task(self._directory_changes(self._stopping), name="directory-changes")
+        )
+        self._tasks = list(tasks)
+        return tasks
+
+    def stop(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop, and wait until the batch in hand is committed and acked (or ``timeout``)."""
+        self.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
+    async def register_key(self) -> None:
+        """Publish the ledger key in the directory (a no-op when it is there already)."""
+        await self.directory.add_key(
+            key_id=self.key_id,
+            owner_kind="ledger",
+            owner_id=self.origin,
+            alg="Ed25519",
+            public=self.public_key,
+        )
+
+    async def _checkpoints(self, stopping: asyncio.Event) -> None:
+        try:
+            await self.register_key()
+        except Exception:
+            log.exception("could not register the ledger key in the directory")
+        while not stopping.is_set():
+            await _cut(self.checkpointer)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), CHECKPOINT_INTERVAL)
+
+    async def record_directory(self) -> list[int]:
+        """Append the directory's changes the ledger does not have yet; their indexes."""
+        return await self.writer.record_directory(await self.directory.directory_state())
+
+    async def _directory_changes(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                if await self.record_directory():
+                    await _cut(self.checkpointer)
+            except Exception:
+                log.exception("could not record directory changes")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), DIRECTORY_INTERVAL)
+
+
+async def _cut(checkpointer: Checkpointer) -> None:
+    # A failed cut must not stop the writer: entries keep being recorded, and the next cut
+    # tries again. A refused one (a fork) is logged at CRITICAL by the checkpointer.
+    try:
+        await checkpointer.cut()
+    except LedgerForkError:
+        pass
+    except Exception:
+        log.exception("checkpoint failed")
+
+
+async def run_standalone(settings: Settings) -> None:
+    """``blo-exchange ledger-writer``: run until SIGINT/SIGTERM, then finish the batch in hand."""
+    from blo_exchange.bootstrap.signals import stop_event
+    from blo_exchange.bus.connection import connect
+    from blo_exchange.bus.streams import ensure_streams
+    from blo_exchange.db.engine import create_engine, session_factory
+
+    stop = stop_event()
+    engine = create_engine(settings.database_url.get_secret_value())
+    bus = await connect(
+        settings.nats_url.get_secret_value(),
+        name="ledger-writer",
+        credentials=settings.nats_credentials,
+        nkey_seed_file=settings.nats_nkey_file,
+        inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(LEDGER_WRITER_USER),
+        timeout=settings.nats_timeout,
+    )
+    try:
+        await ensure_streams(
+            bus.js,
+            duplicate_window=settings.duplicate_window,
+            replicas=settings.stream_replicas,
+            source_domains=source_domains(settings),
+        )
+        sessions = session_factory(engine)
+        runtime = LedgerWriterRuntime.build(
+            settings, bus=bus, sessions=sessions, directory=SqlDirectory(sessions)
+        )
+        tasks = runtime.start()
+        await stop.wait()
+        runtime.stop()
+        await asyncio.wait(tasks, timeout=10.0)
+    finally:
+        await bus.close()
+        await engine.dispose()

@@ -1,0 +1,244 @@
+"""A running node: its database, bus connection, keys, services and consumers, built from settings.
+
+Built in the FastAPI lifespan (``bootstrap.app``) or by a test; :meth:`NodeRuntime.stop` finishes
+the batches in hand, then closes NATS and the database pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bootstrap.metrics import render_metrics
+from blo_exchange.bootstrap.reshare import ReshareRuntime
+from blo_exchange.bus.connection import BusConnection, connect
+from blo_exchange.bus.consumer import BusMessage, PullConsumer
+from blo_exchange.bus.consumers import node_consumer_spec
+from blo_exchange.bus.permissions import inbox_prefix
+from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
+from blo_exchange.config import Settings, require_key_dir, source_domains
+from blo_exchange.crypto.keyfiles import NodeKeys, load_node_keys
+from blo_exchange.crypto.keys import HpkeSuite
+from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.ids import utc_now
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.ports import LedgerReads
+from blo_exchange.ledger.reads import AuditorReads
+from blo_exchange.services.auth import Authenticator
+from blo_exchange.services.delivery import DeliveryService
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feedback import AnalystReceipts
+from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.ports import Directory, DirectoryView, Health
+from blo_exchange.services.receipts import ReceiptPublisher
+from blo_exchange.services.registry import Services
+from blo_exchange.services.reshare import ReshareService
+
+__all__ = ["NodeRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeRuntime:
+    settings: Settings
+    node: Node
+    keys: NodeKeys
+    engine: AsyncEngine
+    bus: BusConnection
+    directory: SqlDirectory
+    inbox: SqlInbox
+    ledger: SqlLedgerStore
+    auth: Authenticator
+    ingest: IngestService
+    receipts: ReceiptPublisher
+    delivery: DeliveryService
+    feed: FeedService
+    consumer: PullConsumer
+    ledger_writer: LedgerWriterRuntime | None = None
+    reshare: ReshareRuntime | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    services: Services = field(default_factory=Services)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> NodeRuntime:
+        engine = create_engine(settings.database_url.get_secret_value())
+        sessions = session_factory(engine)
+        directory = SqlDirectory(sessions)
+        bus: BusConnection | None = None
+        try:
+            node = await directory.node(settings.node_id)
+            keys = load_node_keys(require_key_dir(settings))
+            bus = await connect(
+                settings.nats_url.get_secret_value(),
+                name=f"node-{node.id}",
+                credentials=settings.nats_credentials,
+                nkey_seed_file=settings.nats_nkey_file,
+                inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(node.id),
+                timeout=settings.nats_timeout,
+            )
+            if settings.manage_bus:
+                await ensure_streams(
+                    bus.js,
+                    duplicate_window=settings.duplicate_window,
+                    replicas=settings.stream_replicas,
+                    source_domains=source_domains(settings),
+                )
+        except BaseException:
+            if bus is not None:
+                await bus.close()
+            await engine.dispose()
+            raise
+        inbox = SqlInbox(sessions)
+        receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=directory, inbox=inbox)
+        delivery = DeliveryService(
+            node=node,
+            kem_keys=keys.kem,
+            directory=directory,
+            inbox=inbox,
+            receipts=receipts,
+            clock=utc_now,
+        )
+        runtime = cls(
+            settings=settings,
+            node=node,
+            keys=keys,
+            engine=engine,
+            bus=bus,
+            directory=directory,
+            inbox=inbox,
+            ledger=SqlLedgerStore(sessions),
+            auth=Authenticator(directory=directory, clock=utc_now),
+            ingest=IngestService(
+                node=node,
+                signer=keys.signing,
+                suite=HpkeSuite(settings.suite),
+                directory=directory,
+                idempotency=SqlIdempotencyStore(sessions),
+                inbox=inbox,
+                publisher=bus,
+                clock=utc_now,
+                stale_after=settings.stale_idempotency_seconds,
+            ),
+            receipts=receipts,
+            delivery=delivery,
+            feed=feed,
+            consumer=PullConsumer(
+                bus,
+                dataclasses.replace(
+                    node_consumer_spec(
+                        node, max_deliver=settings.max_deliver, batch=settings.consumer_batch
+                    ),
+                    create=settings.manage_bus,
+                ),
+                handler=lambda batch: _deliver(delivery, feed, batch),
+                on_poison=lambda m: _set_aside(delivery, m),
+            ),
+        )
+        runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        runtime.reshare = ReshareRuntime.build(
+            settings,
+            node=node,
+            keys=keys,
+            bus=bus,
+            sessions=sessions,
+            directory=directory,
+            inbox=inbox,
+        )
+        runtime.tasks.extend(runtime.reshare.start())
+        runtime._register()
+        if settings.run_ledger_writer:
+            runtime.ledger_writer = LedgerWriterRuntime.build(
+                settings, bus=bus, sessions=sessions, directory=directory
+            )
+            runtime.tasks.extend(runtime.ledger_writer.start())
+        return runtime
+
+    def _register(self) -> None:
+        """What the edges (``api``, ``web``) may use, by the type they know it by."""
+        registry = self.services
+        registry.add(Node, self.node)
+        registry.add(Authenticator, self.auth)
+        registry.add(IngestService, self.ingest)
+        registry.add(FeedService, self.feed)
+        registry.add(
+            AnalystReceipts,
+            AnalystReceipts(
+                node=self.node, feed=self.feed, inbox=self.inbox, receipts=self.receipts
+            ),
+        )
+        registry.add(LedgerReads, self.ledger)  # type: ignore[type-abstract]
+        registry.add(
+            AuditorReads,
+            AuditorReads(
+                store=self.ledger,
+                directory=self.directory,
+                origin=self.settings.ledger_origin,
+                recorder=LedgerQueryRecorder(
+                    node=self.node, signer=self.keys.signing, publisher=self.bus, clock=utc_now
+                ),
+                clock=utc_now,
+            ),
+        )
+        registry.add(Directory, self.directory)  # type: ignore[type-abstract]
+        registry.add(DirectoryView, self.directory)  # type: ignore[type-abstract]
+        registry.add(Health, self)  # type: ignore[type-abstract]
+        if self.reshare is not None:
+            registry.add(ReshareService, self.reshare.service)
+
+    async def metrics(self) -> str:
+        return await render_metrics(self)
+
+    async def ready(self) -> dict[str, bool]:
+        """What /readyz reports: NATS connected, the alerts stream reachable, the database up."""
+        checks = {"nats": self.bus.connected, "stream": False, "database": False}
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.bus.js.stream_info(ALERTS_STREAM.name), 2.0)
+            checks["stream"] = True
+        with contextlib.suppress(Exception):
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
+            checks["database"] = True
+        return checks
+
+    async def stop(self) -> None:
+        self.consumer.stop()
+        if self.reshare is not None:
+            self.reshare.stop()
+        if self.ledger_writer is not None:
+            self.ledger_writer.stop()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=10.0)
+        for task in self.tasks:
+            task.cancel()
+        await self.bus.close()
+        await self.engine.dispose()
+
+
+async def _deliver(
+    delivery: DeliveryService, feed: FeedService, batch: Sequence[BusMessage]
+) -> None:
+    for message in batch:
+        outcome = await delivery.handle(message.subject, message.data, message.stream_seq)
+        await message.ack()
+        if outcome.status == "delivered":
+            # Wake the live feeds now, not after the batch: the first alert of a burst should
+            # not wait for the last one's receipt.
+            await feed.notify()
+
+
+async def _set_aside(delivery: DeliveryService, message: BusMessage) -> None:
+    await delivery.set_aside(message.subject, message.data, message.stream_seq)

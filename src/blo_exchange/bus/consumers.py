@@ -1,0 +1,66 @@
+"""The durable consumers of a deployment, named and filtered in one place.
+
+A node's consumer is created by whoever manages the bus (the operator's provisioning, or the node
+itself where NATS has no per-node permissions), always with the same filter: the node's pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from blo_exchange.bus.connection import BusConnection
+from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
+from blo_exchange.bus.streams import ALERTS_STREAM, RECEIPTS_STREAM, ensure_streams
+from blo_exchange.domain.directory import Node
+from blo_exchange.domain.subjects import alert_subjects_for_pairs, receipt_subject
+
+__all__ = [
+    "node_consumer_spec",
+    "provision_bus",
+    "reshare_consumer_permissions",
+    "reshare_consumer_spec",
+]
+
+
+def node_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream=ALERTS_STREAM.name,
+        durable=f"node-{node.id}",
+        filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
+        max_deliver=max_deliver,
+        batch=batch,
+    )
+
+
+def reshare_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream=RECEIPTS_STREAM.name,
+        durable=f"reshare-{node.id}",
+        filter_subjects=tuple(receipt_subject(pair) for pair in sorted(set(node.border_pairs))),
+        max_deliver=max_deliver,
+        batch=batch,
+    )
+
+
+def reshare_consumer_permissions(node: Node) -> list[str]:
+    """The publish subjects a node needs to read its re-share consumer under NATS permissions."""
+    stream, durable = RECEIPTS_STREAM.name, reshare_consumer_spec(node).durable
+    return [
+        f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+        f"$JS.ACK.{stream}.{durable}.>",
+    ]
+
+
+async def _nothing(batch: Sequence[BusMessage]) -> None:
+    raise AssertionError("a provisioning consumer never fetches")
+
+
+async def provision_bus(
+    bus: BusConnection, nodes: Sequence[Node], *, duplicate_window: float
+) -> None:
+    """As the operator: create the streams and every node's durable consumers."""
+    await ensure_streams(bus.js, duplicate_window=duplicate_window)
+    for node in nodes:
+        for spec in (node_consumer_spec(node), reshare_consumer_spec(node)):
+            await PullConsumer(bus, spec, handler=_nothing).ensure()

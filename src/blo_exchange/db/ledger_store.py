@@ -1,0 +1,242 @@
+"""Appending to the ledger and reading it back: entries, Merkle nodes, checkpoints.
+
+Appends happen in one transaction under an advisory lock, so indexes are assigned in a total
+order and stay contiguous: an index is only taken by a commit, never by a sequence, so a rolled
+back append leaves no gap. Each append also stores the perfect Merkle subtree hashes it completes
+(at most log n per leaf), so roots and proofs never rehash the whole tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
+from blo_exchange.ledger import merkle
+from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint
+from blo_exchange.services.ports import NewLedgerEntry
+
+__all__ = ["SqlLedgerStore"]
+
+# Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
+_APPEND_LOCK = 0x626C6F4C  # "bloL"
+
+
+def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
+    e = LedgerEntryRow
+    conditions: list[ColumnElement[bool]] = []
+    if wanted.agency is not None:
+        conditions.append(
+            or_(e.actor_agency == wanted.agency, e.recipients.any_() == wanted.agency)
+        )
+    if wanted.border_pair is not None:
+        conditions.append(e.border_pair == wanted.border_pair)
+    if wanted.kind is not None:
+        conditions.append(e.kind == wanted.kind)
+    if wanted.type is not None:
+        conditions.append(e.type == wanted.type)
+    if wanted.alert_id is not None:
+        conditions.append(e.alert_id == wanted.alert_id)
+    if wanted.since is not None:
+        conditions.append(e.occurred_at >= wanted.since)
+    if wanted.until is not None:
+        conditions.append(e.occurred_at < wanted.until)
+    return conditions
+
+
+class SqlLedgerStore:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+        if not entries:
+            return []
+        async with self._sessions.begin() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            ids = list({e.event_id for e in entries})
+            existing = set(
+                (
+                    await session.scalars(
+                        select(LedgerEntryRow.event_id).where(LedgerEntryRow.event_id.in_(ids))
+                    )
+                ).all()
+            )
+            fresh: list[NewLedgerEntry] = []
+            for entry in entries:
+                if entry.event_id not in existing:
+                    existing.add(entry.event_id)  # the same event twice in one batch
+                    fresh.append(entry)
+            if not fresh:
+                return []
+            size = int(
+                await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
+                or 0
+            )
+            frontier = await self._nodes(session, merkle.root_nodes(size))
+            leaf_hashes = [merkle.leaf_hash(e.leaf_input) for e in fresh]
+            new_nodes = merkle.append_many(size, leaf_hashes, lambda lv, ix: frontier[(lv, ix)])
+            await session.execute(
+                insert(LedgerEntryRow),
+                [
+                    {
+                        "idx": size + i,
+                        "event_id": e.event_id,
+                        "type": e.type,
+                        "alert_id": e.alert_id,
+                        "actor_node": e.actor_node,
+                        "actor_agency": e.actor_agency,
+                        "recipients": list(e.recipients),
+                        "border_pair": e.border_pair,
+                        "kind": e.kind,
+                        "occurred_at": e.occurred_at,
+                        "leaf_input": e.leaf_input,
+                        "leaf_hash": leaf_hashes[i],
+                    }
+                    for i, e in enumerate(fresh)
+                ],
+            )
+            await session.execute(
+                insert(LedgerNodeRow),
+                [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
+            )
+        return [size + i for i in range(len(fresh))]
+
+    async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of ``event_ids`` already in the ledger: one lookup on the unique index."""
+        wanted = list(set(event_ids))
+        if not wanted:
+            return set()
+        query = select(LedgerEntryRow.event_id).where(LedgerEntryRow.event_id.in_(wanted))
+        async with self._sessions() as session:
+            return set((await session.scalars(query)).all())
+
+    @staticmethod
+    async def _nodes(
+        session: Any, wanted: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        if not wanted:
+            return {}
+        rows = await session.execute(
+            select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(
+                tuple_(LedgerNodeRow.level, LedgerNodeRow.idx).in_(list(wanted))
+            )
+        )
+        return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+
+    async def size(self) -> int:
+        async with self._sessions() as session:
+            value = await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
+        return int(value or 0)
+
+    async def entries(
+        self, filters: EntryFilter, *, after: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """``(index, leaf_input)`` of matching entries with index > ``after``, in order."""
+        query = (
+            select(LedgerEntryRow.idx, LedgerEntryRow.leaf_input)
+            .where(LedgerEntryRow.idx > after, *_conditions(filters))
+            .order_by(LedgerEntryRow.idx)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(int(i), bytes(b)) for i, b in rows]
+
+    # --- roots and proofs: each fetches exactly the nodes merkle.*_nodes names, in one query ----
+
+    async def root_at(self, size: int) -> bytes:
+        """The root of the first ``size`` entries, from the stored perfect nodes."""
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.root_nodes(size))
+        return merkle.root_hash(size, nodes)
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.inclusion_proof_nodes(index, size))
+        return merkle.inclusion_proof(index, size, nodes)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        async with self._sessions() as session:
+            nodes = await self._nodes(session, merkle.consistency_proof_nodes(first, second))
+        return merkle.consistency_proof(first, second, nodes)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size.desc()).limit(1)
+        async with self._sessions() as session:
+            row = await session.scalar(query)
+        return None if row is None else _checkpoint(row)
+
+    async def checkpoints(self, *, up_to: int | None = None) -> list[StoredCheckpoint]:
+        """Every stored checkpoint (of size at most ``up_to``), smallest first."""
+        query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size)
+        if up_to is not None:
+            query = query.where(LedgerCheckpointRow.tree_size <= up_to)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_checkpoint(r) for r in rows]
+
+    async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store a signed checkpoint; False when that tree size already has one."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                insert(LedgerCheckpointRow)
+                .values(
+                    tree_size=checkpoint.tree_size,
+                    root_hash=checkpoint.root_hash,
+                    note=checkpoint.note,
+                )
+                .on_conflict_do_nothing(index_elements=["tree_size"])
+                .returning(LedgerCheckpointRow.tree_size)
+            )
+            return result.first() is not None
+
+    # --- export and statistics ------------------------------------------------------------------
+
+    async def leaves(self, size: int) -> list[tuple[int, bytes, bytes]]:
+        """``(index, leaf_input, stored leaf_hash)`` of the first ``size`` entries, in order."""
+        query = (
+            select(LedgerEntryRow.idx, LedgerEntryRow.leaf_input, LedgerEntryRow.leaf_hash)
+            .where(LedgerEntryRow.idx < size)
+            .order_by(LedgerEntryRow.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(int(i), bytes(b), bytes(h)) for i, b, h in rows]
+
+    async def sharing(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SharingCount]:
+        """Counts of ``alert_shared`` entries by (origin agency, recipient agency, pair, kind).
+
+        An origin agency listed among its own alert's recipients is not counted as sharing.
+        """
+        e = LedgerEntryRow
+        recipient = func.unnest(e.recipients).label("recipient")
+        inner = select(e.actor_agency.label("origin"), recipient, e.border_pair, e.kind).where(
+            e.type == "alert_shared"
+        )
+        if since is not None:
+            inner = inner.where(e.occurred_at >= since)
+        if until is not None:
+            inner = inner.where(e.occurred_at < until)
+        sub = inner.subquery()
+        query = (
+            select(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind, func.count())
+            .where(sub.c.recipient != sub.c.origin)
+            .group_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
+            .order_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [SharingCount(str(o), str(r), str(b), str(k), int(n)) for o, r, b, k, n in rows]
+
+
+def _checkpoint(row: LedgerCheckpointRow) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.tree_size), bytes(row.root_hash), row.note)

@@ -1,0 +1,252 @@
+"""A node's own state in Postgres: idempotency records and its inbox of sealed envelopes."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
+from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
+from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
+from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
+
+__all__ = ["SqlIdempotencyStore", "SqlInbox"]
+
+_RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
+"""``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
+
+
+_SEALED_MEMORY = 4096
+"""How many of its own accepted envelopes a node remembers: far more than the consumer lags."""
+
+_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
+_INBOX = cast(Table, InboxRow.__table__)
+
+# The three statements of every accept, as the driver's SQL: SQLAlchemy would build, key and
+# look up a compiled form of each on every call, which costs more than the statement does.
+_CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (principal_id, key, request_sha256, alert_id, state)"
+    " VALUES ($1, $2, $3, $4, 'pending')"
+    " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
+)
+_STORE_SQL = (
+    "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
+    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+)
+_COMPLETE_SQL = (
+    "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
+    " WHERE principal_id = $1 AND key = $2"
+)
+
+
+class SqlIdempotencyStore:
+    """Statements on a pooled connection, no ORM session: they run on every accept, where the
+    session's set-up and the ORM's statement handling cost more than the statements themselves."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._engine = engine_of(sessions)
+
+    async def begin(
+        self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
+    ) -> IdempotencyBegin:
+        async def claim(conn: AsyncConnection) -> IdempotencyBegin:
+            inserted = (
+                await conn.exec_driver_sql(
+                    _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
+                )
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return IdempotencyBegin(state="new", alert_id=alert_id)
+            row = (
+                await conn.execute(
+                    select(
+                        _IDEMPOTENCY.c.request_sha256,
+                        _IDEMPOTENCY.c.state,
+                        _IDEMPOTENCY.c.response,
+                        _IDEMPOTENCY.c.alert_id,
+                        _IDEMPOTENCY.c.updated_at,
+                    )
+                    .where(_of(principal_id, key))
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:  # abandoned between our insert and select: the caller may retry
+                raise IdempotencyInProgress("the request with this key is being processed")
+            if row.request_sha256 != request_sha256:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used before with a different request body"
+                )
+            if row.state == "done" and row.response is not None:
+                return IdempotencyBegin(
+                    state="replay", alert_id=row.alert_id, response=row.response
+                )
+            now = datetime.now(UTC)
+            if now - row.updated_at < timedelta(seconds=stale_after):
+                raise IdempotencyInProgress("the request with this key is being processed")
+            # The first attempt died mid-way (a crashed node): take it over, same alert id, so a
+            # publish that did reach the stream is deduplicated by its Nats-Msg-Id.
+            await conn.execute(
+                update(_IDEMPOTENCY).where(_of(principal_id, key)).values(updated_at=now)
+            )
+            return IdempotencyBegin(state="takeover", alert_id=row.alert_id)
+
+        return await in_transaction(self._engine, claim)
+
+    async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
+        async def done(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql(_COMPLETE_SQL, (principal_id, key, json.dumps(response)))
+
+        await in_transaction(self._engine, done)
+
+    async def abandon(self, principal_id: str, key: str) -> None:
+        # Keep the row and its alert id, only make it stale at once: a publish whose ack was lost
+        # may still be in the stream, and the retry must reuse that id for Nats-Msg-Id to dedupe.
+        async def release(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(_IDEMPOTENCY)
+                .where(_of(principal_id, key), _IDEMPOTENCY.c.state == "pending")
+                .values(updated_at=_RELEASED)
+            )
+
+        await in_transaction(self._engine, release)
+
+
+class SqlInbox:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+        self._engine = engine_of(sessions)
+        # Digests of envelopes this process sealed and committed, newest last: the node's own
+        # consumer meets them moments later and need not verify and open what it just sealed.
+        self._sealed: OrderedDict[str, None] = OrderedDict()
+
+    def sealed_here(self, envelope_sha256: str) -> bool:
+        return envelope_sha256 in self._sealed
+
+    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        values = (
+            item.node_id,
+            item.alert_id,
+            item.agency_id,
+            item.origin_agency,
+            item.origin_node,
+            item.border_pair,
+            item.kind,
+            item.tlp,
+            item.created_at,
+            item.stream_seq,
+            item.envelope,
+            item.envelope_sha256,
+        )
+
+        async def store(conn: AsyncConnection) -> bool:
+            inserted = (await conn.exec_driver_sql(_STORE_SQL, values)).scalar_one_or_none()
+            if completes is not None:
+                done = (completes.principal_id, completes.key, json.dumps(completes.response))
+                await conn.exec_driver_sql(_COMPLETE_SQL, done)
+            return inserted is not None
+
+        inserted = await in_transaction(self._engine, store)
+        if inserted and completes is not None:
+            self._sealed[item.envelope_sha256] = None
+            if len(self._sealed) > _SEALED_MEMORY:
+                self._sealed.popitem(last=False)
+        return inserted
+
+    async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
+        async with self._sessions() as session:
+            row = await session.get(InboxRow, (node_id, alert_id))
+        return None if row is None else _item(row)
+
+    async def page(
+        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
+    ) -> list[InboxItem]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(InboxRow)
+                    .where(
+                        InboxRow.node_id == node_id,
+                        InboxRow.agency_id == agency_id,
+                        InboxRow.stream_seq > after_seq,
+                    )
+                    .order_by(InboxRow.stream_seq)
+                    .limit(limit)
+                )
+            ).all()
+        return [_item(r) for r in rows]
+
+    async def last_seq(self, node_id: str, agency_id: str) -> int:
+        async with self._engine.connect() as conn:
+            last = await conn.scalar(
+                select(func.max(_INBOX.c.stream_seq)).where(
+                    _INBOX.c.node_id == node_id, _INBOX.c.agency_id == agency_id
+                )
+            )
+        return int(last or 0)
+
+    async def reject(self, rejection: Rejection) -> bool:
+        async with self._sessions.begin() as session:
+            inserted = await session.scalar(
+                insert(RejectionRow)
+                .values(
+                    node_id=rejection.node_id,
+                    subject=rejection.subject,
+                    stream_seq=rejection.stream_seq,
+                    reason=rejection.reason,
+                    alert_id=rejection.alert_id,
+                    envelope_sha256=rejection.envelope_sha256,
+                )
+                .on_conflict_do_nothing(index_elements=["node_id", "stream_seq"])
+                .returning(RejectionRow.id)
+            )
+        return inserted is not None
+
+    async def rejections(self, node_id: str) -> list[Rejection]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(RejectionRow)
+                    .where(RejectionRow.node_id == node_id)
+                    .order_by(RejectionRow.stream_seq)
+                )
+            ).all()
+        return [
+            Rejection(
+                node_id=r.node_id,
+                subject=r.subject,
+                stream_seq=r.stream_seq,
+                reason=r.reason,
+                alert_id=r.alert_id,
+                envelope_sha256=r.envelope_sha256,
+            )
+            for r in rows
+        ]
+
+
+def _of(principal_id: str, key: str) -> ColumnElement[bool]:
+    return and_(_IDEMPOTENCY.c.principal_id == principal_id, _IDEMPOTENCY.c.key == key)
+
+
+def _item(row: InboxRow) -> InboxItem:
+    return InboxItem(
+        node_id=row.node_id,
+        alert_id=row.alert_id,
+        agency_id=row.agency_id,
+        origin_agency=row.origin_agency,
+        origin_node=row.origin_node,
+        border_pair=row.border_pair,
+        kind=row.kind,
+        tlp=row.tlp,
+        created_at=row.created_at,
+        stream_seq=row.stream_seq,
+        envelope=row.envelope,
+        envelope_sha256=row.envelope_sha256,
+    )

@@ -1,0 +1,49 @@
+"""The kinds of ledger entry: one list, which the writer, the API's filter and the pages share."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["RECEIPT_ENTRY_TYPES", "RESHARE_ENTRY_TYPES", "LedgerEntryType"]
+
+
+class LedgerEntryType(StrEnum):
+    ALERT_SHARED = "alert_shared"
+    """An origin node sealed and published an alert (from its signed envelope)."""
+    ALERT_DELIVERED = "alert_delivered"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    FEEDBACK = "feedback"
+    ALERT_REJECTED = "alert_rejected"
+    LEDGER_QUERIED = "ledger_queried"
+    KEY_REGISTERED = "key_registered"
+    KEY_REVOKED = "key_revoked"
+    AGREEMENT_CHANGED = "agreement_changed"
+    RESHARE_REQUESTED = "reshare_requested"
+    RESHARE_APPROVED = "reshare_approved"
+    RESHARE_DENIED = "reshare_denied"
+    RESHARE_EXECUTED = "reshare_executed"
+
+
+RESHARE_ENTRY_TYPES: Final = frozenset(
+    {
+        LedgerEntryType.RESHARE_REQUESTED,
+        LedgerEntryType.RESHARE_APPROVED,
+        LedgerEntryType.RESHARE_DENIED,
+        LedgerEntryType.RESHARE_EXECUTED,
+    }
+)
+"""Steps of a re-share: records signed by a node like receipts."""
+
+RECEIPT_ENTRY_TYPES: Final = (
+    frozenset(
+        {
+            LedgerEntryType.ALERT_DELIVERED,
+            LedgerEntryType.ALERT_ACKNOWLEDGED,
+            LedgerEntryType.FEEDBACK,
+            LedgerEntryType.ALERT_REJECTED,
+        }
+    )
+    | RESHARE_ENTRY_TYPES
+)
+"""Entries made from a node's signed receipt or record on ``blo.v1.receipts.<pair>``."""

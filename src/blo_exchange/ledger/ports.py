@@ -1,0 +1,82 @@
+"""What the audit log needs from storage, as Protocols, and the values that cross them.
+
+``db.ledger_store.SqlLedgerStore`` implements every one; the ledger's use cases (the writer, the
+checkpointer, auditors' reads) and the edges (``api``, ``web``) see only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+__all__ = [
+    "CheckpointStore",
+    "EntryFilter",
+    "LedgerReads",
+    "SharingCount",
+    "StoredCheckpoint",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """Filters of ``GET /v1/ledger/entries``; every one optional, all combined with AND."""
+
+    agency: str | None = None
+    border_pair: str | None = None
+    kind: str | None = None
+    type: str | None = None
+    alert_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A row of ``ledger_checkpoints``: verified when it was signed, not when it is read back."""
+
+    tree_size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharingCount:
+    """How many ``alert_shared`` entries went from one agency to another, per pair and kind."""
+
+    origin_agency: str
+    recipient_agency: str
+    border_pair: str
+    kind: str
+    count: int
+
+
+class LedgerReads(Protocol):
+    """What auditors' answers are read from."""
+
+    async def size(self) -> int: ...
+    async def entries(
+        self, wanted: EntryFilter, *, after: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """``(index, leaf_input)`` of matching entries with index > ``after``, in order."""
+        ...
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
+    async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+    async def checkpoints(self, *, up_to: int | None = None) -> list[StoredCheckpoint]: ...
+    async def leaves(self, size: int) -> list[tuple[int, bytes, bytes]]: ...
+    async def sharing(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SharingCount]: ...
+
+
+class CheckpointStore(Protocol):
+    """What the checkpointer reads and writes."""
+
+    async def size(self) -> int: ...
+    async def root_at(self, size: int) -> bytes: ...
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
+    async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+    async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool: ...

@@ -1,0 +1,120 @@
+"""Auditors' reads of the ledger — entries, checkpoints, proofs, the export bundle, the sharing
+summary — for the JSON API and the pages alike, and the signed record of each read.
+
+What it is not for: checking a request's bounds against the latest checkpoint (the edges answer
+those with their own 422), or verifying a bundle (``ledger.verify``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
+from blo_exchange.errors import NotFound, OutOfRange
+from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.ledger.ports import LedgerReads, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.verify import build_bundle
+from blo_exchange.services.ports import Directory
+
+__all__ = ["AuditorReads", "checkpoint_json"]
+
+
+def checkpoint_json(checkpoint: StoredCheckpoint) -> dict[str, Any]:
+    return {
+        "tree_size": checkpoint.tree_size,
+        "root_hash": checkpoint.root_hash.hex(),
+        "note": checkpoint.note,
+    }
+
+
+class AuditorReads:
+    def __init__(
+        self,
+        *,
+        store: LedgerReads,
+        directory: Directory,
+        origin: str,
+        recorder: LedgerQueryRecorder,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self._directory = directory
+        self._origin = origin
+        self._recorder = recorder
+        self._clock = clock
+
+    async def record(self, *, principal_id: str, path: str, query: str) -> None:
+        """Record an auditor's read. Raises ``BusError`` when the record was not acknowledged:
+        the answer must then not be handed out."""
+        await self._recorder.record(principal_id=principal_id, path=path, query=query)
+
+    async def latest(self) -> StoredCheckpoint:
+        checkpoint = await self.store.latest_checkpoint()
+        if checkpoint is None:
+            raise NotFound("no checkpoint has been signed yet")
+        return checkpoint
+
+    async def ledger_key(self, latest: StoredCheckpoint) -> str:
+        """The verifier key (from the directory) that signed ``latest``.
+
+        Which key is *trusted* is the verifier's business (``--key``, ``--trust``); this only
+        finds the one that matches, so that a first-time verifier has something to pin.
+        """
+        for attempt in range(2):
+            if attempt:
+                self._directory.invalidate()  # the writer may have registered it since
+            keys = await self._directory.verify_keys("ledger", self._origin, self._clock())
+            for key in keys.values():
+                verifier = NoteVerifier(self._origin, key.public)
+                try:
+                    open_checkpoint(latest.note, [verifier], self._origin)
+                except NoteError:
+                    continue
+                return verifier.verifier_key_string()
+        raise NotFound("the directory holds no ledger key that signed the latest checkpoint")
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
+        """The RFC 9162 audit path of entry ``index`` in the tree of ``tree_size`` entries."""
+        latest = await self.latest()
+        if tree_size > latest.tree_size:
+            raise _beyond("tree_size", tree_size, latest)
+        if index >= tree_size:
+            raise OutOfRange(f"index {index} is not below tree_size {tree_size}")
+        path = await self.store.inclusion_proof(index, tree_size)
+        return {"index": index, "tree_size": tree_size, "path": [p.hex() for p in path]}
+
+    async def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
+        """The RFC 9162 consistency proof from the tree of ``first`` entries to ``second``."""
+        latest = await self.latest()
+        if second > latest.tree_size:
+            raise _beyond("second", second, latest)
+        if first > second:
+            raise OutOfRange(f"first {first} is larger than second {second}")
+        path = await self.store.consistency_proof(first, second)
+        return {"first": first, "second": second, "path": [p.hex() for p in path]}
+
+    async def export(self) -> dict[str, Any]:
+        """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
+        latest = await self.latest()
+        key = await self.ledger_key(latest)
+        leaves = await self.store.leaves(latest.tree_size)
+        return build_bundle(
+            origin=self._origin,
+            ledger_public_key=key,
+            checkpoint=checkpoint_json(latest),
+            checkpoints=[checkpoint_json(c) for c in await self.store.checkpoints()],
+            leaves=leaves,
+        )
+
+    async def sharing(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SharingCount]:
+        return await self.store.sharing(since=since, until=until)
+
+
+def _beyond(what: str, value: int, latest: StoredCheckpoint) -> OutOfRange:
+    return OutOfRange(
+        f"{what} {value} is beyond the latest checkpoint's tree size {latest.tree_size}"
+    )

@@ -1,0 +1,207 @@
+"""The ledger writer: one ledger entry per alert, receipt, auditor's query and directory change.
+
+It verifies what it records (the origin node's signature on an envelope, the receiving node's on a
+receipt or on its record of an auditor's query) but opens nothing: it holds no agency's key.
+Whatever fails verification is still recorded, as ``alert_rejected`` with the reason, so nothing
+on the bus goes unaccounted for.
+Appends are idempotent on the event id, so a redelivered batch adds nothing; the caller acks only
+after :meth:`LedgerWriter.handle` returned.
+
+Directory changes (keys registered and revoked, agreements changed) do not travel on the bus: the
+caller hands :meth:`LedgerWriter.record_directory` the directory's state now and then, and the
+writer appends the entries that state calls for and the ledger does not have yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from blo_exchange.crypto.envelope import UnverifiedEnvelope
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.domain.ids import parse_time
+from blo_exchange.domain.ledger import RECEIPT_ENTRY_TYPES
+from blo_exchange.domain.subjects import (
+    ALERTS_PREFIX,
+    LEDGER_QUERIES_SUBJECT,
+    RECEIPTS_PREFIX,
+    parse_alert_subject,
+    parse_receipt_subject,
+)
+from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
+from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
+from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
+from blo_exchange.services.signed import SignedMessages
+
+__all__ = ["InboundMessage", "LedgerWriter", "WriterStore"]
+
+# Where auditors read the ledger: the API and the web pages built on it.
+LEDGER_READ_PATHS = ("/v1/ledger", "/auditor")
+
+RECEIPT_TYPES = frozenset(t.value for t in RECEIPT_ENTRY_TYPES)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    subject: str
+    data: bytes
+    stream_seq: int
+
+
+class WriterStore(LedgerStore, Protocol):
+    async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of ``event_ids`` the ledger already has (a read; no lock taken)."""
+        ...
+
+
+class LedgerWriter:
+    def __init__(
+        self, *, directory: Directory, store: WriterStore, clock: Callable[[], datetime]
+    ) -> None:
+        self._signed = SignedMessages(directory, clock=clock)
+        self._store = store
+        self._clock = clock
+        self._recorded: set[str] = set()  # directory event ids known to be in the ledger
+        self.appended = 0
+
+    async def handle(self, messages: Sequence[InboundMessage]) -> list[int]:
+        entries = [await self._entry_for(m) for m in messages]
+        indexes = await self._store.append(entries)
+        self.appended += len(indexes)
+        return indexes
+
+    async def record_directory(self, state: DirectoryState) -> list[int]:
+        """Append the directory changes ``state`` shows that the ledger does not have yet.
+
+        Idempotent: event ids already recorded (by this writer, another one, or before a
+        restart) are skipped, first from memory, then by one indexed lookup, and finally by
+        :meth:`LedgerStore.append` itself under its lock.
+        """
+        wanted = [
+            e
+            for e in directory_entries(state, now=self._clock())
+            if e.event_id not in self._recorded
+        ]
+        if not wanted:
+            return []
+        known = await self._store.known_event_ids([e.event_id for e in wanted])
+        self._recorded |= known
+        fresh = [e for e in wanted if e.event_id not in known]
+        indexes = await self._store.append(fresh) if fresh else []
+        self._recorded |= {e.event_id for e in fresh}
+        self.appended += len(indexes)
+        return indexes
+
+    async def _entry_for(self, message: InboundMessage) -> NewLedgerEntry:
+        if message.subject.startswith(ALERTS_PREFIX + "."):
+            return await self._shared(message)
+        if message.subject.startswith(RECEIPTS_PREFIX + "."):
+            return await self._receipt(message)
+        if message.subject == LEDGER_QUERIES_SUBJECT:
+            return await self._query(message)
+        return self._rejected(message, "unknown_subject", None)
+
+    async def _shared(self, message: InboundMessage) -> NewLedgerEntry:
+        # (1) subject, (2) structure, (3) signature by a known unrevoked key of the origin node,
+        # (4) subject matches header. Not checked: anything about the ciphertext's content.
+        try:
+            pair, kind = parse_alert_subject(message.subject)
+            verified = await self._signed.envelope(
+                UnverifiedEnvelope.parse(message.data),
+                border_pair=pair,
+                kind=kind,
+                recipient_agency=None,
+            )
+        except (InvalidEnvelope, ValueError) as exc:
+            return self._rejected(message, getattr(exc, "reason", "malformed"), None)
+        header = verified.header
+        return build_entry(
+            event_id=f"alert_shared:{verified.alert_id}",
+            type="alert_shared",
+            occurred_at=parse_time(str(header["created_at"])),
+            alert_id=verified.alert_id,
+            actor_node=str(header["origin_node"]),
+            actor_agency=str(header["origin_agency"]),
+            recipients=list(verified.recipients),
+            border_pair=pair,
+            kind=kind,
+            agreement_ids=[str(a) for a in header["agreement_ids"]],
+            envelope_sha256=_sha256(message.data),
+            detail={"tlp": header["tlp"], "crossing_point": header["crossing_point"]},
+        )
+
+    async def _receipt(self, message: InboundMessage) -> NewLedgerEntry:
+        try:
+            pair = parse_receipt_subject(message.subject)
+            body = await self._signed.record(UnverifiedReceipt.parse(message.data))
+            if body.get("border_pair") != pair or body.get("type") not in RECEIPT_TYPES:
+                raise InvalidEnvelope("receipt does not match its subject")
+            occurred_at = parse_time(str(body["occurred_at"]))
+        except (InvalidEnvelope, ValueError, KeyError) as exc:
+            return self._rejected(message, getattr(exc, "reason", "malformed_receipt"), None)
+        detail = dict(body.get("detail") or {})
+        detail["receipt_id"] = body["receipt_id"]
+        return build_entry(
+            event_id=f"receipt:{body['receipt_id']}",
+            type=str(body["type"]),
+            occurred_at=occurred_at,
+            alert_id=body.get("alert_id"),
+            actor_node=str(body["node"]),
+            actor_agency=str(body["agency"]),
+            border_pair=pair,
+            kind=body.get("kind"),
+            agreement_ids=[str(a) for a in body.get("agreement_ids") or []],
+            envelope_sha256=body.get("envelope_sha256"),
+            detail=detail,
+        )
+
+    async def _query(self, message: InboundMessage) -> NewLedgerEntry:
+        # (1) structure, (2) signature by a known unrevoked key of the node that served the
+        # query, (3) the body is a well-formed query record. Not checked: that the node really
+        # served that request (only it can say so; a node that hides queries is not caught here).
+        try:
+            record = UnverifiedReceipt.parse(message.data)
+            body = await self._signed.record(record)
+            if body.get("type") != LEDGER_QUERIED:
+                raise InvalidEnvelope("not a ledger query record")
+            fields = {name: body[name] for name in ("receipt_id", "principal", "path", "query")}
+            if not all(isinstance(v, str) for v in fields.values()) or not (
+                fields["path"].startswith(LEDGER_READ_PATHS)
+                and len(fields["query"]) <= MAX_QUERY_CHARS
+            ):
+                raise InvalidEnvelope("malformed ledger query record")
+            occurred_at = parse_time(str(body["occurred_at"]))
+            agency = str(body["agency"])
+        except (InvalidEnvelope, ValueError, KeyError) as exc:
+            return self._rejected(message, getattr(exc, "reason", "malformed_query"), None)
+        return build_entry(
+            event_id=f"receipt:{fields['receipt_id']}",
+            type=LEDGER_QUERIED,
+            occurred_at=occurred_at,
+            actor_node=record.node,
+            actor_agency=agency,
+            detail=fields,
+        )
+
+    def _rejected(
+        self, message: InboundMessage, reason: str, alert_id: str | None
+    ) -> NewLedgerEntry:
+        digest = _sha256(message.data)
+        return build_entry(
+            event_id=f"rejected:{digest}:{message.subject[:200]}",
+            type="alert_rejected",
+            occurred_at=self._clock(),
+            alert_id=alert_id,
+            actor_node=None,
+            actor_agency=None,
+            envelope_sha256=digest,
+            detail={"reason": reason, "subject": message.subject[:200], "by": "ledger-writer"},
+        )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,104 @@
+"""Believing a signed message from a node: look up the signer's keys, verify, and open.
+
+Every receiver — delivery, the feed, re-share, the ledger writer — takes the same steps, here and
+nowhere else, so a check added to them holds at every receiver:
+
+(1) the signer's keys are the directory's unrevoked keys of the node the message names, at the
+    time given (the message's arrival for live traffic, its ``created_at`` for stored alerts);
+(2) the signature verifies with one of them (``crypto`` checks structure, signature, part hashes
+    and the subject's border pair and kind);
+(3) for an envelope, the recipient agency's entry is present and, where asked, opens.
+
+What is not checked here: whether the signing node was entitled to say what it said (its agency,
+pairs and agreements) — the callers' policies decide that from the verified fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from blo_exchange.crypto.envelope import OpenedEnvelope, UnverifiedEnvelope, VerifiedEnvelope
+from blo_exchange.crypto.keys import KemPrivateKey
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.services.ports import Directory, InboxItem
+
+__all__ = ["OpenedAlert", "SignedMessages"]
+
+
+@dataclass(frozen=True)
+class OpenedAlert:
+    verified: VerifiedEnvelope
+    opened: OpenedEnvelope
+
+
+class SignedMessages:
+    """Verifies envelopes and signed records against the directory; opens envelopes."""
+
+    def __init__(self, directory: Directory, *, clock: Callable[[], datetime]) -> None:
+        self._directory = directory
+        self._clock = clock
+
+    async def envelope(
+        self,
+        envelope: UnverifiedEnvelope,
+        *,
+        border_pair: str,
+        kind: str,
+        recipient_agency: str | None,
+        at: datetime | None = None,
+    ) -> VerifiedEnvelope:
+        """Steps (1)-(2), and the recipient's presence when ``recipient_agency`` is given.
+
+        ``recipient_agency=None`` is for the ledger writer, which is no recipient: it checks the
+        signature and the subject only. Raises ``InvalidEnvelope``.
+        """
+        keys = await self._directory.verify_keys(
+            "node", envelope.origin_node, self._clock() if at is None else at
+        )
+        if recipient_agency is None:
+            return envelope.verify_signature_only(
+                keys, subject_border_pair=border_pair, subject_kind=kind
+            )
+        return envelope.verify(
+            keys,
+            subject_border_pair=border_pair,
+            subject_kind=kind,
+            recipient_agency=recipient_agency,
+        )
+
+    async def open(
+        self,
+        envelope: UnverifiedEnvelope,
+        *,
+        border_pair: str,
+        kind: str,
+        agency: str,
+        kem_keys: Mapping[str, KemPrivateKey],
+        at: datetime | None = None,
+    ) -> OpenedAlert:
+        """Steps (1)-(3): verified for ``agency`` and opened with its keys."""
+        verified = await self.envelope(
+            envelope, border_pair=border_pair, kind=kind, recipient_agency=agency, at=at
+        )
+        return OpenedAlert(verified=verified, opened=verified.open(agency, kem_keys))
+
+    async def open_stored(
+        self, row: InboxItem, *, kem_keys: Mapping[str, KemPrivateKey]
+    ) -> OpenedAlert:
+        """An alert from the inbox, verified again with the keys valid when it was created."""
+        return await self.open(
+            UnverifiedEnvelope.parse(row.envelope),
+            border_pair=row.border_pair,
+            kind=row.kind,
+            agency=row.agency_id,
+            kem_keys=kem_keys,
+            at=row.created_at,
+        )
+
+    async def record(self, record: UnverifiedReceipt) -> dict[str, Any]:
+        """A receipt or record's body, once its signature verifies with its node's keys."""
+        keys = await self._directory.verify_keys("node", record.node, self._clock())
+        return record.verify(keys).body
