@@ -253,12 +253,28 @@ def post_alert(node: dict[str, Any], alert: dict[str, Any] | None = None) -> str
     return str(response.json()["alert_id"])
 
 
+# Visible controls shorter than 44 px, unless the label around them (their real target) is not.
+SMALL_TARGETS = """[...document.querySelectorAll("a, button, input, select, textarea, summary")]
+    .filter(e => e.type !== "hidden" && e.offsetParent !== null)
+    .filter(e => e.getBoundingClientRect().height < 44)
+    .filter(e => !(e.closest("label") && e.closest("label").getBoundingClientRect().height >= 44))
+    .map(e => e.outerHTML.slice(0, 80))"""
+
+
 async def fits_and_passes_axe(page: Any, axe: Path, name: str, viewport: dict[str, int]) -> None:
     await page.wait_for_load_state()
     await page.wait_for_timeout(300)  # the scripts' first changes (times, hidden parts)
     width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{name} scrolls sideways at {viewport['width']} px: {width}"
     assert await violations(page, axe) == [], name
+    spilled = await page.evaluate(
+        "[...document.querySelectorAll('.tlp')].filter(b => b.scrollWidth > b.clientWidth)"
+        ".map(b => b.textContent)"
+    )
+    assert spilled == [], f"{name}: a TLP label spills out of its badge"
+    if "-officer" in name:  # what an officer touches, one-handed: 44 px or more
+        small = await page.evaluate(SMALL_TARGETS)
+        assert small == [], f"{name}: targets under 44 px: {small}"
     if viewport["width"] == 390:
         await shot(page, f"390-{name}")
 
