@@ -83,14 +83,36 @@ async def test_officer_files_analyst_acknowledges_auditor_sees(deploy: Deploymen
     async with officer, analyst, auditor:
         csrf = await sign_in(officer, deploy.seed.terminal_tokens[KG])
 
-        # A field-level error: the quantity is not a decimal string; nothing is sent.
-        bad = seizure_form(csrf) | {"seizure.case.items.0.quantity": "12,5"}
+        # A field-level error: the quantity is no number; nothing is sent.
+        bad = seizure_form(csrf) | {"seizure.case.items.0.quantity": "12,5,0"}
         refused = await officer.post("/officer/alerts", data=bad)
         assert refused.status_code == 422
         assert 'id="f-seizure-case-items-0-quantity-error"' in refused.text
         assert 'aria-invalid="true"' in refused.text
+        assert "for example 12.5 or 12,5" in refused.text
 
-        sent = await officer.post("/officer/alerts", data=seizure_form(csrf))
+        # An empty form: every link of the error summary lands on a field of the page.
+        empty = {k: "" for k in seizure_form(csrf)} | {
+            "csrf": csrf,
+            "idempotency_key": "web-test-empty",
+            "kind": "seizure",
+            "tz_offset": "-360",
+            "tlp": "AMBER",
+            "handling.scheme": "none",
+            "seizure.case.observed_at": "2026-01-05T12:40",  # the page fills it in
+        }
+        refused = await officer.post("/officer/alerts", data=empty)
+        assert refused.status_code == 422
+        summary = refused.text.split('id="error-summary"')[1].split("</div>")[0]
+        targets = re.findall(r'href="#([^"]+)"', summary)
+        assert "f-seizure-case-items-0-quantity" in targets
+        for target in targets:
+            assert f'id="{target}"' in refused.text.split("</div>", 1)[1], target
+        assert 'id="f-seizure-case-items-0-substance-error"' in refused.text
+
+        # A decimal comma, as officers write it in Russian, is sent as the API's "12.5".
+        comma = seizure_form(csrf) | {"seizure.case.items.0.quantity": "12,5"}
+        sent = await officer.post("/officer/alerts", data=comma)
         assert sent.status_code == 201, sent.text
         alert_id = re.search(r'id="sent-alert-id">([0-9a-f-]{36})<', sent.text)
         assert alert_id, sent.text
@@ -105,6 +127,7 @@ async def test_officer_files_analyst_acknowledges_auditor_sees(deploy: Deploymen
             return page if page.status_code == 200 else None
 
         page = await eventually(alert_page, what="the alert page at TJ")
+        assert "<td>12.5 " in page.text  # the comma came through as the dot
         assert "TLP:AMBER" in page.text
         assert "tlp-banner tlp-amber" in page.text
         assert "Usually reliable" in page.text
@@ -121,10 +144,12 @@ async def test_officer_files_analyst_acknowledges_auditor_sees(deploy: Deploymen
 
         # The officer's table and the auditor's ledger show share, delivery, acknowledgement.
         async def officer_sees_feedback() -> str | None:
-            table = await officer.get(f"/officer/sent?alert={alert_id_text}")
+            table = await officer.get(f"/officer/sent/table?alert={alert_id_text}")
             return table.text if 'data-state="feedback"' in table.text else None
 
         table = await eventually(officer_sees_feedback, what="feedback in the officer's table")
+        listed = await officer.get("/officer/sent")
+        assert f'data-alert="{alert_id_text}"' in listed.text
         assert 'data-agency="tj-drug-control-agency" data-state="feedback"' in table
 
         await sign_in(auditor, deploy.seed.auditor_token)

@@ -7,6 +7,10 @@ forms and pydantic's error locations (which begin with the discriminator tag) ma
 to a field. Empty fields are left out, and so are blocks left wholly empty (a form without
 conveyance sends none).
 
+The form is kinder than the API in one way only: a quantity written with a decimal comma
+(``12,5``, as officers write it in Russian and Central Asian locales) becomes ``12.5`` here, so the
+submission still carries the API's dot-only decimal string.
+
 Not here: validation itself (``domain.alerts``, unchanged, the same as for the JSON API).
 """
 
@@ -20,12 +24,22 @@ from pydantic import ValidationError
 
 from blo_exchange.web.messages import Catalogue
 
-__all__ = ["KINDS", "field_errors", "field_label", "submission_from_form"]
+__all__ = [
+    "KINDS",
+    "field_anchor",
+    "field_errors",
+    "field_label",
+    "open_sections",
+    "submission_from_form",
+]
 
 KINDS: Final = ("seizure", "risk")
 _COMMON: Final = ("border_pair", "crossing_point", "tlp", "handling.", "grading.", "nominal.")
 _LOCAL_TIMES: Final = ("seizure.case.observed_at", "risk.case.valid_until")
 _INTEGERS: Final = re.compile(r"seizure\.case\.items\.\d+\.package_count")
+_QUANTITY: Final = re.compile(r"seizure\.case\.items\.\d+\.quantity")
+_DECIMAL_COMMA: Final = re.compile(r"(\d+),(\d+)")
+_DIGIT_GROUPS: Final = re.compile(r"(?<=\d)[ \u00a0\u202f](?=\d{3}\b)")  # "1 250,5"
 _COUNTRIES: Final = re.compile(
     r".*\.(registration_country|origin|destination|nationality|country)$"
 )
@@ -50,6 +64,8 @@ def _value(name: str, raw: str, offset: str) -> Any:
     value = raw.strip()
     if name in _LOCAL_TIMES and _LOCAL_TIME_RE.fullmatch(value):
         return (value if value.count(":") == 2 else value + ":00") + offset
+    if _QUANTITY.fullmatch(name):
+        return _decimal_comma(value)
     if _INTEGERS.fullmatch(name) and value.isdigit():
         return int(value)
     if _COUNTRIES.fullmatch(name):
@@ -57,6 +73,13 @@ def _value(name: str, raw: str, offset: str) -> Any:
     if name == "risk.case.indicators":
         return [line.strip() for line in value.splitlines() if line.strip()]
     return value
+
+
+def _decimal_comma(value: str) -> str:
+    """``12,5`` → ``12.5`` and ``1 250,5`` → ``1250.5``; anything else is left for validation."""
+    grouped = _DIGIT_GROUPS.sub("", value)
+    match = _DECIMAL_COMMA.fullmatch(grouped)
+    return f"{match[1]}.{match[2]}" if match else grouped
 
 
 def _nest(pairs: Iterable[tuple[list[str], Any]]) -> dict[str, Any]:
@@ -113,6 +136,7 @@ _MESSAGE_KEYS: Final[Mapping[str, str]] = {
     "string_too_short": "validation.too_short",
     "too_short": "validation.too_short",
     "string_pattern_mismatch": "validation.format",
+    "decimal_parsing": "validation.decimal",
     "int_type": "validation.number",
     "int_parsing": "validation.number",
     "greater_than_equal": "validation.number",
@@ -141,9 +165,114 @@ def field_errors(exc: ValidationError, kind: str, t: Catalogue) -> dict[str, str
     for error in exc.errors():
         name = _field(tuple(error["loc"]), kind)
         key = _MESSAGE_KEYS.get(error["type"], "validation.other")
+        if _QUANTITY.fullmatch(name) and key != "validation.missing":
+            key = "validation.decimal"  # the domain's message is English and names the API form
+        if error["type"] == "missing" and name in _REQUIRED_INSIDE:
+            # A whole block left empty: say so at the fields inside it, where they are typed.
+            for field in _REQUIRED_INSIDE[name]:
+                errors.setdefault(field, t("validation.missing"))
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
         errors.setdefault(name, t(key, message=message))
     return errors
+
+
+_ITEM_REQUIRED: Final = tuple(
+    f"seizure.case.items.0.{f}" for f in ("substance", "form", "quantity", "unit")
+)
+_REQUIRED_INSIDE: Final[Mapping[str, tuple[str, ...]]] = {
+    "seizure.case.items": _ITEM_REQUIRED,
+    "seizure.case": (
+        "seizure.case.observed_at",
+        *_ITEM_REQUIRED,
+        "seizure.case.detection_method",
+    ),
+    "risk.case": ("risk.case.subject", "risk.case.indicators"),
+}
+
+# Error names that are groups (a block, a list, a radio set) and the field a summary link to
+# them should land on: the group's first field.
+_GROUP_FIRST: Final[Mapping[str, str]] = {
+    "kind": "kind-seizure",
+    "tlp": "tlp-1",
+    "handling": "handling.scheme",
+    "grading": "grading.scheme",
+    "nominal": "nominal.persons.0.role",
+    "nominal.persons": "nominal.persons.0.role",
+    "seizure.case": "seizure.case.observed_at",
+    "seizure.case.items": "seizure.case.items.0.substance",
+    "seizure.case.concealment": "seizure.case.concealment.method",
+    "seizure.case.conveyance": "seizure.case.conveyance.mode",
+    "seizure.case.route": "seizure.case.route.origin",
+    "seizure.case.narrative": "seizure.case.narrative.text",
+    "risk.case": "risk.case.subject",
+    "risk.case.targets": "risk.case.targets.0.type",
+    "risk.case.narrative": "risk.case.narrative.text",
+}
+_GROUP_ROW: Final = re.compile(
+    r"(seizure\.case\.items|risk\.case\.targets|nominal\.persons)\.(\d+)"
+)
+_ROW_FIRST: Final[Mapping[str, str]] = {
+    "seizure.case.items": "substance",
+    "risk.case.targets": "type",
+    "nominal.persons": "role",
+}
+
+
+def field_anchor(name: str, fields: Iterable[str]) -> str:
+    """The id of the field a summary link for error ``name`` lands on.
+
+    ``fields`` are the names the form holds. A name the form has no field for (a group, or a
+    part of the API document the form does not offer) lands on the nearest enclosing group's
+    first field, and at worst on the form itself.
+    """
+    known = set(fields)
+    path = name
+    while path:
+        if path in known:
+            return "f-" + path.replace(".", "-")
+        if path in _GROUP_FIRST:
+            first = _GROUP_FIRST[path]
+            if first in known or first in ("kind-seizure", "tlp-1"):
+                return "f-" + first.replace(".", "-")
+        row = _GROUP_ROW.fullmatch(path)
+        if row and f"{path}.{_ROW_FIRST[row[1]]}" in known:
+            return "f-" + f"{path}.{_ROW_FIRST[row[1]]}".replace(".", "-")
+        path = path.rpartition(".")[0]
+    return "alert-form"
+
+
+# The optional parts of the form, folded away until opened, and the field names in each.
+SECTIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "concealment": ("seizure.case.concealment.",),
+    "conveyance": ("seizure.case.conveyance.",),
+    "route": ("seizure.case.route.",),
+    "seizure-narrative": ("seizure.case.narrative.text",),
+    "risk-more": (
+        "risk.case.modus_operandi",
+        "risk.case.targets.",
+        "risk.case.valid_until",
+        "risk.case.recommended_action",
+    ),
+    "risk-narrative": ("risk.case.narrative.text",),
+    "handling": ("handling",),
+    "grading": ("grading",),
+    "nominal": ("nominal",),
+}
+_DEFAULTS: Final[Mapping[str, str]] = {"handling.scheme": "none"}
+
+
+def open_sections(values: Mapping[str, str], errors: Mapping[str, str]) -> set[str]:
+    """The optional sections to show open: those holding a value the reader gave, or an error."""
+    opened = set()
+    for section, prefixes in SECTIONS.items():
+        filled = any(
+            name.startswith(prefixes) and value.strip() and _DEFAULTS.get(name) != value
+            for name, value in values.items()
+        )
+        if filled or any(name.startswith(prefixes) for name in errors):
+            opened.add(section)
+    return opened
 
 
 _LABEL_KEYS: Final[Mapping[str, str]] = {

@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from blo_exchange.domain.alerts import parse_alert_submission
-from blo_exchange.web.forms import field_errors, field_label, submission_from_form
+from blo_exchange.web.forms import (
+    field_anchor,
+    field_errors,
+    field_label,
+    open_sections,
+    submission_from_form,
+)
 from blo_exchange.web.messages import catalogue
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -99,7 +105,8 @@ def test_risk_form_splits_indicators_and_keeps_nominal() -> None:
 @pytest.mark.parametrize(
     ("changes", "field", "en_message"),
     [
-        ({"seizure.case.items.0.quantity": "12,5"}, "seizure.case.items.0.quantity", "format"),
+        ({"seizure.case.items.0.quantity": "12,5,0"}, "seizure.case.items.0.quantity", "12,5"),
+        ({"seizure.case.items.0.quantity": "0"}, "seizure.case.items.0.quantity", "greater"),
         ({"seizure.case.items.0.unit": ""}, "seizure.case.items.0.unit", "required"),
         (
             {"seizure.case.items.0.package_count": "many"},
@@ -140,3 +147,82 @@ def test_labels_of_fields_for_the_error_summary() -> None:
     assert field_label("nominal.persons.0.document.type", en) == "Document type"
     assert field_label("risk.case.targets.0.type", en) == "Target type"
     assert field_label("seizure.case.concealment.place", catalogue("ru")) == "Где именно"
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("12,5", "12.5"),
+        (" 12,5 ", "12.5"),
+        ("1 250,75", "1250.75"),
+        ("1\u00a0250,75", "1250.75"),
+        ("12.5", "12.5"),
+        ("12", "12"),
+        ("12,5,0", "12,5,0"),  # not a number: left for validation to refuse
+        ("1,2.5", "1,2.5"),
+    ],
+)
+def test_a_decimal_comma_becomes_the_apis_dot(typed: str, sent: str) -> None:
+    document = submission_from_form(SEIZURE_FORM | {"seizure.case.items.0.quantity": typed})
+    assert document["case"]["items"][0]["quantity"] == sent
+
+
+def test_the_comma_is_only_the_forms_kindness_not_the_apis() -> None:
+    """The API contract stays dot-only: the same document with a comma is refused there."""
+    document = submission_from_form(SEIZURE_FORM)
+    document["case"]["items"][0]["quantity"] = "12,5"
+    with pytest.raises(ValidationError):
+        parse_alert_submission(document, now=NOW)
+
+
+def test_no_item_at_all_is_an_error_at_each_required_item_field() -> None:
+    empty_item = {k: "" for k in SEIZURE_FORM if k.startswith("seizure.case.items.0.")}
+    document = submission_from_form(SEIZURE_FORM | empty_item)
+    with pytest.raises(ValidationError) as caught:
+        parse_alert_submission(document, now=NOW)
+    errors = field_errors(caught.value, "seizure", catalogue("en"))
+    assert "seizure.case.items" not in errors
+    for name in ("substance", "form", "quantity", "unit"):
+        assert errors[f"seizure.case.items.0.{name}"] == "This field is required."
+
+
+FIELDS = (
+    "handling.scheme",
+    "grading.scheme",
+    "nominal.persons.0.role",
+    "seizure.case.observed_at",
+    "seizure.case.items.0.substance",
+    "seizure.case.items.0.quantity",
+    "seizure.case.items.1.substance",
+    "risk.case.targets.0.type",
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "anchor"),
+    [
+        ("seizure.case.items.0.quantity", "f-seizure-case-items-0-quantity"),
+        ("seizure.case.items", "f-seizure-case-items-0-substance"),
+        ("seizure.case.items.1", "f-seizure-case-items-1-substance"),
+        ("tlp", "f-tlp-1"),
+        ("kind", "f-kind-seizure"),
+        ("handling", "f-handling-scheme"),
+        ("grading", "f-grading-scheme"),
+        ("nominal", "f-nominal-persons-0-role"),
+        ("nominal.persons.0", "f-nominal-persons-0-role"),
+        ("nominal.persons.0.document.country", "f-nominal-persons-0-role"),
+        ("risk.case.targets.0", "f-risk-case-targets-0-type"),
+        ("seizure.case", "f-seizure-case-observed_at"),
+        ("something.else", "alert-form"),
+    ],
+)
+def test_summary_links_land_on_a_field_that_exists(error: str, anchor: str) -> None:
+    assert field_anchor(error, FIELDS) == anchor
+
+
+def test_optional_sections_open_only_when_used() -> None:
+    blank = {"handling.scheme": "none", "seizure.case.narrative.lang": "en", "kind": "seizure"}
+    assert open_sections(blank, {}) == set()
+    used = blank | {"seizure.case.route.origin": "AF", "handling.scheme": "europol"}
+    assert open_sections(used, {}) == {"route", "handling"}
+    assert open_sections(blank, {"nominal.persons.0.name": "x"}) == {"nominal"}

@@ -19,6 +19,7 @@ from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.auth import Authenticator, hash_token
 from blo_exchange.services.ports import Directory
 from blo_exchange.services.registry import Services
+from blo_exchange.web.pages_officer import FORM_FIELDS, ITEM_FIELDS, SentCache
 
 WEB = Path(__file__).resolve().parents[3] / "src" / "blo_exchange" / "web"
 NODE = DEMO_NODES[0]
@@ -166,3 +167,51 @@ def test_markup_has_no_inline_script_or_style_and_no_external_urls() -> None:
         if path.suffix in {".html", ".js", ".css"}:
             assert not re.search(r"(src|href)=\"https?://", path.read_text()), path.name
             assert "url(http" not in path.read_text(), path.name
+
+
+async def test_static_files_are_cached_by_hash_and_compressed(client: httpx.AsyncClient) -> None:
+    page = await client.get("/sign-in", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip"
+    assert page.headers["cache-control"] == "no-store"  # pages: never cached
+    css = re.search(r'href="(/static/app\.[0-9a-f]{8}\.css)"', page.text)
+    assert css, "the stylesheet is linked by its hashed name"
+    hashed = await client.get(css.group(1), headers={"Accept-Encoding": "gzip"})
+    assert hashed.status_code == 200
+    assert hashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert hashed.headers["content-encoding"] == "gzip"
+    assert hashed.content == (WEB / "static" / "app.css").read_bytes()
+    # An older page's name (stale hash) or the plain name still works, but is revalidated.
+    for name in ("/static/app.00000000.css", "/static/app.css"):
+        response = await client.get(name)
+        assert response.status_code == 200, name
+        assert response.headers["cache-control"] == "no-cache", name
+    assert (await client.get("/static/nothing.00000000.css")).status_code == 404
+
+
+async def test_every_field_the_error_summary_can_name_is_on_the_form(
+    client: httpx.AsyncClient,
+) -> None:
+    """``FORM_FIELDS`` (where summary links may land) and the template must not drift apart."""
+    form = await client.get("/sign-in")
+    await client.post("/sign-in", data={"token": TOKENS[Role.TERMINAL], "csrf": csrf_of(form.text)})
+    page = (await client.get("/officer")).text
+    names = set(re.findall(r'\sname="([^"]+)"', page))
+    expected = set(FORM_FIELDS) | {f"seizure.case.items.0.{f}" for f in ITEM_FIELDS}
+    assert expected <= names, expected - names
+    for name in expected:
+        assert f'id="f-{name.replace(".", "-")}"' in page, name
+    for group in ("f-kind-seizure", "f-tlp-1", "alert-form"):
+        assert f'id="{group}"' in page
+
+
+def test_the_sent_list_is_read_once_per_ledger_size() -> None:
+    cache = SentCache(entries=2)
+    key = ("kg-border-service", "blo-karamyk-kg", None)
+    assert cache.get(key, 10) is None
+    cache.put(key, 10, [])
+    assert cache.get(key, 10) == []
+    assert cache.get(key, 11) is None  # the ledger grew: read it again
+    for n in range(3):  # bounded: the oldest reading goes first
+        cache.put(("a", str(n), None), 10, [])
+    assert cache.get(key, 10) is None
+    assert cache.get(("a", "2", None), 10) == []

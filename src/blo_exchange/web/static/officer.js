@@ -1,5 +1,6 @@
 // The officer's form: show the chosen kind's fields, narrow code lists to the chosen scheme,
-// send the browser's UTC offset with local times, add item rows, and refresh delivery states.
+// send the browser's UTC offset with local times, add item rows, take the error summary's links
+// to their fields, and keep the sent list current.
 "use strict";
 (function () {
   function byId(id) { return document.getElementById(id); }
@@ -54,26 +55,84 @@
     copy.querySelector("select, input").focus();
   }
 
+  // An error summary link lands on its field: open the folded section that holds it, focus the
+  // field, and show its label (the fragment alone would only scroll, and not into a closed box).
+  function toField(event, form) {
+    var link = event.target.closest("a[href^='#']");
+    if (!link) return;
+    var field = byId(link.getAttribute("href").slice(1));
+    if (!field) return;
+    event.preventDefault();
+    var folded = field.closest("details");
+    if (folded) folded.open = true;
+    field.focus();
+    var label = form.querySelector('label[for="' + field.id + '"]');
+    (label || field).scrollIntoView({ block: "start" });
+  }
+
   function localNow() {
     var d = new Date();
     d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
     return d.toISOString().slice(0, 16);
   }
 
-  function refresh(table) {
-    fetch(table.dataset.src, { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (!html) return;
-        var holder = document.createElement("div");
-        holder.innerHTML = html;  // our own server's escaped HTML fragment
-        var fresh = holder.querySelector("#sent-table");
-        if (!fresh) return;
-        var current = byId("sent-table");
-        current.replaceWith(fresh);
-        window.bloFormatTimes(fresh);
-      })
-      .catch(function () {});
+  // The sent list: one Server-Sent Events stream says when the list's version changes, and only
+  // then is the list fetched. Nothing is fetched while the tab is hidden; keyboard focus inside
+  // the list stays on the same alert's link across an update.
+  function liveSent(table) {
+    var source = null;
+    var fetching = false;
+    var wanted = null;
+
+    function swap(html) {
+      var holder = document.createElement("div");
+      holder.innerHTML = html;  // our own server's escaped HTML fragment
+      var fresh = holder.querySelector("#sent-table");
+      var current = byId("sent-table");
+      if (!fresh || !current) return;
+      var active = document.activeElement;
+      var card = active && current.contains(active) ? active.closest("[data-alert]") : null;
+      current.replaceWith(fresh);
+      window.bloFormatTimes(fresh);
+      if (card) {
+        var again = fresh.querySelector('[data-alert="' + card.dataset.alert + '"] a');
+        (again || fresh.querySelector("a") || byId("main")).focus();
+      }
+      var updated = byId("sent-updated");
+      if (updated) updated.textContent = updated.dataset.text || "";
+    }
+
+    function fetchList() {
+      var current = byId("sent-table");
+      if (fetching || !current || wanted === current.dataset.version) return;
+      fetching = true;
+      var asked = wanted;
+      fetch(current.dataset.src, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html) swap(html); })
+        .catch(function () {})
+        .then(function () {
+          fetching = false;
+          if (wanted !== asked) fetchList();  // a newer version came while this one loaded
+        });
+    }
+
+    function open() {
+      if (source || !window.EventSource) return;
+      source = new EventSource(table.dataset.events);
+      source.addEventListener("version", function (event) {
+        wanted = event.data;
+        fetchList();
+      });
+    }
+    function close() {
+      if (source) source.close();
+      source = null;
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) close(); else open();
+    });
+    if (!document.hidden) open();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -91,11 +150,11 @@
       add.hidden = false;
       add.addEventListener("click", addItem);
       var summary = byId("error-summary");
-      if (summary) summary.focus();
+      if (summary) {
+        summary.addEventListener("click", function (event) { toField(event, form); });
+        summary.focus();
+      }
     }
-    if (byId("sent-table")) {
-      setInterval(function () { refresh(byId("sent-table")); }, 2000);
-      refresh(byId("sent-table"));
-    }
+    if (byId("sent-table")) liveSent(byId("sent-table"));
   });
 })();
