@@ -15,7 +15,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["feed"])
 
 HEARTBEAT_SECONDS = 15.0
-MAX_SEQ = 2**63 - 1  # stream sequences are Postgres bigints
+MAX_SEQ = 2**63 - 1  # feed positions are Postgres bigints
 
 
 @router.get("/feed")
@@ -25,7 +25,9 @@ async def feed(
     cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Alerts addressed to the caller's agency with stream sequence > ``cursor``, oldest first."""
+    """Alerts addressed to the caller's agency stored after position ``cursor``, in the order this
+    node stored them; ``next_cursor`` is the last one's position. Paging on with it never skips
+    an alert, however late one arrived (positions are the node's, not the stream's)."""
     page = await runtime.feed.page(principal, cursor=cursor, limit=limit)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -38,7 +40,8 @@ async def feed_stream(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
     cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> StreamingResponse:
-    """SSE: ``id:`` is the stream sequence, so a reconnecting client resumes with Last-Event-ID."""
+    """SSE: ``id:`` is the feed position, so a reconnecting client resumes with Last-Event-ID
+    exactly after the last alert it got, alerts stored late included."""
     runtime.feed.require_analyst(principal)
     start = cursor
     if last_event_id is not None and last_event_id.strip().isdigit():

@@ -166,7 +166,7 @@ def format_alert(alert: dict[str, Any], *, colour: bool) -> str:
 def tail(
     url: Url,
     token: Token,
-    cursor: Annotated[int, typer.Option(min=0, help="Start after this stream sequence.")] = 0,
+    cursor: Annotated[int, typer.Option(min=0, help="Start after this feed position.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON alert per line.")] = False,
     colour: Annotated[bool, typer.Option("--colour/--no-colour")] = sys.stdout.isatty(),
 ) -> None:

@@ -92,6 +92,8 @@ class InboxItem:
     stream_seq: int
     envelope: bytes
     envelope_sha256: str
+    feed_seq: int = 0
+    """The node's position of the stored item (its feed order); 0 before it is stored."""
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,17 @@ class Inbox(Protocol):
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
     async def page(
-        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
-    ) -> list[InboxItem]: ...
-    async def last_seq(self, node_id: str, agency_id: str) -> int:
-        """The highest stream sequence :meth:`page` would return now; 0 for an empty inbox."""
+        self, node_id: str, agency_id: str, *, after: int, limit: int
+    ) -> list[InboxItem]:
+        """Stored items with a feed position above ``after``, in position order.
+
+        Positions are the node's order of storing, not the stream's, and a position becomes
+        visible only after every lower one did: a reader never skips an item by moving on.
+        """
+        ...
+
+    async def last_position(self, node_id: str, agency_id: str) -> int:
+        """The highest feed position :meth:`page` would return now; 0 for an empty inbox."""
         ...
 
     async def reject(self, rejection: Rejection) -> bool: ...
