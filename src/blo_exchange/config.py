@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=200, description="Requests a principal may burst.")
     consumer_batch: int = 64
+    ack_wait: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds JetStream waits for this node's ack before redelivering a message: "
+        "how long alerts a crashed node had fetched wait for its restart. Handling is idempotent, "
+        "so a batch slower than this is only handled twice, never lost.",
+    )
     max_deliver: int = 20
     ledger_origin: str = Field(default="blo-exchange.example/ledger")
     ledger_key_file: Path | None = None

@@ -131,7 +131,10 @@ class NodeRuntime:
                 bus,
                 dataclasses.replace(
                     node_consumer_spec(
-                        node, max_deliver=settings.max_deliver, batch=settings.consumer_batch
+                        node,
+                        max_deliver=settings.max_deliver,
+                        batch=settings.consumer_batch,
+                        ack_wait=settings.ack_wait,
                     ),
                     create=settings.manage_bus,
                 ),
