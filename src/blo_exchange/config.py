@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         "so a batch slower than this is only handled twice, never lost.",
     )
     max_deliver: int = 20
+    ready_max_backlog: int = Field(
+        default=100,
+        ge=0,
+        description="Messages the delivery consumer may have waiting while /readyz still calls "
+        "it caught up; more (a backlog draining after an outage) answers 503.",
+    )
     ledger_origin: str = Field(default="blo-exchange.example/ledger")
     ledger_key_file: Path | None = None
     run_ledger_writer: bool = Field(

@@ -1,7 +1,9 @@
 """Errors as RFC 9457 ``application/problem+json``: the edge where exceptions become statuses.
 
 Bodies say what was wrong in terms the caller can act on, and never carry internals (no stack
-traces, SQL or key material): unexpected exceptions become a bare 500.
+traces, SQL or key material): unexpected exceptions become a bare 500. A dependency that fails
+(Postgres, NATS, the directory in Postgres), on any path and authentication included, is a 503
+with Retry-After: the request may well succeed in a moment, and the client should try again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from blo_exchange.bus.connection import BUS_ERRORS
+from blo_exchange.db.engine import DATABASE_ERRORS, database_unavailable
 from blo_exchange.errors import (
     BloExchangeError,
     BusError,
@@ -35,11 +39,15 @@ __all__ = [
     "install_problem_handlers",
     "problem",
     "status_for",
+    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+RETRY_AFTER = "2"
+"""Seconds a client is told to wait after a 503: a restarting Postgres or NATS is back in a few."""
 
 
 class FieldError(BaseModel):
@@ -130,6 +138,11 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def unavailable(detail: str, type_: str) -> JSONResponse:
+    """503: a dependency is down; the same request is worth sending again after Retry-After."""
+    return problem(503, detail, type_=type_, headers={"Retry-After": RETRY_AFTER})
+
+
 def status_for(exc: BloExchangeError) -> tuple[int, str]:
     """HTTP status and problem type of a domain error; 500 for one nobody mapped."""
     for cls, status, type_ in _STATUS:
@@ -173,7 +186,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
+        elif status == 503:
+            headers = {"Retry-After": RETRY_AFTER}
         return problem(status, str(exc), type_=type_, headers=headers)
+
+    async def _dependency(request: Request, exc: Exception) -> JSONResponse:
+        # Raised through a route by the database or NATS client. Handled here, inside the
+        # middleware, so the answer carries the usual headers and the connection stays open.
+        if isinstance(exc, BUS_ERRORS):
+            log.warning("NATS failed on %s: %s", request.url.path, type(exc).__name__)
+            return unavailable("NATS is unavailable; try again shortly", "bus-unavailable")
+        if database_unavailable(exc):
+            log.warning("Postgres unavailable on %s: %s", request.url.path, type(exc).__name__)
+            return unavailable("the database is unavailable; try again shortly", "db-unavailable")
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal error")
+
+    for error in (*DATABASE_ERRORS, *BUS_ERRORS):
+        app.add_exception_handler(error, _dependency)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

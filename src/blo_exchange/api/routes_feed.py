@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -9,12 +11,18 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
+from blo_exchange.bus.connection import BUS_ERRORS
+from blo_exchange.db.engine import DATABASE_ERRORS
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 
 HEARTBEAT_SECONDS = 15.0
+OUTAGE_PAUSE = 1.0
+"""Seconds an open stream waits before asking again while Postgres is down: it stays open."""
 MAX_SEQ = 2**63 - 1  # feed positions are Postgres bigints
 
 
@@ -51,7 +59,15 @@ async def feed_stream(
         position = start
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            page = await runtime.feed.live(principal, cursor=position)
+            try:
+                page = await runtime.feed.live(principal, cursor=position)
+            except (*DATABASE_ERRORS, *BUS_ERRORS) as exc:
+                # Headers are sent: no 503 now. Keep the stream, say why it is quiet, and go on
+                # from the same position once the database answers again.
+                log.warning("feed stream paused: %s", type(exc).__name__)
+                yield b": unavailable\n\n"
+                await asyncio.sleep(OUTAGE_PAUSE)
+                continue
             for seq, data in page.items:
                 yield f"id: {seq}\nevent: alert\ndata: {data}\n\n".encode()
             position = page.next_cursor

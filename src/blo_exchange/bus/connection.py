@@ -14,7 +14,10 @@ from nats.js.errors import Error as JsError
 
 from blo_exchange.errors import BusError
 
-__all__ = ["BusConnection", "PublishAck", "connect"]
+BUS_ERRORS: tuple[type[Exception], ...] = (NatsError, JsError)
+"""What the NATS client raises where nothing wrapped it in :class:`BusError`."""
+
+__all__ = ["BUS_ERRORS", "BusConnection", "PublishAck", "connect"]
 
 log = logging.getLogger(__name__)
 
