@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -146,3 +150,32 @@ def test_postgres_will_not_initialise_over_other_files(runtime_dir: Path) -> Non
     (base / "data" / "notes.txt").write_text("not a cluster")
     with pytest.raises(RuntimeServiceError, match="neither empty nor"):
         PostgresServer(base / "data").start()
+
+
+def test_postgres_starts_again_over_a_killed_postmasters_lock_files(
+    postgres_server: PostgresServer,
+) -> None:
+    # The postmaster alone, as a crash of it would be: its backends exit on their own, and its
+    # lock files stay. Each then names a live process that is not a postgres (a pid reused after
+    # a reboot), which Postgres itself would take for a running postmaster.
+    pid = postgres_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while postgres_server.running:  # polling reaps it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        data = postgres_server.data_dir
+        locks = [data / "postmaster.pid", data / f".s.PGSQL.{postgres_server.port}.lock"]
+        for lock in locks:
+            rest = lock.read_text().splitlines()[1:] if lock.exists() else []
+            lock.write_text("\n".join([str(stranger.pid), *rest]) + "\n")
+        postgres_server.start()
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert postgres_server.running
+    postgres_server.create_database("after_crash")
+    postgres_server.drop_database("after_crash")
