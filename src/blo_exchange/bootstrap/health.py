@@ -66,7 +66,7 @@ class HealthMonitor:
         self._bus = bus
         self._engine = engine
         self._consumer = consumer
-        self._max_backlog = max_backlog
+        self.max_backlog = max_backlog
         self._interval = interval
         self._timeout = timeout
         self._stale_after = stale_after
@@ -90,7 +90,7 @@ class HealthMonitor:
             nats=nats,
             stream=stream,
             database=database,
-            delivery=backlog is not None and backlog <= self._max_backlog,
+            delivery=backlog is not None and backlog <= self.max_backlog,
             backlog=backlog,
             checked_at=self._clock(),
         )

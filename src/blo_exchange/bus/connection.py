@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,9 @@ class BusConnection:
         if not self.client.is_closed:
             try:
                 await self.client.drain()
-            except NatsError:
-                await self.client.close()
+            except (NatsError, OSError):  # NATS is down: nothing to drain, just let go
+                with contextlib.suppress(NatsError, OSError):
+                    await self.client.close()
 
 
 async def connect(
