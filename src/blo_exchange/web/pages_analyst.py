@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -53,14 +53,18 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
 
 
 @router.get("/analyst/stream")
-async def stream(request: Request, viewer: Analyst) -> StreamingResponse:
+async def stream(
+    request: Request, viewer: Analyst, cursor: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0
+) -> StreamingResponse:
+    # ``cursor`` is for the page's own reconnects: a browser sends Last-Event-ID only when it
+    # reconnects by itself, not after a refused (503) answer, when feed.js opens a new stream.
     last = request.headers.get("last-event-id")
     return await feed_stream(
         request=request,
         principal=viewer.principal,
         runtime=runtime_of(request),
         last_event_id=last,
-        cursor=0,
+        cursor=cursor,
     )
 
 
