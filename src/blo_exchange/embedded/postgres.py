@@ -281,9 +281,9 @@ class PostgresServer:
         exit moments later, and one still running holds the old shared memory, which the lock
         file is there to protect, so wait a few seconds for them, then refuse (only postgres
         processes count: a reused pid may lead an unrelated group); (3) only then
-        remove the files. Not checked: postmasters not started by this class, whose backends may
-        be in another process group; Postgres's own shared memory check still covers those while
-        ``postmaster.pid`` stays, which it does whenever (1) or (2) fails.
+        remove the files. Not checked: backends of a postmaster started on this directory by
+        other means (by hand, pg_ctl), which may be in another process group; this class serves
+        only directories it initialised and started.
         """
         pid_file = self.data_dir / "postmaster.pid"
         pid = _pid_in(pid_file)
