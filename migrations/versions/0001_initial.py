@@ -43,7 +43,9 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=True),
         _created_at(),
         sa.PrimaryKeyConstraint("id", name="pk_nodes"),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name="fk_nodes_agency_id_agencies"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name="fk_nodes_agency_id_agencies"
+        ),
     )
     op.create_table(
         "public_keys",

@@ -55,7 +55,9 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("char_length(reason) <= 500", name="ck_reshare_requests_reason_length"),
     )
-    op.create_index("ix_reshare_requests_node_alert", "reshare_requests", ["node_id", "alert_id"])
+    op.create_index(
+        "ix_reshare_requests_node_alert", "reshare_requests", ["node_id", "alert_id"]
+    )
 
 
 def downgrade() -> None:
