@@ -4,6 +4,7 @@ pages on from the last position it saw never skips an item."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime
 
@@ -70,3 +71,52 @@ async def test_a_pager_sees_every_concurrently_stored_item_once(database_url: st
     finally:
         reading.cancel()
         await engine.dispose()
+
+
+async def test_the_migration_numbers_stored_alerts_in_stream_order(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from blo_exchange.db.engine import _alembic_config
+
+    await asyncio.to_thread(command.upgrade, _alembic_config(database_url), "0003")
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for node, seqs in (("node-a", [30, 10, 20]), ("node-b", [5])):
+                for seq in seqs:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency,"
+                            " origin_node, border_pair, kind, tlp, created_at, stream_seq,"
+                            " envelope, envelope_sha256) VALUES (:n, :a, 'ag', 'o', 'on',"
+                            " 'KG-TJ', 'seizure', 'AMBER', now(), :s, 'x', 'h')"
+                        ),
+                        {"n": node, "a": f"alert-{seq}", "s": seq},
+                    )
+        await migrate(database_url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT node_id, stream_seq, feed_seq FROM node_inbox ORDER BY 1, 3")
+                )
+            ).all()
+            heads = dict(
+                (await conn.execute(text("SELECT node_id, last_seq FROM node_feed_heads"))).all()
+            )
+        assert [tuple(r) for r in rows] == [
+            ("node-a", 10, 1),
+            ("node-a", 20, 2),
+            ("node-a", 30, 3),
+            ("node-b", 5, 1),
+        ]
+        assert heads == {"node-a": 3, "node-b": 1}
+        inbox = SqlInbox(session_factory(engine))
+        assert await inbox.add(_for("node-a", item(1)))
+        assert [r.feed_seq for r in await inbox.page("node-a", "ag", after=3, limit=5)] == [4]
+    finally:
+        await engine.dispose()
+
+
+def _for(node: str, base: InboxItem) -> InboxItem:
+    return dataclasses.replace(base, node_id=node, agency_id="ag")
