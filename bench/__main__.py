@@ -250,7 +250,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
         system_results: dict[str, Any] = {"max_accept_rps_phase_a": max_rate}
 
         async def scenario(name: str, spec: dict[str, Any], interval: float = 0.5) -> Any:
-            cursor = await _current_seq(kg, post)
+            cursor = await _current_seq(kg, post, sse)
             for task in spec["tasks"]:
                 if task["type"] == "sse":
                     task["cursor"] = cursor
@@ -389,9 +389,12 @@ def _guard(results: dict[str, Any], name: str) -> Iterator[None]:
         results[name] = {"error": repr(exc)[:2000]}
 
 
-async def _current_seq(node: dict[str, Any], post: dict[str, Any]) -> int:
-    """Post one marker alert: its stream seq is where new SSE subscribers start (not at 0, which
-    would replay, and decrypt, everything earlier scenarios posted)."""
+async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any]) -> int:
+    """Post one marker alert on ``node``: its feed position on the SSE node is where new
+    subscribers start (not at 0, which would replay, and decrypt, everything earlier scenarios
+    posted). Positions are the SSE node's own, so the marker is looked up in its feed."""
+    import asyncio
+    import time
     import uuid
 
     import httpx
@@ -409,7 +412,22 @@ async def _current_seq(node: dict[str, Any], post: dict[str, Any]) -> int:
             },
         )
         response.raise_for_status()
-        return int(response.json()["stream_seq"])
+        marker = response.json()["alert_id"]
+        reader = {"Authorization": f"Bearer {sse['token']}"}
+        cursor, deadline = 0, time.monotonic() + 30
+        while time.monotonic() < deadline:
+            page = await client.get(
+                sse["url"] + "/v1/feed", params={"cursor": cursor, "limit": 500}, headers=reader
+            )
+            page.raise_for_status()
+            body = page.json()
+            for item in body["items"]:
+                if item["alert_id"] == marker:
+                    return int(item["feed_seq"])
+            if not body["items"]:
+                await asyncio.sleep(0.05)
+            cursor = body["next_cursor"]
+        raise RuntimeError("the marker alert never reached the SSE node's feed")
 
 
 def _pick(out: dict[str, Any]) -> dict[str, Any]:

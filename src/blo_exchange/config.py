@@ -77,7 +77,20 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=200, description="Requests a principal may burst.")
     consumer_batch: int = 64
+    ack_wait: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds JetStream waits for this node's ack before redelivering a message: "
+        "how long alerts a crashed node had fetched wait for its restart. Handling is idempotent, "
+        "so a batch slower than this is only handled twice, never lost.",
+    )
     max_deliver: int = 20
+    ready_max_backlog: int = Field(
+        default=100,
+        ge=0,
+        description="Messages the delivery consumer may have waiting while /readyz still calls "
+        "it caught up; more (a backlog draining after an outage) answers 503.",
+    )
     ledger_origin: str = Field(default="blo-exchange.example/ledger")
     ledger_key_file: Path | None = None
     run_ledger_writer: bool = Field(

@@ -74,8 +74,8 @@ async def test_demo_end_to_end(demo: Demo) -> None:
         received_at, raw = await asyncio.wait_for(arrived.get(), timeout=5.0)
         event = json.loads(raw)
         assert event["event"] == "alert"
-        assert event["id"] == str(accepted["stream_seq"])
         alert = json.loads(event["data"])
+        assert event["id"] == str(alert["feed_seq"]) == "1"  # TJ's first stored alert
         assert alert["alert_id"] == accepted["alert_id"]
         assert alert["case"]["concealment"]["method"] == "fuel_tank"
         assert received_at - posted_at < 5.0

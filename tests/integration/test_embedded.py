@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -197,3 +200,32 @@ def test_binaries_out_of_reach_are_copied_with_their_libraries(tmp_path: Path) -
         assert reachable_bin_dir(bin_dir, run_as()) == copied  # made once
     finally:
         shutil.rmtree(copied.parents[2], ignore_errors=True)
+
+
+def test_postgres_starts_again_over_a_killed_postmasters_lock_files(
+    postgres_server: PostgresServer,
+) -> None:
+    # The postmaster alone, as a crash of it would be: its backends exit on their own, and its
+    # lock files stay. Each then names a live process that is not a postgres (a pid reused after
+    # a reboot), which Postgres itself would take for a running postmaster.
+    pid = postgres_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while postgres_server.running:  # polling reaps it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        data = postgres_server.pgdata
+        locks = [data / "postmaster.pid", data / f".s.PGSQL.{postgres_server.port}.lock"]
+        for lock in locks:
+            rest = lock.read_text().splitlines()[1:] if lock.exists() else []
+            lock.write_text("\n".join([str(stranger.pid), *rest]) + "\n")
+        postgres_server.start()
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert postgres_server.running
+    postgres_server.create_database("after_crash")
+    postgres_server.drop_database("after_crash")

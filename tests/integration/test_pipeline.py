@@ -319,7 +319,13 @@ async def test_directory_and_health(deploy: Deployment) -> None:
     assert (await deploy.client(KG).get("/livez")).status_code == 200
     ready = await deploy.client(KG).get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"nats": True, "stream": True, "database": True}
+    assert ready.json()["checks"] == {
+        "nats": True,
+        "stream": True,
+        "database": True,
+        "delivery": True,
+    }
+    assert ready.json()["delivery_backlog"] == 0
 
 
 async def test_rate_limit_per_principal(deploy: Deployment) -> None:

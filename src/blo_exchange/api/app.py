@@ -18,6 +18,7 @@ from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from blo_exchange.config import Settings
+from blo_exchange.services.outages import Outages
 
 __all__ = ["MAX_BODY_BYTES", "install"]
 
@@ -32,7 +33,7 @@ SECURITY_HEADERS = {
 }
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
     """Add the API's middleware, problem+json handlers and routes to ``app``."""
     app.state.settings = settings
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
@@ -40,7 +41,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
     app.add_middleware(RequestContext)
-    install_problem_handlers(app)
+    install_problem_handlers(app, outages)
     for module in (
         routes_alerts,
         routes_feed,

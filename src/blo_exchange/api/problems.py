@@ -1,7 +1,9 @@
 """Errors as RFC 9457 ``application/problem+json``: the edge where exceptions become statuses.
 
 Bodies say what was wrong in terms the caller can act on, and never carry internals (no stack
-traces, SQL or key material): unexpected exceptions become a bare 500.
+traces, SQL or key material): unexpected exceptions become a bare 500. A dependency that fails
+(Postgres, NATS, the directory in Postgres), on any path and authentication included, is a 503
+with Retry-After: the request may well succeed in a moment, and the client should try again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blo_exchange.errors import BloExchangeError, RateLimited, http_status
+from blo_exchange.services.outages import Outages
 
 __all__ = [
     "PROBLEM_JSON",
@@ -23,11 +26,15 @@ __all__ = [
     "Problem",
     "install_problem_handlers",
     "problem",
+    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+RETRY_AFTER = "2"
+"""Seconds a client is told to wait after a 503: a restarting Postgres or NATS is back in a few."""
 
 
 class FieldError(BaseModel):
@@ -107,6 +114,11 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def unavailable(detail: str, type_: str) -> JSONResponse:
+    """503: a dependency is down; the same request is worth sending again after Retry-After."""
+    return problem(503, detail, type_=type_, headers={"Retry-After": RETRY_AFTER})
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     # FastAPI prefixes "body"; a discriminated union adds the tag ("seizure") — keep both out of
     # the way of a reader who wants the JSON path of their own document.
@@ -118,7 +130,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, outages: Outages) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -142,7 +154,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
+        elif status == 503:
+            headers = {"Retry-After": RETRY_AFTER}
         return problem(status, str(exc), type_=type_, headers=headers)
+
+    async def _dependency(request: Request, exc: Exception) -> JSONResponse:
+        # Raised through a route by an adapter (Postgres, NATS). Handled here, inside the
+        # middleware, so the answer carries the usual headers and the connection stays open.
+        outage = outages.classify(exc)
+        if outage is not None:
+            log.warning("%s on %s: %s", outage.type, request.url.path, type(exc).__name__)
+            return unavailable(outage.detail, outage.type)
+        log.error("dependency error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal error")
+
+    for error in outages.errors:
+        app.add_exception_handler(error, _dependency)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.api.deps import CurrentPrincipal, service, services_of
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feed_events import MAX_POSITION, resume_position, sse_frames
+from blo_exchange.services.outages import Outages
 
 __all__ = ["router"]
+
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 
@@ -25,7 +27,9 @@ async def feed(
     cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Alerts addressed to the caller's agency with stream sequence > ``cursor``, oldest first."""
+    """Alerts addressed to the caller's agency stored after position ``cursor``, in the order this
+    node stored them; ``next_cursor`` is the last one's position. Paging on with it never skips
+    an alert, however late one arrived (positions are the node's, not the stream's)."""
     page = await feed.page(principal, cursor=cursor, limit=limit)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -38,13 +42,15 @@ async def feed_stream(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
     cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
 ) -> StreamingResponse:
-    """SSE: ``id:`` is the stream sequence, so a reconnecting client resumes with Last-Event-ID."""
+    """SSE: ``id:`` is the feed position, so a reconnecting client resumes with Last-Event-ID
+    exactly after the last alert it got, alerts stored late included."""
     feed.require_analyst(principal)
     frames = sse_frames(
         feed,
         principal,
         start=resume_position(cursor, last_event_id),
         disconnected=request.is_disconnected,
+        outages=services_of(request).get(Outages),
     )
     return StreamingResponse(
         frames,

@@ -34,11 +34,20 @@ NodeHealth = Annotated[Health, Depends(service(Health))]
 
 @router.get("/readyz")
 async def readyz(health: NodeHealth) -> JSONResponse:
-    checks = await health.ready()
+    """Ready: NATS, the alerts stream and Postgres answer and the delivery consumer is caught up.
+
+    Read from state a background task keeps (at most a second old), so it answers at once
+    whatever is down; 503 with Retry-After while anything is not ready."""
+    readiness = health.ready()
+    checks = readiness.checks()
     ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "checks": checks,
+        "delivery_backlog": readiness.backlog,
+    }
+    headers = None if ok else {"Retry-After": "1"}
+    return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

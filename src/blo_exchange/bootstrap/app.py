@@ -14,7 +14,9 @@ from fastapi import FastAPI
 
 from blo_exchange import __version__, api, web
 from blo_exchange.bootstrap.node import NodeRuntime
+from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.config import Settings
+from blo_exchange.services.outages import Outages
 from blo_exchange.services.registry import Services
 
 __all__ = ["create_app"]
@@ -27,6 +29,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = await NodeRuntime.start(settings)
+        started.services.add(Outages, ADAPTER_OUTAGES)
         app.state.services = started.services
         try:
             yield
@@ -40,7 +43,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         lifespan=lifespan if services is None else None,
     )
     if services is not None:
+        if not services.has(Outages):
+            services.add(Outages, ADAPTER_OUTAGES)
         app.state.services = services
-    api.install(app, settings)
+    api.install(app, settings, ADAPTER_OUTAGES)
     web.install(app)  # the pages at / and their static files
     return app

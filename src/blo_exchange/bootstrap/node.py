@@ -7,15 +7,14 @@ the batches in hand, then closes NATS and the database pool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.reshare import ReshareRuntime
@@ -23,7 +22,7 @@ from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
 from blo_exchange.bus.consumers import node_consumer_spec
 from blo_exchange.bus.permissions import inbox_prefix
-from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
+from blo_exchange.bus.streams import ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.crypto.keyfiles import NodeKeys, load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
@@ -42,7 +41,7 @@ from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
-from blo_exchange.services.ports import Directory, DirectoryView, Health
+from blo_exchange.services.ports import Directory, DirectoryView, Health, Readiness
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
@@ -69,6 +68,7 @@ class NodeRuntime:
     delivery: DeliveryService
     feed: FeedService
     consumer: PullConsumer
+    health: HealthMonitor
     ledger_writer: LedgerWriterRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -106,6 +106,15 @@ class NodeRuntime:
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         feed = FeedService(node=node, kem_keys=keys.kem, directory=directory, inbox=inbox)
+        consumer_spec = dataclasses.replace(
+            node_consumer_spec(
+                node,
+                max_deliver=settings.max_deliver,
+                batch=settings.consumer_batch,
+                ack_wait=settings.ack_wait,
+            ),
+            create=settings.manage_bus,
+        )
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
@@ -140,17 +149,20 @@ class NodeRuntime:
             feed=feed,
             consumer=PullConsumer(
                 bus,
-                dataclasses.replace(
-                    node_consumer_spec(
-                        node, max_deliver=settings.max_deliver, batch=settings.consumer_batch
-                    ),
-                    create=settings.manage_bus,
-                ),
+                consumer_spec,
                 handler=lambda batch: _deliver(delivery, feed, batch),
                 on_poison=lambda m: _set_aside(delivery, m),
             ),
+            health=HealthMonitor(
+                bus=bus,
+                engine=engine,
+                consumer=consumer_spec,
+                max_backlog=settings.ready_max_backlog,
+            ),
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        await runtime.health.check()  # /readyz has an answer from the first request on
+        runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         runtime.reshare = ReshareRuntime.build(
             settings,
             node=node,
@@ -205,19 +217,13 @@ class NodeRuntime:
     async def metrics(self) -> str:
         return await render_metrics(self)
 
-    async def ready(self) -> dict[str, bool]:
-        """What /readyz reports: NATS connected, the alerts stream reachable, the database up."""
-        checks = {"nats": self.bus.connected, "stream": False, "database": False}
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.bus.js.stream_info(ALERTS_STREAM.name), 2.0)
-            checks["stream"] = True
-        with contextlib.suppress(Exception):
-            async with self.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
-            checks["database"] = True
-        return checks
+    def ready(self) -> Readiness:
+        """What /readyz reports: NATS connected, the alerts stream reachable, the database up,
+        the delivery consumer caught up; as last checked in the background (:mod:`.health`)."""
+        return self.health.current()
 
     async def stop(self) -> None:
+        self.health.stop()
         self.consumer.stop()
         if self.reshare is not None:
             self.reshare.stop()

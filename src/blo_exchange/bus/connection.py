@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,10 @@ from nats.js.errors import Error as JsError
 
 from blo_exchange.errors import BusError
 
-__all__ = ["BusConnection", "PublishAck", "connect"]
+BUS_ERRORS: tuple[type[Exception], ...] = (NatsError, JsError)
+"""What the NATS client raises where nothing wrapped it in :class:`BusError`."""
+
+__all__ = ["BUS_ERRORS", "BusConnection", "PublishAck", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,9 @@ class BusConnection:
         if not self.client.is_closed:
             try:
                 await self.client.drain()
-            except NatsError:
-                await self.client.close()
+            except (NatsError, OSError):  # NATS is down: nothing to drain, just let go
+                with contextlib.suppress(NatsError, OSError):
+                    await self.client.close()
 
 
 async def connect(

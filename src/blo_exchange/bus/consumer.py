@@ -35,7 +35,7 @@ class ConsumerSpec:
     durable: str
     filter_subjects: tuple[str, ...]
     max_deliver: int = 20  # failed deliveries before a message is set aside; -1: never
-    ack_wait: float = 30.0
+    ack_wait: float = 30.0  # what a crashed consumer's fetched messages wait to be redelivered
     batch: int = 64
     create: bool = True  # False where NATS permissions leave creating it to the operator
     backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # nak delay by delivery count
@@ -139,6 +139,11 @@ class PullConsumer:
             try:
                 await self._handler(batch)
                 self.batches += 1
+            except asyncio.CancelledError:
+                # Cut short (a stop that ran out of time): hand back what was not acked at once,
+                # rather than leave it to wait out ack_wait.
+                await asyncio.shield(_release(batch))
+                raise
             except Exception:
                 # The handler did not commit. Try each message alone: the others go through, and
                 # the one at fault is redelivered later or, in the end, set aside.
@@ -180,3 +185,10 @@ class PullConsumer:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+async def _release(batch: Sequence[BusMessage]) -> None:
+    """Nak without delay every message of ``batch`` not yet acked (those are refused quietly)."""
+    for message in batch:
+        with contextlib.suppress(NatsError, JsError, TimeoutError):
+            await message.nak()

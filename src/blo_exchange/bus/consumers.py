@@ -22,13 +22,16 @@ __all__ = [
 ]
 
 
-def node_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
+def node_consumer_spec(
+    node: Node, *, max_deliver: int = 20, batch: int = 64, ack_wait: float = 10.0
+) -> ConsumerSpec:
     return ConsumerSpec(
         stream=ALERTS_STREAM.name,
         durable=f"node-{node.id}",
         filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
         max_deliver=max_deliver,
         batch=batch,
+        ack_wait=ack_wait,
     )
 
 

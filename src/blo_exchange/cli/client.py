@@ -54,6 +54,17 @@ def _headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.strip()}", "User-Agent": "blo-exchange-cli"}
 
 
+_TRANSIENT = frozenset({429, 503})
+
+
+def _retry_after(response: httpx.Response, default: float = 2.0) -> float:
+    """The Retry-After seconds of a 429 or 503, within reason."""
+    try:
+        return min(max(float(response.headers.get("retry-after", default)), 0.5), 60.0)
+    except ValueError:
+        return default
+
+
 def _refusal(response: httpx.Response) -> typer.Exit:
     """The node said no: its problem+json detail and, for a 422, every field at fault."""
     try:
@@ -166,7 +177,7 @@ def format_alert(alert: dict[str, Any], *, colour: bool) -> str:
 def tail(
     url: Url,
     token: Token,
-    cursor: Annotated[int, typer.Option(min=0, help="Start after this stream sequence.")] = 0,
+    cursor: Annotated[int, typer.Option(min=0, help="Start after this feed position.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON alert per line.")] = False,
     colour: Annotated[bool, typer.Option("--colour/--no-colour")] = sys.stdout.isatty(),
 ) -> None:
@@ -181,6 +192,18 @@ def tail(
                 headers=_headers(token) | {"Last-Event-ID": last, "Accept": "text/event-stream"},
                 timeout=httpx.Timeout(10.0, read=60.0),
             ) as response:
+                if response.status_code in _TRANSIENT:
+                    # The node is up but Postgres or NATS is not (or we are too fast): wait as
+                    # told and resume from the same position; nothing stored is skipped.
+                    response.read()
+                    pause = _retry_after(response)
+                    typer.secho(
+                        f"node unavailable (HTTP {response.status_code}); retrying in {pause:g} s",
+                        err=True,
+                        dim=True,
+                    )
+                    time.sleep(pause)
+                    continue
                 if response.status_code != 200:
                     response.read()
                     raise _refusal(response)

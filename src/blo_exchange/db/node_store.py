@@ -35,12 +35,24 @@ _CLAIM_SQL = (
     " VALUES ($1, $2, $3, $4, 'pending')"
     " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
 )
+_EXISTS_SQL = "SELECT 1 FROM node_inbox WHERE node_id = $1 AND alert_id = $2"
+# Takes the node's next feed position and stores the envelope at it, in one statement. The upsert
+# locks the node's head row until the transaction ends: a second insert waits there until the
+# first has committed (or rolled back, which gives its position back), so positions become
+# visible in the order they are taken, with no gaps. A bigserial would give numbers in order but
+# commits out of order: a reader could see 7 before 6 and move its cursor past 6 for ever.
 _STORE_SQL = (
-    "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
-    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    "WITH head AS ("
+    " INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 1)"
+    " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING last_seq)"
+    " INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
+    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256, feed_seq)"
+    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, head.last_seq FROM head"
     " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
 )
+# Stored meanwhile by another transaction (we waited for it on the head's lock): give the
+# position back. The lock is still ours, so nobody took a later one.
+_UNTAKE_SQL = "UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id = $1"
 _COMPLETE_SQL = (
     "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
     " WHERE principal_id = $1 AND key = $2"
@@ -147,11 +159,18 @@ class SqlInbox:
         )
 
         async def store(conn: AsyncConnection) -> bool:
-            inserted = (await conn.exec_driver_sql(_STORE_SQL, values)).scalar_one_or_none()
+            # A redelivered envelope is common and needs no position: look before taking one.
+            known = await conn.exec_driver_sql(_EXISTS_SQL, (item.node_id, item.alert_id))
+            inserted = False
+            if known.first() is None:
+                stored = await conn.exec_driver_sql(_STORE_SQL, values)
+                inserted = stored.scalar_one_or_none() is not None
+                if not inserted:
+                    await conn.exec_driver_sql(_UNTAKE_SQL, (item.node_id,))
             if completes is not None:
                 done = (completes.principal_id, completes.key, json.dumps(completes.response))
                 await conn.exec_driver_sql(_COMPLETE_SQL, done)
-            return inserted is not None
+            return inserted
 
         inserted = await in_transaction(self._engine, store)
         if inserted and completes is not None:
@@ -166,7 +185,7 @@ class SqlInbox:
         return None if row is None else _item(row)
 
     async def page(
-        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
+        self, node_id: str, agency_id: str, *, after: int, limit: int
     ) -> list[InboxItem]:
         async with self._sessions() as session:
             rows = (
@@ -175,18 +194,18 @@ class SqlInbox:
                     .where(
                         InboxRow.node_id == node_id,
                         InboxRow.agency_id == agency_id,
-                        InboxRow.stream_seq > after_seq,
+                        InboxRow.feed_seq > after,
                     )
-                    .order_by(InboxRow.stream_seq)
+                    .order_by(InboxRow.feed_seq)
                     .limit(limit)
                 )
             ).all()
         return [_item(r) for r in rows]
 
-    async def last_seq(self, node_id: str, agency_id: str) -> int:
+    async def last_position(self, node_id: str, agency_id: str) -> int:
         async with self._engine.connect() as conn:
             last = await conn.scalar(
-                select(func.max(_INBOX.c.stream_seq)).where(
+                select(func.max(_INBOX.c.feed_seq)).where(
                     _INBOX.c.node_id == node_id, _INBOX.c.agency_id == agency_id
                 )
             )
@@ -249,4 +268,5 @@ def _item(row: InboxRow) -> InboxItem:
         stream_seq=row.stream_seq,
         envelope=row.envelope,
         envelope_sha256=row.envelope_sha256,
+        feed_seq=row.feed_seq,
     )

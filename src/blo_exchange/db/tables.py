@@ -34,6 +34,7 @@ __all__ = [
     "AgencyRow",
     "AgreementRow",
     "Base",
+    "FeedHeadRow",
     "IdempotencyRow",
     "InboxRow",
     "LedgerCheckpointRow",
@@ -167,8 +168,22 @@ class InboxRow(Base):
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
     envelope_sha256: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    feed_seq: Mapped[int] = mapped_column(BigInteger)
+    """The node's own order of storing: 1, 2, 3, … per node, visible in that order (the feed)."""
 
-    __table_args__ = (Index("ix_node_inbox_node_seq", "node_id", "stream_seq"),)
+    __table_args__ = (
+        Index("ix_node_inbox_node_seq", "node_id", "stream_seq"),
+        Index("ix_node_inbox_node_feed_seq", "node_id", "feed_seq", unique=True),
+    )
+
+
+class FeedHeadRow(Base):
+    """A node's last feed position. Its row lock orders the transactions that store alerts."""
+
+    __tablename__ = "node_feed_heads"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class RejectionRow(Base):

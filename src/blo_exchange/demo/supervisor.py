@@ -5,6 +5,10 @@ Starts an embedded nats-server and Postgres under DATA_DIR, migrates, seeds the 
 exactly as ``blo-exchange serve`` and ``blo-exchange ledger-writer`` run in production. Writes
 ``DATA_DIR/demo-credentials.json`` [contract, docs/contracts/README.md] and stops everything on
 Ctrl-C.
+
+While it runs it looks after its children (:func:`supervise`): one that exits — a crash, a
+``kill -9`` — is reaped at once, logged, and started again after a backoff that grows while it
+keeps failing. Not for production, where a service manager (systemd, Kubernetes) does this.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,11 +40,16 @@ from blo_exchange.demo.directory import DEMO_NODES, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
-__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo"]
+__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo", "supervise"]
 
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
 DATABASE = "blo"
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds before restarting a child, by how many times in a row it failed; the last repeats."""
+STABLE_AFTER = 30.0
+"""A child that ran this long before exiting starts again from the first backoff step."""
+WATCH_INTERVAL = 0.25
 
 
 def _write_private_json(path: Path, document: dict[str, Any]) -> None:
@@ -121,6 +132,7 @@ class DemoProcesses:
         self._credentials = credentials
         self._auth = auth
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def _env(self, **extra: str) -> dict[str, str]:
         # Settings of the demo's own making only, except the few an operator may want to tune.
@@ -151,6 +163,7 @@ class DemoProcesses:
         }
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self._commands[name] = (args, env)
         logs = self._data_dir / "logs"
         logs.mkdir(exist_ok=True)
         log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -185,6 +198,11 @@ class DemoProcesses:
                     **self._nats_identity(node_id),
                 ),
             )
+
+    def respawn(self, name: str) -> None:
+        """Start ``name`` again as it was started first (its old process must have exited)."""
+        args, env = self._commands[name]
+        self._spawn(name, args, env)
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -232,6 +250,7 @@ async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0
             processes.start()
             await processes.wait_ready()
             _print_banner(data_dir, credentials, time.monotonic() - started)
+            supervisor = asyncio.create_task(supervise(nats, pg, processes, stop))
             tasks = []
             if simulate:
                 from blo_exchange.demo.simulator import simulate_alerts
@@ -241,8 +260,96 @@ async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0
             print("\nstopping…", flush=True)
             for task in tasks:
                 task.cancel()
+            # Not cancelled: a server it is starting again (in a thread) would be left behind.
+            await supervisor
         finally:
             processes.stop()
+
+
+@dataclass
+class _Child:
+    name: str
+    alive: Callable[[], bool]
+    """Reaps the process if it exited (``Popen.poll``), so no zombie is left."""
+    exit_code: Callable[[], int | None]
+    start: Callable[[], None]
+    """Blocking: a server's start returns once it serves."""
+    failures: int = 0
+    started_at: float = 0.0
+    due: float | None = None  # when to start it again; None while it runs
+
+
+def _children(nats: NatsServer, pg: PostgresServer, processes: DemoProcesses) -> list[_Child]:
+    def code_of(name: str) -> Callable[[], int | None]:
+        return lambda: processes.processes[name].returncode
+
+    def alive_of(name: str) -> Callable[[], bool]:
+        return lambda: processes.processes[name].poll() is None
+
+    def start_of(name: str) -> Callable[[], None]:
+        return lambda: processes.respawn(name)
+
+    # The servers first: a node started again before them would only wait for them.
+    children = [
+        _Child("nats-server", lambda: nats.running, lambda: None, nats.start),
+        _Child("postgres", lambda: pg.running, lambda: None, pg.start),
+    ]
+    children += [
+        _Child(name, alive_of(name), code_of(name), start_of(name)) for name in processes.processes
+    ]
+    return children
+
+
+async def supervise(
+    nats: NatsServer,
+    pg: PostgresServer,
+    processes: DemoProcesses,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Until ``stop``: reap any child that exited, say so, and start it again after a backoff.
+
+    Every :data:`WATCH_INTERVAL` each child is polled, which also reaps an exited one (no
+    zombie). A child that fails again soon after a restart waits longer each time
+    (:data:`BACKOFF`); one that ran :data:`STABLE_AFTER` seconds starts from the first step.
+    """
+    children = _children(nats, pg, processes)
+    now = clock()
+    for child in children:
+        child.started_at = now
+    while not stop.is_set():
+        for child in children:
+            if stop.is_set():
+                return
+            now = clock()
+            if child.due is None:
+                if child.alive():
+                    continue
+                if now - child.started_at >= STABLE_AFTER:
+                    child.failures = 0
+                delay = BACKOFF[min(child.failures, len(BACKOFF) - 1)]
+                child.failures += 1
+                child.due = now + delay
+                code = child.exit_code()
+                how = "" if code is None else f" (exit code {code})"
+                print(f"{child.name} exited{how}; restarting in {delay:g} s", flush=True)
+                continue
+            if now < child.due:
+                continue
+            try:
+                await asyncio.to_thread(child.start)
+            except Exception as exc:
+                delay = BACKOFF[min(child.failures, len(BACKOFF) - 1)]
+                child.failures += 1
+                child.due = clock() + delay
+                print(f"{child.name} did not start ({exc}); retrying in {delay:g} s", flush=True)
+                continue
+            child.due = None
+            child.started_at = clock()
+            print(f"{child.name} restarted", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
 
 
 def _without_userinfo(url: str) -> str:

@@ -125,7 +125,7 @@ class PostgresServer:
             self._initdb(bin_dir, user)
         self.password  # noqa: B018 - fail now, not at the first URL, if the password is gone
         self._port = self._choose_port()
-        self._remove_stale_pid_file()
+        self._remove_stale_lock_files()
         command = [
             str(bin_dir / "postgres"),
             "-D",
@@ -285,17 +285,38 @@ class PostgresServer:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _remove_stale_pid_file(self) -> None:
+    def _remove_stale_lock_files(self) -> None:
+        """Remove the lock files a killed postmaster left, once it is certain nothing uses them.
+
+        Postgres refuses to start while ``postmaster.pid`` or a socket's ``.s.PGSQL.<port>.lock``
+        names a process that exists, and a killed postmaster not yet reaped (a zombie), or its
+        pid reused by another program after a reboot, is such a process. The checks, in order:
+        (1) the pid in ``postmaster.pid`` is not a live postgres (a zombie is not live), else
+        refuse: another postmaster serves this directory; (2) no live process is left in that
+        postmaster's process group (ours lead their own): backends of a postmaster killed alone
+        exit moments later, and one still running holds the old shared memory, which the lock
+        file is there to protect, so wait a few seconds for them, then refuse (only postgres
+        processes count: a reused pid may lead an unrelated group); (3) only then
+        remove the files. Not checked: backends of a postmaster started on this directory by
+        other means (by hand, pg_ctl), which may be in another process group; this class serves
+        only directories it initialised and started.
+        """
         pid_file = self.pgdata / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text(encoding="utf-8").splitlines()[0])
-        except (FileNotFoundError, IndexError, ValueError):
-            return
-        if _is_live_postgres(pid):
-            raise RuntimeServiceError(
-                f"a postmaster (pid {pid}) is already running on {self.data_dir}"
-            )
-        pid_file.unlink(missing_ok=True)
+        pid = _pid_in(pid_file)
+        if pid is not None:
+            if _is_live_postgres(pid):  # (1)
+                raise RuntimeServiceError(
+                    f"a postmaster (pid {pid}) is already running on {self.data_dir}"
+                )
+            if not _backends_gone(pid, timeout=5.0):  # (2)
+                raise RuntimeServiceError(
+                    f"processes of a stopped postmaster (pid {pid}) still run on {self.data_dir}"
+                )
+            pid_file.unlink(missing_ok=True)  # (3)
+        for lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+            owner = _pid_in(lock)
+            if owner is None or not _is_live_postgres(owner):
+                lock.unlink(missing_ok=True)
 
     def _socket_dir(self) -> str:
         # The socket goes in the 0700 data directory, so "trust" reaches only us and the
@@ -375,6 +396,43 @@ def _checked_name(name: str) -> str:
 def _clean_env() -> dict[str, str]:
     # PGHOST, PGPORT, PGDATA and friends from the caller's shell must not redirect us.
     return {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+
+
+def _backends_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no live postgres process is left in process group ``pgid``."""
+    deadline = time.monotonic() + timeout
+    while _postgres_in_group(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL_INTERVAL)
+    return True
+
+
+def _postgres_in_group(pgid: int) -> bool:
+    if not os.path.isdir("/proc"):  # not Linux: rely on Postgres's own shared memory check
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = Path(entry.path, "comm").read_text(encoding="utf-8").strip()
+            fields = Path(entry.path, "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, pgrp, ...
+        live = len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid
+        if live and comm.startswith("postgres"):
+            return True
+    return False
+
+
+def _pid_in(lock_file: Path) -> int | None:
+    """The pid on the first line of a Postgres lock file; None if there is none."""
+    try:
+        pid = int(lock_file.read_text(encoding="utf-8").splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pid if pid > 0 else None
 
 
 def _is_live_postgres(pid: int) -> bool:

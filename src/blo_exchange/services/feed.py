@@ -5,6 +5,12 @@ is refused rather than shown. The live feed (:meth:`FeedService.live`) shares th
 newly stored item is verified, opened and encoded once into a bounded window of recent items,
 which every live subscriber reads; a subscriber further behind pages the database like a reader.
 
+Positions (cursors, SSE ids) are the node's own order of storing alerts (``feed_seq``), not the
+stream's sequence: an alert redelivered after a crash is stored after alerts with later stream
+sequences, and with the stream's order a follower already past it would never see it. The inbox
+makes a position visible only after every lower one, so a reader that moves its cursor to the
+last item it saw skips nothing.
+
 Who may read is decided here: a terminal of the origin agency on this node, or an analyst of a
 recipient agency (which is this node's agency); anyone else gets the same NotFound as for an
 alert that does not exist.
@@ -46,7 +52,7 @@ class FeedPage:
 @dataclass(frozen=True)
 class LivePage:
     items: list[tuple[int, str]]
-    """(stream sequence, the item as JSON text)"""
+    """(feed position, the item as JSON text)"""
     next_cursor: int
 
 
@@ -114,7 +120,7 @@ class FeedService:
                 return LivePage(items=self._window[start:], next_cursor=max(cursor, self._head))
         page = await self.page(principal, cursor=cursor, limit=_PAGE)
         return LivePage(
-            items=[(item["stream_seq"], _json(item)) for item in page.items],
+            items=[(item["feed_seq"], _json(item)) for item in page.items],
             next_cursor=page.next_cursor if page.items else max(cursor, floor),
         )
 
@@ -122,7 +128,7 @@ class FeedService:
         """The window starts empty, after what is stored now; older items are paged."""
         async with self._loading:
             if self._floor is None:
-                last = await self._inbox.last_seq(self._node.id, self._node.agency_id)
+                last = await self._inbox.last_position(self._node.id, self._node.agency_id)
                 self._floor = self._head = last
                 self._loaded = self._notified - 1  # stored since the query: load them
             return self._floor
@@ -136,18 +142,18 @@ class FeedService:
                 return
             target = self._notified
             rows = await self._inbox.page(
-                self._node.id, self._node.agency_id, after_seq=self._head, limit=_PAGE
+                self._node.id, self._node.agency_id, after=self._head, limit=_PAGE
             )
             fresh: list[tuple[int, str]] = []
             for row in rows:
                 try:
-                    fresh.append((row.stream_seq, _json(await self._open(row))))
+                    fresh.append((row.feed_seq, _json(await self._open(row))))
                 except NotFound:
-                    log.warning("stored alert no longer verifies", extra={"seq": row.stream_seq})
+                    log.warning("stored alert no longer verifies", extra={"seq": row.feed_seq})
             # Nothing above is changed until every await is done: a cancelled caller (a closed
             # stream) leaves the window as it was, and the next caller loads the same page.
             if rows:
-                self._head = rows[-1].stream_seq
+                self._head = rows[-1].feed_seq
             self._window.extend(fresh)
             self._window_seqs.extend(seq for seq, _ in fresh)
             excess = len(self._window) - _WINDOW
@@ -160,10 +166,10 @@ class FeedService:
     async def page(self, principal: Principal, *, cursor: int, limit: int) -> FeedPage:
         self.require_analyst(principal)
         rows = await self._inbox.page(
-            self._node.id, self._node.agency_id, after_seq=cursor, limit=limit
+            self._node.id, self._node.agency_id, after=cursor, limit=limit
         )
         items = [await self._open(row) for row in rows]
-        next_cursor = rows[-1].stream_seq if rows else cursor
+        next_cursor = rows[-1].feed_seq if rows else cursor
         return FeedPage(items=items, next_cursor=next_cursor)
 
     async def get(self, principal: Principal, alert_id: str) -> dict[str, Any]:
@@ -192,6 +198,7 @@ class FeedService:
             raise NotFound("the stored alert no longer verifies") from exc
         result: dict[str, Any] = {
             "alert_id": row.alert_id,
+            "feed_seq": row.feed_seq,
             "stream_seq": row.stream_seq,
             "header": opened.header,
             "case": json.loads(opened.parts["case"]),

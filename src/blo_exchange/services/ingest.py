@@ -21,7 +21,7 @@ from blo_exchange.crypto.envelope import RecipientKey
 from blo_exchange.crypto.keys import HpkeSuite, SigningKey
 from blo_exchange.domain.alerts import FeedbackSubmission, RiskSubmission, SeizureSubmission
 from blo_exchange.domain.directory import Node, Principal, Role
-from blo_exchange.domain.ids import new_alert_id
+from blo_exchange.domain.ids import alert_id_time, new_alert_id
 from blo_exchange.domain.policy import resolve_recipients
 from blo_exchange.errors import BusError, Forbidden, PolicyError
 from blo_exchange.services.metrics import Histogram
@@ -128,6 +128,11 @@ class IngestService:
         if claim.state == "replay" and claim.response is not None:
             return Accepted(response=claim.response, replayed=True)
         alert_id = claim.alert_id
+        if claim.state == "takeover":
+            # The alert was created by the first attempt, whose envelope may already be in the
+            # stream: its time is the one the id carries (to the millisecond, as the header's),
+            # not this retry's, so a retry seals the same header and answers the same created_at.
+            now = alert_id_time(alert_id)
 
         header = self._sealer.header(
             alert_id=alert_id,
@@ -176,8 +181,10 @@ class IngestService:
         }
         if ack.duplicate:
             # An earlier attempt's envelope is the one in the stream; the node's own consumer
-            # stores that one.
+            # stores that one. This request created nothing: it is answered as a replay.
             await self._idempotency.complete(principal.id, idempotency_key, response)
+            self.accepted += 1
+            return Accepted(response=response, replayed=True)
         else:
             # The envelope and the answer in one transaction: a crash before it leaves the key
             # pending (a retry takes over with the same alert id), never one without the other.

@@ -28,6 +28,7 @@ __all__ = [
     "LedgerStore",
     "NewLedgerEntry",
     "Publisher",
+    "Readiness",
     "Rejection",
 ]
 
@@ -97,6 +98,8 @@ class InboxItem:
     stream_seq: int
     envelope: bytes
     envelope_sha256: str
+    feed_seq: int = 0
+    """The node's position of the stored item (its feed order); 0 before it is stored."""
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,17 @@ class Inbox(Protocol):
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
     async def page(
-        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
-    ) -> list[InboxItem]: ...
-    async def last_seq(self, node_id: str, agency_id: str) -> int:
-        """The highest stream sequence :meth:`page` would return now; 0 for an empty inbox."""
+        self, node_id: str, agency_id: str, *, after: int, limit: int
+    ) -> list[InboxItem]:
+        """Stored items with a feed position above ``after``, in position order.
+
+        Positions are the node's order of storing, not the stream's, and a position becomes
+        visible only after every lower one did: a reader never skips an item by moving on.
+        """
+        ...
+
+    async def last_position(self, node_id: str, agency_id: str) -> int:
+        """The highest feed position :meth:`page` would return now; 0 for an empty inbox."""
         ...
 
     async def reject(self, rejection: Rejection) -> bool: ...
@@ -163,10 +173,33 @@ class LedgerStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Readiness:
+    nats: bool = False
+    stream: bool = False
+    database: bool = False
+    delivery: bool = False
+    """The delivery consumer is caught up: at most ``max_backlog`` messages wait for it."""
+    backlog: int | None = None
+    """Messages not yet acked by the delivery consumer (pending plus in flight); None: unknown."""
+    checked_at: float = float("-inf")
+
+    def checks(self) -> dict[str, bool]:
+        return {
+            "nats": self.nats,
+            "stream": self.stream,
+            "database": self.database,
+            "delivery": self.delivery,
+        }
+
+
 class Health(Protocol):
     """What ``/readyz`` and ``/metrics`` report about the running node."""
 
-    async def ready(self) -> dict[str, bool]: ...
+    def ready(self) -> Readiness:
+        """The last checks, kept up to date in the background: answers at once."""
+        ...
+
     async def metrics(self) -> str:
         """Prometheus text exposition."""
         ...

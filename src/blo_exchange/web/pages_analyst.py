@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -22,8 +22,9 @@ from blo_exchange.errors import NotFound
 from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.ledger.ports import EntryFilter, LedgerReads
 from blo_exchange.services.feed import FeedService
-from blo_exchange.services.feed_events import resume_position, sse_frames
+from blo_exchange.services.feed_events import MAX_POSITION, resume_position, sse_frames
 from blo_exchange.services.feedback import AnalystReceipts
+from blo_exchange.services.outages import Outages
 from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
 from blo_exchange.web.formatting import Formats
 from blo_exchange.web.messages import catalogue
@@ -57,13 +58,18 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
 
 
 @router.get("/analyst/stream")
-async def stream(request: Request, viewer: Analyst) -> StreamingResponse:
-    feed = services_of(request).get(FeedService)
+async def stream(
+    request: Request, viewer: Analyst, cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0
+) -> StreamingResponse:
+    # ``cursor`` is for the page's own reconnects: a browser sends Last-Event-ID only when it
+    # reconnects by itself, not after a refused (503) answer, when feed.js opens a new stream.
+    services = services_of(request)
     frames = sse_frames(
-        feed,
+        services.get(FeedService),
         viewer.principal,
-        start=resume_position(0, request.headers.get("last-event-id")),
+        start=resume_position(cursor, request.headers.get("last-event-id")),
         disconnected=request.is_disconnected,
+        outages=services.get(Outages),
     )
     return StreamingResponse(
         frames,

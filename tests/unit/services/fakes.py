@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -123,7 +124,8 @@ class FakeInbox:
             await self.idempotency.complete(done.principal_id, done.key, done.response)
         if (item.node_id, item.alert_id) in self.items:
             return False
-        self.items[(item.node_id, item.alert_id)] = item
+        position = 1 + sum(1 for node, _ in self.items if node == item.node_id)
+        self.items[(item.node_id, item.alert_id)] = dataclasses.replace(item, feed_seq=position)
         if completes is not None:
             self.sealed.add(item.envelope_sha256)
         return True
@@ -132,21 +134,21 @@ class FakeInbox:
         return self.items.get((node_id, alert_id))
 
     async def page(
-        self, node_id: str, agency_id: str, *, after_seq: int, limit: int
+        self, node_id: str, agency_id: str, *, after: int, limit: int
     ) -> list[InboxItem]:
         rows = sorted(
             (
                 i
                 for i in self.items.values()
-                if i.node_id == node_id and i.agency_id == agency_id and i.stream_seq > after_seq
+                if i.node_id == node_id and i.agency_id == agency_id and i.feed_seq > after
             ),
-            key=lambda i: i.stream_seq,
+            key=lambda i: i.feed_seq,
         )
         return rows[:limit]
 
-    async def last_seq(self, node_id: str, agency_id: str) -> int:
+    async def last_position(self, node_id: str, agency_id: str) -> int:
         seqs = [
-            i.stream_seq
+            i.feed_seq
             for i in self.items.values()
             if i.node_id == node_id and i.agency_id == agency_id
         ]

@@ -74,7 +74,7 @@ async def test_subscribers_share_one_open_per_item_and_see_every_item_in_order()
         while len(seen) < 8:
             page = await feed.live(reader, cursor=cursor)
             for seq, data in page.items:
-                assert json.loads(data)["stream_seq"] == seq
+                assert json.loads(data)["feed_seq"] == seq
                 seen.append(seq)
             cursor = page.next_cursor
             if not page.items:
@@ -121,3 +121,25 @@ async def test_a_reader_the_window_moved_past_pages_the_database(
     page = await feed.live(reader, cursor=0)
     assert [seq for seq, _ in page.items] == [1, 2, 3, 4, 5]
     assert [seq for seq, _ in (await feed.live(reader, cursor=3)).items] == [4, 5]
+
+
+async def test_an_alert_stored_late_is_after_every_cursor_already_given() -> None:
+    # Stream sequences 10 and 11 are stored first; 5 (redelivered after a crash) comes last. A
+    # follower at the position of 11 still gets 5: positions follow storing, not the stream.
+    world = World.demo()
+    inbox = FakeInbox()
+    feed, _ = feed_for(world, inbox)
+    reader = analyst(world)
+    await deliver(world, inbox, 2, start=10)
+    first = await feed.page(reader, cursor=0, limit=10)
+    assert [item["stream_seq"] for item in first.items] == [10, 11]
+    live = await feed.live(reader, cursor=first.next_cursor)
+    assert live.items == []
+    await deliver(world, inbox, 1, start=5)
+    await feed.notify()
+    later = await feed.page(reader, cursor=first.next_cursor, limit=10)
+    assert [item["stream_seq"] for item in later.items] == [5]
+    assert [
+        json.loads(data)["stream_seq"]
+        for _, data in (await feed.live(reader, cursor=live.next_cursor)).items
+    ] == [5]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
+from blo_exchange.domain.ids import format_time, new_alert_id
 from blo_exchange.errors import (
     BusError,
     Forbidden,
@@ -21,7 +23,7 @@ from blo_exchange.errors import (
 )
 from blo_exchange.services.ingest import Submission, request_fingerprint
 from tests.unit.services.fakes import FakeIdempotency, FakeInbox
-from tests.unit.services.world import World
+from tests.unit.services.world import NOW, World
 
 KG = "blo-karamyk-kg"
 
@@ -91,7 +93,8 @@ async def test_same_key_with_another_body_is_refused() -> None:
 async def test_concurrent_duplicate_is_in_progress_and_a_stale_one_is_taken_over() -> None:
     world = World.demo()
     idempotency = FakeIdempotency()
-    await idempotency.begin("terminal-blo-karamyk-kg", "k-5", "x", "a", stale_after=30)
+    first_id = new_alert_id(NOW)
+    await idempotency.begin("terminal-blo-karamyk-kg", "k-5", "x", first_id, stale_after=30)
     service = world.ingest(KG, idempotency=idempotency)
     sha_row = idempotency.rows[("terminal-blo-karamyk-kg", "k-5")]
     sha_row["sha"] = request_fingerprint(submission())
@@ -99,7 +102,38 @@ async def test_concurrent_duplicate_is_in_progress_and_a_stale_one_is_taken_over
         await service.submit(world.terminal(KG), submission(), "k-5")
     sha_row["age"] = 60.0  # the first attempt's node died half a minute ago
     taken = await service.submit(world.terminal(KG), submission(), "k-5")
-    assert taken.response["alert_id"] == "a"
+    assert taken.response["alert_id"] == first_id
+
+
+async def test_a_retry_of_an_alert_already_in_the_stream_answers_with_its_created_at() -> None:
+    # The first attempt published, then its node died before storing and answering. The retry,
+    # 45 s later, takes the key over: the stream has the alert already, and the answer is the
+    # original one — the same alert, sequence and created_at, marked as a replay.
+    world = World.demo()
+    idempotency = FakeIdempotency()
+    crashing = FakeInbox()
+
+    async def crash(item: object, *, completes: object = None) -> bool:
+        raise ConnectionResetError("the node died here")
+
+    crashing.add = crash  # type: ignore[method-assign]
+    first = world.ingest(KG, idempotency=idempotency, inbox=crashing)
+    with pytest.raises(ConnectionResetError):
+        await first.submit(world.terminal(KG), submission(), "k-7")
+    (row,) = idempotency.rows.values()
+    row["age"] = 45.0
+    later = world.ingest(KG, idempotency=idempotency, now=lambda: NOW + timedelta(seconds=45))
+    retried = await later.submit(world.terminal(KG), submission(), "k-7")
+    assert retried.replayed
+    assert len(world.publisher.published) == 1
+    published = UnverifiedEnvelope.parse(world.publisher.published[0][1])
+    assert retried.response["created_at"] == published.header["created_at"] == format_time(NOW)
+    assert retried.response["alert_id"] == row["alert_id"]
+    assert retried.response["stream_seq"] == 1
+    # And a third request with the key gets exactly that answer.
+    third = await later.submit(world.terminal(KG), submission(), "k-7")
+    assert third.replayed
+    assert third.response == retried.response
 
 
 async def test_bus_failure_frees_the_key_for_a_retry_with_the_same_alert_id() -> None:

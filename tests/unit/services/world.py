@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,6 +64,7 @@ class World:
         *,
         idempotency: FakeIdempotency | None = None,
         inbox: FakeInbox | None = None,
+        now: Callable[[], datetime] = clock,
     ) -> IngestService:
         idempotency = idempotency or FakeIdempotency()
         inbox = inbox or FakeInbox()
@@ -75,7 +77,7 @@ class World:
             idempotency=idempotency,
             inbox=inbox,
             publisher=self.publisher,
-            clock=clock,
+            clock=now,
         )
 
     def delivery(self, node_id: str, inbox: FakeInbox, publisher: FakePublisher) -> DeliveryService:

@@ -3,9 +3,15 @@ the SSE parser, and the error for a node that cannot be reached."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -74,3 +80,37 @@ def test_format_alert_colours_by_tlp() -> None:
     assert typer.style("TLP:RED", fg=typer.colors.BRIGHT_RED, bg=typer.colors.BLACK, bold=True) in (
         coloured
     )
+
+
+def test_feed_tail_waits_out_a_503_and_resumes_from_its_position(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alert = {
+        "alert_id": "019a0000-0000-7000-8000-000000000001",
+        "feed_seq": 8,
+        "header": {"kind": "seizure"},
+    }
+    answers = [
+        httpx.Response(503, headers={"Retry-After": "2"}, json={"detail": "db down"}),
+        httpx.Response(200, text=f"id: 8\nevent: alert\ndata: {json.dumps(alert)}\n\n"),
+    ]
+    asked: list[str] = []
+    slept: list[float] = []
+
+    @contextlib.contextmanager
+    def stream(method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        asked.append(kwargs["headers"]["Last-Event-ID"])
+        if not answers:
+            raise KeyboardInterrupt
+        yield answers.pop(0)
+
+    monkeypatch.setattr(httpx, "stream", stream)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    result = runner.invoke(
+        app,
+        ["feed", "tail", "--url", "http://node", "--token", TOKEN, "--cursor", "7", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert asked == ["7", "7", "8"]  # the same position after the 503, the next after the alert
+    assert slept == [2.0]
+    assert json.loads(result.stdout.splitlines()[0])["feed_seq"] == 8

@@ -88,16 +88,27 @@
     filters.addEventListener("change", apply);
     filters.addEventListener("submit", function (e) { e.preventDefault(); });
 
-    var source = new EventSource("/analyst/stream");
-    source.addEventListener("open", function () { status.textContent = t("feed.status.live"); });
-    source.addEventListener("error", function () { status.textContent = t("feed.status.offline"); });
-    source.addEventListener("alert", function (event) {
-      var alert = JSON.parse(event.data);
-      if (seen[alert.alert_id]) return;
-      seen[alert.alert_id] = true;
-      var li = card(alert);
-      list.insertBefore(li, list.firstChild);
-      apply();
-    });
+    // The browser reconnects by itself after a dropped stream, sending Last-Event-ID (the feed
+    // position of the last alert). After a refused answer (a 503 while the node's database is
+    // down) it gives up; then a new stream starts from that same position, a few seconds later.
+    var position = 0;
+    function connect() {
+      var source = new EventSource("/analyst/stream?cursor=" + position);
+      source.addEventListener("open", function () { status.textContent = t("feed.status.live"); });
+      source.addEventListener("error", function () {
+        status.textContent = t("feed.status.offline");
+        if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+      });
+      source.addEventListener("alert", function (event) {
+        if (/^[0-9]+$/.test(event.lastEventId)) position = Number(event.lastEventId);
+        var alert = JSON.parse(event.data);
+        if (seen[alert.alert_id]) return;
+        seen[alert.alert_id] = true;
+        var li = card(alert);
+        list.insertBefore(li, list.firstChild);
+        apply();
+      });
+    }
+    connect();
   });
 })();

@@ -1,0 +1,122 @@
+"""Feed positions on a real Postgres: concurrent inserts commit in any order, yet a reader that
+pages on from the last position it saw never skips an item."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from datetime import UTC, datetime
+
+from blo_exchange.db.engine import create_engine, migrate, session_factory
+from blo_exchange.db.node_store import SqlInbox
+from blo_exchange.services.ports import InboxItem
+
+NODE, AGENCY = "blo-test-tj", "tj-agency"
+
+
+def item(n: int) -> InboxItem:
+    return InboxItem(
+        node_id=NODE,
+        alert_id=f"alert-{n:05d}",
+        agency_id=AGENCY,
+        origin_agency="kg-agency",
+        origin_node="blo-test-kg",
+        border_pair="KG-TJ",
+        kind="seizure",
+        tlp="AMBER",
+        created_at=datetime(2026, 12, 4, tzinfo=UTC),
+        stream_seq=1000 - n,  # the stream's order is the reverse of storing: must not matter
+        envelope=b"sealed",
+        envelope_sha256=f"{n:064x}",
+    )
+
+
+async def test_a_pager_sees_every_concurrently_stored_item_once(database_url: str) -> None:
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=12)
+    inbox = SqlInbox(session_factory(engine))
+    total, writers = 400, 12
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def writer(numbers: list[int]) -> None:
+        for n in numbers:
+            assert await inbox.add(item(n))
+            assert not await inbox.add(item(n))  # again: no second position, no gap
+            await asyncio.sleep(random.random() / 500)
+
+    async def pager() -> None:
+        cursor = 0
+        while True:
+            finished = done.is_set()
+            rows = await inbox.page(NODE, AGENCY, after=cursor, limit=7)
+            seen.extend(r.alert_id for r in rows)
+            if rows:
+                cursor = rows[-1].feed_seq
+            elif finished:
+                return
+
+    reading = asyncio.create_task(pager())
+    try:
+        numbers = list(range(total))
+        await asyncio.gather(*(writer(numbers[w::writers]) for w in range(writers)))
+        done.set()
+        await asyncio.wait_for(reading, 30.0)
+        rows = await inbox.page(NODE, AGENCY, after=0, limit=total + 1)
+        assert [r.feed_seq for r in rows] == list(range(1, total + 1))  # gapless
+        assert sorted(seen) == sorted(item(n).alert_id for n in range(total))
+        assert len(seen) == len(set(seen)) == total
+        assert await inbox.last_position(NODE, AGENCY) == total
+    finally:
+        reading.cancel()
+        await engine.dispose()
+
+
+async def test_the_migration_numbers_stored_alerts_in_stream_order(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from blo_exchange.db.engine import _alembic_config
+
+    await asyncio.to_thread(command.upgrade, _alembic_config(database_url), "0003")
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for node, seqs in (("node-a", [30, 10, 20]), ("node-b", [5])):
+                for seq in seqs:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency,"
+                            " origin_node, border_pair, kind, tlp, created_at, stream_seq,"
+                            " envelope, envelope_sha256) VALUES (:n, :a, 'ag', 'o', 'on',"
+                            " 'KG-TJ', 'seizure', 'AMBER', now(), :s, 'x', 'h')"
+                        ),
+                        {"n": node, "a": f"alert-{seq}", "s": seq},
+                    )
+        await migrate(database_url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT node_id, stream_seq, feed_seq FROM node_inbox ORDER BY 1, 3")
+                )
+            ).all()
+            heads = dict(
+                (await conn.execute(text("SELECT node_id, last_seq FROM node_feed_heads"))).all()
+            )
+        assert [tuple(r) for r in rows] == [
+            ("node-a", 10, 1),
+            ("node-a", 20, 2),
+            ("node-a", 30, 3),
+            ("node-b", 5, 1),
+        ]
+        assert heads == {"node-a": 3, "node-b": 1}
+        inbox = SqlInbox(session_factory(engine))
+        assert await inbox.add(_for("node-a", item(1)))
+        assert [r.feed_seq for r in await inbox.page("node-a", "ag", after=3, limit=5)] == [4]
+    finally:
+        await engine.dispose()
+
+
+def _for(node: str, base: InboxItem) -> InboxItem:
+    return dataclasses.replace(base, node_id=node, agency_id="ag")
