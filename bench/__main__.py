@@ -24,7 +24,6 @@ import contextlib
 import json
 import platform
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,197 +32,22 @@ from typing import Any
 
 import psutil
 
-from bench.harness import NODE_OVERRIDES, REPO, Sampler, System, run_loadgen, serve, wait_ready
-from bench.loadgen import percentile
-
-SUITES = ("MLKEM768-X25519/HKDF-SHA256/AES-256-GCM", "X25519/HKDF-SHA256/AES-256-GCM")
-SHORT = {SUITES[0]: "MLKEM768-X25519", SUITES[1]: "X25519"}
-WORKER_CONFIGS = (
-    ("w1", 1, "uvicorn"),
-    ("w2-uvicorn", 2, "uvicorn"),
-    ("w2-reuseport", 2, "reuseport"),
+from bench.accept import accept_phase
+from bench.harness import (
+    FOTEHOBOD,
+    KG,
+    NODE_OVERRIDES,
+    REPO,
+    TJ,
+    Sampler,
+    System,
+    log,
+    run_loadgen,
 )
+from bench.loadgen_core import percentile
+from bench.report import print_table, table
+
 ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "taxii", "soak")
-KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --- phase A -------------------------------------------------------------------------------------
-
-
-async def accept_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
-    system = System(work / "accept")
-    await system.start()
-    logs = work / "accept" / "logs"
-    creds = system.credentials
-    token = creds["nodes"][KG]["terminal_token"]
-    measure = args.measure_seconds
-    try:
-        log("raw pieces: seal() per suite, raw JetStream publish, raw bus hop")
-        raw = await run_loadgen(
-            {
-                "mode": "raw",
-                "suites": list(SUITES),
-                "nats_url": creds["nats_url"],
-                "database_url": creds["database_url"],
-                "crypto_seconds": 3,
-                "publish_seconds": 6,
-            },
-            work / "loadgen",
-            "raw",
-        )
-        results["raw"] = raw
-        accept: dict[str, Any] = {}
-        configs = WORKER_CONFIGS if "accept" in args.only else WORKER_CONFIGS[:1]
-        suites = SUITES if "accept" in args.only else SUITES[:1]
-        for label, workers, mode in configs:
-            entry: dict[str, Any] = {"workers": workers, "mode": mode}
-            log(f"accept {label}: bare endpoint")
-            entry["bare"] = await _closed_run(
-                f"bare-{label}",
-                serve(
-                    f"bare-{label}",
-                    app="bare",
-                    env=system.node_env(KG),
-                    logs=logs,
-                    workers=workers,
-                    mode=mode,
-                ),
-                token,
-                measure,
-                work,
-            )
-            entry["suites"] = {}
-            for suite in suites:
-                log(f"accept {label}: node, {SHORT[suite]}")
-                served = serve(
-                    f"node-{label}-{SHORT[suite]}",
-                    app="node",
-                    env=system.node_env(KG, BLO_SUITE=suite),
-                    logs=logs,
-                    workers=workers,
-                    mode=mode,
-                )
-                entry["suites"][suite] = await _closed_run(
-                    f"node-{label}-{SHORT[suite]}", served, token, measure, work
-                )
-            accept[label] = entry
-        _compose(accept, raw)
-        results["accept"] = accept
-        results["max_accept_rps"] = accept["w1"]["suites"][SUITES[0]]["rps"]
-        if "profile" in args.only:
-            await profile_run(system, token, measure, work, results)
-    finally:
-        system.stop()
-
-
-async def _closed_run(
-    name: str, served: Any, token: str, seconds: float, work: Path
-) -> dict[str, Any]:
-    try:
-        await wait_ready(served.url, served.process)
-        with Sampler({"server": served.process.pid}) as sampler:
-            out = await run_loadgen(
-                {
-                    "tasks": [
-                        {
-                            "type": "closed",
-                            "url": served.url,
-                            "token": token,
-                            "concurrency": 32,
-                            "warmup": 2,
-                            "duration": seconds,
-                        }
-                    ]
-                },
-                work / "loadgen",
-                name,
-            )
-    finally:
-        served.stop()
-    closed = out["results"][0]
-    return {
-        "rps": closed["rps"],
-        "accepted": closed["accepted"],
-        "statuses": closed["statuses"],
-        "latency": closed["latency"],
-        "errors": closed["errors"],
-        "server_cpu_cores": sampler.cpu_share("server"),
-        "server_max_rss_mb": sampler.max_rss.get("server"),
-        "loadgen_cpu_cores": out["cpu_share"],
-    }
-
-
-def _compose(accept: dict[str, Any], raw: dict[str, Any]) -> None:
-    """Composed limit (b): per request, the bare endpoint's cost at these workers + the raw
-    crypto and publish costs divided by the parallelism the bare endpoint showed (its rps at N
-    workers over its rps at 1): what the pieces alone would allow."""
-    bare1 = accept["w1"]["bare"]["rps"]
-    publish_cost = 1.0 / raw["publish"]["concurrent"]["rps"]
-    for entry in accept.values():
-        bare = entry["bare"]["rps"]
-        parallelism = max(1.0, bare / bare1) if bare1 else 1.0
-        for suite, run in entry["suites"].items():
-            seal_cost = raw["crypto"][suite]["seal_2_recipients"]["per_call_us"] / 1e6
-            cost = 1.0 / bare + (seal_cost + publish_cost) / parallelism
-            limit = 1.0 / cost
-            run["baseline_bare_rps"] = bare
-            run["ratio_to_bare"] = run["rps"] / bare if bare else None
-            run["composed_limit_rps"] = limit
-            run["composed"] = {
-                "bare_ms": 1000 / bare,
-                "seal_ms": seal_cost * 1000,
-                "publish_ms": publish_cost * 1000,
-                "parallelism": parallelism,
-            }
-            run["ratio_to_composed"] = run["rps"] / limit
-            run["per_request_ms_node"] = 1000 / run["rps"] if run["rps"] else None
-
-
-async def profile_run(
-    system: System, token: str, seconds: float, work: Path, results: dict[str, Any]
-) -> None:
-    from bench.profile_report import bucket_session, render_text
-
-    log("profile: node (1 worker, default suite) under pyinstrument")
-    out_dir = REPO / "bench" / "profile"
-    out_dir.mkdir(exist_ok=True)
-    session_path = out_dir / "accept.pyisession"
-    served = serve(
-        "node-profiled",
-        app="node",
-        env=system.node_env(KG),
-        logs=work / "accept" / "logs",
-        profile=session_path,
-    )
-    try:
-        await wait_ready(served.url, served.process)
-        out = await run_loadgen(
-            {
-                "tasks": [
-                    {
-                        "type": "closed",
-                        "url": served.url,
-                        "token": token,
-                        "concurrency": 32,
-                        "warmup": 1,
-                        "duration": seconds,
-                    }
-                ]
-            },
-            work / "loadgen",
-            "profile",
-        )
-    finally:
-        served.stop(signal.SIGINT)  # uvicorn returns on SIGINT, and the profile is saved
-    report = bucket_session(session_path)
-    render_text(session_path, out_dir / "accept")
-    report["rps_while_profiled"] = out["results"][0]["rps"]
-    report["files"] = [str(out_dir / f"accept.{ext}") for ext in ("pyisession", "txt", "html")]
-    results["profile"] = report
 
 
 # --- phase B -------------------------------------------------------------------------------------
@@ -399,7 +223,7 @@ async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str
 
     import httpx
 
-    from bench.loadgen import ALERT_BODY
+    from bench.loadgen_core import ALERT_BODY
 
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
@@ -481,209 +305,6 @@ def _soak(out: dict[str, Any], sampler: Sampler, seconds: float) -> dict[str, An
         "loadgen_cpu_cores": out["cpu_share"],
         "cpu_cores": out["cpu_cores"],
     }
-
-
-# --- the table -----------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    rows: list[tuple[str, str, str, str, str, str]] = []
-
-    def row(
-        scenario: str, value: str, baseline: str, ratio: Any, goal: str, ok: bool | None
-    ) -> None:
-        verdict = "-" if ok is None else ("PASS" if ok else "FAIL")
-        rows.append((scenario, value, baseline, _fmt(ratio, 2), goal, verdict))
-
-    for label, entry in results.get("accept", {}).items():
-        bare = entry["bare"]
-        row(f"1 bare endpoint {label}", f"{bare['rps']:.0f} req/s", "-", None, "-", None)
-        for suite, run in entry["suites"].items():
-            name = f"1 accept {label} {SHORT[suite]}"
-            value = f"{run['rps']:.0f} req/s p99 {_fmt(run['latency']['p99_ms'], 0)} ms"
-            row(name, value, f"bare {bare['rps']:.0f}", run["ratio_to_bare"], "-", None)
-            c = run["composed"]
-            row(
-                name,
-                value,
-                f"composed {run['composed_limit_rps']:.0f} (bare {c['bare_ms']:.2f}+seal "
-                f"{c['seal_ms']:.2f}+pub {c['publish_ms']:.2f} ms /{c['parallelism']:.2f})",
-                run["ratio_to_composed"],
-                ">= 0.8",
-                run["ratio_to_composed"] >= 0.8,
-            )
-    db = results.get("raw", {}).get("db_commit", {})
-    if db:
-        c = db["concurrent"]
-        row(
-            "1 raw Postgres commits (20 conns)",
-            f"{c['commits_per_s']:.0f}/s p50 {_fmt(c['p50_ms'])} p99 {_fmt(c['p99_ms'])} ms",
-            f"serial p50 {_fmt(db['serial']['p50_ms'])} ms",
-            None,
-            "(2 commits per accept)",
-            None,
-        )
-    hop = results.get("raw", {}).get("publish", {}).get("hop", {})
-    hop_p99 = hop.get("p99_ms")
-    hop_text = f"raw bus hop p99 {_fmt(hop_p99)} ms"
-    system = {
-        k: v
-        for k, v in results.get("system", {}).items()
-        if not (isinstance(v, dict) and "error" in v)
-    }
-    for name, v in results.get("system", {}).items():
-        if isinstance(v, dict) and "error" in v:
-            row(f"{name}: did not complete", v["error"][:80], "-", None, "-", False)
-    if "delivery" in system:
-        d = system["delivery"]["sse"]["latency"]
-        rate = system["delivery"]["open-alerts"]
-        row(
-            f"2 delivery p50/p99 @ {rate['rate']:.0f}/s (got {rate['achieved_rps']:.0f}/s)",
-            f"{_fmt(d['p50_ms'])} / {_fmt(d['p99_ms'])} ms",
-            hop_text,
-            (d["p99_ms"] or 0) / hop_p99 if hop_p99 else None,
-            "p99 <= 50 ms",
-            d["p99_ms"] is not None
-            and d["p99_ms"] <= 50
-            and not system["delivery"]["sse"]["missing"],
-        )
-    if "fanout" in system:
-        f = system["fanout"]["sse"]
-        single = system.get("delivery", {}).get("sse", {}).get("latency", {}).get("p99_ms")
-        row(
-            "3 fan-out 100 subs @ 100/s",
-            f"p99 {_fmt(f['latency']['p99_ms'])} ms, behind {f['behind']}/100, "
-            f"missing {f['missing']}",
-            f"1-sub p99 {_fmt(single)} ms",
-            (f["latency"]["p99_ms"] or 0) / single if single else None,
-            "p99 <= 100 ms, 0 behind",
-            f["latency"]["p99_ms"] is not None
-            and f["latency"]["p99_ms"] <= 100
-            and f["behind"] == 0,
-        )
-    if "burst" in system:
-        b = system["burst"]
-        batch = b["batch-burst"]
-        sse_b = b["sse"].get("by_poster", {})
-        tail_b = b["ledger_tail"].get("by_poster", {})
-        burst_sse, live = sse_b.get("burst", {}), sse_b.get("live", {})
-        ledger_burst = tail_b.get("burst", {})
-        ends = [x.get("last_arrival") for x in (burst_sse, ledger_burst)]
-        complete = not burst_sse.get("missing", 1) and not ledger_burst.get("missing", 1)
-        done_in = (
-            max(e for e in ends if e is not None) - batch["started"]
-            if all(e is not None for e in ends)
-            else None
-        )
-        rate = batch["accepted"] / batch["post_seconds"] if batch["post_seconds"] else 0
-        projected = batch["alerts"] / rate if rate else None
-        row(
-            "4 burst 10k via :batch",
-            f"{batch['accepted']}/{batch['alerts']} accepted in {batch['post_seconds']:.0f} s "
-            f"(bounded); those delivered+ledgered after {_fmt(done_in)} s (missing "
-            f"{burst_sse.get('missing')}/{ledger_burst.get('missing')}); 10k at this rate: "
-            f"{_fmt(projected, 0)} s",
-            f"accept {rate:.0f}/s vs POST max {results.get('max_accept_rps', 0):.0f}/s",
-            rate / results["max_accept_rps"] if results.get("max_accept_rps") else None,
-            "<= 30 s",
-            complete
-            and batch["accepted"] == batch["alerts"]
-            and done_in is not None
-            and done_in <= 30,
-        )
-        lp99 = live.get("latency", {}).get("p99_ms")
-        row(
-            "4 burst: live alerts' delivery",
-            f"p99 {_fmt(lp99)} ms (n {live.get('latency', {}).get('n')})",
-            hop_text,
-            (lp99 or 0) / hop_p99 if hop_p99 and lp99 else None,
-            "p99 < 1000 ms",
-            lp99 is not None and lp99 < 1000 and not live.get("missing"),
-        )
-    if "ledger" in system:
-        t = system["ledger"]["ledger_tail"]
-        c = system["ledger"]["closed-alerts"]
-        row(
-            f"5 ledger lag @ max ({c['rps']:.0f}/s)",
-            f"p50 {_fmt(t['lag']['p50_ms'])} / p99 {_fmt(t['lag']['p99_ms'])} ms, "
-            f"missing {t['missing']}",
-            hop_text,
-            (t["lag"]["p99_ms"] or 0) / hop_p99 if hop_p99 else None,
-            "p99 <= 1000 ms",
-            t["lag"]["p99_ms"] is not None and t["lag"]["p99_ms"] <= 1000 and not t["missing"],
-        )
-    if system.get("max_rss_mb"):
-        mem = system["max_rss_mb"]
-        node_max = max(mem.get(n, 0) for n in (KG, TJ))
-        bare_rss = results.get("accept", {}).get("w1", {}).get("bare", {}).get("server_max_rss_mb")
-        row(
-            "6 node RSS under load (max of KG, TJ)",
-            f"{node_max:.0f} MB",
-            f"bare app {_fmt(bare_rss, 0)} MB",
-            node_max / bare_rss if bare_rss else None,
-            "<= 150 MB",
-            node_max <= 150,
-        )
-    if "soak" in system:
-        s = system["soak"]
-        growth = max((v["growth"] for v in s["rss"].values()), default=None)
-        row(
-            f"6 soak {s['seconds']:.0f} s @ {s['rate']:.0f}/s: RSS growth",
-            f"{_fmt(growth * 100 if growth is not None else None)} %",
-            "RSS after warm-up",
-            1 + growth if growth is not None else None,
-            "<= 5 %",
-            growth is not None and growth <= 0.05,
-        )
-        d = s["drift"]
-        row(
-            "6 soak: delivery p99 drift",
-            f"{_fmt(d['first_third']['p99_ms'])} -> {_fmt(d['last_third']['p99_ms'])} ms",
-            "first third",
-            s["p99_drift_ratio"],
-            "no drift (<= 1.5x)",
-            s["p99_drift_ratio"] is not None and s["p99_drift_ratio"] <= 1.5,
-        )
-    if "taxii" in system:
-        r, lat = system["taxii"]["read"], system["taxii"]["latency"]
-        row(
-            f"8 TAXII read: {r['taxii']['alerts']} alerts, {r['objects_per_alert']} objects each",
-            f"{r['taxii']['alerts_per_s']:.0f} alerts/s ({r['taxii']['objects_per_s']:.0f} obj/s)",
-            f"GET /v1/feed {r['feed']['alerts_per_s']:.0f} alerts/s",
-            r["ratio_alerts_per_s"],
-            "-",
-            None,
-        )
-        t, n = lat["taxii"], lat["sse"]
-        row(
-            f"8 TAXII poll every {lat['poll_interval_s']} s @ {lat['rate']:.0f}/s: p50/p99",
-            f"{_fmt(t['p50_ms'])} / {_fmt(t['p99_ms'])} ms (missed {t['missed']})",
-            f"SSE {_fmt(n['p50_ms'])} / {_fmt(n['p99_ms'])} ms (missed {n['missed']})",
-            (t["p99_ms"] / n["p99_ms"]) if t["p99_ms"] and n["p99_ms"] else None,
-            "none missed",
-            t["missed"] == 0,
-        )
-    if "profile" in results:
-        shares = results["profile"]["share_of_busy"]
-        text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])
-        row("7 accept path, share of busy time", text, "-", None, "-", None)
-    return rows
-
-
-def print_table(rows: list[tuple[str, ...]]) -> str:
-    header = ("scenario", "value", "baseline (same run)", "ratio", "goal", "")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

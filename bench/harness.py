@@ -28,6 +28,12 @@ from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
 
 # What every bench node runs with besides the demo's settings: capacity is measured, so the
 # per-principal rate limit (a policy, default 20 req/s) is off. Recorded in results.json.

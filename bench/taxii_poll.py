@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.loadgen import ALERT_BODY, percentile
+from bench.loadgen_core import ALERT_BODY, percentile
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.interop.taxii import collection_id
 
