@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
+import nats.aio.client
 import pytest
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
@@ -30,6 +32,14 @@ def demo(runtime_dir: Path) -> Iterator[Demo]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def anonymous_nats(url: str) -> None:
+    client = nats.aio.client.Client()
+    try:
+        await client.connect(url, allow_reconnect=False, connect_timeout=2)
+    finally:
+        await client.close()  # nats-py leaves the socket open when refused
 
 
 async def first_sse_event(url: str, token: str, arrived: asyncio.Queue[tuple[float, str]]) -> None:
@@ -58,6 +68,9 @@ async def test_demo_end_to_end(demo: Demo) -> None:
     tj = credentials["nodes"]["blo-karamyk-tj"]
     uz = credentials["nodes"]["blo-oybek-uz"]
     assert set(kg) >= {"url", "agency", "border_pairs", "terminal_token", "analyst_token"}
+    # The demo's NATS knows its users: a client without credentials is refused.
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await anonymous_nats("nats://" + credentials["nats_url"].rpartition("@")[2])
 
     arrived: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
     listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived))

@@ -18,7 +18,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumers import node_consumer_spec, provision_bus
 from blo_exchange.bus.permissions import NatsAuth, inbox_prefix, prepare_nats_auth
+from blo_exchange.crypto.nkeys import new_user_seed, write_seed_file
 from blo_exchange.demo.directory import DEMO_NODES
+from blo_exchange.demo.supervisor import demo_nats
 from blo_exchange.embedded import NatsServer
 
 KG, TJ = DEMO_NODES[0], DEMO_NODES[1]
@@ -140,3 +142,49 @@ async def test_nobody_deletes_or_purges(
     with pytest.raises((NatsTimeout, TimeoutError, nats.errors.Error)):
         await operator.js.delete_stream("BLO_ALERTS")
     assert (await operator.js.stream_info("BLO_ALERTS")).config.name == "BLO_ALERTS"
+
+
+async def connect_as(url: str, **options: Any) -> None:
+    """Connect and close; a refused connection raises (after its socket is closed: nats-py
+    leaves it open on an authorization error)."""
+    client = Client()
+    try:
+        await client.connect(
+            url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2, **options
+        )
+    finally:
+        await client.close()
+
+
+async def test_anonymous_and_unknown_users_are_refused(
+    secured: tuple[NatsServer, NatsAuth], tmp_path: Path
+) -> None:
+    server, _ = secured
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect_as(server.url)
+    stranger = tmp_path / "stranger.nk"
+    write_seed_file(stranger, new_user_seed())
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect_as(server.url, nkeys_seed=str(stranger))
+
+
+async def test_the_demo_server_refuses_anonymous_clients(runtime_dir: Path) -> None:
+    """``make run``'s nats-server is the one with nkey users, not an open one beside them."""
+    base = Path(tempfile.mkdtemp(prefix="demo-nats-", dir=runtime_dir))
+    server, auth = demo_nats(base)
+    with server:
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await connect_as(server.url)
+        # Each node connects with its own seed, and with it reads its own consumer only.
+        bus = await connect(auth.operator_url(server.url), name="operator", timeout=2.0)
+        await provision_bus(bus, DEMO_NODES, duplicate_window=60.0)
+        await bus.close()
+        kg = await as_node(server, auth, KG.id)
+        try:
+            js = kg.client.jetstream(timeout=1.0)
+            other = await js.pull_subscribe_bind(
+                durable=node_consumer_spec(TJ).durable, stream="BLO_ALERTS"
+            )
+            await refused(kg, other.fetch(1, timeout=1.0))
+        finally:
+            await kg.client.close()

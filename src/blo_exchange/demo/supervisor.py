@@ -24,7 +24,7 @@ import httpx
 from blo_exchange.bootstrap.signals import stop_event
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.consumers import provision_bus
-from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth
+from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth, prepare_nats_auth
 from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.db.directory import SqlDirectory
@@ -33,7 +33,7 @@ from blo_exchange.demo.directory import DEMO_NODES, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
-__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo"]
+__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "demo_nats", "prepare_demo", "run_demo"]
 
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
@@ -215,18 +215,27 @@ class DemoProcesses:
                 process.wait()
 
 
+def demo_nats(data_dir: Path) -> tuple[NatsServer, NatsAuth]:
+    """The demo's nats-server with the permissions production runs with: one nkey user per
+    node, one for the ledger writer, an operator with a password, and no anonymous access (a
+    server with an ``authorization`` block refuses clients that present no known user)."""
+    auth = prepare_nats_auth(DEMO_NODES, data_dir / "keys")
+    return NatsServer(data_dir / "nats", extra_config=auth.config), auth
+
+
 async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0) -> None:
     started = time.monotonic()
     stop = stop_event()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o711)  # the postgres system user must traverse it when we run as root
     print(f"blo-exchange demo: data in {data_dir}", flush=True)
+    nats_server, auth = demo_nats(data_dir)
     with (
-        NatsServer(data_dir / "nats") as nats,
+        nats_server as nats,
         PostgresServer(data_dir / "postgres" / "data") as pg,
     ):
-        credentials = await prepare_demo(data_dir, nats, pg, base_port=base_port)
-        processes = DemoProcesses(data_dir, credentials)
+        credentials = await prepare_demo(data_dir, nats, pg, base_port=base_port, auth=auth)
+        processes = DemoProcesses(data_dir, credentials, auth=auth)
         try:
             processes.start()
             await processes.wait_ready()
@@ -255,7 +264,8 @@ def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -
     for node_id, node in credentials["nodes"].items():
         pairs = ",".join(node["border_pairs"])
         print(f"  {node_id:<18} {node['url']:<24} {node['agency']:<24} {pairs}")
-    print(f"\nNATS      {credentials['nats_url']}")
+    # The URL carries the operator's password; that stays in the 0600 credentials file.
+    print(f"\nNATS      {_without_userinfo(credentials['nats_url'])} (nkey users only)")
     print(f"tokens    {data_dir / CREDENTIALS_FILE} (0600)")
     print("logs      " + str(data_dir / "logs"))
     print("\nPress Ctrl-C to stop.", flush=True)
