@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses whose client_cert_header is believed."
     )
+    admit_unbound_principals: bool = Field(
+        default=True,
+        description="Admit auditors and admins (bound to no agency) here; every node admits "
+        "only its own terminals and its own agency's analysts whatever this says.",
+    )
     log_json: bool = Field(default=True, description="Log JSON lines (False: plain text).")
     rate_limit: float = Field(
         default=20.0, description="Requests per second per principal (0: no limit)."

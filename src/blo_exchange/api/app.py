@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from blo_exchange import __version__, web
 from blo_exchange.api import routes_alerts, routes_feed, routes_ledger, routes_meta, routes_reshare
 from blo_exchange.api.context import RequestContext
-from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
+from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders, StreamSlots
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
@@ -54,6 +54,9 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
         app.state.runtime = runtime
     app.state.settings = settings
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+    # Sign-in, per address and per principal: ten tries, then one every six seconds.
+    app.state.signin_limiter = RateLimiter(rate=1 / 6, burst=10)
+    app.state.stream_slots = StreamSlots(per_key=routes_feed.STREAMS_PER_PRINCIPAL)
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)

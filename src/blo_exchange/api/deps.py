@@ -14,7 +14,14 @@ from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import Forbidden, Unauthenticated
 
-__all__ = ["Auditor", "CurrentPrincipal", "Runtime", "get_principal", "get_runtime"]
+__all__ = [
+    "Auditor",
+    "CurrentPrincipal",
+    "Runtime",
+    "authenticate_request",
+    "get_principal",
+    "get_runtime",
+]
 
 
 def get_runtime(request: Request) -> NodeRuntime:
@@ -25,16 +32,20 @@ def get_runtime(request: Request) -> NodeRuntime:
 Runtime = Annotated[NodeRuntime, Depends(get_runtime)]
 
 
-async def get_principal(request: Request, runtime: Runtime) -> Principal:
+async def authenticate_request(request: Request, runtime: NodeRuntime) -> Principal:
+    """The principal of this request's credential, as of now; an open stream asks again."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     bearer = scheme.lower() == "bearer"
     # A bearer token, when there is one, is the credential; a forwarded certificate otherwise.
     certificate = None if bearer else _forwarded_certificate(request)
     if certificate is not None:
-        principal = await runtime.auth.authenticate_certificate(certificate)
-    else:
-        principal = await runtime.auth.authenticate(token.strip() if bearer else None)
+        return await runtime.auth.authenticate_certificate(certificate)
+    return await runtime.auth.authenticate(token.strip() if bearer else None)
+
+
+async def get_principal(request: Request, runtime: Runtime) -> Principal:
+    principal = await authenticate_request(request, runtime)
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)

@@ -1,4 +1,4 @@
-"""Limits on what one caller can make a node do: request body size and request rate.
+"""Limits on what one caller can make a node do: request body size, request rate, open streams.
 
 The body limit is pure ASGI, so it also holds for chunked uploads that announce no length. The
 rate limit is a token bucket per principal, in this process: behind a balancer each node process
@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blo_exchange.errors import RateLimited
 
-__all__ = ["BodyLimit", "RateLimiter", "SecurityHeaders"]
+__all__ = ["BodyLimit", "RateLimiter", "SecurityHeaders", "StreamSlots"]
 
 
 class SecurityHeaders:
@@ -131,22 +131,57 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def take(self, key: str) -> None:
+        """One request; refused (429) while the bucket holds less than a token."""
         if self._rate <= 0:
             return
+        bucket = self._refilled(key)
+        if bucket.tokens < 1.0:
+            retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
+            raise RateLimited(f"too many requests; retry in {retry_after} s", retry_after)
+        bucket.tokens -= 1.0
+        if len(self._buckets) > 10_000:  # principals are few; this only bounds memory
+            self._forget_full(bucket.updated)
+
+    def charge(self, key: str, cost: float) -> None:
+        """Spend ``cost`` more for a request already let in (each further item of a batch).
+        It may leave the bucket in debt: a batch larger than the burst still goes through
+        once, and the principal's next requests wait until the debt is paid."""
+        if self._rate > 0 and cost > 0:
+            self._refilled(key).tokens -= cost
+
+    def _refilled(self, key: str) -> _Bucket:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(tokens=float(self._burst), updated=now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
-        if bucket.tokens < 1.0:
-            retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
-            raise RateLimited(f"too many requests; retry in {retry_after} s", retry_after)
-        bucket.tokens -= 1.0
-        if len(self._buckets) > 10_000:  # principals are few; this only bounds memory
-            self._forget_full(now)
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         horizon = self._burst / self._rate
         for key in [k for k, b in self._buckets.items() if now - b.updated > horizon]:
             del self._buckets[key]
+
+
+class StreamSlots:
+    """At most ``per_key`` open streams per principal in this process; 429 past that."""
+
+    def __init__(self, *, per_key: int) -> None:
+        self._per_key = per_key
+        self._open: dict[str, int] = {}
+
+    def acquire(self, key: str) -> None:
+        if self._open.get(key, 0) >= self._per_key:
+            raise RateLimited(f"at most {self._per_key} open streams per principal", 5)
+        self._open[key] = self._open.get(key, 0) + 1
+
+    def release(self, key: str) -> None:
+        left = self._open.get(key, 0) - 1
+        if left > 0:
+            self._open[key] = left
+        else:
+            self._open.pop(key, None)
+
+    def open(self, key: str) -> int:
+        return self._open.get(key, 0)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
+from blo_exchange.api.limits import RateLimiter
 from blo_exchange.api.problems import status_for
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, AlertSubmission
 from blo_exchange.domain.directory import Role
@@ -67,11 +68,14 @@ class BatchRequest(BaseModel):
 
 @router.post("/alerts:batch", status_code=200)
 async def submit_batch(
-    batch: BatchRequest, principal: CurrentPrincipal, runtime: Runtime
+    request: Request, batch: BatchRequest, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """Each item is accepted or refused on its own; one bad report does not block the rest."""
     if principal.role is not Role.TERMINAL:
         raise Forbidden("only a terminal of this node may post alerts here")
+    # Every item counts against the rate limit, as if posted alone (the request paid for one).
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.charge(principal.id, len(batch.alerts) - 1)
     results: list[dict[str, Any]] = [{} for _ in batch.alerts]
     room = asyncio.Semaphore(BATCH_CONCURRENCY)
 

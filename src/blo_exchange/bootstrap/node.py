@@ -112,7 +112,12 @@ class NodeRuntime:
             directory=directory,
             inbox=inbox,
             ledger=SqlLedgerStore(sessions),
-            auth=Authenticator(directory=directory, clock=utc_now),
+            auth=Authenticator(
+                directory=directory,
+                clock=utc_now,
+                node=node,
+                admit_unbound=settings.admit_unbound_principals,
+            ),
             ingest=IngestService(
                 node=node,
                 signer=keys.signing,

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from blo_exchange.api.routes_alerts import ReceiptRequest, post_receipt
-from blo_exchange.api.routes_feed import feed_stream
+from blo_exchange.api.routes_feed import open_feed_stream
 from blo_exchange.db.ledger_store import EntryFilter
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
@@ -22,7 +22,14 @@ from blo_exchange.domain.marking import GRADING_LABELS, HANDLING_LABELS, Tlp
 from blo_exchange.domain.vocab import Outcome
 from blo_exchange.errors import NotFound
 from blo_exchange.ledger.entries import parse_leaf_input
-from blo_exchange.web.deps import Viewer, language_of, render, require, runtime_of
+from blo_exchange.web.deps import (
+    Viewer,
+    language_of,
+    render,
+    require,
+    runtime_of,
+    session_principal,
+)
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
 
@@ -55,12 +62,19 @@ async def feed_page(request: Request, viewer: Analyst) -> Response:
 @router.get("/analyst/stream")
 async def stream(request: Request, viewer: Analyst) -> StreamingResponse:
     last = request.headers.get("last-event-id")
-    return await feed_stream(
-        request=request,
-        principal=viewer.principal,
-        runtime=runtime_of(request),
-        last_event_id=last,
+    session_id = viewer.session.id
+
+    async def admitted() -> bool:
+        # Sign-out drops the session; revocation and expiry fail the principal's look-up.
+        return await session_principal(request, session_id) is not None
+
+    return open_feed_stream(
+        request,
+        viewer.principal,
+        runtime_of(request),
+        last_event_id=last if last and len(last) <= 20 else None,
         cursor=0,
+        admitted=admitted,
     )
 
 
