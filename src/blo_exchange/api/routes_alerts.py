@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
 from blo_exchange.api.limits import RateLimiter
 from blo_exchange.api.problems import status_for
+from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, AlertSubmission
 from blo_exchange.domain.directory import Role
 from blo_exchange.domain.ids import AlertId
@@ -20,7 +21,7 @@ from blo_exchange.services.receipts import ReceiptType, deterministic_receipt_id
 
 __all__ = ["AcceptedAlert", "BatchRequest", "ReceiptRequest", "router"]
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], route_class=StrictJsonRoute)
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{8,128}$"
 MAX_BATCH = 500

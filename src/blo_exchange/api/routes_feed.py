@@ -11,7 +11,6 @@ from starlette.background import BackgroundTask
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime, authenticate_request
 from blo_exchange.api.limits import StreamSlots
-from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.domain.directory import Principal
 from blo_exchange.errors import Unauthenticated
 
@@ -63,7 +62,7 @@ async def feed_stream(
 def open_feed_stream(
     request: Request,
     principal: Principal,
-    runtime: NodeRuntime,
+    runtime: Runtime,
     *,
     last_event_id: str | None,
     cursor: int,

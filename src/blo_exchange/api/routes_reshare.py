@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from blo_exchange.api.deps import CurrentPrincipal, Runtime
+from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.domain.ids import AgencyId, AlertId
 from blo_exchange.services.reshare import ReshareService
@@ -16,7 +17,7 @@ from blo_exchange.services.reshare_model import MAX_REASON_CHARS
 
 __all__ = ["DecisionBody", "ReshareRequestBody", "router"]
 
-router = APIRouter(prefix="/v1", tags=["reshare"])
+router = APIRouter(prefix="/v1", tags=["reshare"], route_class=StrictJsonRoute)
 
 _NO_PERSONAL_DATA = (
     " It goes into a signed record and the ledger, which the auditors of every party read: it "

@@ -34,6 +34,7 @@ from blo_exchange.domain.vocab import (
 __all__ = [
     "MAX_CLOCK_SKEW",
     "NOW_CONTEXT_KEY",
+    "TIME_WINDOW",
     "CasNumber",
     "Concealment",
     "Conveyance",
@@ -55,6 +56,10 @@ NOW_CONTEXT_KEY: Final = "now"
 
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 """How far in the future an observation may lie (terminals' clocks drift)."""
+
+TIME_WINDOW: Final = timedelta(days=5 * 366)
+"""How far from now an observation (past) or a risk's validity (either way) may lie: further
+is a typo or a probe (year 0001), never an alert worth sharing."""
 
 _QUANTITY_RE: Final = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
 _CAS_RE: Final = re.compile(r"([0-9]{2,7})-([0-9]{2})-([0-9])")
@@ -173,6 +178,8 @@ class SeizureCase(DomainModel):
             raise ValueError(
                 f"observed_at is more than {MAX_CLOCK_SKEW} in the future; check the clock"
             )
+        if value < now - TIME_WINDOW:
+            raise ValueError(f"observed_at is more than {TIME_WINDOW.days} days ago")
         return value
 
 
@@ -201,6 +208,14 @@ class RiskCase(DomainModel):
     valid_until: UtcTimestamp | None = None
     recommended_action: str | None = Field(default=None, max_length=1000)
     narrative: Narrative | None = None
+
+    @field_validator("valid_until")
+    @classmethod
+    def _sane_validity(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        now = _context_now(info)
+        if value is not None and not now - TIME_WINDOW <= value <= now + TIME_WINDOW:
+            raise ValueError(f"valid_until must be within {TIME_WINDOW.days} days of now")
+        return value
 
 
 class FeedbackCase(DomainModel):
