@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    tls_cert_file: Path | None = Field(
+        default=None, description="The node's HTTPS certificate chain (PEM); required to serve."
+    )
+    tls_key_file: Path | None = Field(default=None, description="Its private key (PEM, 0600).")
+    allow_plain_http: bool = Field(
+        default=False,
+        description="Serve plain HTTP without a certificate: only on loopback behind a "
+        "TLS-terminating proxy, or for tests. Off, `serve` refuses to start without TLS.",
+    )
     suite: str = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM"
     nats_timeout: float = Field(default=5.0, description="Seconds to wait for a JetStream ack.")
     duplicate_window: float = Field(

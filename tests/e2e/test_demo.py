@@ -10,12 +10,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 import nats.aio.client
 import pytest
 
+from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -42,9 +44,11 @@ async def anonymous_nats(url: str) -> None:
         await client.close()  # nats-py leaves the socket open when refused
 
 
-async def first_sse_event(url: str, token: str, arrived: asyncio.Queue[tuple[float, str]]) -> None:
+async def first_sse_event(
+    url: str, token: str, arrived: asyncio.Queue[tuple[float, str]], verify: Any
+) -> None:
     async with (
-        httpx.AsyncClient(timeout=None) as client,
+        httpx.AsyncClient(timeout=None, verify=verify) as client,
         client.stream("GET", url + "/v1/feed/stream", headers=bearer(token)) as response,
     ):
         assert response.status_code == 200
@@ -73,9 +77,20 @@ async def test_demo_end_to_end(demo: Demo) -> None:
         await anonymous_nats("nats://" + credentials["nats_url"].rpartition("@")[2])
 
     arrived: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
-    listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived))
+    # The nodes serve HTTPS only, with certificates from the demo's CA.
+    assert kg["url"].startswith("https://")
+    verify = client_tls(credentials)
+    listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived, verify))
     await asyncio.sleep(0.5)  # the stream is open before the alert is posted
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
+        async with httpx.AsyncClient() as untrusting:  # the system's CAs never signed it
+            with pytest.raises(httpx.ConnectError):
+                await untrusting.get(kg["url"] + "/livez")
+        plain = "http://" + kg["url"].split("://", 1)[1]
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the node's port gets no answer
+            await client.get(plain + "/livez")
+        hsts = (await client.get(kg["url"] + "/livez")).headers["strict-transport-security"]
+        assert hsts.startswith("max-age=")
         posted_at = time.monotonic()
         response = await client.post(
             kg["url"] + "/v1/alerts",

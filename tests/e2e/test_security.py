@@ -20,6 +20,7 @@ import pytest
 
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
+from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -67,9 +68,14 @@ async def ends_within(response: httpx.Response, seconds: float) -> list[str]:
     return lines
 
 
+def https(demo: dict[str, Any], **options: Any) -> httpx.AsyncClient:
+    """A client that checks the nodes' certificates against the demo CA."""
+    return httpx.AsyncClient(verify=client_tls(demo), **options)
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=30.0)) as c:
+async def client(demo: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    async with https(demo, timeout=httpx.Timeout(10.0, read=30.0)) as c:
         yield c
 
 
@@ -103,7 +109,7 @@ async def sign_in(client: httpx.AsyncClient, url: str, token: str) -> httpx.Resp
 
 async def test_the_web_stream_ends_on_sign_out(demo: dict[str, Any]) -> None:
     url = demo["nodes"][TJ]["url"]
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=30.0)) as browser:
+    async with https(demo, timeout=httpx.Timeout(10.0, read=30.0)) as browser:
         signed_in = await sign_in(browser, url, demo["nodes"][TJ]["analyst_token"])
         assert signed_in.status_code == 303, signed_in.text
         page = await browser.get(url + "/analyst")
@@ -154,7 +160,7 @@ class contextlib_streams:  # noqa: N801 - reads as the context manager it is
 
 async def test_sign_in_is_throttled_per_address(demo: dict[str, Any]) -> None:
     url = demo["nodes"][UZ]["url"]
-    async with httpx.AsyncClient(timeout=10.0) as browser:
+    async with https(demo, timeout=10.0) as browser:
         statuses = [(await sign_in(browser, url, "blo_" + "x" * 43)).status_code for _ in range(12)]
     assert statuses[:10] == [401] * 10
     assert statuses[10:] == [429, 429]
@@ -163,7 +169,7 @@ async def test_sign_in_is_throttled_per_address(demo: dict[str, Any]) -> None:
 async def test_a_node_admits_only_its_own_principals(demo: dict[str, Any]) -> None:
     tj = demo["nodes"][TJ]["url"]
     kg_terminal = demo["nodes"][KG]["terminal_token"]
-    async with httpx.AsyncClient(timeout=10.0) as browser:
+    async with https(demo, timeout=10.0) as browser:
         assert (await sign_in(browser, tj, kg_terminal)).status_code == 401
         assert (await browser.get(tj + "/officer/sent")).status_code == 303  # to sign-in
         api = await browser.get(tj + "/v1/directory", headers=bearer(kg_terminal))

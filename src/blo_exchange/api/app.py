@@ -59,7 +59,10 @@ def create_app(settings: Settings, *, runtime: NodeRuntime | None = None) -> Fas
     app.state.stream_slots = StreamSlots(per_key=routes_feed.STREAMS_PER_PRINCIPAL)
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
+    headers = dict(SECURITY_HEADERS)
+    if settings.tls_cert_file is not None:  # browsers remember to use HTTPS only (RFC 6797)
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    app.add_middleware(SecurityHeaders, headers=headers)
     app.add_middleware(RequestContext)
     install_problem_handlers(app)
 

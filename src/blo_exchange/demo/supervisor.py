@@ -4,6 +4,9 @@ Starts an embedded nats-server and Postgres under DATA_DIR, migrates, seeds the 
 (once; later runs reuse it), then runs each demo node and the ledger writer as its own process,
 exactly as ``blo-exchange serve`` and ``blo-exchange ledger-writer`` run in production. Writes
 ``DATA_DIR/demo-credentials.json`` [contract, DESIGN §7] and stops everything on Ctrl-C.
+
+The nodes serve HTTPS with certificates from a demo CA made under ``DATA_DIR/tls`` (its
+``ca.pem`` is in the credentials as ``ca_file``); NATS runs with per-process nkey users.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,13 +32,21 @@ from blo_exchange.bus.consumers import provision_bus
 from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth, prepare_nats_auth
 from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
+from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
 from blo_exchange.demo.directory import DEMO_NODES, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
-__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "demo_nats", "prepare_demo", "run_demo"]
+__all__ = [
+    "CREDENTIALS_FILE",
+    "DemoProcesses",
+    "client_tls",
+    "demo_nats",
+    "prepare_demo",
+    "run_demo",
+]
 
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
@@ -42,6 +55,25 @@ DATABASE = "blo"
 
 def _write_private_json(path: Path, document: dict[str, Any]) -> None:
     write_private_file(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+
+
+def client_tls(credentials: dict[str, Any]) -> ssl.SSLContext | bool:
+    """What an httpx client of the demo's nodes verifies them with: the demo CA, if it has one."""
+    ca_file = credentials.get("ca_file")
+    return True if ca_file is None else ssl.create_default_context(cafile=ca_file)
+
+
+def _with_tls(data_dir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
+    """The nodes' URLs as https, and certificates for them from the demo CA (made once)."""
+    pki = demo_pki(
+        data_dir / "tls",
+        list(credentials["nodes"]),
+        hosts=["127.0.0.1", "localhost"],
+        now=datetime.now(UTC),
+    )
+    for node in credentials["nodes"].values():
+        node["url"] = "https://" + node["url"].split("://", 1)[1]
+    return credentials | {"ca_file": str(pki.ca_file), "tls_dir": str(data_dir / "tls")}
 
 
 def _database_url(postgres: PostgresServer) -> str:
@@ -60,9 +92,11 @@ async def prepare_demo(
     *,
     base_port: int = 0,
     auth: NatsAuth | None = None,
+    tls: bool = False,
 ) -> dict[str, Any]:
     """Migrate and seed (first run only); with ``auth``, create the streams and the nodes'
-    consumers as the operator. Return the credentials document."""
+    consumers as the operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the
+    credentials document."""
     credentials_path = data_dir / CREDENTIALS_FILE
     database_url = _database_url(postgres)
     await migrate(database_url)
@@ -77,12 +111,15 @@ async def prepare_demo(
         credentials: dict[str, Any] = json.loads(credentials_path.read_text())
         credentials["nats_url"] = nats_url
         credentials["database_url"] = database_url
+        if tls:
+            credentials = _with_tls(data_dir, credentials)
         _write_private_json(credentials_path, credentials)
         return credentials
     ports = {
         node.id: (base_port + i if base_port else free_port()) for i, node in enumerate(DEMO_NODES)
     }
-    urls = {node_id: f"http://127.0.0.1:{port}" for node_id, port in ports.items()}
+    scheme = "https" if tls else "http"
+    urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in ports.items()}
     engine = create_engine(database_url, pool_size=2)
     try:
         seed = await seed_demo(
@@ -106,6 +143,8 @@ async def prepare_demo(
         "nats_url": nats_url,
         "database_url": database_url,
     }
+    if tls:
+        credentials = _with_tls(data_dir, credentials)
     _write_private_json(credentials_path, credentials)
     return credentials
 
@@ -181,13 +220,23 @@ class DemoProcesses:
                     BLO_NODE_ID=node_id,
                     BLO_KEY_DIR=str(self._data_dir / "keys" / node_id),
                     BLO_HTTP_PORT=port,
+                    **self._tls(node_id),
                     **self._nats_identity(node_id),
                 ),
             )
 
+    def _tls(self, node_id: str) -> dict[str, str]:
+        tls_dir = self._credentials.get("tls_dir")
+        if tls_dir is None:  # the fault and bench harnesses' plain-HTTP nodes
+            return {"BLO_ALLOW_PLAIN_HTTP": "true"}
+        return {
+            "BLO_TLS_CERT_FILE": str(Path(tls_dir) / f"{node_id}.pem"),
+            "BLO_TLS_KEY_FILE": str(Path(tls_dir) / f"{node_id}.key"),
+        }
+
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, verify=client_tls(self._credentials)) as client:
             for node_id, node in self._credentials["nodes"].items():
                 while True:
                     process = self.processes[node_id]
@@ -234,7 +283,9 @@ async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0
         nats_server as nats,
         PostgresServer(data_dir / "postgres" / "data") as pg,
     ):
-        credentials = await prepare_demo(data_dir, nats, pg, base_port=base_port, auth=auth)
+        credentials = await prepare_demo(
+            data_dir, nats, pg, base_port=base_port, auth=auth, tls=True
+        )
         processes = DemoProcesses(data_dir, credentials, auth=auth)
         try:
             processes.start()
@@ -267,5 +318,7 @@ def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -
     # The URL carries the operator's password; that stays in the 0600 credentials file.
     print(f"\nNATS      {_without_userinfo(credentials['nats_url'])} (nkey users only)")
     print(f"tokens    {data_dir / CREDENTIALS_FILE} (0600)")
+    if "ca_file" in credentials:
+        print(f"CA        {credentials['ca_file']} (curl --cacert, BLO_CA)")
     print("logs      " + str(data_dir / "logs"))
     print("\nPress Ctrl-C to stop.", flush=True)
