@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     nats_nkey_file: Path | None = Field(
         default=None, description="This process's NATS user nkey seed, where NATS checks them."
     )
+    nats_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) the NATS servers' certificates are checked against; "
+        "set, the connection speaks TLS.",
+    )
     manage_bus: bool = Field(
         default=True,
         description="Create streams and this node's consumer; False where NATS permissions "

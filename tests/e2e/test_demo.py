@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import stat
 import time
 import uuid
@@ -36,10 +37,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def anonymous_nats(url: str) -> None:
+async def anonymous_nats(url: str, ca_file: str) -> None:
     client = nats.aio.client.Client()
     try:
-        await client.connect(url, allow_reconnect=False, connect_timeout=2)
+        await client.connect(
+            url,
+            allow_reconnect=False,
+            connect_timeout=2,
+            tls=ssl.create_default_context(cafile=ca_file),
+        )
     finally:
         await client.close()  # nats-py leaves the socket open when refused
 
@@ -72,9 +78,11 @@ async def test_demo_end_to_end(demo: Demo) -> None:
     tj = credentials["nodes"]["blo-karamyk-tj"]
     uz = credentials["nodes"]["blo-oybek-uz"]
     assert set(kg) >= {"url", "agency", "border_pairs", "terminal_token", "analyst_token"}
-    # The demo's NATS knows its users: a client without credentials is refused.
+    # The demo's NATS speaks TLS and knows its users: a client without credentials is refused.
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await anonymous_nats("nats://" + credentials["nats_url"].rpartition("@")[2])
+        await anonymous_nats(
+            "nats://" + credentials["nats_url"].rpartition("@")[2], credentials["ca_file"]
+        )
 
     arrived: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
     # The nodes serve HTTPS only, with certificates from the demo's CA.

@@ -78,6 +78,7 @@ class NodeRuntime:
                 credentials=settings.nats_credentials,
                 nkey_seed_file=settings.nats_nkey_file,
                 inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(node.id),
+                tls_ca_file=settings.nats_ca_file,
                 timeout=settings.nats_timeout,
             )
             if settings.manage_bus:

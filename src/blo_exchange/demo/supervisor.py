@@ -51,6 +51,7 @@ __all__ = [
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
 DATABASE = "blo"
+DEMO_HOSTS = ["127.0.0.1", "localhost"]
 
 
 def _write_private_json(path: Path, document: dict[str, Any]) -> None:
@@ -68,7 +69,7 @@ def _with_tls(data_dir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
     pki = demo_pki(
         data_dir / "tls",
         list(credentials["nodes"]),
-        hosts=["127.0.0.1", "localhost"],
+        hosts=DEMO_HOSTS,
         now=datetime.now(UTC),
     )
     for node in credentials["nodes"].values():
@@ -102,7 +103,8 @@ async def prepare_demo(
     await migrate(database_url)
     nats_url = nats.url if auth is None else auth.operator_url(nats.url)
     if auth is not None:
-        bus = await connect(nats_url, name="demo-operator")
+        ca = data_dir / "tls" / "ca.pem" if tls else None
+        bus = await connect(nats_url, name="demo-operator", tls_ca_file=ca)
         try:
             await provision_bus(bus, DEMO_NODES, duplicate_window=Settings().duplicate_window)
         finally:
@@ -182,11 +184,14 @@ class DemoProcesses:
             if user == LEDGER_WRITER_USER
             else self._auth.node_seed_files[user]
         )
-        return {
+        identity = {
             "BLO_NATS_URL": _without_userinfo(self._credentials["nats_url"]),
             "BLO_NATS_NKEY_FILE": str(seed),
             "BLO_MANAGE_BUS": "false",
         }
+        if "ca_file" in self._credentials:  # the demo's NATS speaks TLS, from the same CA
+            identity["BLO_NATS_CA_FILE"] = self._credentials["ca_file"]
+        return identity
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         logs = self._data_dir / "logs"
@@ -267,9 +272,12 @@ class DemoProcesses:
 def demo_nats(data_dir: Path) -> tuple[NatsServer, NatsAuth]:
     """The demo's nats-server with the permissions production runs with: one nkey user per
     node, one for the ledger writer, an operator with a password, and no anonymous access (a
-    server with an ``authorization`` block refuses clients that present no known user)."""
+    server with an ``authorization`` block refuses clients that present no known user). Clients
+    must speak TLS; the server's certificate is from the demo CA (``DATA_DIR/tls/ca.pem``)."""
     auth = prepare_nats_auth(DEMO_NODES, data_dir / "keys")
-    return NatsServer(data_dir / "nats", extra_config=auth.config), auth
+    pki = demo_pki(data_dir / "tls", ["nats"], hosts=DEMO_HOSTS, now=datetime.now(UTC))
+    server = NatsServer(data_dir / "nats", extra_config=auth.config, tls=pki.certificates["nats"])
+    return server, auth
 
 
 async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0) -> None:
