@@ -171,6 +171,8 @@ class DemoProcesses:
             BLO_DATABASE_URL=async_url(self._credentials["database_url"]),
             BLO_NATS_URL=self._credentials["nats_url"],
         )
+        if "tls_dir" not in self._credentials:  # the fault and bench harnesses' plain HTTP
+            env["BLO_ALLOW_PLAIN_HTTP"] = "true"
         env.update(extra)
         return env
 
@@ -232,8 +234,8 @@ class DemoProcesses:
 
     def _tls(self, node_id: str) -> dict[str, str]:
         tls_dir = self._credentials.get("tls_dir")
-        if tls_dir is None:  # the fault and bench harnesses' plain-HTTP nodes
-            return {"BLO_ALLOW_PLAIN_HTTP": "true"}
+        if tls_dir is None:
+            return {}
         return {
             "BLO_TLS_CERT_FILE": str(Path(tls_dir) / f"{node_id}.pem"),
             "BLO_TLS_KEY_FILE": str(Path(tls_dir) / f"{node_id}.key"),
