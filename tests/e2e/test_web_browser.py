@@ -261,6 +261,8 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
                     kg["url"],
                     "--token",
                     kg["terminal_token"],
+                    "--ca",  # the option, as the first send used the environment variable
+                    demo["ca_file"],
                 ],
                 capture_output=True,
                 text=True,
@@ -281,6 +283,7 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
             assert " risk " in line
             refused = subprocess.run(
                 [*cli, "feed", "tail", "--url", tj["url"], "--token", "blo_wrong"],
+                env=os.environ | {"BLO_CA": demo["ca_file"]},
                 capture_output=True,
                 text=True,
                 timeout=60,
