@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         default=None, description="The node's HTTPS certificate chain (PEM); required to serve."
     )
     tls_key_file: Path | None = Field(default=None, description="Its private key (PEM, 0600).")
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request's headers may take to arrive."
+    )
+    body_idle_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds a request body may stall without a byte."
+    )
     allow_plain_http: bool = Field(
         default=False,
         description="Serve plain HTTP without a certificate: only on loopback behind a "

@@ -64,13 +64,20 @@ def serve(
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for a node: its own TLS, and nothing believed from proxy headers.
+    """uvicorn's options for a node: its own TLS, read deadlines for slow clients
+    (``api.slow_clients``), and nothing believed from proxy headers.
 
     ``proxy_headers=False``: uvicorn would otherwise take the client's address from
     X-Forwarded-For of any local peer, and the trusted-proxy check of a forwarded client
     certificate (``api.deps``) would compare against an address the caller chose.
     """
+    from blo_exchange.api.slow_clients import guarded_protocol
+
     options: dict[str, Any] = {
+        "http": guarded_protocol(
+            header_seconds=settings.header_timeout,
+            body_idle_seconds=settings.body_idle_timeout,
+        ),
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 10,
