@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     nats_nkey_file: Path | None = Field(
         default=None, description="This process's NATS user nkey seed, where NATS checks them."
     )
+    nats_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) the NATS servers' certificates are checked against; "
+        "set, the connection speaks TLS.",
+    )
     manage_bus: bool = Field(
         default=True,
         description="Create streams and this node's consumer; False where NATS permissions "
@@ -53,6 +58,21 @@ class Settings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    tls_cert_file: Path | None = Field(
+        default=None, description="The node's HTTPS certificate chain (PEM); required to serve."
+    )
+    tls_key_file: Path | None = Field(default=None, description="Its private key (PEM, 0600).")
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request's headers may take to arrive."
+    )
+    body_idle_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds a request body may stall without a byte."
+    )
+    allow_plain_http: bool = Field(
+        default=False,
+        description="Serve plain HTTP without a certificate: only on loopback behind a "
+        "TLS-terminating proxy, or for tests. Off, `serve` refuses to start without TLS.",
+    )
     suite: str = "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM"
     nats_timeout: float = Field(default=5.0, description="Seconds to wait for a JetStream ack.")
     duplicate_window: float = Field(
@@ -70,6 +90,11 @@ class Settings(BaseSettings):
     )
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses whose client_cert_header is believed."
+    )
+    admit_unbound_principals: bool = Field(
+        default=True,
+        description="Admit auditors and admins (bound to no agency) here; every node admits "
+        "only its own terminals and its own agency's analysts whatever this says.",
     )
     log_json: bool = Field(default=True, description="Log JSON lines (False: plain text).")
     rate_limit: float = Field(

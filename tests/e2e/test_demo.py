@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import stat
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
+import nats.aio.client
 import pytest
 
+from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -32,9 +37,24 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def first_sse_event(url: str, token: str, arrived: asyncio.Queue[tuple[float, str]]) -> None:
+async def anonymous_nats(url: str, ca_file: str) -> None:
+    client = nats.aio.client.Client()
+    try:
+        await client.connect(
+            url,
+            allow_reconnect=False,
+            connect_timeout=2,
+            tls=ssl.create_default_context(cafile=ca_file),
+        )
+    finally:
+        await client.close()  # nats-py leaves the socket open when refused
+
+
+async def first_sse_event(
+    url: str, token: str, arrived: asyncio.Queue[tuple[float, str]], verify: Any
+) -> None:
     async with (
-        httpx.AsyncClient(timeout=None) as client,
+        httpx.AsyncClient(timeout=None, verify=verify) as client,
         client.stream("GET", url + "/v1/feed/stream", headers=bearer(token)) as response,
     ):
         assert response.status_code == 200
@@ -58,11 +78,27 @@ async def test_demo_end_to_end(demo: Demo) -> None:
     tj = credentials["nodes"]["blo-karamyk-tj"]
     uz = credentials["nodes"]["blo-oybek-uz"]
     assert set(kg) >= {"url", "agency", "border_pairs", "terminal_token", "analyst_token"}
+    # The demo's NATS speaks TLS and knows its users: a client without credentials is refused.
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await anonymous_nats(
+            "nats://" + credentials["nats_url"].rpartition("@")[2], credentials["ca_file"]
+        )
 
     arrived: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
-    listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived))
+    # The nodes serve HTTPS only, with certificates from the demo's CA.
+    assert kg["url"].startswith("https://")
+    verify = client_tls(credentials)
+    listener = asyncio.create_task(first_sse_event(tj["url"], tj["analyst_token"], arrived, verify))
     await asyncio.sleep(0.5)  # the stream is open before the alert is posted
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
+        async with httpx.AsyncClient() as untrusting:  # the system's CAs never signed it
+            with pytest.raises(httpx.ConnectError):
+                await untrusting.get(kg["url"] + "/livez")
+        plain = "http://" + kg["url"].split("://", 1)[1]
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the node's port gets no answer
+            await client.get(plain + "/livez")
+        hsts = (await client.get(kg["url"] + "/livez")).headers["strict-transport-security"]
+        assert hsts.startswith("max-age=")
         posted_at = time.monotonic()
         response = await client.post(
             kg["url"] + "/v1/alerts",

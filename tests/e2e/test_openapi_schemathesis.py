@@ -40,11 +40,20 @@ def credentials(runtime_dir: Path) -> Iterator[dict[str, Any]]:
     base.mkdir()
     base.chmod(0o711)
     demo = Demo(base / "blo", env={"BLO_RATE_LIMIT": "0"})
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE")
     try:
-        yield demo.start()
+        credentials = demo.start()
+        # Schemathesis calls through requests, which checks the node's certificate against
+        # this bundle: the demo CA's.
+        os.environ["REQUESTS_CA_BUNDLE"] = credentials["ca_file"]
+        yield credentials
         assert demo.interrupt() == 0
     finally:
         demo.kill()
+        if bundle is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = bundle
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,9 @@ class Console:
 async def signed_in(
     browser: Any, console: Console, url: str, token: str, lang: str, **context_options: Any
 ) -> Any:
-    context = await browser.new_context(locale=lang, **context_options)
+    # The demo CA is not in Chromium's store; the certificate itself is checked by the e2e
+    # HTTP tests (httpx with the CA), here only the pages are.
+    context = await browser.new_context(locale=lang, ignore_https_errors=True, **context_options)
     page = console.watch(await context.new_page())
     page.set_default_timeout(10_000)
     await page.goto(url + "/sign-in")
@@ -484,7 +486,7 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
     alert.write_text(json.dumps(EXAMPLE_RISK))
     with subprocess.Popen(
         [*cli, "feed", "tail", "--url", tj["url"], "--no-colour"],
-        env=os.environ | {"BLO_TOKEN": tj["analyst_token"]},
+        env=os.environ | {"BLO_TOKEN": tj["analyst_token"], "BLO_CA": demo["ca_file"]},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -492,7 +494,7 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
         try:
             sent = subprocess.run(
                 [*cli, "alerts", "send", str(alert), "--url", kg["url"]],
-                env=os.environ | {"BLO_TOKEN": kg["terminal_token"]},
+                env=os.environ | {"BLO_TOKEN": kg["terminal_token"], "BLO_CA": demo["ca_file"]},
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -511,6 +513,8 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
                     kg["url"],
                     "--token",
                     kg["terminal_token"],
+                    "--ca",  # the option, as the first send used the environment variable
+                    demo["ca_file"],
                 ],
                 capture_output=True,
                 text=True,
@@ -531,6 +535,7 @@ def test_cli_sends_and_tails(demo: dict[str, Any], tmp_path: Path) -> None:
             assert " risk " in line
             refused = subprocess.run(
                 [*cli, "feed", "tail", "--url", tj["url"], "--token", "blo_wrong"],
+                env=os.environ | {"BLO_CA": demo["ca_file"]},
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -82,7 +82,7 @@ MATRIX: list[tuple[str, str, str, Any, str, int]] = [
     # submit: only a terminal of this node, only for the node's pairs
     (KG, "POST", "/v1/alerts", KG_TJ, "terminal@" + KG, 202),
     (KG, "POST", "/v1/alerts", TJ_UZ_FROM_TJ, "terminal@" + KG, 403),  # other border pair
-    (TJ, "POST", "/v1/alerts", KG_TJ, "terminal@" + KG, 403),  # another node's terminal
+    (TJ, "POST", "/v1/alerts", KG_TJ, "terminal@" + KG, 401),  # another node's terminal
     (TJ2, "POST", "/v1/alerts", TJ_UZ_FROM_TJ, "terminal@" + TJ2, 202),
     (KG, "POST", "/v1/alerts", KG_TJ, "analyst@" + KG, 403),
     (KG, "POST", "/v1/alerts", KG_TJ, "auditor", 403),
@@ -99,27 +99,28 @@ MATRIX: list[tuple[str, str, str, Any, str, int]] = [
     (KG, "GET", "/v1/alerts/{id}", None, "analyst@" + KG, 200),  # origin agency is a recipient
     (UZ, "GET", "/v1/alerts/{id}", None, "analyst@" + UZ, 404),  # not a recipient
     (TJ, "GET", "/v1/alerts/{id}", None, "terminal@" + TJ, 404),  # terminal of another agency
-    (TJ, "GET", "/v1/alerts/{id}", None, "analyst@" + KG, 404),  # KG analyst on the TJ node
+    (TJ, "GET", "/v1/alerts/{id}", None, "analyst@" + KG, 401),  # KG analyst on the TJ node
+    (TJ, "GET", "/v1/alerts/{id}", None, "terminal@" + KG, 401),  # nodes admit their own only
     (KG, "GET", "/v1/alerts/{id}", None, "auditor", 404),  # auditors never see content
     (KG, "GET", "/v1/alerts/{id}", None, "admin", 404),
     (KG, "GET", "/v1/alerts/{id}", None, "none", 401),
     # feed: only analysts of the node's agency
     (TJ, "GET", "/v1/feed", None, "analyst@" + TJ, 200),
     (TJ2, "GET", "/v1/feed", None, "analyst@" + TJ, 200),  # same agency, other node
-    (TJ, "GET", "/v1/feed", None, "analyst@" + KG, 403),
-    (TJ, "GET", "/v1/feed", None, "analyst@" + UZ, 403),
+    (TJ, "GET", "/v1/feed", None, "analyst@" + KG, 401),
+    (TJ, "GET", "/v1/feed", None, "analyst@" + UZ, 401),
     (TJ, "GET", "/v1/feed", None, "terminal@" + TJ, 403),
     (TJ, "GET", "/v1/feed", None, "auditor", 403),
     (TJ, "GET", "/v1/feed", None, "admin", 403),
     (TJ, "GET", "/v1/feed", None, "none", 401),
-    (TJ, "GET", "/v1/feed/stream", None, "analyst@" + UZ, 403),
+    (TJ, "GET", "/v1/feed/stream", None, "analyst@" + UZ, 401),
     (TJ, "GET", "/v1/feed/stream", None, "terminal@" + TJ, 403),
     (TJ, "GET", "/v1/feed/stream", None, "auditor", 403),
     (TJ, "GET", "/v1/feed/stream", None, "none", 401),
     # receipts: a recipient agency's analyst only
     (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "analyst@" + TJ, 202),
     (UZ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "analyst@" + UZ, 404),
-    (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "analyst@" + KG, 403),
+    (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "analyst@" + KG, 401),
     (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "terminal@" + TJ, 403),
     (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "auditor", 403),
     (TJ, "POST", "/v1/alerts/{id}/receipts", {"type": "acknowledged"}, "none", 401),
@@ -127,6 +128,8 @@ MATRIX: list[tuple[str, str, str, Any, str, int]] = [
     (UZ, "GET", "/v1/directory", None, "analyst@" + UZ, 200),
     (UZ, "GET", "/v1/directory", None, "terminal@" + UZ, 200),
     (UZ, "GET", "/v1/directory", None, "auditor", 200),
+    (UZ, "GET", "/v1/directory", None, "terminal@" + KG, 401),  # another node's principal
+    (UZ, "GET", "/v1/directory", None, "analyst@" + TJ, 401),
     (UZ, "GET", "/v1/directory", None, "none", 401),
     # ledger: auditors only
     (KG, "GET", "/v1/ledger/entries", None, "auditor", 200),

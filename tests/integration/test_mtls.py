@@ -4,23 +4,29 @@ from the proxy's address."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
+import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from blo_exchange.bootstrap.app import create_app
+from blo_exchange.cli.main import server_options
 from blo_exchange.crypto.certs import certificate_sha256
+from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.domain.directory import Principal, Role
+from blo_exchange.embedded import free_port
 from blo_exchange.services.auth import certificate_credential, hash_token
-from tests.integration.pipeline import Deployment, deployment
+from tests.integration.pipeline import Deployment, deployment, eventually
 
 KG = "blo-karamyk-kg"
 HEADER = "x-client-cert"
@@ -93,3 +99,62 @@ async def test_a_registered_certificate_through_the_proxy_is_a_principal(
     # Without mTLS configured, the header means nothing.
     plain = await deploy.client(KG).get("/v1/directory", headers=forwarded)
     assert plain.status_code == 401
+
+
+async def test_a_forwarded_for_header_does_not_make_a_local_caller_the_proxy(
+    deploy: Deployment, tmp_path: Path
+) -> None:
+    """On a real node server (HTTPS, as ``serve`` runs it): a local process that sends the
+    certificate header and ``X-Forwarded-For: <proxy>`` is still itself, not the proxy."""
+    pem = certificate("karamyk-terminal-2")
+    node = deploy.runtimes[KG].node
+    await deploy.runtimes[KG].directory.add_principal(
+        Principal(
+            id="terminal-cert-2",
+            role=Role.TERMINAL,
+            node_id=node.id,
+            agency_id=node.agency_id,
+            label="terminal with a certificate",
+            created_at=dt.datetime.now(dt.UTC),
+        ),
+        hash_token(certificate_credential(certificate_sha256(pem))),
+    )
+    pki = demo_pki(tmp_path / "tls", [KG], hosts=["127.0.0.1"], now=dt.datetime.now(dt.UTC))
+    cert_file, key_file = pki.certificates[KG]
+    settings = deploy.runtimes[KG].settings.model_copy(
+        update={
+            "client_cert_header": HEADER,
+            "trusted_proxies": ["10.9.9.9"],
+            "tls_cert_file": cert_file,
+            "tls_key_file": key_file,
+        }
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, services=deploy.runtimes[KG].services),
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        **server_options(settings),
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return bool(server.started)
+
+        await eventually(started, what="the node's server")
+        verify = ssl.create_default_context(cafile=str(pki.ca_file))
+        async with httpx.AsyncClient(verify=verify, timeout=5.0) as client_:
+            spoofed = await client_.get(
+                f"https://127.0.0.1:{port}/v1/directory",
+                headers={HEADER: quote(pem.decode()), "X-Forwarded-For": "10.9.9.9"},
+            )
+            assert spoofed.status_code == 401, spoofed.text
+            assert "trusted proxy" in spoofed.json()["detail"]
+            hsts = await client_.get(f"https://127.0.0.1:{port}/livez")
+            assert hsts.headers["strict-transport-security"] == "max-age=31536000"
+    finally:
+        server.should_exit = True
+        await serving

@@ -5,6 +5,8 @@ nats-server configured by ``prepare_nats_auth``."""
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +20,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumers import node_consumer_spec, provision_bus
 from blo_exchange.bus.permissions import NatsAuth, inbox_prefix, prepare_nats_auth
+from blo_exchange.crypto.nkeys import new_user_seed, write_seed_file
 from blo_exchange.demo.directory import DEMO_NODES
+from blo_exchange.demo.supervisor import demo_nats
 from blo_exchange.embedded import NatsServer
 
 KG, TJ = DEMO_NODES[0], DEMO_NODES[1]
@@ -47,7 +51,9 @@ async def operator(secured: tuple[NatsServer, NatsAuth]) -> AsyncIterator[BusCon
     await bus.close()
 
 
-async def as_node(server: NatsServer, auth: NatsAuth, node_id: str) -> Session:
+async def as_node(
+    server: NatsServer, auth: NatsAuth, node_id: str, tls: ssl.SSLContext | None = None
+) -> Session:
     session: Session
 
     async def on_error(exc: Exception) -> None:
@@ -59,6 +65,7 @@ async def as_node(server: NatsServer, auth: NatsAuth, node_id: str) -> Session:
         inbox_prefix=inbox_prefix(node_id),
         error_cb=on_error,
         max_reconnect_attempts=0,
+        **({} if tls is None else {"tls": tls}),
     )
     session = Session(client)
     return session
@@ -140,3 +147,63 @@ async def test_nobody_deletes_or_purges(
     with pytest.raises((NatsTimeout, TimeoutError, nats.errors.Error)):
         await operator.js.delete_stream("BLO_ALERTS")
     assert (await operator.js.stream_info("BLO_ALERTS")).config.name == "BLO_ALERTS"
+
+
+async def connect_as(url: str, **options: Any) -> None:
+    """Connect and close; a refused connection raises (after its socket is closed: nats-py
+    leaves it open on an authorization error)."""
+    client = Client()
+    try:
+        await client.connect(
+            url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2, **options
+        )
+    finally:
+        await client.close()
+
+
+async def test_anonymous_and_unknown_users_are_refused(
+    secured: tuple[NatsServer, NatsAuth], tmp_path: Path
+) -> None:
+    server, _ = secured
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect_as(server.url)
+    stranger = tmp_path / "stranger.nk"
+    write_seed_file(stranger, new_user_seed())
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await connect_as(server.url, nkeys_seed=str(stranger))
+
+
+async def test_the_demo_server_refuses_anonymous_clients(runtime_dir: Path) -> None:
+    """``make run``'s nats-server is the one with nkey users, not an open one beside them, and
+    it speaks TLS only, with a certificate from the demo CA."""
+    base = Path(tempfile.mkdtemp(prefix="demo-nats-", dir=runtime_dir))
+    server, auth = demo_nats(base)
+    ca = ssl.create_default_context(cafile=str(base / "tls" / "ca.pem"))
+    with server:
+        # The server requires TLS of every client before anything else ...
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        info = json.loads((await reader.readline()).removeprefix(b"INFO "))
+        writer.close()
+        await writer.wait_closed()
+        assert info["tls_required"] is True
+        # ... and over TLS (its certificate checked against the demo CA), a known user.
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await asyncio.wait_for(connect_as(server.url, tls=ca), 10)
+        # Each node connects with its own seed, and with it reads its own consumer only.
+        bus = await connect(
+            auth.operator_url(server.url),
+            name="operator",
+            tls_ca_file=base / "tls" / "ca.pem",
+            timeout=2.0,
+        )
+        await provision_bus(bus, DEMO_NODES, duplicate_window=60.0)
+        await bus.close()
+        kg = await as_node(server, auth, KG.id, tls=ca)
+        try:
+            js = kg.client.jetstream(timeout=1.0)
+            other = await js.pull_subscribe_bind(
+                durable=node_consumer_spec(TJ).durable, stream="BLO_ALERTS"
+            )
+            await refused(kg, other.fetch(1, timeout=1.0))
+        finally:
+            await kg.client.close()

@@ -270,7 +270,8 @@ async def test_refused_reshare_requests(deploy: Deployment) -> None:
     # Only an analyst of the node's agency may ask.
     assert (await ask(deploy, alert_id, headers=deploy.terminal(TJ))).status_code == 403
     assert (await ask(deploy, alert_id, headers=deploy.auditor)).status_code == 403
-    assert (await ask(deploy, alert_id, headers=deploy.analyst(KG))).status_code == 403
+    # Another agency's analyst is not admitted by this node at all.
+    assert (await ask(deploy, alert_id, headers=deploy.analyst(KG))).status_code == 401
     # Targets: already a recipient, unknown, or with no agreement with the origin.
     for target in ("kg-border-service", "tj-drug-control-agency", "kg-nobody"):
         refused = await ask(deploy, alert_id, target=target)
@@ -320,9 +321,11 @@ async def test_restricted_alert_waits_for_the_originator(deploy: Deployment) -> 
         request_in(deploy, KG, approved_id, second_id, "pending"), what="the second request"
     )
     assert (await decide(deploy, TJ, approved_id, second_id, "approve")).status_code == 404
-    for headers in (deploy.analyst(TJ), deploy.terminal(KG), deploy.analyst(CUSTOMS)):
+    outsider = await decide(deploy, KG, approved_id, second_id, "approve", deploy.terminal(KG))
+    assert outsider.status_code == 403
+    for headers in (deploy.analyst(TJ), deploy.analyst(CUSTOMS)):  # other agencies: not admitted
         outsider = await decide(deploy, KG, approved_id, second_id, "approve", headers)
-        assert outsider.status_code == 403
+        assert outsider.status_code == 401
     await asyncio.sleep(0.5)
     assert await customs_feed(deploy) == []
     assert (await request_in(deploy, TJ, approved_id, second_id, "pending")()) is not None

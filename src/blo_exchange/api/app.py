@@ -37,9 +37,14 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
     """Add the API's middleware, problem+json handlers and routes to ``app``."""
     app.state.settings = settings
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+    # Sign-in, per address and per principal: ten tries, then one every six seconds.
+    app.state.signin_limiter = RateLimiter(rate=1 / 6, burst=10)
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
+    headers = dict(SECURITY_HEADERS)
+    if settings.tls_cert_file is not None:  # browsers remember to use HTTPS only (RFC 6797)
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    app.add_middleware(SecurityHeaders, headers=headers)
     app.add_middleware(RequestContext)
     install_problem_handlers(app, outages)
     for module in (

@@ -16,7 +16,14 @@ from blo_exchange.errors import Forbidden, Unauthenticated
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.registry import Services
 
-__all__ = ["Auditor", "CurrentPrincipal", "get_principal", "service", "services_of"]
+__all__ = [
+    "Auditor",
+    "CurrentPrincipal",
+    "authenticate_request",
+    "get_principal",
+    "service",
+    "services_of",
+]
 
 T = TypeVar("T")
 
@@ -36,7 +43,8 @@ def service(kind: type[T]) -> Callable[[Request], T]:
     return get
 
 
-async def get_principal(request: Request) -> Principal:
+async def authenticate_request(request: Request) -> Principal:
+    """The principal of this request's credential, as of now; an open stream asks again."""
     auth = services_of(request).get(Authenticator)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -44,9 +52,12 @@ async def get_principal(request: Request) -> Principal:
     # A bearer token, when there is one, is the credential; a forwarded certificate otherwise.
     certificate = None if bearer else _forwarded_certificate(request)
     if certificate is not None:
-        principal = await auth.authenticate_certificate(certificate)
-    else:
-        principal = await auth.authenticate(token.strip() if bearer else None)
+        return await auth.authenticate_certificate(certificate)
+    return await auth.authenticate(token.strip() if bearer else None)
+
+
+async def get_principal(request: Request) -> Principal:
+    principal = await authenticate_request(request)
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
     limiter.take(principal.id)

@@ -1,4 +1,4 @@
-"""Limits on what one caller can make a node do: request body size and request rate.
+"""Limits on what one caller can make a node do: request body size, request rate, open streams.
 
 The body limit is pure ASGI, so it also holds for chunked uploads that announce no length. The
 rate limit is a token bucket per principal, in this process: behind a balancer each node process
@@ -131,20 +131,32 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def take(self, key: str) -> None:
+        """One request; refused (429) while the bucket holds less than a token."""
         if self._rate <= 0:
             return
+        bucket = self._refilled(key)
+        if bucket.tokens < 1.0:
+            retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
+            raise RateLimited(f"too many requests; retry in {retry_after} s", retry_after)
+        bucket.tokens -= 1.0
+        if len(self._buckets) > 10_000:  # principals are few; this only bounds memory
+            self._forget_full(bucket.updated)
+
+    def charge(self, key: str, cost: float) -> None:
+        """Spend ``cost`` more for a request already let in (each further item of a batch).
+        It may leave the bucket in debt: a batch larger than the burst still goes through
+        once, and the principal's next requests wait until the debt is paid."""
+        if self._rate > 0 and cost > 0:
+            self._refilled(key).tokens -= cost
+
+    def _refilled(self, key: str) -> _Bucket:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(tokens=float(self._burst), updated=now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
-        if bucket.tokens < 1.0:
-            retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
-            raise RateLimited(f"too many requests; retry in {retry_after} s", retry_after)
-        bucket.tokens -= 1.0
-        if len(self._buckets) > 10_000:  # principals are few; this only bounds memory
-            self._forget_full(now)
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         horizon = self._burst / self._rate

@@ -133,6 +133,15 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def install_problem_handlers(app: FastAPI, outages: Outages) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A missing Idempotency-Key is a malformed request, 400 (IETF Idempotency-Key draft).
+        for e in exc.errors():
+            if e.get("type") == "missing" and tuple(e.get("loc", ())) == (
+                "header",
+                "idempotency-key",
+            ):
+                return problem(
+                    400, "the Idempotency-Key header is required", type_="idempotency-key-missing"
+                )
         errors = [
             {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
             for e in exc.errors()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.api.limits import RateLimiter
+from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.domain.alerts import (
     ALERT_SUBMISSION_ADAPTER,
     AlertSubmission,
@@ -23,7 +25,7 @@ from blo_exchange.services.ingest import IngestService
 
 __all__ = ["AcceptedAlert", "BatchRequest", "router"]
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], route_class=StrictJsonRoute)
 
 Ingest = Annotated[IngestService, Depends(service(IngestService))]
 Feed = Annotated[FeedService, Depends(service(FeedService))]
@@ -75,11 +77,14 @@ class BatchRequest(BaseModel):
 
 @router.post("/alerts:batch", status_code=200)
 async def submit_batch(
-    batch: BatchRequest, principal: CurrentPrincipal, ingest: Ingest
+    request: Request, batch: BatchRequest, principal: CurrentPrincipal, ingest: Ingest
 ) -> dict[str, Any]:
     """Each item is accepted or refused on its own; one bad report does not block the rest."""
     if principal.role is not Role.TERMINAL:
         raise Forbidden("only a terminal of this node may post alerts here")
+    # Every item counts against the rate limit, as if posted alone (the request paid for one).
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.charge(principal.id, len(batch.alerts) - 1)
     results: list[dict[str, Any]] = [{} for _ in batch.alerts]
     room = asyncio.Semaphore(BATCH_CONCURRENCY)
 

@@ -6,18 +6,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
-from blo_exchange.api.deps import CurrentPrincipal, service, services_of
+from blo_exchange.api.deps import CurrentPrincipal, authenticate_request, service
+from blo_exchange.errors import Unauthenticated
 from blo_exchange.services.feed import FeedService
-from blo_exchange.services.feed_events import MAX_POSITION, resume_position, sse_frames
-from blo_exchange.services.outages import Outages
+from blo_exchange.services.feed_events import (
+    MAX_POSITION,
+    SSE_HEADERS,
+    FeedStreams,
+    resume_position,
+)
 
 __all__ = ["router"]
-
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 
 Feed = Annotated[FeedService, Depends(service(FeedService))]
+Streams = Annotated[FeedStreams, Depends(service(FeedStreams))]
 
 
 @router.get("/feed")
@@ -38,22 +44,31 @@ async def feed(
 async def feed_stream(
     request: Request,
     principal: CurrentPrincipal,
-    feed: Feed,
+    streams: Streams,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
     cursor: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
 ) -> StreamingResponse:
     """SSE: ``id:`` is the feed position, so a reconnecting client resumes with Last-Event-ID
-    exactly after the last alert it got, alerts stored late included."""
-    feed.require_analyst(principal)
-    frames = sse_frames(
-        feed,
+    exactly after the last alert it got, alerts stored late included. The stream ends when its
+    credential is revoked or expires."""
+
+    async def admitted() -> bool:
+        try:
+            await authenticate_request(request)
+        except Unauthenticated:
+            return False
+        return True
+
+    stream = streams.open(
         principal,
         start=resume_position(cursor, last_event_id),
         disconnected=request.is_disconnected,
-        outages=services_of(request).get(Outages),
+        admitted=admitted,
     )
+    # The background task gives the slot back too when the client left before the first event.
     return StreamingResponse(
-        frames,
+        stream.frames,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
+        background=BackgroundTask(stream.close),
     )

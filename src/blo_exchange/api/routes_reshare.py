@@ -9,13 +9,14 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.domain.ids import AgencyId, AlertId
 from blo_exchange.services.reshare import ReshareService
 from blo_exchange.services.reshare_model import MAX_REASON_CHARS
 
 __all__ = ["DecisionBody", "ReshareRequestBody", "router"]
 
-router = APIRouter(prefix="/v1", tags=["reshare"])
+router = APIRouter(prefix="/v1", tags=["reshare"], route_class=StrictJsonRoute)
 
 _NO_PERSONAL_DATA = (
     " It goes into a signed record and the ledger, which the auditors of every party read: it "

@@ -29,7 +29,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = await NodeRuntime.start(settings)
-        started.services.add(Outages, ADAPTER_OUTAGES)
         app.state.services = started.services
         try:
             yield

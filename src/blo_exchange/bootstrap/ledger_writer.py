@@ -210,6 +210,7 @@ async def run_standalone(settings: Settings) -> None:
         credentials=settings.nats_credentials,
         nkey_seed_file=settings.nats_nkey_file,
         inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(LEDGER_WRITER_USER),
+        tls_ca_file=settings.nats_ca_file,
         timeout=settings.nats_timeout,
     )
     try:

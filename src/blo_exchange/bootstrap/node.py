@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
+from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
@@ -39,8 +40,10 @@ from blo_exchange.ledger.reads import AuditorReads
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
+from blo_exchange.services.feed_events import FeedStreams
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.outages import Outages
 from blo_exchange.services.ports import Directory, DirectoryView, Health, Readiness
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
@@ -89,6 +92,7 @@ class NodeRuntime:
                 credentials=settings.nats_credentials,
                 nkey_seed_file=settings.nats_nkey_file,
                 inbox_prefix=None if settings.nats_nkey_file is None else inbox_prefix(node.id),
+                tls_ca_file=settings.nats_ca_file,
                 timeout=settings.nats_timeout,
             )
             if settings.manage_bus:
@@ -132,7 +136,12 @@ class NodeRuntime:
             directory=directory,
             inbox=inbox,
             ledger=SqlLedgerStore(sessions),
-            auth=Authenticator(directory=directory, clock=utc_now),
+            auth=Authenticator(
+                directory=directory,
+                clock=utc_now,
+                node=node,
+                admit_unbound=settings.admit_unbound_principals,
+            ),
             ingest=IngestService(
                 node=node,
                 signer=keys.signing,
@@ -188,6 +197,8 @@ class NodeRuntime:
         registry.add(Authenticator, self.auth)
         registry.add(IngestService, self.ingest)
         registry.add(FeedService, self.feed)
+        registry.add(Outages, ADAPTER_OUTAGES)
+        registry.add(FeedStreams, FeedStreams(self.feed, ADAPTER_OUTAGES))
         registry.add(
             AnalystReceipts,
             AnalystReceipts(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,7 @@ async def connect(
     credentials: Path | None = None,
     nkey_seed_file: Path | None = None,
     inbox_prefix: str | None = None,
+    tls_ca_file: Path | None = None,
     timeout: float = 5.0,
 ) -> BusConnection:
     """Connect, reconnecting forever afterwards: a border post's link may drop for hours.
@@ -80,7 +82,8 @@ async def connect(
     fails over to the others.
 
     ``nkey_seed_file`` authenticates as a NATS user nkey; ``inbox_prefix`` is where replies come,
-    the only subjects such a user may subscribe to.
+    the only subjects such a user may subscribe to. ``tls_ca_file``: speak TLS and check the
+    server's certificate against this CA (the system's CAs when the URL is ``tls://``).
     """
 
     async def _disconnected() -> None:
@@ -107,6 +110,8 @@ async def connect(
         options["nkeys_seed"] = str(nkey_seed_file)
     if inbox_prefix is not None:
         options["inbox_prefix"] = inbox_prefix
+    if tls_ca_file is not None:
+        options["tls"] = ssl.create_default_context(cafile=str(tls_ca_file))
     try:
         servers = [server.strip() for server in url.split(",") if server.strip()]
         client = await nats.connect(servers if len(servers) > 1 else url, **options)

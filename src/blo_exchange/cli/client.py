@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -35,6 +36,18 @@ Url = Annotated[str, typer.Option(envvar="BLO_URL", help="The node, e.g. https:/
 Token = Annotated[
     str, typer.Option(envvar="BLO_TOKEN", help="Bearer token (or BLO_TOKEN).", show_default=False)
 ]
+Ca = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="BLO_CA",
+        help="CA certificate (PEM) the node's is checked against; else the system's.",
+    ),
+]
+
+
+def _verify(ca: Path | None) -> ssl.SSLContext | bool:
+    return True if ca is None else ssl.create_default_context(cafile=str(ca))
+
 
 TLP_COLOURS: dict[str, tuple[str, bool]] = {
     "RED": (typer.colors.BRIGHT_RED, True),
@@ -91,6 +104,7 @@ def send(
         typer.Option(help="Default: derived from the file's bytes, so a resend is a replay."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 30.0,
+    ca: Ca = None,
 ) -> None:
     """Send one alert; print its id and recipients."""
     try:
@@ -114,6 +128,7 @@ def send(
             content=raw,
             headers=_headers(token) | {"Idempotency-Key": key, "Content-Type": "application/json"},
             timeout=timeout,
+            verify=_verify(ca),
         )
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach {url}: {type(exc).__name__}", 3) from exc
@@ -180,6 +195,7 @@ def tail(
     cursor: Annotated[int, typer.Option(min=0, help="Start after this feed position.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON alert per line.")] = False,
     colour: Annotated[bool, typer.Option("--colour/--no-colour")] = sys.stdout.isatty(),
+    ca: Ca = None,
 ) -> None:
     """Print the alerts addressed to the token's agency as they arrive (Ctrl-C stops)."""
     last = str(cursor)
@@ -191,6 +207,7 @@ def tail(
                 url.rstrip("/") + "/v1/feed/stream",
                 headers=_headers(token) | {"Last-Event-ID": last, "Accept": "text/event-stream"},
                 timeout=httpx.Timeout(10.0, read=60.0),
+                verify=_verify(ca),
             ) as response:
                 if response.status_code in _TRANSIENT:
                     # The node is up but Postgres or NATS is not (or we are too fast): wait as

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -19,10 +19,10 @@ from blo_exchange.cli.ledger import ledger_app
 from blo_exchange.cli.nats import nats_app
 from blo_exchange.cli.stix import stix_app
 from blo_exchange.cli.terminal import terminal_app
-from blo_exchange.config import load_settings
+from blo_exchange.config import Settings, load_settings
 from blo_exchange.errors import BloExchangeError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "server_options"]
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
@@ -50,7 +50,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Overrides BLO_HTTP_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides BLO_HTTP_PORT.")] = None,
 ) -> None:
-    """Run this node's HTTP API and its delivery consumer (settings from BLO_* variables)."""
+    """Run this node's HTTPS API and its delivery consumer (settings from BLO_* variables)."""
     import uvicorn
 
     from blo_exchange.bootstrap.app import create_app
@@ -61,10 +61,49 @@ def serve(
         create_app(settings),
         host=host or settings.http_host,
         port=port or settings.http_port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
+        **server_options(settings),
     )
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for a node: its own TLS, read deadlines for slow clients
+    (``api.slow_clients``), and nothing believed from proxy headers.
+
+    ``proxy_headers=False``: uvicorn would otherwise take the client's address from
+    X-Forwarded-For of any local peer, and the trusted-proxy check of a forwarded client
+    certificate (``api.deps``) would compare against an address the caller chose.
+    """
+    from blo_exchange.api.slow_clients import guarded_protocol
+
+    options: dict[str, Any] = {
+        "http": guarded_protocol(
+            header_seconds=settings.header_timeout,
+            body_idle_seconds=settings.body_idle_timeout,
+        ),
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_keep_alive": 5,
+    }
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        from blo_exchange.crypto.tls import server_context
+
+        cert, key = settings.tls_cert_file, settings.tls_key_file
+        options["ssl_certfile"] = str(cert)  # uvicorn's marker that it serves TLS
+        options["ssl_context_factory"] = lambda _config, _default: server_context(cert, key)
+    elif not settings.allow_plain_http:
+        raise _fail_config(
+            "set BLO_TLS_CERT_FILE and BLO_TLS_KEY_FILE (nodes serve HTTPS), or "
+            "BLO_ALLOW_PLAIN_HTTP=true behind a TLS-terminating proxy on loopback"
+        )
+    return options
+
+
+def _fail_config(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
 
 
 @app.command("ledger-writer")

@@ -56,7 +56,12 @@ def provision(
 
     async def run() -> int:
         nodes = await with_directory(settings, _nodes)
-        bus = await connect(url, name="provision", timeout=settings.nats_timeout)
+        bus = await connect(
+            url,
+            name="provision",
+            tls_ca_file=settings.nats_ca_file,
+            timeout=settings.nats_timeout,
+        )
         try:
             await provision_bus(bus, nodes, duplicate_window=settings.duplicate_window)
         finally:

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import logging
 import random
+import ssl
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +76,9 @@ async def simulate_alerts(
     # Demo data, not security: a seeded generator makes a run reproducible.
     rng = random.Random(seed)  # noqa: S311  # nosec B311
     nodes = list(credentials["nodes"].items())
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    ca_file = credentials.get("ca_file")
+    verify = True if ca_file is None else ssl.create_default_context(cafile=ca_file)
+    async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
         while not stop.is_set():
             node_id, node = rng.choice(nodes)
             response = await client.post(

@@ -9,6 +9,9 @@ Ctrl-C.
 While it runs it looks after its children (:func:`supervise`): one that exits — a crash, a
 ``kill -9`` — is reaped at once, logged, and started again after a backoff that grows while it
 keeps failing. Not for production, where a service manager (systemd, Kubernetes) does this.
+
+The nodes serve HTTPS with certificates from a demo CA made under ``DATA_DIR/tls`` (its
+``ca.pem`` is in the credentials as ``ca_file``); NATS runs with per-process nkey users.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,16 +36,25 @@ import httpx
 from blo_exchange.bootstrap.signals import stop_event
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.consumers import provision_bus
-from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth
+from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth, prepare_nats_auth
 from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
+from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
 from blo_exchange.demo.directory import DEMO_NODES, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
-__all__ = ["CREDENTIALS_FILE", "DemoProcesses", "prepare_demo", "run_demo", "supervise"]
+__all__ = [
+    "CREDENTIALS_FILE",
+    "DemoProcesses",
+    "client_tls",
+    "demo_nats",
+    "prepare_demo",
+    "run_demo",
+    "supervise",
+]
 
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
@@ -50,10 +64,30 @@ BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 STABLE_AFTER = 30.0
 """A child that ran this long before exiting starts again from the first backoff step."""
 WATCH_INTERVAL = 0.25
+DEMO_HOSTS = ["127.0.0.1", "localhost"]
 
 
 def _write_private_json(path: Path, document: dict[str, Any]) -> None:
     write_private_file(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+
+
+def client_tls(credentials: dict[str, Any]) -> ssl.SSLContext | bool:
+    """What an httpx client of the demo's nodes verifies them with: the demo CA, if it has one."""
+    ca_file = credentials.get("ca_file")
+    return True if ca_file is None else ssl.create_default_context(cafile=ca_file)
+
+
+def _with_tls(data_dir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
+    """The nodes' URLs as https, and certificates for them from the demo CA (made once)."""
+    pki = demo_pki(
+        data_dir / "tls",
+        list(credentials["nodes"]),
+        hosts=DEMO_HOSTS,
+        now=datetime.now(UTC),
+    )
+    for node in credentials["nodes"].values():
+        node["url"] = "https://" + node["url"].split("://", 1)[1]
+    return credentials | {"ca_file": str(pki.ca_file), "tls_dir": str(data_dir / "tls")}
 
 
 def _database_url(postgres: PostgresServer) -> str:
@@ -72,15 +106,18 @@ async def prepare_demo(
     *,
     base_port: int = 0,
     auth: NatsAuth | None = None,
+    tls: bool = False,
 ) -> dict[str, Any]:
     """Migrate and seed (first run only); with ``auth``, create the streams and the nodes'
-    consumers as the operator. Return the credentials document."""
+    consumers as the operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the
+    credentials document."""
     credentials_path = data_dir / CREDENTIALS_FILE
     database_url = _database_url(postgres)
     await migrate(database_url)
     nats_url = nats.url if auth is None else auth.operator_url(nats.url)
     if auth is not None:
-        bus = await connect(nats_url, name="demo-operator")
+        ca = data_dir / "tls" / "ca.pem" if tls else None
+        bus = await connect(nats_url, name="demo-operator", tls_ca_file=ca)
         try:
             await provision_bus(bus, DEMO_NODES, duplicate_window=Settings().duplicate_window)
         finally:
@@ -89,12 +126,15 @@ async def prepare_demo(
         credentials: dict[str, Any] = json.loads(credentials_path.read_text())
         credentials["nats_url"] = nats_url
         credentials["database_url"] = database_url
+        if tls:
+            credentials = _with_tls(data_dir, credentials)
         _write_private_json(credentials_path, credentials)
         return credentials
     ports = {
         node.id: (base_port + i if base_port else free_port()) for i, node in enumerate(DEMO_NODES)
     }
-    urls = {node_id: f"http://127.0.0.1:{port}" for node_id, port in ports.items()}
+    scheme = "https" if tls else "http"
+    urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in ports.items()}
     engine = create_engine(database_url, pool_size=2)
     try:
         seed = await seed_demo(
@@ -118,6 +158,8 @@ async def prepare_demo(
         "nats_url": nats_url,
         "database_url": database_url,
     }
+    if tls:
+        credentials = _with_tls(data_dir, credentials)
     _write_private_json(credentials_path, credentials)
     return credentials
 
@@ -143,6 +185,8 @@ class DemoProcesses:
             BLO_DATABASE_URL=async_url(self._credentials["database_url"]),
             BLO_NATS_URL=self._credentials["nats_url"],
         )
+        if "tls_dir" not in self._credentials:  # the fault and bench harnesses' plain HTTP
+            env["BLO_ALLOW_PLAIN_HTTP"] = "true"
         env.update(extra)
         return env
 
@@ -156,11 +200,14 @@ class DemoProcesses:
             if user == LEDGER_WRITER_USER
             else self._auth.node_seed_files[user]
         )
-        return {
+        identity = {
             "BLO_NATS_URL": _without_userinfo(self._credentials["nats_url"]),
             "BLO_NATS_NKEY_FILE": str(seed),
             "BLO_MANAGE_BUS": "false",
         }
+        if "ca_file" in self._credentials:  # the demo's NATS speaks TLS, from the same CA
+            identity["BLO_NATS_CA_FILE"] = self._credentials["ca_file"]
+        return identity
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self._commands[name] = (args, env)
@@ -195,6 +242,7 @@ class DemoProcesses:
                     BLO_NODE_ID=node_id,
                     BLO_KEY_DIR=str(self._data_dir / "keys" / node_id),
                     BLO_HTTP_PORT=port,
+                    **self._tls(node_id),
                     **self._nats_identity(node_id),
                 ),
             )
@@ -204,9 +252,18 @@ class DemoProcesses:
         args, env = self._commands[name]
         self._spawn(name, args, env)
 
+    def _tls(self, node_id: str) -> dict[str, str]:
+        tls_dir = self._credentials.get("tls_dir")
+        if tls_dir is None:
+            return {}
+        return {
+            "BLO_TLS_CERT_FILE": str(Path(tls_dir) / f"{node_id}.pem"),
+            "BLO_TLS_KEY_FILE": str(Path(tls_dir) / f"{node_id}.key"),
+        }
+
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, verify=client_tls(self._credentials)) as client:
             for node_id, node in self._credentials["nodes"].items():
                 while True:
                     process = self.processes[node_id]
@@ -234,18 +291,32 @@ class DemoProcesses:
                 process.wait()
 
 
+def demo_nats(data_dir: Path) -> tuple[NatsServer, NatsAuth]:
+    """The demo's nats-server with the permissions production runs with: one nkey user per
+    node, one for the ledger writer, an operator with a password, and no anonymous access (a
+    server with an ``authorization`` block refuses clients that present no known user). Clients
+    must speak TLS; the server's certificate is from the demo CA (``DATA_DIR/tls/ca.pem``)."""
+    auth = prepare_nats_auth(DEMO_NODES, data_dir / "keys")
+    pki = demo_pki(data_dir / "tls", ["nats"], hosts=DEMO_HOSTS, now=datetime.now(UTC))
+    server = NatsServer(data_dir / "nats", extra_config=auth.config, tls=pki.certificates["nats"])
+    return server, auth
+
+
 async def run_demo(data_dir: Path, *, simulate: bool = False, base_port: int = 0) -> None:
     started = time.monotonic()
     stop = stop_event()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o711)  # the postgres system user must traverse it when we run as root
     print(f"blo-exchange demo: data in {data_dir}", flush=True)
+    nats_server, auth = demo_nats(data_dir)
     with (
-        NatsServer(data_dir / "nats") as nats,
+        nats_server as nats,
         PostgresServer(data_dir / "postgres" / "data") as pg,
     ):
-        credentials = await prepare_demo(data_dir, nats, pg, base_port=base_port)
-        processes = DemoProcesses(data_dir, credentials)
+        credentials = await prepare_demo(
+            data_dir, nats, pg, base_port=base_port, auth=auth, tls=True
+        )
+        processes = DemoProcesses(data_dir, credentials, auth=auth)
         try:
             processes.start()
             await processes.wait_ready()
@@ -363,7 +434,10 @@ def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -
     for node_id, node in credentials["nodes"].items():
         pairs = ",".join(node["border_pairs"])
         print(f"  {node_id:<18} {node['url']:<24} {node['agency']:<24} {pairs}")
-    print(f"\nNATS      {credentials['nats_url']}")
+    # The URL carries the operator's password; that stays in the 0600 credentials file.
+    print(f"\nNATS      {_without_userinfo(credentials['nats_url'])} (nkey users only)")
     print(f"tokens    {data_dir / CREDENTIALS_FILE} (0600)")
+    if "ca_file" in credentials:
+        print(f"CA        {credentials['ca_file']} (curl --cacert, BLO_CA)")
     print("logs      " + str(data_dir / "logs"))
     print("\nPress Ctrl-C to stop.", flush=True)

@@ -34,6 +34,8 @@ from blo_exchange.domain.vocab import (
 __all__ = [
     "MAX_CLOCK_SKEW",
     "NOW_CONTEXT_KEY",
+    "STORED_CASE",
+    "TIME_WINDOW",
     "CasNumber",
     "Concealment",
     "Conveyance",
@@ -50,11 +52,19 @@ __all__ = [
     "parse_quantity",
 ]
 
+STORED_CONTEXT_KEY: Final = "stored"
+STORED_CASE: Final = {STORED_CONTEXT_KEY: True}
+"""Validation context for a case read back from a verified envelope: its times were checked
+against the clock when it was posted, and a later reading must not fail for the clock."""
 NOW_CONTEXT_KEY: Final = "now"
 """Key of the validation context entry that overrides the clock for future-time checks."""
 
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 """How far in the future an observation may lie (terminals' clocks drift)."""
+
+TIME_WINDOW: Final = timedelta(days=5 * 366)
+"""How far from now an observation (past) or a risk's validity (either way) may lie: further
+is a typo or a probe (year 0001), never an alert worth sharing."""
 
 _QUANTITY_RE: Final = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
 _CAS_RE: Final = re.compile(r"([0-9]{2,7})-([0-9]{2})-([0-9])")
@@ -169,15 +179,22 @@ class SeizureCase(DomainModel):
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         now = _context_now(info)
+        if now is None:
+            return value
         if value > now + MAX_CLOCK_SKEW:
             raise ValueError(
                 f"observed_at is more than {MAX_CLOCK_SKEW} in the future; check the clock"
             )
+        if value < now - TIME_WINDOW:
+            raise ValueError(f"observed_at is more than {TIME_WINDOW.days} days ago")
         return value
 
 
-def _context_now(info: ValidationInfo) -> datetime:
+def _context_now(info: ValidationInfo) -> datetime | None:
+    """The clock times are checked against; None for a stored case (:data:`STORED_CASE`)."""
     context = info.context
+    if isinstance(context, Mapping) and context.get(STORED_CONTEXT_KEY):
+        return None
     now = context.get(NOW_CONTEXT_KEY) if isinstance(context, Mapping) else None
     if now is None:
         return utc_now()
@@ -201,6 +218,16 @@ class RiskCase(DomainModel):
     valid_until: UtcTimestamp | None = None
     recommended_action: str | None = Field(default=None, max_length=1000)
     narrative: Narrative | None = None
+
+    @field_validator("valid_until")
+    @classmethod
+    def _sane_validity(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        now = _context_now(info)
+        if now is None:
+            return value
+        if value is not None and not now - TIME_WINDOW <= value <= now + TIME_WINDOW:
+            raise ValueError(f"valid_until must be within {TIME_WINDOW.days} days of now")
+        return value
 
 
 class FeedbackCase(DomainModel):

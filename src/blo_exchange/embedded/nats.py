@@ -72,6 +72,7 @@ class NatsServer:
         server_name: str = "blo",
         extra_config: str = "",
         jetstream_domain: str | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).absolute()
         self.host = host
@@ -80,6 +81,7 @@ class NatsServer:
         self.server_name = server_name
         self.extra_config = extra_config
         self.jetstream_domain = jetstream_domain  # a hub's or a leaf site's (deploy/nats)
+        self.tls = tls  # (certificate chain, key): clients must then speak TLS 1.2+
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -125,6 +127,16 @@ class NatsServer:
             "  sync_interval: always",
             "}",
         ]
+        if self.tls is not None:
+            cert, key = self.tls
+            lines += [
+                "tls {",
+                f"  cert_file: {_quote(str(cert))}",
+                f"  key_file: {_quote(str(key))}",
+                '  min_version: "1.2"',
+                "  timeout: 2",
+                "}",
+            ]
         config = "\n".join(lines) + "\n"
         if self.extra_config:
             config += "\n" + self.extra_config.rstrip("\n") + "\n"

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from blo_exchange.domain.cases import (
-    NOW_CONTEXT_KEY,
+    STORED_CASE,
     FeedbackCase,
     RiskCase,
     SeizureCase,
@@ -66,9 +65,6 @@ NOMINAL_EXTENSION: Final = "blo-nominal"
 
 EXTENSION_ID: Final = f"extension-definition--{uuid.uuid5(BLO_NAMESPACE, 'extension/blo-drug')}"
 """The extension-definition of the drug seizure, risk alert and consignment types."""
-
-# Validating a stored case again must not fail for a clock: the case was checked when posted.
-_NO_FUTURE_CHECK: Final = {NOW_CONTEXT_KEY: datetime(9000, 1, 1, tzinfo=UTC)}
 
 
 class StixMappingError(ValueError):
@@ -228,10 +224,10 @@ def alert_objects(
     alert = _Alert(item, agency_names or {})
     try:
         if alert.kind == "seizure":
-            case_seizure = SeizureCase.model_validate(alert.case, context=_NO_FUTURE_CHECK)
+            case_seizure = SeizureCase.model_validate(alert.case, context=STORED_CASE)
             objects = _seizure(alert, case_seizure)
         elif alert.kind == "risk":
-            objects = _risk(alert, RiskCase.model_validate(alert.case))
+            objects = _risk(alert, RiskCase.model_validate(alert.case, context=STORED_CASE))
         elif alert.kind == "feedback":
             objects = _feedback(alert, FeedbackCase.model_validate(alert.case))
         else:

@@ -2,6 +2,11 @@
 stored, so a copy of the database gives no one a usable credential. The lookup is by that hash
 (an index seek), so timing reveals nothing about a token's bytes.
 
+A node admits only its own principals: a terminal of this node, an analyst of this node's agency,
+and (where the deployment says so) auditors and admins, who are bound to no agency. A valid token
+of another node or agency gets the same answer as a wrong token, so a stolen terminal token is
+usable only at its own office and the error says nothing about where else it works.
+
 Not here: what a principal may do (each service checks its own rule, see ``api.routes``).
 """
 
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from blo_exchange.crypto.canonical import b64u_encode
-from blo_exchange.domain.directory import Principal
+from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.errors import Unauthenticated
 from blo_exchange.services.ports import Directory
 
@@ -38,25 +43,53 @@ def certificate_credential(fingerprint: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, *, directory: Directory, clock: Callable[[], datetime]) -> None:
+    """``node`` is the node whose principals are admitted; ``None`` admits every active one (the
+    CLI and tests of a directory without a node). ``admit_unbound`` admits auditors and admins."""
+
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        clock: Callable[[], datetime],
+        node: Node | None = None,
+        admit_unbound: bool = True,
+    ) -> None:
         self._directory = directory
         self._clock = clock
+        self._node = node
+        self._admit_unbound = admit_unbound
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal behind a token; one opaque error for every way it can fail."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             raise Unauthenticated("a valid bearer token is required")
-        digest = hash_token(token)
+        return await self.authenticate_hash(hash_token(token))
+
+    async def authenticate_hash(self, digest: bytes) -> Principal:
+        """The principal behind a token's hash (a web session keeps only that)."""
         principal = await self._directory.principal_by_token_hash(digest)
-        if principal is None or not principal.is_active(self._clock()):
+        if principal is None or not self.admits(principal):
             raise Unauthenticated("a valid bearer token is required")
         return principal
 
     async def authenticate_certificate(self, fingerprint: str) -> Principal:
-        """The principal a (proxy-verified) client certificate is registered for."""
+        """The principal a verified client certificate is registered for."""
         principal = await self._directory.principal_by_token_hash(
             hash_token(certificate_credential(fingerprint))
         )
-        if principal is None or not principal.is_active(self._clock()):
+        if principal is None or not self.admits(principal):
             raise Unauthenticated("this client certificate is not registered to a principal")
         return principal
+
+    def admits(self, principal: Principal) -> bool:
+        """(1) active now: created, not expired, not revoked; (2) bound to this node: a terminal
+        of it, an analyst of its agency; (3) auditors and admins only if ``admit_unbound``."""
+        if not principal.is_active(self._clock()):
+            return False
+        if self._node is None:
+            return True
+        if principal.role is Role.TERMINAL:
+            return principal.node_id == self._node.id
+        if principal.role is Role.ANALYST:
+            return principal.agency_id == self._node.agency_id
+        return self._admit_unbound

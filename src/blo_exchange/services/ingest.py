@@ -102,10 +102,25 @@ class IngestService:
                 + ", ".join(points)
             )
 
+    async def _check_references(self, submission: Submission) -> None:
+        """An alert may name only alerts its poster may see: ``supersedes`` one this node's
+        agency sent from here, a feedback's ``case.alert_id`` one this node holds (sent or
+        received). Anything else, unknown or someone else's, gets the same refusal."""
+        supersedes = submission.supersedes
+        if supersedes is not None:
+            row = await self._inbox.get(self._node.id, supersedes)
+            if row is None or row.origin_agency != self._node.agency_id:
+                raise PolicyError("supersedes names no alert this office sent")
+        if isinstance(submission, FeedbackSubmission):
+            row = await self._inbox.get(self._node.id, submission.case.alert_id)
+            if row is None or row.agency_id != self._node.agency_id:
+                raise PolicyError("case.alert_id names no alert this office holds")
+
     async def submit(
         self, principal: Principal, submission: Submission, idempotency_key: str
     ) -> Accepted:
         self.authorize(principal, submission)
+        await self._check_references(submission)
         now = self._clock()
         # Resolve before claiming the key: a refused alert leaves the key free for a fixed body.
         recipients = resolve_recipients(

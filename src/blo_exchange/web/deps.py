@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
 from blo_exchange.domain.directory import Node, Principal, Role
-from blo_exchange.domain.ids import utc_now
-from blo_exchange.services.ports import Directory
+from blo_exchange.errors import Unauthenticated
+from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.registry import Services
 from blo_exchange.web.formatting import Formats
 from blo_exchange.web.messages import LANGUAGES, Catalogue, catalogue, match, negotiate
@@ -33,6 +33,7 @@ __all__ = [
     "render",
     "require",
     "services_of",
+    "session_principal",
     "sessions_of",
     "viewer_of",
 ]
@@ -86,14 +87,25 @@ def language_of(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 
 
+async def session_principal(request: Request, session_id: str | None) -> Principal | None:
+    """The principal of a live session, as of now: none once it is signed out or expired, or
+    its credential is revoked, expired or no longer admitted by this node."""
+    session = sessions_of(request).get(session_id)
+    if session is None:
+        return None
+    try:
+        return await services_of(request).get(Authenticator).authenticate_hash(session.token_hash)
+    except Unauthenticated:
+        sessions_of(request).drop(session.id)
+        return None
+
+
 async def viewer_of(request: Request) -> Viewer | None:
     session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    directory = services_of(request).get(Directory)  # type: ignore[type-abstract]
-    principal = await directory.principal_by_token_hash(session.token_hash)
-    if principal is None or not principal.is_active(utc_now()):
-        sessions_of(request).drop(session.id)
+    principal = await session_principal(request, session.id)
+    if principal is None:
         return None
     request.state.principal_id = principal.id
     limiter = getattr(request.app.state, "limiter", None)

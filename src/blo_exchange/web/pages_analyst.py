@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from blo_exchange.domain.alerts import ReceiptRequest
 from blo_exchange.domain.directory import Node, Role
@@ -22,10 +23,21 @@ from blo_exchange.errors import NotFound
 from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.ledger.ports import EntryFilter, LedgerReads
 from blo_exchange.services.feed import FeedService
-from blo_exchange.services.feed_events import MAX_POSITION, resume_position, sse_frames
+from blo_exchange.services.feed_events import (
+    MAX_POSITION,
+    SSE_HEADERS,
+    FeedStreams,
+    resume_position,
+)
 from blo_exchange.services.feedback import AnalystReceipts
-from blo_exchange.services.outages import Outages
-from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
+from blo_exchange.web.deps import (
+    Viewer,
+    language_of,
+    render,
+    require,
+    services_of,
+    session_principal,
+)
 from blo_exchange.web.formatting import Formats
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
@@ -63,18 +75,28 @@ async def stream(
 ) -> StreamingResponse:
     # ``cursor`` is for the page's own reconnects: a browser sends Last-Event-ID only when it
     # reconnects by itself, not after a refused (503) answer, when feed.js opens a new stream.
-    services = services_of(request)
-    frames = sse_frames(
-        services.get(FeedService),
-        viewer.principal,
-        start=resume_position(cursor, request.headers.get("last-event-id")),
-        disconnected=request.is_disconnected,
-        outages=services.get(Outages),
+    last = request.headers.get("last-event-id")
+    session_id = viewer.session.id
+
+    async def admitted() -> bool:
+        # Sign-out drops the session; revocation and expiry fail the principal's look-up.
+        return await session_principal(request, session_id) is not None
+
+    stream = (
+        services_of(request)
+        .get(FeedStreams)
+        .open(
+            viewer.principal,
+            start=resume_position(cursor, last if last and len(last) <= 20 else None),
+            disconnected=request.is_disconnected,
+            admitted=admitted,
+        )
     )
     return StreamingResponse(
-        frames,
+        stream.frames,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
+        background=BackgroundTask(stream.close),
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from blo_exchange.domain.directory import Role
-from blo_exchange.errors import Unauthenticated
+from blo_exchange.errors import RateLimited, Unauthenticated
 from blo_exchange.services.auth import Authenticator, hash_token
 from blo_exchange.web.deps import (
     HOME,
@@ -27,6 +27,7 @@ from blo_exchange.web.sessions import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     SIGNIN_COOKIE,
+    SessionsFull,
     clear_cookie,
     same_token,
     set_cookie,
@@ -78,25 +79,46 @@ async def sign_in_form(request: Request) -> Response:
     return _sign_in_page(request, notice=notice)
 
 
+def _throttle(request: Request, key: str) -> None:
+    limiter = getattr(request.app.state, "signin_limiter", None)
+    if limiter is not None:
+        limiter.take(key)
+
+
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    # (1) the double-submit CSRF check: the form's token must equal the cookie set with the form.
+    # (1) a few tries per address, whatever the token: guessing and session churn are slow.
+    try:
+        _throttle(request, "address:" + (request.client.host if request.client else "-"))
+    except RateLimited:
+        return _sign_in_page(request, status=429, error="signin.throttled")
+    # (2) the double-submit CSRF check: the form's token must equal the cookie set with the form.
     form = await request.form()
     expected = request.cookies.get(SIGNIN_COOKIE)
     if not expected or not same_token(form.get("csrf"), expected):
         return _sign_in_page(request, status=403, error="signin.expired")
-    # (2) the token, checked like a bearer token; one answer for every way it can be wrong.
+    # (3) the token, checked like a bearer token and admitted only by its own node (or agency);
+    # one answer for every way it can be wrong.
     token = form.get("token")
     auth = services_of(request).get(Authenticator)
     try:
         principal = await auth.authenticate(token.strip() if isinstance(token, str) else None)
     except Unauthenticated:
         return _sign_in_page(request, status=401, error="signin.failed")
-    # (3) a new session (never one the browser brought along), keyed by the token's hash only.
+    # (4) a few sign-ins per principal too, from however many addresses.
+    try:
+        _throttle(request, "principal:" + principal.id)
+    except RateLimited:
+        return _sign_in_page(request, status=429, error="signin.throttled")
+    # (5) a new session (never one the browser brought along), keyed by the token's hash only;
+    # the store ends this credential's own oldest session, never another's.
     assert isinstance(token, str)
     sessions = sessions_of(request)
     sessions.drop(request.cookies.get(SESSION_COOKIE))
-    session = sessions.create(hash_token(token.strip()))
+    try:
+        session = sessions.create(hash_token(token.strip()))
+    except SessionsFull:
+        return _sign_in_page(request, status=503, error="signin.full")
     target = safe_next(str(form.get("next") or ""), HOME[principal.role])
     response = RedirectResponse(target, status_code=303)
     set_cookie(request, response, SESSION_COOKIE, session.id, max_age=SESSION_SECONDS)

@@ -11,6 +11,10 @@ changes state carries the session's CSRF token, compared in constant time; (3) t
 which has no session yet, uses a double-submit cookie instead. Not checked: ``Origin`` headers
 (proxies strip them inconsistently; the two tokens suffice).
 
+Limits, so one credential can't crowd out the others: each credential holds at most
+``MAX_SESSIONS_PER_CREDENTIAL`` sessions (a new sign-in ends its own oldest); when the node holds
+``MAX_SESSIONS`` in all, sign-in is refused (``SessionsFull``) rather than ending anyone else's.
+
 Sessions live in this process's memory: a node run as N processes behind a balancer needs sticky
 sessions, and a restart signs everyone out. That is the price of keeping no session state in the
 database that auditors would have to reason about.
@@ -32,6 +36,7 @@ __all__ = [
     "SIGNIN_COOKIE",
     "Session",
     "SessionStore",
+    "SessionsFull",
     "clear_cookie",
     "same_token",
     "set_cookie",
@@ -41,6 +46,11 @@ SESSION_COOKIE = "blo_session"
 SIGNIN_COOKIE = "blo_signin"
 SESSION_SECONDS = 8 * 3600  # one shift
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_CREDENTIAL = 8  # a few browsers and tabs of one officer or analyst
+
+
+class SessionsFull(Exception):  # noqa: N818 - a refusal, turned into a 503 page
+    """The node holds as many sessions as it will; nobody else's is dropped to make room."""
 
 
 @dataclass
@@ -58,9 +68,14 @@ class SessionStore:
 
     def create(self, token_hash: bytes) -> Session:
         self._expire()
-        if len(self._sessions) >= MAX_SESSIONS:  # drop the oldest rather than grow unbounded
-            oldest = min(self._sessions.values(), key=lambda s: s.expires)
+        own = sorted(
+            (s for s in self._sessions.values() if s.token_hash == token_hash),
+            key=lambda s: s.expires,
+        )
+        for oldest in own[: max(0, len(own) - MAX_SESSIONS_PER_CREDENTIAL + 1)]:
             del self._sessions[oldest.id]
+        if len(self._sessions) >= MAX_SESSIONS:
+            raise SessionsFull
         session = Session(
             id=secrets.token_urlsafe(32),
             token_hash=token_hash,

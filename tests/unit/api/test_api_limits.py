@@ -1,4 +1,4 @@
-"""Body size and request rate limits."""
+"""Body size, request rate and open-stream limits."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.errors import RateLimited
+from blo_exchange.services.feed_events import StreamSlots
 
 
 class FakeClock:
@@ -33,6 +34,30 @@ def test_bucket_allows_a_burst_then_refuses_with_retry_after() -> None:
     limiter.take("terminal-1")
     with pytest.raises(RateLimited):
         limiter.take("terminal-1")
+
+
+def test_a_batch_pays_for_every_item_even_into_debt() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=10.0, burst=20, clock=clock)
+    limiter.take("terminal-1")
+    limiter.charge("terminal-1", 499)  # the rest of a 500-item batch
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("terminal-1")
+    assert refused.value.retry_after == 49  # 480 tokens of debt, paid back at 10/s
+    clock.now += 49
+    limiter.take("terminal-1")
+
+
+def test_streams_are_capped_per_principal() -> None:
+    slots = StreamSlots(per_key=2)
+    slots.acquire("analyst-1")
+    slots.acquire("analyst-1")
+    with pytest.raises(RateLimited):
+        slots.acquire("analyst-1")
+    slots.acquire("analyst-2")
+    slots.release("analyst-1")
+    slots.acquire("analyst-1")
+    assert slots.open("analyst-1") == 2
 
 
 def test_zero_rate_means_no_limit() -> None:

@@ -440,3 +440,30 @@ def test_models_are_frozen() -> None:
     submission = parse(EXAMPLE_SEIZURE)
     with pytest.raises(ValidationError, match="frozen"):
         submission.tlp = Tlp.RED  # type: ignore[misc]
+
+
+def test_times_outside_a_sane_window_are_refused() -> None:
+    with pytest.raises(ValidationError, match="days ago"):
+        parse(seizure(case=seizure_case(observed_at="0001-01-01T00:00:00Z")))
+    assert parse_seizure(seizure(case=seizure_case(observed_at="2022-01-01T00:00:00Z")))
+    with pytest.raises(ValidationError, match="within"):
+        parse(risk(valid_until="9999-12-31T23:59:59Z"))
+    with pytest.raises(ValidationError, match="within"):
+        parse(risk(valid_until="1970-01-01T00:00:00Z"))
+
+
+@pytest.mark.parametrize("bad", ["\u202e", "\x00", "\x1b[31m", "\x7f", "\x85", "\u2066"])
+def test_control_and_bidi_override_characters_are_refused(bad: str) -> None:
+    narrative = {"text": f"driver said{bad} nothing", "lang": "ru"}
+    with pytest.raises(ValidationError, match="control or bidi"):
+        parse(seizure(case=seizure_case(narrative=narrative)))
+    with pytest.raises(ValidationError, match="control or bidi"):
+        parse(risk(indicators=[f"plate{bad}"]))
+
+
+def test_line_breaks_and_right_to_left_marks_are_kept() -> None:
+    text = "line one\r\nline two\tend \u200f"
+    narrative = {"text": text, "lang": "ru"}
+    parsed = parse_seizure(seizure(case=seizure_case(narrative=narrative)))
+    assert parsed.case.narrative is not None
+    assert parsed.case.narrative.text == text

@@ -1,0 +1,35 @@
+"""``blo-exchange serve``'s uvicorn options: HTTPS or an explicit opt-out, never proxy headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from pathlib import Path
+
+import pytest
+import typer
+
+from blo_exchange.cli.main import server_options
+from blo_exchange.config import Settings
+from blo_exchange.crypto.tls import demo_pki
+
+
+def test_no_certificate_no_server() -> None:
+    with pytest.raises(typer.Exit):
+        server_options(Settings())
+    assert server_options(Settings(allow_plain_http=True))["proxy_headers"] is False
+
+
+def test_tls_12_or_later_with_forward_secret_aead_suites(tmp_path: Path) -> None:
+    pki = demo_pki(tmp_path, ["node"], hosts=["127.0.0.1"], now=dt.datetime.now(dt.UTC))
+    cert, key = pki.certificates["node"]
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    options = server_options(Settings(tls_cert_file=cert, tls_key_file=key))
+    assert options["proxy_headers"] is False
+    context = options["ssl_context_factory"](None, None)
+    assert isinstance(context, ssl.SSLContext)
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    tls12 = [c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"]
+    assert tls12
+    assert all(name.startswith("ECDHE-") for name in tls12)
+    assert all("GCM" in name or "CHACHA20" in name for name in tls12)
