@@ -7,6 +7,7 @@ nothing below them knows about either::
     BloExchangeError
     ├── ConfigurationError        settings or key files are missing or unusable
     ├── InvalidEnvelope           (crypto) any way an envelope or receipt can be bad
+    │   └── NotEntitled           validly signed, but the signer may not say that (has ``reason``)
     ├── DirectoryError
     │   ├── NotFound              an agency, node, key, principal or alert is unknown
     │   └── Conflict              a directory record already exists
@@ -38,6 +39,7 @@ __all__ = [
     "IdempotencyMismatch",
     "InvalidEnvelope",
     "NoAgreement",
+    "NotEntitled",
     "NotFound",
     "PolicyError",
     "RateLimited",
@@ -56,6 +58,15 @@ class ConfigurationError(BloExchangeError):
 
 class InvalidEnvelope(BloExchangeError):  # noqa: N818 - named after pyca's InvalidToken
     """An envelope or receipt failed a check. Deliberately says nothing about which."""
+
+
+class NotEntitled(InvalidEnvelope):
+    """A message signed by a genuine node that claims more than the node may: another agency,
+    a pair it does not serve, recipients no agreement allows. ``reason`` is for counting only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the signer is not entitled to this message")
+        self.reason = reason
 
 
 class DirectoryError(BloExchangeError):
