@@ -151,7 +151,8 @@ class LedgerWriter:
         detail = dict(body.get("detail") or {})
         detail["receipt_id"] = body["receipt_id"]
         return build_entry(
-            event_id=f"receipt:{body['receipt_id']}",
+            # Keyed by the signing node too: another node can't take this id first.
+            event_id=f"receipt:{body['node']}:{body['receipt_id']}",
             type=str(body["type"]),
             occurred_at=occurred_at,
             alert_id=body.get("alert_id"),
@@ -184,7 +185,7 @@ class LedgerWriter:
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_query"), None)
         return build_entry(
-            event_id=f"receipt:{fields['receipt_id']}",
+            event_id=f"receipt:{record.node}:{fields['receipt_id']}",
             type=LEDGER_QUERIED,
             occurred_at=occurred_at,
             actor_node=record.node,

@@ -38,7 +38,7 @@ from blo_exchange.crypto.envelope import (
     envelope_sha256,
 )
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
-from blo_exchange.crypto.receipt import UnverifiedReceipt, sign_receipt
+from blo_exchange.crypto.receipt import UnverifiedReceipt, record_message_id, sign_receipt
 from blo_exchange.domain.directory import Agreement, Node, Principal, Role
 from blo_exchange.domain.ids import format_time, new_alert_id, parse_time
 from blo_exchange.domain.marking import Handling, Tlp, restricts_resharing
@@ -588,7 +588,9 @@ class ReshareService:
         }
         raw = sign_receipt(body, self._signer)
         return await self._publisher.publish(
-            receipt_subject(request.border_pair), raw, msg_id=receipt_id
+            receipt_subject(request.border_pair),
+            raw,
+            msg_id=record_message_id(receipt_id, self._signer),
         )
 
 
