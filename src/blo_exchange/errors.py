@@ -7,7 +7,8 @@ nothing below them knows about either::
     BloExchangeError
     ├── ConfigurationError        settings or key files are missing or unusable
     ├── InvalidEnvelope           (crypto) any way an envelope or receipt can be bad
-    │   └── NotEntitled           validly signed, but the signer may not say that (has ``reason``)
+    │   ├── NotEntitled           validly signed, but the signer may not say that (has ``reason``)
+    │   └── InvalidStatement      a directory statement is malformed or not signed by pinned roots
     ├── DirectoryError
     │   ├── NotFound              an agency, node, key, principal or alert is unknown
     │   └── Conflict              a directory record already exists
@@ -38,6 +39,7 @@ __all__ = [
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "InvalidEnvelope",
+    "InvalidStatement",
     "NoAgreement",
     "NotEntitled",
     "NotFound",
@@ -66,6 +68,15 @@ class NotEntitled(InvalidEnvelope):
 
     def __init__(self, reason: str) -> None:
         super().__init__("the signer is not entitled to this message")
+        self.reason = reason
+
+
+class InvalidStatement(InvalidEnvelope):
+    """A directory statement that is malformed, or lacks a valid signature by the pinned root of
+    an agency that must sign it. ``reason`` is for counting only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("invalid directory statement")
         self.reason = reason
 
 

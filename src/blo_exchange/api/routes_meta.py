@@ -18,8 +18,12 @@ router = APIRouter(tags=["meta"])
 
 @router.get("/v1/directory")
 async def directory(principal: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
-    """Agencies, nodes, public keys (with revocations) and sharing agreements."""
-    return await runtime.directory.snapshot()
+    """Agencies, nodes, public keys (with revocations) and sharing agreements; where roots are
+    pinned, the nodes, keys and agreements are the signed statements' (served too)."""
+    snapshot = await runtime.directory.snapshot()
+    if runtime.trusted is not None:
+        snapshot |= await runtime.trusted.snapshot()
+    return snapshot
 
 
 @router.get("/livez")

@@ -24,6 +24,7 @@ from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.checkpoints import (
@@ -54,6 +55,7 @@ class LedgerWriterRuntime:
     origin: str
     public_key: bytes
     key_id: str
+    trusted: SignedDirectory | None = None
     _stopping: asyncio.Event | None = None
 
     @classmethod
@@ -64,9 +66,14 @@ class LedgerWriterRuntime:
         bus: BusConnection,
         sessions: SessionFactory,
         directory: SqlDirectory,
+        trusted: SignedDirectory | None = None,
     ) -> LedgerWriterRuntime:
+        """With ``trusted`` (roots pinned), the writer verifies messages and records directory
+        changes from signed statements only; ``directory`` then only receives the ledger key."""
         store = SqlLedgerStore(sessions)
-        writer = LedgerWriter(directory=directory, store=store, clock=utc_now)
+        writer = LedgerWriter(
+            directory=directory if trusted is None else trusted, store=store, clock=utc_now
+        )
         key = load_or_create_ledger_key(
             settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
         )
@@ -117,6 +124,7 @@ class LedgerWriterRuntime:
             consumers=consumers,
             checkpointer=checkpointer,
             directory=directory,
+            trusted=trusted,
             origin=settings.ledger_origin,
             public_key=key.public_bytes(),
             key_id=key.key_id,
@@ -171,7 +179,8 @@ class LedgerWriterRuntime:
 
     async def record_directory(self) -> list[int]:
         """Append the directory's changes the ledger does not have yet; their indexes."""
-        return await self.writer.record_directory(await self.directory.directory_state())
+        source = self.directory if self.trusted is None else self.trusted
+        return await self.writer.record_directory(await source.directory_state())
 
     async def _directory_changes(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -197,6 +206,7 @@ async def _cut(checkpointer: Checkpointer) -> None:
 
 async def run_standalone(settings: Settings) -> None:
     """``blo-exchange ledger-writer``: run until SIGINT/SIGTERM, then finish the batch in hand."""
+    from blo_exchange.bootstrap.directory import signed_directory
     from blo_exchange.bootstrap.signals import stop_event
     from blo_exchange.bus.connection import connect
     from blo_exchange.bus.streams import ensure_streams
@@ -220,8 +230,13 @@ async def run_standalone(settings: Settings) -> None:
             source_domains=source_domains(settings),
         )
         sessions = session_factory(engine)
+        directory = SqlDirectory(sessions)
         runtime = LedgerWriterRuntime.build(
-            settings, bus=bus, sessions=sessions, directory=SqlDirectory(sessions)
+            settings,
+            bus=bus,
+            sessions=sessions,
+            directory=directory,
+            trusted=signed_directory(settings, sessions, directory),
         )
         tasks = runtime.start()
         await stop.wait()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.directory import signed_directory
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
@@ -30,12 +31,14 @@ from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.ports import Directory
 from blo_exchange.services.receipts import ReceiptPublisher
 
 __all__ = ["NodeRuntime"]
@@ -59,6 +62,8 @@ class NodeRuntime:
     delivery: DeliveryService
     feed: FeedService
     consumer: PullConsumer
+    trusted: SignedDirectory | None = None
+    """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     ledger_writer: LedgerWriterRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -70,7 +75,9 @@ class NodeRuntime:
         directory = SqlDirectory(sessions)
         bus: BusConnection | None = None
         try:
-            node = await directory.node(settings.node_id)
+            trusted = signed_directory(settings, sessions, directory)
+            believed: Directory = directory if trusted is None else trusted
+            node = await believed.node(settings.node_id)
             keys = load_node_keys(require_key_dir(settings))
             bus = await connect(
                 settings.nats_url.get_secret_value(),
@@ -94,11 +101,11 @@ class NodeRuntime:
             raise
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
-        feed = FeedService(node=node, kem_keys=keys.kem, directory=directory, inbox=inbox)
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
-            directory=directory,
+            directory=believed,
             inbox=inbox,
             receipts=receipts,
             clock=utc_now,
@@ -110,6 +117,7 @@ class NodeRuntime:
             engine=engine,
             bus=bus,
             directory=directory,
+            trusted=trusted,
             inbox=inbox,
             ledger=SqlLedgerStore(sessions),
             auth=Authenticator(directory=directory, clock=utc_now),
@@ -117,7 +125,7 @@ class NodeRuntime:
                 node=node,
                 signer=keys.signing,
                 suite=HpkeSuite(settings.suite),
-                directory=directory,
+                directory=believed,
                 idempotency=SqlIdempotencyStore(sessions),
                 inbox=inbox,
                 publisher=bus,
@@ -146,13 +154,13 @@ class NodeRuntime:
             keys=keys,
             bus=bus,
             sessions=sessions,
-            directory=directory,
+            directory=believed,
             inbox=inbox,
         )
         runtime.tasks.extend(runtime.reshare.start())
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
-                settings, bus=bus, sessions=sessions, directory=directory
+                settings, bus=bus, sessions=sessions, directory=directory, trusted=trusted
             )
             runtime.tasks.extend(runtime.ledger_writer.start())
         return runtime
