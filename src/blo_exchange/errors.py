@@ -75,8 +75,8 @@ class InvalidStatement(InvalidEnvelope):
     """A directory statement that is malformed, or lacks a valid signature by the pinned root of
     an agency that must sign it. ``reason`` is for counting only."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("invalid directory statement")
+    def __init__(self, reason: str, message: str = "invalid directory statement") -> None:
+        super().__init__(message)
         self.reason = reason
 
 
