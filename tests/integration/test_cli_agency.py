@@ -151,6 +151,7 @@ def test_two_agencies_set_up_trust_and_an_agreement(
         "memorandum_ref": "MoU 2026/7",
     }
     (tmp_path / "terms.json").write_text(json.dumps(terms))
+    to_db = ("--roots", str(roots), "--to", "database")
     proposed = tmp_path / "proposed.json"
     invoke(
         runner,
@@ -167,7 +168,7 @@ def test_two_agencies_set_up_trust_and_an_agreement(
     assert "not yet signed by tj-drug-control-agency" in refused(
         runner, "statement", "verify", str(proposed), "--roots", str(roots)
     )
-    refused(runner, "statement", "publish", str(proposed), "--roots", str(roots))
+    refused(runner, "statement", "publish", str(proposed), *to_db)
     signed = tmp_path / "agreement.json"
     shown = invoke(
         runner,
@@ -186,10 +187,7 @@ def test_two_agencies_set_up_trust_and_an_agreement(
     files = [str(tmp_path / n) for n in ("node.json", "node-key.json", "agreement.json")]
     invoke(runner, "statement", "verify", *files, "--roots", str(roots))
     # (5) Published to a node's database, and believed there.
-    assert (
-        invoke(runner, "statement", "publish", *files, "--roots", str(roots)).count("published")
-        == 3
-    )
+    assert invoke(runner, "statement", "publish", *files, *to_db).count("published") == 3
     facts = asyncio.run(believed(database_url, roots))
     assert facts.nodes["blo-dostuk-kg"].crossing_points == ("KG-DOSTUK",)
     assert facts.agreements["mou-kg-tj-dostuk"].parties == (KG, TJ)

@@ -9,6 +9,7 @@ database URL is the superuser's).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import uuid
@@ -31,7 +32,7 @@ from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, new_alert_id
 from blo_exchange.domain.statements import agreement_statement, key_statement
-from blo_exchange.domain.subjects import alert_subject, receipt_subject
+from blo_exchange.domain.subjects import DIRECTORY_SUBJECT, alert_subject, receipt_subject
 from blo_exchange.services.receipts import deterministic_receipt_id
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has, ledger_has
 
@@ -292,3 +293,49 @@ async def test_rows_planted_by_the_database_superuser_are_never_used(
     assert kg_tj["parties"] == [KG_A, TJ_A]
     assert len(directory["statements"]) == 3 + 4 * 2 + 2
     assert {r["agency"] for r in directory["pinned_roots"]} == {KG_A, TJ_A, UZ_A}
+
+
+async def test_statements_travel_on_the_directory_stream(deploy: Deployment) -> None:
+    """TJ's root registers a new encryption key by publishing it on NATS: every node copies it,
+    verified, the next alert is sealed to it, and the ledger records it. A statement signed by a
+    root nobody pinned travels too, and is kept by no one."""
+    bus = deploy.runtimes[KG].bus
+    info = await bus.js.stream_info("BLO_DIRECTORY")
+    assert (info.config.deny_delete, info.config.deny_purge) == (True, True)
+    new_key = KemPrivateKey.generate(SUITE).public_key()
+    body = key_statement(
+        agency=TJ_A,
+        owner_kind="agency",
+        owner_id=TJ_A,
+        key=public_key_record(new_key),
+        issued_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    forged = sign_statement(body, agency=TJ_A, root=SigningKey.generate())
+    genuine = sign_statement(body, agency=TJ_A, root=deploy.seed.roots[TJ_A])
+    for raw in (forged, genuine):
+        await bus.publish(DIRECTORY_SUBJECT, raw, msg_id=hashlib.sha256(raw).hexdigest())
+
+    async def sealed_to_new_key() -> bool:
+        trusted = deploy.runtimes[KG].trusted
+        assert trusted is not None
+        key_ = await trusted.current_kem_key(TJ_A, SUITE)
+        return key_ is not None and key_.key_id == new_key.key_id
+
+    await eventually(sealed_to_new_key, what="KG sealing to TJ's new key")
+    entries = await eventually(
+        ledger_has(deploy, KG, type="key_registered"), what="the new key in the ledger"
+    )
+    await eventually(_key_ledgered(deploy, new_key.key_id), what="key_registered for the new key")
+    assert entries
+    store = SqlStatementStore(session_factory(deploy.runtimes[KG].engine))
+    kept = await store.all()
+    assert genuine in kept
+    assert forged not in kept
+
+
+def _key_ledgered(deploy: Deployment, key_id: str) -> Any:
+    async def probe() -> bool:
+        entries = await ledger_has(deploy, KG, type="key_registered")()
+        return key_id in {e["detail"].get("key_id") for e in entries}
+
+    return probe

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
@@ -119,6 +120,12 @@ class LedgerWriterRuntime:
             )
             for durable, stream, subjects in sources
         ]
+        if trusted is not None:
+            # The writer's own verified copy of the statements; record_directory ledgers what
+            # they grant (keys registered and revoked, agreement versions).
+            consumers.append(
+                directory_copier(bus, trusted, durable="ledger-writer-directory", create=True)
+            )
         return cls(
             writer=writer,
             consumers=consumers,
@@ -206,7 +213,6 @@ async def _cut(checkpointer: Checkpointer) -> None:
 
 async def run_standalone(settings: Settings) -> None:
     """``blo-exchange ledger-writer``: run until SIGINT/SIGTERM, then finish the batch in hand."""
-    from blo_exchange.bootstrap.directory import signed_directory
     from blo_exchange.bootstrap.signals import stop_event
     from blo_exchange.bus.connection import connect
     from blo_exchange.bus.streams import ensure_streams

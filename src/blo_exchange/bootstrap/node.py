@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blo_exchange.bootstrap.directory import signed_directory
+from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
-from blo_exchange.bus.consumers import node_consumer_spec
+from blo_exchange.bus.consumers import node_consumer_spec, node_directory_durable
 from blo_exchange.bus.permissions import inbox_prefix
 from blo_exchange.bus.streams import ALERTS_STREAM, ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
@@ -64,6 +64,7 @@ class NodeRuntime:
     consumer: PullConsumer
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
+    directory_consumer: PullConsumer | None = None
     ledger_writer: LedgerWriterRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -148,6 +149,13 @@ class NodeRuntime:
             ),
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        if trusted is not None:
+            runtime.directory_consumer = directory_copier(
+                bus, trusted, durable=node_directory_durable(node), create=settings.manage_bus
+            )
+            runtime.tasks.append(
+                asyncio.create_task(runtime.directory_consumer.run(), name="directory")
+            )
         runtime.reshare = ReshareRuntime.build(
             settings,
             node=node,
@@ -179,6 +187,8 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self.consumer.stop()
+        if self.directory_consumer is not None:
+            self.directory_consumer.stop()
         if self.reshare is not None:
             self.reshare.stop()
         if self.ledger_writer is not None:

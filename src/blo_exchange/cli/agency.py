@@ -9,6 +9,7 @@ root key file; nothing here reads or writes the root key anywhere else. See
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from blo_exchange.bus.connection import connect
 from blo_exchange.config import load_settings
 from blo_exchange.crypto.keys import VerifyKey, public_key_from_record, public_key_record
 from blo_exchange.crypto.roots import (
@@ -41,7 +43,8 @@ from blo_exchange.domain.statements import (
     required_signers,
     revocation_statement,
 )
-from blo_exchange.errors import ConfigurationError, InvalidStatement
+from blo_exchange.domain.subjects import DIRECTORY_SUBJECT
+from blo_exchange.errors import BusError, ConfigurationError, InvalidStatement
 
 __all__ = ["agency_app", "agreement_app", "statement_app"]
 
@@ -232,19 +235,56 @@ def verify(
 def publish(
     files: Annotated[list[Path], typer.Argument()],
     roots_file: Annotated[Path, typer.Option("--roots", help="A pinned-roots file.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            help="nats: on the directory stream (BLO_NATS_URL), which every node and the "
+            "ledger writer copy; database: straight into one database (BLO_DATABASE_URL)."
+        ),
+    ] = "nats",
 ) -> None:
-    """Verify, then add statements to the database ``BLO_DATABASE_URL`` names (a node's copy).
-    Nodes believe them only once they verify against their own pinned roots."""
+    """Verify statements against pinned roots, then publish them. Every process checks them
+    again against its own pinned roots before it believes them."""
     roots = load_pinned_roots(roots_file)
     raws = [_checked(file, roots).raw for file in files]
-
-    async def run() -> list[bool]:
-        engine = create_engine(load_settings().database_url.get_secret_value(), pool_size=1)
-        try:
-            store = SqlStatementStore(session_factory(engine))
-            return [await store.add(raw) for raw in raws]
-        finally:
-            await engine.dispose()
-
-    for file, added in zip(files, asyncio.run(run()), strict=True):
+    if to not in ("nats", "database"):
+        raise ConfigurationError("--to is nats or database")
+    results = asyncio.run(_to_nats(raws) if to == "nats" else _to_database(raws))
+    for file, added in zip(files, results, strict=True):
         typer.echo(f"{file}: {'published' if added else 'already published'}")
+
+
+async def _to_database(raws: list[bytes]) -> list[bool]:
+    engine = create_engine(load_settings().database_url.get_secret_value(), pool_size=1)
+    try:
+        store = SqlStatementStore(session_factory(engine))
+        return [await store.add(raw) for raw in raws]
+    finally:
+        await engine.dispose()
+
+
+async def _to_nats(raws: list[bytes]) -> list[bool]:
+    settings = load_settings()
+    try:
+        bus = await asyncio.wait_for(
+            connect(
+                settings.nats_url.get_secret_value(),
+                name="statement-publisher",
+                credentials=settings.nats_credentials,
+                nkey_seed_file=settings.nats_nkey_file,
+                timeout=settings.nats_timeout,
+            ),
+            timeout=settings.nats_timeout * 2,
+        )
+    except TimeoutError:
+        raise BusError("NATS (BLO_NATS_URL) did not answer; nothing was published") from None
+    try:
+        # The message id is the bytes' hash: publishing the same statement twice keeps one.
+        return [
+            not (
+                await bus.publish(DIRECTORY_SUBJECT, raw, msg_id=hashlib.sha256(raw).hexdigest())
+            ).duplicate
+            for raw in raws
+        ]
+    finally:
+        await bus.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -30,15 +31,19 @@ from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.tables import TZ, Base
 from blo_exchange.domain.directory import Agreement, Node, Principal
 from blo_exchange.domain.ids import format_time
+from blo_exchange.errors import InvalidStatement
 from blo_exchange.ledger.entries import DirectoryState, KeyRecord
 from blo_exchange.services.statements import (
     PrincipalLookup,
     TrustedDirectory,
     TrustedFacts,
+    accept_statement,
     verify_statements,
 )
 
 __all__ = ["SignedDirectory", "SqlStatementStore", "StatementRow"]
+
+log = logging.getLogger(__name__)
 
 
 class StatementRow(Base):
@@ -104,6 +109,19 @@ class SignedDirectory:
             self._trusted.update(facts)
             self._loaded_at = started
             return facts
+
+    async def accept(self, raw: bytes) -> str:
+        """A statement from the directory stream: (1) verified against this process's pinned
+        roots, (2) kept in its own copy, (3) believed from the next read on. ``"stored"``,
+        ``"known"`` (these bytes were kept already) or ``"refused"`` (logged, not kept)."""
+        try:
+            verified = accept_statement(raw, self._roots)
+        except InvalidStatement as exc:
+            log.warning("refused a directory statement", extra={"reason": exc.reason})
+            return "refused"
+        stored = await self._store.add(verified.raw)
+        self.invalidate()
+        return "stored" if stored else "known"
 
     def invalidate(self) -> None:
         """Read the statements again at the next question."""

@@ -33,7 +33,13 @@ from blo_exchange.domain.directory import Agreement, Node, Principal
 from blo_exchange.domain.statements import DirectoryFacts, KeyFact, build_facts, required_signers
 from blo_exchange.errors import InvalidStatement, NotFound
 
-__all__ = ["PrincipalLookup", "TrustedDirectory", "TrustedFacts", "verify_statements"]
+__all__ = [
+    "PrincipalLookup",
+    "TrustedDirectory",
+    "TrustedFacts",
+    "accept_statement",
+    "verify_statements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,17 @@ class TrustedFacts:
     """(statement id or position, reason) of everything that did not count."""
     kem_keys: Mapping[str, KemPublicKey]
     verify_keys: Mapping[str, VerifyKey]
+
+
+def accept_statement(raw: bytes, roots: Mapping[str, VerifyKey]) -> VerifiedStatement:
+    """Steps (1)-(3) for one statement arriving on the bus, before a process keeps its copy.
+    Raises ``InvalidStatement``. Steps (4)-(5) happen when the copy is read."""
+    statement = UnverifiedStatement.parse(raw)
+    try:
+        needed = required_signers(statement.body)
+    except (ValueError, TypeError):
+        raise InvalidStatement("malformed") from None
+    return statement.verify(roots, required=needed)
 
 
 def verify_statements(raws: Iterable[bytes], roots: Mapping[str, VerifyKey]) -> TrustedFacts:
