@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from blo_exchange.crypto.canonical import canonical_json
+from blo_exchange.crypto.canonical import b64u_decode, canonical_json
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.roots import (
     create_root_key,
@@ -49,8 +49,6 @@ def test_every_required_root_must_sign() -> None:
 def test_the_signature_covers_the_context_and_the_canonical_body() -> None:
     kg = SigningKey.generate()
     document = json.loads(sign_statement(BODY, agency=KG, root=kg))
-    from blo_exchange.crypto.canonical import b64u_decode
-
     kg.verify_key().verify(
         b64u_decode(document["signatures"][0]["sig"]), STATEMENT_CONTEXT + canonical_json(BODY)
     )
