@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     key_dir: Path | None = Field(
         default=None, description="Where this process's private keys live (required)."
     )
+    pinned_roots_file: Path | None = Field(
+        default=None,
+        description="The agency root keys this process trusts (`blo-exchange agency pin`), on "
+        "its own disk. Set: the directory is only what statements signed by those roots say. "
+        "None: the database's directory tables are believed as they are (no protection "
+        "against whoever can write them).",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     tls_cert_file: Path | None = Field(

@@ -7,6 +7,8 @@ nothing below them knows about either::
     BloExchangeError
     ├── ConfigurationError        settings or key files are missing or unusable
     ├── InvalidEnvelope           (crypto) any way an envelope or receipt can be bad
+    │   ├── NotEntitled           validly signed, but the signer may not say that (has ``reason``)
+    │   └── InvalidStatement      a directory statement is malformed or not signed by pinned roots
     ├── DirectoryError
     │   ├── NotFound              an agency, node, key, principal or alert is unknown
     │   └── Conflict              a directory record already exists
@@ -38,7 +40,9 @@ __all__ = [
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "InvalidEnvelope",
+    "InvalidStatement",
     "NoAgreement",
+    "NotEntitled",
     "NotFound",
     "OutOfRange",
     "PolicyError",
@@ -59,6 +63,24 @@ class ConfigurationError(BloExchangeError):
 
 class InvalidEnvelope(BloExchangeError):  # noqa: N818 - named after pyca's InvalidToken
     """An envelope or receipt failed a check. Deliberately says nothing about which."""
+
+
+class NotEntitled(InvalidEnvelope):
+    """A message signed by a genuine node that claims more than the node may: another agency,
+    a pair it does not serve, recipients no agreement allows. ``reason`` is for counting only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the signer is not entitled to this message")
+        self.reason = reason
+
+
+class InvalidStatement(InvalidEnvelope):
+    """A directory statement that is malformed, or lacks a valid signature by the pinned root of
+    an agency that must sign it. ``reason`` is for counting only."""
+
+    def __init__(self, reason: str, message: str = "invalid directory statement") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DirectoryError(BloExchangeError):

@@ -18,7 +18,8 @@ from blo_exchange.bootstrap.node import NodeRuntime
 from blo_exchange.config import Settings
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, migrate, session_factory
-from blo_exchange.demo.directory import DEMO_NODES, DemoSeed, seed_demo
+from blo_exchange.db.statements import SqlStatementStore
+from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, DemoSeed, seed_demo
 from blo_exchange.ledger.entries import entry_json
 from blo_exchange.ledger.ports import EntryFilter
 
@@ -74,6 +75,8 @@ class Deployment:
         """Drop every node's directory cache, as its few seconds running out would."""
         for runtime in self.runtimes.values():
             runtime.directory.invalidate()
+            if runtime.trusted is not None:
+                runtime.trusted.invalidate()
 
 
 async def eventually(
@@ -93,11 +96,20 @@ async def eventually(
 
 
 @asynccontextmanager
-async def deployment(database_url: str, nats_url: str, key_root: Path) -> AsyncIterator[Deployment]:
+async def deployment(
+    database_url: str, nats_url: str, key_root: Path, *, signed: bool = False
+) -> AsyncIterator[Deployment]:
+    """With ``signed``, as ``make run`` does: the directory is statements signed by the agencies'
+    roots, and every node (the ledger writer too) trusts only the roots pinned in its key dir."""
     await migrate(database_url)
     engine = create_engine(database_url, pool_size=2)
     try:
-        seed = await seed_demo(SqlDirectory(session_factory(engine)), key_root)
+        sessions = session_factory(engine)
+        seed = await seed_demo(
+            SqlDirectory(sessions),
+            key_root,
+            statements=SqlStatementStore(sessions) if signed else None,
+        )
     finally:
         await engine.dispose()
     runtimes: dict[str, NodeRuntime] = {}
@@ -110,6 +122,7 @@ async def deployment(database_url: str, nats_url: str, key_root: Path) -> AsyncI
                 nats_url=nats_url,  # type: ignore[arg-type]
                 key_dir=key_root / node.id,
                 run_ledger_writer=index == 0,
+                pinned_roots_file=key_root / node.id / PINNED_ROOTS_FILE if signed else None,
             )
             runtime = await NodeRuntime.start(settings)
             runtimes[node.id] = runtime

@@ -20,7 +20,8 @@ async def directory(
     principal: CurrentPrincipal,
     view: Annotated[DirectoryView, Depends(service(DirectoryView))],
 ) -> dict[str, Any]:
-    """Agencies, nodes, public keys (with revocations) and sharing agreements."""
+    """Agencies, nodes, public keys (with revocations) and sharing agreements; where roots are
+    pinned, the nodes, keys and agreements are the signed statements' (served too)."""
     return await view.snapshot()
 
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
@@ -24,6 +25,7 @@ from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.checkpoints import (
@@ -54,6 +56,7 @@ class LedgerWriterRuntime:
     origin: str
     public_key: bytes
     key_id: str
+    trusted: SignedDirectory | None = None
     _stopping: asyncio.Event | None = None
 
     @classmethod
@@ -64,9 +67,14 @@ class LedgerWriterRuntime:
         bus: BusConnection,
         sessions: SessionFactory,
         directory: SqlDirectory,
+        trusted: SignedDirectory | None = None,
     ) -> LedgerWriterRuntime:
+        """With ``trusted`` (roots pinned), the writer verifies messages and records directory
+        changes from signed statements only; ``directory`` then only receives the ledger key."""
         store = SqlLedgerStore(sessions)
-        writer = LedgerWriter(directory=directory, store=store, clock=utc_now)
+        writer = LedgerWriter(
+            directory=directory if trusted is None else trusted, store=store, clock=utc_now
+        )
         key = load_or_create_ledger_key(
             settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
         )
@@ -112,11 +120,18 @@ class LedgerWriterRuntime:
             )
             for durable, stream, subjects in sources
         ]
+        if trusted is not None:
+            # The writer's own verified copy of the statements; record_directory ledgers what
+            # they grant (keys registered and revoked, agreement versions).
+            consumers.append(
+                directory_copier(bus, trusted, durable="ledger-writer-directory", create=True)
+            )
         return cls(
             writer=writer,
             consumers=consumers,
             checkpointer=checkpointer,
             directory=directory,
+            trusted=trusted,
             origin=settings.ledger_origin,
             public_key=key.public_bytes(),
             key_id=key.key_id,
@@ -171,7 +186,8 @@ class LedgerWriterRuntime:
 
     async def record_directory(self) -> list[int]:
         """Append the directory's changes the ledger does not have yet; their indexes."""
-        return await self.writer.record_directory(await self.directory.directory_state())
+        source = self.directory if self.trusted is None else self.trusted
+        return await self.writer.record_directory(await source.directory_state())
 
     async def _directory_changes(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -221,8 +237,13 @@ async def run_standalone(settings: Settings) -> None:
             source_domains=source_domains(settings),
         )
         sessions = session_factory(engine)
+        directory = SqlDirectory(sessions)
         runtime = LedgerWriterRuntime.build(
-            settings, bus=bus, sessions=sessions, directory=SqlDirectory(sessions)
+            settings,
+            bus=bus,
+            sessions=sessions,
+            directory=directory,
+            trusted=signed_directory(settings, sessions, directory),
         )
         tasks = runtime.start()
         await stop.wait()

@@ -11,9 +11,11 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
@@ -21,7 +23,7 @@ from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
-from blo_exchange.bus.consumers import node_consumer_spec
+from blo_exchange.bus.consumers import node_consumer_spec, node_directory_durable
 from blo_exchange.bus.permissions import inbox_prefix
 from blo_exchange.bus.streams import ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
@@ -31,6 +33,7 @@ from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.db.taxii_index import SqlTaxiiIndex
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
@@ -72,6 +75,9 @@ class NodeRuntime:
     feed: FeedService
     consumer: PullConsumer
     health: HealthMonitor
+    trusted: SignedDirectory | None = None
+    """The signed directory the services believe, when roots are pinned (else ``directory``)."""
+    directory_consumer: PullConsumer | None = None
     ledger_writer: LedgerWriterRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -84,7 +90,9 @@ class NodeRuntime:
         directory = SqlDirectory(sessions)
         bus: BusConnection | None = None
         try:
-            node = await directory.node(settings.node_id)
+            trusted = signed_directory(settings, sessions, directory)
+            believed: Directory = directory if trusted is None else trusted
+            node = await believed.node(settings.node_id)
             keys = load_node_keys(require_key_dir(settings))
             bus = await connect(
                 settings.nats_url.get_secret_value(),
@@ -109,7 +117,7 @@ class NodeRuntime:
             raise
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
-        feed = FeedService(node=node, kem_keys=keys.kem, directory=directory, inbox=inbox)
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
         consumer_spec = dataclasses.replace(
             node_consumer_spec(
                 node,
@@ -122,7 +130,7 @@ class NodeRuntime:
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
-            directory=directory,
+            directory=believed,
             inbox=inbox,
             receipts=receipts,
             clock=utc_now,
@@ -134,6 +142,7 @@ class NodeRuntime:
             engine=engine,
             bus=bus,
             directory=directory,
+            trusted=trusted,
             inbox=inbox,
             ledger=SqlLedgerStore(sessions),
             auth=Authenticator(
@@ -146,7 +155,7 @@ class NodeRuntime:
                 node=node,
                 signer=keys.signing,
                 suite=HpkeSuite(settings.suite),
-                directory=directory,
+                directory=believed,
                 idempotency=SqlIdempotencyStore(sessions),
                 inbox=inbox,
                 publisher=bus,
@@ -172,20 +181,27 @@ class NodeRuntime:
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
         await runtime.health.check()  # /readyz has an answer from the first request on
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
+        if trusted is not None:
+            runtime.directory_consumer = directory_copier(
+                bus, trusted, durable=node_directory_durable(node), create=settings.manage_bus
+            )
+            runtime.tasks.append(
+                asyncio.create_task(runtime.directory_consumer.run(), name="directory")
+            )
         runtime.reshare = ReshareRuntime.build(
             settings,
             node=node,
             keys=keys,
             bus=bus,
             sessions=sessions,
-            directory=directory,
+            directory=believed,
             inbox=inbox,
         )
         runtime.tasks.extend(runtime.reshare.start())
         runtime._register()
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
-                settings, bus=bus, sessions=sessions, directory=directory
+                settings, bus=bus, sessions=sessions, directory=directory, trusted=trusted
             )
             runtime.tasks.extend(runtime.ledger_writer.start())
         return runtime
@@ -219,7 +235,10 @@ class NodeRuntime:
             ),
         )
         registry.add(Directory, self.directory)  # type: ignore[type-abstract]
-        registry.add(DirectoryView, self.directory)  # type: ignore[type-abstract]
+        registry.add(
+            DirectoryView,  # type: ignore[type-abstract]
+            _DirectoryAnswer(self.directory, self.trusted),
+        )
         registry.add(Health, self)  # type: ignore[type-abstract]
         registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
         if self.reshare is not None:
@@ -236,6 +255,8 @@ class NodeRuntime:
     async def stop(self) -> None:
         self.health.stop()
         self.consumer.stop()
+        if self.directory_consumer is not None:
+            self.directory_consumer.stop()
         if self.reshare is not None:
             self.reshare.stop()
         if self.ledger_writer is not None:
@@ -246,6 +267,21 @@ class NodeRuntime:
             task.cancel()
         await self.bus.close()
         await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _DirectoryAnswer:
+    """``/v1/directory``: the database's directory and, where roots are pinned, the signed
+    statements' nodes, keys and agreements, with the statements themselves."""
+
+    directory: SqlDirectory
+    trusted: SignedDirectory | None
+
+    async def snapshot(self) -> dict[str, Any]:
+        snapshot = await self.directory.snapshot()
+        if self.trusted is not None:
+            snapshot |= await self.trusted.snapshot()
+        return snapshot
 
 
 async def _deliver(

@@ -25,12 +25,12 @@ from blo_exchange.bus.consumers import reshare_consumer_spec
 from blo_exchange.config import Settings
 from blo_exchange.crypto.keyfiles import NodeKeys
 from blo_exchange.crypto.keys import HpkeSuite
-from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.node_store import SqlInbox
 from blo_exchange.db.reshare_store import SqlAgencies, SqlReshareStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.services.ports import Directory
 from blo_exchange.services.reshare import ReshareService
 
 __all__ = ["ReshareRuntime"]
@@ -51,7 +51,7 @@ class ReshareRuntime:
         keys: NodeKeys,
         bus: BusConnection,
         sessions: SessionFactory,
-        directory: SqlDirectory,
+        directory: Directory,
         inbox: SqlInbox,
     ) -> ReshareRuntime:
         service = ReshareService(

@@ -10,12 +10,24 @@ from collections.abc import Sequence
 
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
-from blo_exchange.bus.streams import ALERTS_STREAM, RECEIPTS_STREAM, ensure_streams
+from blo_exchange.bus.streams import (
+    ALERTS_STREAM,
+    DIRECTORY_STREAM,
+    RECEIPTS_STREAM,
+    ensure_streams,
+)
 from blo_exchange.domain.directory import Node
-from blo_exchange.domain.subjects import alert_subjects_for_pairs, receipt_subject
+from blo_exchange.domain.subjects import (
+    DIRECTORY_SUBJECT,
+    alert_subjects_for_pairs,
+    receipt_subject,
+)
 
 __all__ = [
+    "directory_consumer_permissions",
+    "directory_consumer_spec",
     "node_consumer_spec",
+    "node_directory_durable",
     "provision_bus",
     "reshare_consumer_permissions",
     "reshare_consumer_spec",
@@ -55,6 +67,32 @@ def reshare_consumer_permissions(node: Node) -> list[str]:
     ]
 
 
+def directory_consumer_spec(durable: str, *, batch: int = 64) -> ConsumerSpec:
+    """A process's copy of the signed directory statements (``durable``: ``directory-<node>``
+    for a node, ``ledger-writer-directory`` for the ledger writer). Never gives up on one."""
+    return ConsumerSpec(
+        stream=DIRECTORY_STREAM.name,
+        durable=durable,
+        filter_subjects=(DIRECTORY_SUBJECT,),
+        max_deliver=-1,
+        batch=batch,
+    )
+
+
+def node_directory_durable(node: Node) -> str:
+    return f"directory-{node.id}"
+
+
+def directory_consumer_permissions(node: Node) -> list[str]:
+    """The publish subjects a node needs to read its directory consumer under NATS permissions."""
+    stream, durable = DIRECTORY_STREAM.name, node_directory_durable(node)
+    return [
+        f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+        f"$JS.ACK.{stream}.{durable}.>",
+    ]
+
+
 async def _nothing(batch: Sequence[BusMessage]) -> None:
     raise AssertionError("a provisioning consumer never fetches")
 
@@ -65,5 +103,9 @@ async def provision_bus(
     """As the operator: create the streams and every node's durable consumers."""
     await ensure_streams(bus.js, duplicate_window=duplicate_window)
     for node in nodes:
-        for spec in (node_consumer_spec(node), reshare_consumer_spec(node)):
+        for spec in (
+            node_consumer_spec(node),
+            reshare_consumer_spec(node),
+            directory_consumer_spec(node_directory_durable(node)),
+        ):
             await PullConsumer(bus, spec, handler=_nothing).ensure()

@@ -21,7 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from blo_exchange.bus.consumers import reshare_consumer_permissions
+from blo_exchange.bus.consumers import (
+    directory_consumer_permissions,
+    reshare_consumer_permissions,
+)
 from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
@@ -63,6 +66,7 @@ def _node_permissions(node: Node) -> dict[str, object]:
         f"{JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
         f"$JS.ACK.{stream}.{consumer}.>",
         *reshare_consumer_permissions(node),
+        *directory_consumer_permissions(node),
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},

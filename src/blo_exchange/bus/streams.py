@@ -29,7 +29,14 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-__all__ = ["ALERTS_STREAM", "LEDGER_STREAM", "RECEIPTS_STREAM", "StreamSpec", "ensure_streams"]
+__all__ = [
+    "ALERTS_STREAM",
+    "DIRECTORY_STREAM",
+    "LEDGER_STREAM",
+    "RECEIPTS_STREAM",
+    "StreamSpec",
+    "ensure_streams",
+]
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,9 @@ class StreamSpec:
 ALERTS_STREAM = StreamSpec("BLO_ALERTS", ("blo.v1.alerts.>",))
 RECEIPTS_STREAM = StreamSpec("BLO_RECEIPTS", ("blo.v1.receipts.>",))
 LEDGER_STREAM = StreamSpec("BLO_LEDGER", ("blo.v1.ledger.>",))
-ALL_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, LEDGER_STREAM)
+# Signed directory statements: like every stream here, no delete or purge.
+DIRECTORY_STREAM = StreamSpec("BLO_DIRECTORY", ("blo.v1.directory.>",))
+ALL_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, LEDGER_STREAM, DIRECTORY_STREAM)
 # What a site's node publishes and the hub sources from each site's domain.
 SOURCED_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM)
 

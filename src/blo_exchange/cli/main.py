@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from blo_exchange.cli.agency import agency_app, agreement_app, statement_app
 from blo_exchange.cli.client import client_app
 from blo_exchange.cli.directory import directory_app
 from blo_exchange.cli.ledger import ledger_app
@@ -33,6 +34,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(principals_app, name="principals")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(directory_app, name="directory")
+app.add_typer(agency_app, name="agency")
+app.add_typer(agreement_app, name="agreement")
+app.add_typer(statement_app, name="statement")
 app.add_typer(client_app)  # alerts send, feed tail (blo_exchange.cli.client)
 app.add_typer(nats_app, name="nats")
 app.add_typer(terminal_app, name="terminal")

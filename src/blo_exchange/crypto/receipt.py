@@ -8,6 +8,7 @@ signature can never be passed off as an envelope signature or the reverse.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,13 +26,16 @@ from blo_exchange.crypto.keys import SigningKey, VerifyKey
 from blo_exchange.errors import InvalidEnvelope
 
 __all__ = [
+    "MESSAGE_ID_CONTEXT",
     "RECEIPT_CONTEXT",
     "UnverifiedReceipt",
     "VerifiedReceipt",
+    "record_message_id",
     "sign_receipt",
 ]
 
 RECEIPT_CONTEXT: Final = b"blo-exchange/v1/receipt\n"
+MESSAGE_ID_CONTEXT: Final = b"blo-exchange/v1/message-id\n"
 _VERSION: Final = 1
 _MESSAGE: Final = "invalid receipt"
 
@@ -57,6 +61,18 @@ def sign_receipt(body: Mapping[str, Any], signer: SigningKey) -> bytes:
             },
         }
     )
+
+
+def record_message_id(receipt_id: str, signer: SigningKey) -> str:
+    """The ``Nats-Msg-Id`` under which a node publishes its record ``receipt_id``.
+
+    SHA-256 (hex) of the node's Ed25519 signature over the context string and the id. Ed25519
+    signatures are deterministic, so the same node re-sending the same record after a crash uses
+    the same id and the stream drops the copy; nobody without the node's key can compute it, so
+    nobody can publish something else under it first and have the real record dropped as a
+    duplicate (receipt ids themselves are predictable: uuid5 of public values).
+    """
+    return hashlib.sha256(signer.sign(MESSAGE_ID_CONTEXT + receipt_id.encode())).hexdigest()
 
 
 class UnverifiedReceipt:

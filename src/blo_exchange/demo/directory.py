@@ -2,24 +2,44 @@
 
 Used by ``blo-exchange demo`` (``make run``) and by the integration and e2e tests, so what a new
 user sees and what the tests prove are the same deployment.
+
+With a statement store, the seed also does what each agency's administrator would do on their own
+machine (``docs/administering-trust.md``): create the agency's root key (under
+``<key_root>/roots/``, never in a node's key directory), sign a statement for each of its nodes,
+node keys and its encryption key, co-sign both agreements with the other party, and pin the three
+roots in ``pinned-roots.json`` in every node's key directory.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from blo_exchange.crypto.keyfiles import NodeKeys, create_node_keys
-from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey
+from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey, public_key_record
+from blo_exchange.crypto.roots import create_root_key, write_pinned_roots
+from blo_exchange.crypto.statements import cosign_statement, sign_statement
 from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.statements import SqlStatementStore
 from blo_exchange.domain.alerts import AlertKind
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
 from blo_exchange.domain.marking import Tlp
+from blo_exchange.domain.statements import agreement_statement, key_statement, node_statement
 from blo_exchange.services.auth import hash_token, new_token
 
-__all__ = ["DEMO_AGENCIES", "DEMO_AGREEMENTS", "DEMO_NODES", "DemoSeed", "seed_demo"]
+__all__ = [
+    "DEMO_AGENCIES",
+    "DEMO_AGREEMENTS",
+    "DEMO_NODES",
+    "PINNED_ROOTS_FILE",
+    "DemoSeed",
+    "seed_demo",
+]
+
+PINNED_ROOTS_FILE = "pinned-roots.json"
+"""Its name in each node's key directory."""
 
 DEMO_AGENCIES = (
     Agency(id="kg-border-service", country="KG", name="Border Service of the Kyrgyz Republic"),
@@ -97,6 +117,8 @@ class DemoSeed:
     analyst_tokens: dict[str, str]
     auditor_token: str
     admin_token: str
+    roots: dict[str, SigningKey] = field(default_factory=dict)
+    """Each agency's root key, when statements were signed (their files are under roots/)."""
 
 
 async def seed_demo(
@@ -105,8 +127,12 @@ async def seed_demo(
     *,
     suite: HpkeSuite = HpkeSuite.MLKEM768_X25519,
     node_urls: dict[str, str] | None = None,
+    statements: SqlStatementStore | None = None,
+    pinned_dirs: tuple[Path, ...] = (),
 ) -> DemoSeed:
-    """Create the demo's keys under ``key_root/<node_id>`` and its directory records."""
+    """Create the demo's keys under ``key_root/<node_id>`` and its directory records; with
+    ``statements``, the roots, signed statements and pinned-roots files too (also written to
+    each of ``pinned_dirs``, such as the ledger writer's key directory)."""
     urls = node_urls or {}
     agency_keys = {a.id: KemPrivateKey.generate(suite) for a in DEMO_AGENCIES}
     for agency in DEMO_AGENCIES:
@@ -154,6 +180,14 @@ async def seed_demo(
         )
         return token
 
+    roots: dict[str, SigningKey] = {}
+    if statements is not None:
+        roots = await _sign_statements(statements, key_root, keys, agency_keys, urls, now=now)
+        pinned = {agency: key.verify_key() for agency, key in roots.items()}
+        for folder in (*(key_root / n.id for n in DEMO_NODES), *pinned_dirs):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_pinned_roots(folder / PINNED_ROOTS_FILE, pinned)
+
     terminals = {n.id: await principal(Role.TERMINAL, f"{n.id} terminal", n) for n in DEMO_NODES}
     analysts = {n.id: await principal(Role.ANALYST, f"{n.id} analyst", n) for n in DEMO_NODES}
     return DemoSeed(
@@ -162,4 +196,53 @@ async def seed_demo(
         analyst_tokens=analysts,
         auditor_token=await principal(Role.AUDITOR, "UNODC auditor"),
         admin_token=await principal(Role.ADMIN, "demo administrator"),
+        roots=roots,
     )
+
+
+async def _sign_statements(
+    store: SqlStatementStore,
+    key_root: Path,
+    keys: dict[str, NodeKeys],
+    agency_keys: dict[str, KemPrivateKey],
+    urls: dict[str, str],
+    *,
+    now: datetime,
+) -> dict[str, SigningKey]:
+    """What each agency's administrator does: (1) create its root, (2) sign its encryption key,
+    (3) its nodes and (4) their signing keys; (5) every party co-signs each agreement."""
+    roots = {a.id: create_root_key(key_root / "roots" / f"{a.id}.key") for a in DEMO_AGENCIES}
+    for agency in DEMO_AGENCIES:
+        body = key_statement(
+            agency=agency.id,
+            owner_kind="agency",
+            owner_id=agency.id,
+            key=public_key_record(agency_keys[agency.id]),
+            issued_at=now,
+        )
+        await store.add(sign_statement(body, agency=agency.id, root=roots[agency.id]))
+    for node in DEMO_NODES:
+        root = roots[node.agency_id]
+        registered = node.model_copy(update={"url": urls.get(node.id)})
+        await store.add(
+            sign_statement(
+                node_statement(registered, issued_at=now), agency=node.agency_id, root=root
+            )
+        )
+        body = key_statement(
+            agency=node.agency_id,
+            owner_kind="node",
+            owner_id=node.id,
+            key=public_key_record(keys[node.id].signing),
+            issued_at=now,
+        )
+        await store.add(sign_statement(body, agency=node.agency_id, root=root))
+    for agreement in DEMO_AGREEMENTS:
+        first, *others = agreement.parties
+        raw = sign_statement(
+            agreement_statement(agreement, issued_at=now), agency=first, root=roots[first]
+        )
+        for party in others:
+            raw = cosign_statement(raw, agency=party, root=roots[party])
+        await store.add(raw)
+    return roots

@@ -42,7 +42,8 @@ from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
-from blo_exchange.demo.directory import DEMO_NODES, seed_demo
+from blo_exchange.db.statements import SqlStatementStore
+from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
@@ -137,8 +138,13 @@ async def prepare_demo(
     urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in ports.items()}
     engine = create_engine(database_url, pool_size=2)
     try:
+        sessions = session_factory(engine)
         seed = await seed_demo(
-            SqlDirectory(session_factory(engine)), data_dir / "keys", node_urls=urls
+            SqlDirectory(sessions),
+            data_dir / "keys",
+            node_urls=urls,
+            statements=SqlStatementStore(sessions),
+            pinned_dirs=(data_dir / "keys" / "ledger-writer",),
         )
     finally:
         await engine.dispose()
@@ -188,6 +194,11 @@ class DemoProcesses:
         if "tls_dir" not in self._credentials:  # the fault and bench harnesses' plain HTTP
             env["BLO_ALLOW_PLAIN_HTTP"] = "true"
         env.update(extra)
+        # Each process trusts the roots pinned in its own key directory (a demo seeded before
+        # signed statements existed has none, and believes its database as before).
+        pinned = Path(env.get("BLO_KEY_DIR", "")) / PINNED_ROOTS_FILE
+        if "BLO_KEY_DIR" in env and pinned.is_file():
+            env["BLO_PINNED_ROOTS_FILE"] = str(pinned)
         return env
 
     def _nats_identity(self, user: str) -> dict[str, str]:

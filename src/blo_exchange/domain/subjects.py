@@ -12,6 +12,7 @@ from blo_exchange.domain.ids import parse_border_pair
 __all__ = [
     "ALERTS_PREFIX",
     "CHECKPOINTS_SUBJECT",
+    "DIRECTORY_SUBJECT",
     "LEDGER_QUERIES_SUBJECT",
     "RECEIPTS_PREFIX",
     "alert_subject",
@@ -25,6 +26,8 @@ ALERTS_PREFIX = "blo.v1.alerts"
 RECEIPTS_PREFIX = "blo.v1.receipts"
 CHECKPOINTS_SUBJECT = "blo.v1.ledger.checkpoints"
 LEDGER_QUERIES_SUBJECT = "blo.v1.ledger.queries"
+DIRECTORY_SUBJECT = "blo.v1.directory.statements"
+"""Signed directory statements (docs/statements.md), for every node and ledger writer to copy."""
 
 
 def alert_subject(border_pair: str, kind: str) -> str:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
@@ -68,5 +68,7 @@ class LedgerQueryRecorder:
             "occurred_at": format_time(self._clock()),
         }
         raw = sign_receipt(body, self._signer)
-        await self._publisher.publish(LEDGER_QUERIES_SUBJECT, raw, msg_id=receipt_id)
+        await self._publisher.publish(
+            LEDGER_QUERIES_SUBJECT, raw, msg_id=record_message_id(receipt_id, self._signer)
+        )
         return body

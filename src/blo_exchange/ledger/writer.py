@@ -31,7 +31,7 @@ from blo_exchange.domain.subjects import (
     parse_alert_subject,
     parse_receipt_subject,
 )
-from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.errors import InvalidEnvelope, NotEntitled
 from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
 from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
@@ -108,16 +108,22 @@ class LedgerWriter:
     async def _shared(self, message: InboundMessage) -> NewLedgerEntry:
         # (1) subject, (2) structure, (3) signature by a known unrevoked key of the origin node,
         # (4) subject matches header. Not checked: anything about the ciphertext's content.
+        # (5) its node was entitled to say it (services.signed); a message that fails only this
+        # is validly signed, so its rejection names its alert id.
+        unverified: UnverifiedEnvelope | None = None
         try:
             pair, kind = parse_alert_subject(message.subject)
+            unverified = UnverifiedEnvelope.parse(message.data)
             verified = await self._signed.envelope(
-                UnverifiedEnvelope.parse(message.data),
-                border_pair=pair,
-                kind=kind,
-                recipient_agency=None,
+                unverified, border_pair=pair, kind=kind, recipient_agency=None
             )
         except (InvalidEnvelope, ValueError) as exc:
-            return self._rejected(message, getattr(exc, "reason", "malformed"), None)
+            alert_id = (
+                unverified.alert_id
+                if unverified is not None and isinstance(exc, NotEntitled)
+                else None
+            )
+            return self._rejected(message, getattr(exc, "reason", "malformed"), alert_id)
         header = verified.header
         return build_entry(
             event_id=f"alert_shared:{verified.alert_id}",
@@ -146,7 +152,8 @@ class LedgerWriter:
         detail = dict(body.get("detail") or {})
         detail["receipt_id"] = body["receipt_id"]
         return build_entry(
-            event_id=f"receipt:{body['receipt_id']}",
+            # Keyed by the signing node too: another node can't take this id first.
+            event_id=f"receipt:{body['node']}:{body['receipt_id']}",
             type=str(body["type"]),
             occurred_at=occurred_at,
             alert_id=body.get("alert_id"),
@@ -179,7 +186,7 @@ class LedgerWriter:
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_query"), None)
         return build_entry(
-            event_id=f"receipt:{fields['receipt_id']}",
+            event_id=f"receipt:{record.node}:{fields['receipt_id']}",
             type=LEDGER_QUERIED,
             occurred_at=occurred_at,
             actor_node=record.node,

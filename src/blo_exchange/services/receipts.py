@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
 from blo_exchange.domain.ledger import LedgerEntryType
@@ -33,7 +33,12 @@ class ReceiptType(StrEnum):
 
 
 def deterministic_receipt_id(*parts: str) -> str:
-    """Same event → same id, so a receipt re-sent after a crash is deduplicated by JetStream."""
+    """Same event → same id, so a receipt re-sent after a crash is deduplicated by JetStream.
+
+    Predictable by design; that is why it is never the ``Nats-Msg-Id`` itself
+    (:func:`~blo_exchange.crypto.receipt.record_message_id` is) and why the ledger keys records
+    by their signing node and this id together.
+    """
     return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
 
 
@@ -84,5 +89,7 @@ class ReceiptPublisher:
             "detail": detail or {},
         }
         raw = sign_receipt(body, self._signer)
-        ack = await self._publisher.publish(receipt_subject(border_pair), raw, msg_id=receipt_id)
+        ack = await self._publisher.publish(
+            receipt_subject(border_pair), raw, msg_id=record_message_id(receipt_id, self._signer)
+        )
         return SentReceipt(receipt_id=receipt_id, stream_seq=ack.seq, body=body)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time, parse_time
 from blo_exchange.domain.subjects import receipt_subject
@@ -70,7 +70,9 @@ class ReshareRecords:
         }
         raw = sign_receipt(body, self._signer)
         return await self._publisher.publish(
-            receipt_subject(request.border_pair), raw, msg_id=receipt_id
+            receipt_subject(request.border_pair),
+            raw,
+            msg_id=record_message_id(receipt_id, self._signer),
         )
 
     async def publish_decision(self, decided: ReshareRequest) -> None:

@@ -10,7 +10,7 @@ from tests.unit.services.fakes import FakeLedgerStore, FakePublisher
 from tests.unit.services.world import NOW, World, clock
 
 from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
 from blo_exchange.ledger.audit import LedgerQueryRecorder
@@ -103,7 +103,7 @@ async def test_query_records_become_ledger_queried_once_and_forgeries_are_reject
     assert len(body["query"]) == 500
     ((subject, raw, msg_id),) = publisher.published
     assert subject == LEDGER_QUERIES_SUBJECT
-    assert msg_id == body["receipt_id"]
+    assert msg_id == record_message_id(body["receipt_id"], world.signing[KG])
 
     store = FakeLedgerStore()
     writer = LedgerWriter(directory=world.directory, store=store, clock=clock)
@@ -120,7 +120,7 @@ async def test_query_records_become_ledger_queried_once_and_forgeries_are_reject
         "path": "/v1/ledger/entries",
         "query": body["query"],
     }
-    assert store.entries[0].event_id == f"receipt:{body['receipt_id']}"
+    assert store.entries[0].event_id == f"receipt:{body['node']}:{body['receipt_id']}"
 
     forged = sign_receipt(body | {"receipt_id": "forged"}, SigningKey.generate())
     not_a_query = sign_receipt(body | {"type": "alert_delivered"}, world.signing[KG])

@@ -10,7 +10,7 @@ from typing import Any
 
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.domain.directory import Agreement, Node, Principal
-from blo_exchange.errors import BusError, IdempotencyInProgress, IdempotencyMismatch
+from blo_exchange.errors import BusError, IdempotencyInProgress, IdempotencyMismatch, NotFound
 from blo_exchange.services.ports import (
     Completion,
     IdempotencyBegin,
@@ -51,6 +51,8 @@ class FakeDirectory:
     principals: dict[bytes, Principal] = field(default_factory=dict)
 
     async def node(self, node_id: str) -> Node:
+        if node_id not in self.nodes:
+            raise NotFound(f"unknown node {node_id}")
         return self.nodes[node_id]
 
     async def agreements(self) -> list[Agreement]:
