@@ -168,10 +168,14 @@ class LedgerWriter:
             body = await self._signed.record(record)
             if body.get("type") != LEDGER_QUERIED:
                 raise InvalidEnvelope("not a ledger query record")
-            fields = {name: body[name] for name in ("receipt_id", "principal", "path", "query")}
-            if not all(isinstance(v, str) for v in fields.values()) or not (
-                fields["path"].startswith(LEDGER_READ_PATHS)
-                and len(fields["query"]) <= MAX_QUERY_CHARS
+            fields = {name: body[name] for name in ("receipt_id", "principal", "path", "filters")}
+            if "refused" in body:
+                fields["refused"] = body["refused"]
+            if not (
+                all(isinstance(fields[n], str) for n in ("receipt_id", "principal", "path"))
+                and fields["path"].startswith(LEDGER_READ_PATHS)
+                and _well_formed_filters(fields["filters"])
+                and isinstance(fields.get("refused", {}), dict)
             ):
                 raise InvalidEnvelope("malformed ledger query record")
             occurred_at = parse_time(str(body["occurred_at"]))
@@ -201,6 +205,18 @@ class LedgerWriter:
             envelope_sha256=digest,
             detail={"reason": reason, "subject": message.subject[:200], "by": "ledger-writer"},
         )
+
+
+def _well_formed_filters(filters: object) -> bool:
+    """``{name: [value, ...]}`` of strings, no bigger than a query string we would answer."""
+    if not isinstance(filters, dict):
+        return False
+    size = 0
+    for name, values in filters.items():
+        if not (isinstance(values, list) and values and all(isinstance(v, str) for v in values)):
+            return False
+        size += len(name) + sum(len(v) + 1 for v in values)
+    return size <= MAX_QUERY_CHARS
 
 
 def _sha256(data: bytes) -> str:
