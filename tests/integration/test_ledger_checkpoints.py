@@ -26,9 +26,10 @@ from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.checkpoints import CHECKPOINT_SUBJECT, LedgerForkError
+from blo_exchange.ledger.ports import EntryFilter
 from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
 
-KG = "blo-karamyk-kg"
+KG, UZ = "blo-karamyk-kg", "blo-oybek-uz"
 ORIGIN = "blo-exchange.example/ledger"
 
 
@@ -193,6 +194,10 @@ async def test_checkpoints_proofs_export_and_tampering(
         "/v1/ledger/sharing", params={"format": "csv"}, headers=deploy.auditor
     )
     assert csv.text.splitlines()[0] == "origin_agency,recipient_agency,border_pair,kind,count"
+    # The auditor need not believe the server's summary: ledger verify counts its own.
+    code, output = verify_cli(str(bundle), "--sharing")
+    assert code == 0, output
+    assert "kg-border-service,tj-drug-control-agency,KG-TJ,seizure,3" in output.splitlines()
 
     # Without the replica role, the triggers refuse every change.
     engine = create_engine(database_url, pool_size=1)
@@ -263,3 +268,48 @@ async def test_the_writer_refuses_to_sign_a_fork_and_publishes_checkpoints(
     latest = await runtime.ledger.latest_checkpoint()
     assert latest is not None
     assert latest.tree_size == first["tree_size"]
+
+
+async def test_a_column_changed_behind_the_triggers_fails_the_answer_and_is_named(
+    deploy: Deployment, database_url: str, tmp_path: Path
+) -> None:
+    alert_id = await share(deploy)
+    await paused_writer_checkpoint(deploy)
+    before = await get(deploy, "/v1/ledger/sharing")
+    ((index, _),) = await deploy.runtimes[KG].ledger.entries(
+        EntryFilter(type="alert_shared", alert_id=alert_id), after=-1, limit=10
+    )
+    # A superuser makes the UZ agency the origin of the KG alert, in the indexed column only.
+    await tamper(
+        database_url,
+        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {index}",
+    )
+
+    # The filtered answer selects the row by that column: it fails loudly, naming the index.
+    wrong = await deploy.client(KG).get(
+        "/v1/ledger/entries",
+        params={"agency": "uz-customs-committee", "type": "alert_shared"},
+        headers=deploy.auditor,
+    )
+    assert wrong.status_code == 500, wrong.text
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+    assert f"entry {index}" in wrong.json()["detail"]
+    assert "actor_agency" in wrong.json()["detail"]
+
+    # The sharing summary is counted from verified leaf_input: the KG node's answer is unchanged
+    # (it verified that entry before), and a node that had not verified it yet refuses to answer.
+    assert (await get(deploy, "/v1/ledger/sharing"))["sharing"] == before["sharing"]
+    assert "uz-customs-committee" not in {r["origin_agency"] for r in before["sharing"]}
+    for fmt in ("json", "csv"):
+        refused = await deploy.client(UZ).get(
+            "/v1/ledger/sharing", params={"format": fmt}, headers=deploy.auditor
+        )
+        assert refused.status_code == 500, refused.text
+        assert f"entry {index}" in refused.json()["detail"]
+
+    # ledger verify names the index from the export, which carries the columns as stored.
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle))
+    assert code == 1, output
+    assert f"entry {index}: its database column(s) actor_agency disagree" in output

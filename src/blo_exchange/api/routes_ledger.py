@@ -93,7 +93,7 @@ async def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Entries with index > ``cursor`` matching every given filter, in ledger order."""
-    rows = await reads.store.entries(
+    rows = await reads.entries(
         EntryFilter(
             agency=agency,
             border_pair=border_pair,

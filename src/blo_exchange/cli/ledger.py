@@ -33,6 +33,13 @@ def verify(
     key: Annotated[
         str | None, typer.Option(help="The ledger's C2SP verifier key (a pinned key wins).")
     ] = None,
+    sharing: Annotated[
+        bool,
+        typer.Option(
+            "--sharing",
+            help="Print who shared with whom, counted from the verified entries (CSV).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the ledger from its entries and check it against its signed checkpoints and
     those accepted before. Exit 0 when all holds, 1 when it does not, 2 on bad input."""
@@ -47,6 +54,10 @@ def verify(
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+    if sharing:
+        typer.echo("origin_agency,recipient_agency,border_pair,kind,count")
+        for c in report.sharing():
+            typer.echo(f"{c.origin_agency},{c.recipient_agency},{c.border_pair},{c.kind},{c.count}")
     if trust is not None and report.accepted is not None:
         store = store or TrustStore()
         store.origin = store.origin or str(data["origin"])

@@ -17,8 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
+from blo_exchange.domain.ids import format_time
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint, StoredEntry
 from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = ["SqlLedgerStore"]
@@ -147,6 +148,30 @@ class SqlLedgerStore:
             rows = (await session.execute(query)).all()
         return [(int(i), bytes(b)) for i, b in rows]
 
+    async def entry_rows(
+        self, filters: EntryFilter, *, after: int, before: int, limit: int
+    ) -> list[StoredEntry]:
+        """Rows the indexed columns say match, with ``after < index < before``, in order."""
+        query = (
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.idx > after, LedgerEntryRow.idx < before, *_conditions(filters))
+            .order_by(LedgerEntryRow.idx)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_stored_entry(r) for r in rows]
+
+    async def rows(self, start: int, end: int) -> list[StoredEntry]:
+        query = (
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < end)
+            .order_by(LedgerEntryRow.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_stored_entry(r) for r in rows]
+
     # --- roots and proofs: each fetches exactly the nodes merkle.*_nodes names, in one query ----
 
     async def root_at(self, size: int) -> bytes:
@@ -236,6 +261,24 @@ class SqlLedgerStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [SharingCount(str(o), str(r), str(b), str(k), int(n)) for o, r, b, k, n in rows]
+
+
+def _stored_entry(row: LedgerEntryRow) -> StoredEntry:
+    return StoredEntry(
+        index=int(row.idx),
+        leaf_input=bytes(row.leaf_input),
+        leaf_hash=bytes(row.leaf_hash),
+        columns={
+            "type": row.type,
+            "alert_id": row.alert_id,
+            "actor_node": row.actor_node,
+            "actor_agency": row.actor_agency,
+            "recipients": sorted(row.recipients or []),
+            "border_pair": row.border_pair,
+            "kind": row.kind,
+            "occurred_at": format_time(row.occurred_at),
+        },
+    )
 
 
 def _checkpoint(row: LedgerCheckpointRow) -> StoredCheckpoint:

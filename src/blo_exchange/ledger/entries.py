@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -35,13 +36,16 @@ from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = [
     "ENTRY_TYPES",
+    "INDEXED_COLUMNS",
     "LEAF_FIELDS",
     "DirectoryState",
     "KeyRecord",
     "agreement_changed_entry",
     "build_entry",
+    "column_mismatches",
     "directory_entries",
     "entry_json",
+    "indexed_columns",
     "key_registered_entry",
     "key_revoked_entry",
     "parse_leaf_input",
@@ -116,6 +120,54 @@ def parse_leaf_input(leaf_input: bytes) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise ValueError("leaf_input is not a JSON object")
     return fields
+
+
+INDEXED_COLUMNS = (
+    "type",
+    "alert_id",
+    "actor_node",
+    "actor_agency",
+    "recipients",
+    "border_pair",
+    "kind",
+    "occurred_at",
+)
+"""The database columns that index an entry, each a copy of the leaf field of the same name."""
+
+
+def indexed_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What the indexed columns of an entry with these leaf fields must hold, as JSON values
+    (``occurred_at`` in the leaf's own RFC 3339 form, ``recipients`` sorted)."""
+    columns = {name: fields.get(name) for name in INDEXED_COLUMNS}
+    columns["recipients"] = sorted(columns["recipients"] or [])
+    return columns
+
+
+def column_mismatches(leaf_input: bytes, columns: Mapping[str, Any]) -> list[str]:
+    """The indexed columns whose stored value differs from the entry's signed-over bytes.
+
+    ``columns`` holds the values as stored, in the form :func:`indexed_columns` gives them.
+    """
+    try:
+        expected = indexed_columns(parse_leaf_input(leaf_input))
+    except ValueError:
+        return ["leaf_input"]
+    return [
+        name
+        for name in INDEXED_COLUMNS
+        if _normal(name, columns.get(name)) != _normal(name, expected[name])
+    ]
+
+
+def _normal(name: str, value: Any) -> Any:
+    if name == "recipients":
+        return sorted(value or []) if isinstance(value, list | tuple) else value
+    if name == "occurred_at" and isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError:
+            return value
+    return value
 
 
 def entry_json(index: int, leaf_input: bytes) -> dict[str, Any]:

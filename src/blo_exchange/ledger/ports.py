@@ -6,9 +6,10 @@ checkpointer, auditors' reads) and the edges (``api``, ``web``) see only these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "CheckpointStore",
@@ -16,6 +17,7 @@ __all__ = [
     "LedgerReads",
     "SharingCount",
     "StoredCheckpoint",
+    "StoredEntry",
 ]
 
 
@@ -42,6 +44,19 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A row of ``ledger_entries`` as stored: nothing here is believed before it is checked.
+
+    ``columns`` are the indexed columns in the JSON form of ``entries.indexed_columns``.
+    """
+
+    index: int
+    leaf_input: bytes
+    leaf_hash: bytes
+    columns: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SharingCount:
     """How many ``alert_shared`` entries went from one agency to another, per pair and kind."""
 
@@ -60,6 +75,16 @@ class LedgerReads(Protocol):
         self, wanted: EntryFilter, *, after: int, limit: int
     ) -> list[tuple[int, bytes]]:
         """``(index, leaf_input)`` of matching entries with index > ``after``, in order."""
+        ...
+
+    async def entry_rows(
+        self, wanted: EntryFilter, *, after: int, before: int, limit: int
+    ) -> list[StoredEntry]:
+        """Rows the indexed columns say match, ``after < index < before``, in order."""
+        ...
+
+    async def rows(self, start: int, end: int) -> list[StoredEntry]:
+        """The rows with ``start <= index < end``, in order (a gap is the caller's to find)."""
         ...
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...

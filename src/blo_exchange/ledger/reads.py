@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
-from blo_exchange.errors import NotFound, OutOfRange
+from blo_exchange.errors import LedgerIntegrityError, NotFound, OutOfRange
+from blo_exchange.ledger.answers import VerifiedLedger, count_sharing
 from blo_exchange.ledger.audit import LedgerQueryRecorder
-from blo_exchange.ledger.ports import LedgerReads, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.ports import EntryFilter, LedgerReads, SharingCount, StoredCheckpoint
 from blo_exchange.ledger.verify import build_bundle
 from blo_exchange.services.ports import Directory
 
@@ -44,6 +45,7 @@ class AuditorReads:
         self._origin = origin
         self._recorder = recorder
         self._clock = clock
+        self.verified = VerifiedLedger(store)
 
     async def record(self, *, principal_id: str, path: str, query: str) -> None:
         """Record an auditor's read. Raises ``BusError`` when the record was not acknowledged:
@@ -99,19 +101,54 @@ class AuditorReads:
         """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
         latest = await self.latest()
         key = await self.ledger_key(latest)
-        leaves = await self.store.leaves(latest.tree_size)
+        rows = await self.store.rows(0, latest.tree_size)
         return build_bundle(
             origin=self._origin,
             ledger_public_key=key,
             checkpoint=checkpoint_json(latest),
             checkpoints=[checkpoint_json(c) for c in await self.store.checkpoints()],
-            leaves=leaves,
+            leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
+            columns={r.index: r.columns for r in rows},
         )
+
+    async def verified_head(self) -> StoredCheckpoint | None:
+        """The latest checkpoint, once its signature verifies with the directory's ledger key
+        and the stored entries reproduce its root (``LedgerIntegrityError`` if not); None
+        before the first checkpoint."""
+        latest = await self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        try:
+            await self.ledger_key(latest)
+        except NotFound:
+            raise LedgerIntegrityError(
+                f"checkpoint {latest.tree_size} is signed by no ledger key in the directory"
+            ) from None
+        await self.verified.catch_up(latest)
+        return latest
+
+    async def entries(
+        self, wanted: EntryFilter, *, after: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """``(index, leaf_input)`` of the entries matching ``wanted`` with index > ``after``,
+        up to the latest checkpoint, each checked against the verified bytes before it is
+        served."""
+        head = await self.verified_head()
+        if head is None:
+            return []
+        rows = await self.store.entry_rows(wanted, after=after, before=head.tree_size, limit=limit)
+        for row in rows:
+            self.verified.check_served(row, wanted)
+        return [(row.index, row.leaf_input) for row in rows]
 
     async def sharing(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[SharingCount]:
-        return await self.store.sharing(since=since, until=until)
+        """Who shared with whom, counted from the verified ``leaf_input`` of every entry up to
+        the latest checkpoint (never from the indexed columns)."""
+        if await self.verified_head() is None:
+            return []
+        return count_sharing(self.verified.facts, since=since, until=until)
 
 
 def _beyond(what: str, value: int, latest: StoredCheckpoint) -> OutOfRange:

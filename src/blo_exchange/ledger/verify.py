@@ -11,7 +11,8 @@ The bundle (JSON)::
     {"format": "blo-ledger-bundle/1", "origin": ..., "ledger_public_key": <C2SP verifier key>,
      "checkpoint": {"tree_size", "root_hash" (hex), "note"},          the latest one
      "checkpoints": [{"tree_size", "root_hash", "note"}, ...],       every stored one
-     "entries": [{"index", "leaf_input" (base64url), "leaf_hash" (hex, as stored)}, ...]}
+     "entries": [{"index", "leaf_input" (base64url), "leaf_hash" (hex, as stored),
+                  "columns" (the indexed database columns, as stored)}, ...]}
 
 The trust file (a witness's memory, kept by the CLI with mode 0600)::
 
@@ -24,9 +25,12 @@ to its stored leaf hash, which names its index exactly. If both were changed tog
 signed checkpoints still catch it: the smallest signed checkpoint whose root the entries no
 longer reproduce bounds the altered index to ``[previous good size, that size)``.
 
-Not checked: that ``leaf_input`` is well-formed entry JSON, or that the indexed columns of the
-database agree with it (the bundle carries only the signed-over bytes); whether the signing key
-is the right one the first time a trust file is used (pin it with ``--key``).
+An entry whose indexed database columns (exported as stored) disagree with its ``leaf_input``
+is named too: filtered answers are selected by those columns. The who-shared-with-whom summary
+(:meth:`VerifyReport.sharing`) is computed from the verified ``leaf_input`` alone.
+
+Not checked: whether the signing key is the right one the first time a trust file is used (pin
+it with ``--key``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from typing import Any, Protocol
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode
 from blo_exchange.crypto.note import NoteError, open_checkpoint, parse_verifier_key
 from blo_exchange.errors import BloExchangeError
+from blo_exchange.ledger.answers import count_sharing, shared_fact
+from blo_exchange.ledger.entries import column_mismatches, parse_leaf_input
+from blo_exchange.ledger.ports import SharingCount
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -113,6 +120,19 @@ class VerifyReport:
     altered_indexes: list[int]
     accepted: TrustedCheckpoint | None
     key: str | None
+    leaf_inputs: list[bytes] = field(default_factory=list)
+
+    def sharing(self) -> list[SharingCount]:
+        """Who shared with whom, from the verified entries (only meaningful when ``ok``)."""
+        facts = []
+        for leaf in self.leaf_inputs[: self.tree_size]:
+            try:
+                fact = shared_fact(parse_leaf_input(leaf))
+            except (ValueError, KeyError):
+                continue
+            if fact is not None:
+                facts.append(fact)
+        return count_sharing(facts)
 
     def summary(self) -> str:
         head = (
@@ -131,8 +151,11 @@ def build_bundle(
     checkpoint: Mapping[str, Any],
     checkpoints: Sequence[Mapping[str, Any]],
     leaves: Sequence[tuple[int, bytes, bytes]],
+    columns: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``."""
+    """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
+    each entry's indexed database columns as stored."""
+    columns = columns or {}
     return {
         "format": BUNDLE_FORMAT,
         "origin": origin,
@@ -141,6 +164,7 @@ def build_bundle(
         "checkpoints": [dict(c) for c in checkpoints],
         "entries": [
             {"index": i, "leaf_input": b64u_encode(leaf), "leaf_hash": h.hex()}
+            | ({"columns": dict(columns[i])} if i in columns else {})
             for i, leaf, h in leaves
         ],
     }
@@ -198,7 +222,8 @@ def verify_bundle(
     # (4) Entries are exactly 0 .. size-1; each leaf_input hashes to its stored leaf hash.
     if tree.size:
         raise BundleError("the tree to verify into must start empty")
-    for expected, (index, leaf_input, stored) in enumerate(entries):
+    leaf_inputs: list[bytes] = []
+    for expected, (index, leaf_input, stored, columns) in enumerate(entries):
         if index != expected:
             failures.append(f"entry {expected} is missing (the next one is {index})")
             break
@@ -206,7 +231,16 @@ def verify_bundle(
         if stored is not None and stored != h:
             altered.append(index)
             failures.append(f"entry {index} was altered: its leaf_input no longer has its hash")
+        if columns is not None:
+            wrong = column_mismatches(leaf_input, columns)
+            if wrong:
+                altered.append(index)
+                failures.append(
+                    f"entry {index}: its database column(s) {', '.join(wrong)} disagree with its "
+                    "leaf_input"
+                )
         tree.append_leaf_hash(h)
+        leaf_inputs.append(leaf_input)
     if tree.size < head.tree_size and not any("missing" in f for f in failures):
         failures.append(f"entries missing: {tree.size} exported for tree size {head.tree_size}")
     size = min(tree.size, head.tree_size)
@@ -252,6 +286,7 @@ def verify_bundle(
         altered_indexes=altered,
         accepted=head if ok else None,
         key=vkey,
+        leaf_inputs=leaf_inputs,
     )
 
 
@@ -311,8 +346,10 @@ def _checkpoint(data: Any, where: str) -> TrustedCheckpoint:
     )
 
 
-def _entries(items: list[Any]) -> list[tuple[int, bytes, bytes | None]]:
-    out: list[tuple[int, bytes, bytes | None]] = []
+def _entries(
+    items: list[Any],
+) -> list[tuple[int, bytes, bytes | None, Mapping[str, Any] | None]]:
+    out: list[tuple[int, bytes, bytes | None, Mapping[str, Any] | None]] = []
     for item in items:
         if not isinstance(item, dict):
             raise BundleError("entries: an entry is not a JSON object")
@@ -321,11 +358,15 @@ def _entries(items: list[Any]) -> list[tuple[int, bytes, bytes | None]]:
         except ValueError as exc:
             raise BundleError(f"entry {item.get('index')}: leaf_input: {exc}") from None
         stored = item.get("leaf_hash")
+        columns = item.get("columns")
+        if columns is not None and not isinstance(columns, dict):
+            raise BundleError(f"entry {item.get('index')}: columns: expected an object")
         out.append(
             (
                 _int(item, "index"),
                 leaf_input,
                 None if stored is None else _hex32(stored, "leaf_hash"),
+                columns,
             )
         )
     return out
