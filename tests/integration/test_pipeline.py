@@ -277,6 +277,15 @@ async def test_ledger_entries_filters_and_cursor(deploy: Deployment) -> None:
     assert sorted(e["alert_id"] for e in shared) == sorted(ids)
     indexes = [e["index"] for e in shared]
     assert indexes == sorted(indexes)
+
+    # Auditors' answers cover the entries up to the latest checkpoint (verified against it).
+    async def answered() -> Any:
+        page = await deploy.client(KG).get(
+            "/v1/ledger/entries", params={"type": "alert_shared"}, headers=deploy.auditor
+        )
+        return len(page.json()["entries"]) == 3
+
+    await eventually(answered, what="a checkpoint covering the shares")
     page = await deploy.client(KG).get(
         "/v1/ledger/entries",
         params={"type": "alert_shared", "limit": "2"},

@@ -19,13 +19,24 @@ from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
 from blo_exchange.domain.ids import format_time
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint, StoredEntry
+from blo_exchange.ledger.ports import (
+    AppendGuard,
+    EntryFilter,
+    SharingCount,
+    StoredCheckpoint,
+    StoredEntry,
+)
 from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = ["SqlLedgerStore"]
 
 # Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
 _APPEND_LOCK = 0x626C6F4C  # "bloL"
+
+WRITER_ROLE = "blo_ledger_writer"
+"""The database role that alone may insert into the ledger tables (migration 0004); each
+append and checkpoint transaction takes it with ``SET LOCAL ROLE``."""
+_TAKE_WRITER_ROLE = text("SET LOCAL ROLE blo_ledger_writer")
 
 
 def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
@@ -54,10 +65,32 @@ class SqlLedgerStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+    async def append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None = None
+    ) -> list[int]:
+        """Append the entries whose event ids are new; their indexes.
+
+        With ``guard`` (the writer's journal), the ledger's size is first checked against what
+        the writer appended, the new nodes are built on the writer's own frontier, and the batch
+        is journaled before the commit; without one, on the stored nodes (tests, benchmarks).
+        """
         if not entries:
             return []
+        try:
+            indexes = await self._append(entries, guard)
+        except BaseException:
+            if guard is not None:
+                guard.abandoned()
+            raise
+        if guard is not None:
+            guard.committed()
+        return indexes
+
+    async def _append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None
+    ) -> list[int]:
         async with self._sessions.begin() as session:
+            await session.execute(_TAKE_WRITER_ROLE)
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
             ids = list({e.event_id for e in entries})
             existing = set(
@@ -78,7 +111,13 @@ class SqlLedgerStore:
                 await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
                 or 0
             )
-            frontier = await self._nodes(session, merkle.root_nodes(size))
+            if guard is None:
+                frontier = await self._nodes(session, merkle.root_nodes(size))
+            else:
+                if size != guard.size or guard.pending_count:
+                    end = min(size, guard.size + guard.pending_count + 1)
+                    guard.reconcile(size, await self._leaf_hashes(session, guard.size, end))
+                frontier = dict(guard.frontier())
             leaf_hashes = [merkle.leaf_hash(e.leaf_input) for e in fresh]
             new_nodes = merkle.append_many(size, leaf_hashes, lambda lv, ix: frontier[(lv, ix)])
             await session.execute(
@@ -105,7 +144,18 @@ class SqlLedgerStore:
                 insert(LedgerNodeRow),
                 [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
             )
+            if guard is not None:
+                guard.prepare(size, leaf_hashes)  # durable before the commit below
         return [size + i for i in range(len(fresh))]
+
+    @staticmethod
+    async def _leaf_hashes(session: Any, start: int, end: int) -> list[bytes]:
+        rows = await session.scalars(
+            select(LedgerEntryRow.leaf_hash)
+            .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < end)
+            .order_by(LedgerEntryRow.idx)
+        )
+        return [bytes(h) for h in rows.all()]
 
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Those of ``event_ids`` already in the ledger: one lookup on the unique index."""
@@ -128,6 +178,10 @@ class SqlLedgerStore:
             )
         )
         return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
+
+    async def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        async with self._sessions() as session:
+            return await self._nodes(session, wanted)
 
     async def size(self) -> int:
         async with self._sessions() as session:
@@ -210,6 +264,7 @@ class SqlLedgerStore:
     async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """Store a signed checkpoint; False when that tree size already has one."""
         async with self._sessions.begin() as session:
+            await session.execute(_TAKE_WRITER_ROLE)
             result = await session.execute(
                 insert(LedgerCheckpointRow)
                 .values(

@@ -19,7 +19,10 @@ from blo_exchange.ledger.ports import EntryFilter, LedgerReads, SharingCount, St
 from blo_exchange.ledger.verify import build_bundle
 from blo_exchange.services.ports import Directory
 
-__all__ = ["AuditorReads", "checkpoint_json"]
+__all__ = ["UNSIGNED_TAIL", "AuditorReads", "checkpoint_json"]
+
+UNSIGNED_TAIL = 1000
+"""At most this many stored entries beyond the latest checkpoint go into an export, as such."""
 
 
 def checkpoint_json(checkpoint: StoredCheckpoint) -> dict[str, Any]:
@@ -102,6 +105,7 @@ class AuditorReads:
         latest = await self.latest()
         key = await self.ledger_key(latest)
         rows = await self.store.rows(0, latest.tree_size)
+        tail = await self.store.rows(latest.tree_size, latest.tree_size + UNSIGNED_TAIL)
         return build_bundle(
             origin=self._origin,
             ledger_public_key=key,
@@ -109,6 +113,7 @@ class AuditorReads:
             checkpoints=[checkpoint_json(c) for c in await self.store.checkpoints()],
             leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
             columns={r.index: r.columns for r in rows},
+            unsigned=[(r.index, r.leaf_input, r.leaf_hash) for r in tail],
         )
 
     async def verified_head(self) -> StoredCheckpoint | None:

@@ -152,6 +152,7 @@ def build_bundle(
     checkpoints: Sequence[Mapping[str, Any]],
     leaves: Sequence[tuple[int, bytes, bytes]],
     columns: Mapping[int, Mapping[str, Any]] | None = None,
+    unsigned: Sequence[tuple[int, bytes, bytes]] = (),
 ) -> dict[str, Any]:
     """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
     each entry's indexed database columns as stored."""
@@ -166,6 +167,10 @@ def build_bundle(
             {"index": i, "leaf_input": b64u_encode(leaf), "leaf_hash": h.hex()}
             | ({"columns": dict(columns[i])} if i in columns else {})
             for i, leaf, h in leaves
+        ],
+        "unsigned_entries": [
+            {"index": i, "leaf_input": b64u_encode(leaf), "leaf_hash": h.hex()}
+            for i, leaf, h in unsigned
         ],
     }
 
@@ -275,6 +280,16 @@ def verify_bundle(
                 f"fork: checkpoint {head.tree_size} is not consistent with trusted checkpoint "
                 f"{t.tree_size}"
             )
+
+    # (7) Stored entries beyond the checkpoint are named: nothing vouches for them. A few are
+    # normal (appended since the last checkpoint); ones that stay are rows the writer refused.
+    tail = [i for i, _, _, _ in _entries(_list(bundle, "unsigned_entries"))]
+    if tail:
+        shown = ", ".join(str(i) for i in tail[:10]) + (", …" if len(tail) > 10 else "")
+        notes.append(
+            f"note: {len(tail)} stored entr{'y' if len(tail) == 1 else 'ies'} beyond checkpoint "
+            f"{head.tree_size}, covered by no signed checkpoint and not verified: {shown}"
+        )
 
     ok = head_ok and not failures
     return VerifyReport(

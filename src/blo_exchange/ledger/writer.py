@@ -34,6 +34,8 @@ from blo_exchange.domain.subjects import (
 from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
 from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
+from blo_exchange.ledger.journal import WriterJournal
+from blo_exchange.ledger.ports import AppendGuard
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
 from blo_exchange.services.signed import SignedMessages
 
@@ -53,6 +55,10 @@ class InboundMessage:
 
 
 class WriterStore(LedgerStore, Protocol):
+    async def append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None = None
+    ) -> list[int]: ...
+
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Those of ``event_ids`` the ledger already has (a read; no lock taken)."""
         ...
@@ -60,19 +66,33 @@ class WriterStore(LedgerStore, Protocol):
 
 class LedgerWriter:
     def __init__(
-        self, *, directory: Directory, store: WriterStore, clock: Callable[[], datetime]
+        self,
+        *,
+        directory: Directory,
+        store: WriterStore,
+        clock: Callable[[], datetime],
+        journal: WriterJournal | None = None,
     ) -> None:
         self._signed = SignedMessages(directory, clock=clock)
         self._store = store
+        self.journal = journal
         self._clock = clock
         self._recorded: set[str] = set()  # directory event ids known to be in the ledger
         self.appended = 0
 
     async def handle(self, messages: Sequence[InboundMessage]) -> list[int]:
         entries = [await self._entry_for(m) for m in messages]
-        indexes = await self._store.append(entries)
+        indexes = await self._append(entries)
         self.appended += len(indexes)
         return indexes
+
+    async def _append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+        """Through the journal when there is one: raises ``LedgerForkError`` once the ledger is
+        not what this writer appended (it then appends nothing more)."""
+        if self.journal is None:
+            return await self._store.append(entries)
+        async with self.journal.lock:
+            return await self._store.append(entries, self.journal)
 
     async def record_directory(self, state: DirectoryState) -> list[int]:
         """Append the directory changes ``state`` shows that the ledger does not have yet.
@@ -91,7 +111,7 @@ class LedgerWriter:
         known = await self._store.known_event_ids([e.event_id for e in wanted])
         self._recorded |= known
         fresh = [e for e in wanted if e.event_id not in known]
-        indexes = await self._store.append(fresh) if fresh else []
+        indexes = await self._append(fresh) if fresh else []
         self._recorded |= {e.event_id for e in fresh}
         self.appended += len(indexes)
         return indexes

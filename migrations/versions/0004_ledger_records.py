@@ -1,0 +1,69 @@
+"""Only the ledger writer's database role may insert into the ledger tables.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-04
+
+Chained to 0003, the latest revision in this tree when it was written; another migration may be
+written beside it, and whichever lands second must revise the other, so there is one head.
+
+The role ``blo_ledger_writer`` (NOLOGIN) gets SELECT and INSERT on the ledger tables, and a
+statement trigger refuses any INSERT made under another role. The writer takes the role with
+``SET LOCAL ROLE`` in each of its transactions, so the role running this migration is made a
+member of it. In production, node processes connect with a role that is *not* a member (see
+docs/threat-model.md); a superuser can still take the role or bypass the triggers, which the
+writer's own state file and the witnesses catch.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+LEDGER_TABLES = ("ledger_entries", "ledger_tree_nodes", "ledger_checkpoints")
+ROLE = "blo_ledger_writer"
+
+
+def upgrade() -> None:
+    op.execute(
+        f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
+                CREATE ROLE {ROLE} NOLOGIN;
+            END IF;
+        END;
+        $$
+        """
+    )
+    op.execute(f"GRANT {ROLE} TO CURRENT_USER")
+    op.execute(
+        f"""
+        CREATE FUNCTION ledger_writer_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_user <> '{ROLE}' THEN
+                RAISE EXCEPTION 'only the ledger writer (role {ROLE}) may insert into %',
+                    TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NULL;
+        END;
+        $$
+        """
+    )
+    for table in LEDGER_TABLES:
+        op.execute(f"GRANT SELECT, INSERT ON {table} TO {ROLE}")
+        op.execute(
+            f"CREATE TRIGGER {table}_writer_only BEFORE INSERT ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_writer_only()"
+        )
+
+
+def downgrade() -> None:
+    for table in LEDGER_TABLES:
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_writer_only ON {table}")
+        op.execute(f"REVOKE SELECT, INSERT ON {table} FROM {ROLE}")
+    op.execute("DROP FUNCTION IF EXISTS ledger_writer_only()")
