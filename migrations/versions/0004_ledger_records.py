@@ -1,4 +1,5 @@
-"""Only the ledger writer's database role may insert into the ledger tables.
+"""Only the ledger writer's database role may insert into the ledger tables; witnesses'
+cosignatures and fork evidence.
 
 Revision ID: 0004
 Revises: 0003
@@ -17,6 +18,7 @@ writer's own state file and the witnesses catch.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
@@ -28,7 +30,32 @@ LEDGER_TABLES = ("ledger_entries", "ledger_tree_nodes", "ledger_checkpoints")
 ROLE = "blo_ledger_writer"
 
 
+TZ = sa.DateTime(timezone=True)
+
+
+def _created_at() -> sa.Column[object]:
+    return sa.Column("created_at", TZ, server_default=sa.func.now(), nullable=False)
+
+
 def upgrade() -> None:
+    op.create_table(
+        "ledger_cosignatures",
+        sa.Column("tree_size", sa.BigInteger(), nullable=False),
+        sa.Column("witness", sa.Text(), nullable=False),
+        sa.Column("line", sa.Text(), nullable=False),
+        _created_at(),
+        sa.PrimaryKeyConstraint("tree_size", "witness", name="pk_ledger_cosignatures"),
+    )
+    op.create_table(
+        "ledger_fork_evidence",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("witness", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("cosigned_note", sa.Text(), nullable=False),
+        sa.Column("conflicting_note", sa.Text(), nullable=False),
+        _created_at(),
+        sa.PrimaryKeyConstraint("id", name="pk_ledger_fork_evidence"),
+    )
     op.execute(
         f"""
         DO $$
@@ -67,3 +94,5 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_writer_only ON {table}")
         op.execute(f"REVOKE SELECT, INSERT ON {table} FROM {ROLE}")
     op.execute("DROP FUNCTION IF EXISTS ledger_writer_only()")
+    op.drop_table("ledger_fork_evidence")
+    op.drop_table("ledger_cosignatures")

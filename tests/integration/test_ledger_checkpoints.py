@@ -6,6 +6,7 @@ URL is the superuser's, which is how the tampering below gets past the append-on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import uuid
@@ -262,9 +263,20 @@ async def test_the_writer_refuses_to_sign_a_fork_and_publishes_checkpoints(
     first = await paused_writer_checkpoint(deploy)
     await tamper(database_url, "UPDATE ledger_tree_nodes SET hash = sha256(hash)")
     writer = deploy.start_ledger_writer()
-    await share(deploy)
-    with pytest.raises(LedgerForkError):
+    # It stops at once: nothing more is appended or signed on a tree it no longer recognises.
+    with pytest.raises(LedgerForkError, match="stored tree nodes no longer give the root"):
         await writer.checkpointer.cut()
+    size = await runtime.ledger.size()
+    response = await deploy.client(KG).post(
+        "/v1/alerts",
+        json=EXAMPLE_SEIZURE,
+        headers=deploy.terminal(KG) | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    await asyncio.sleep(1.5)
+    with pytest.raises(LedgerForkError, match="stopped"):
+        await writer.checkpointer.cut()
+    assert await runtime.ledger.size() == size
     latest = await runtime.ledger.latest_checkpoint()
     assert latest is not None
     assert latest.tree_size == first["tree_size"]

@@ -9,23 +9,29 @@ refuse both, logging CRITICAL with the index, and never sign a checkpoint coveri
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from blo_exchange.crypto.keys import SigningKey, load_signing_key
+from blo_exchange.crypto.note import Cosigner, format_checkpoint, parse_checkpoint
 from blo_exchange.db.engine import create_engine
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.checkpoints import note_signer
 from blo_exchange.ledger.entries import build_entry
 from blo_exchange.ledger.journal import LedgerForkError
-from tests.integration.pipeline import Deployment, deployment
+from tests.integration.pipeline import Deployment, deployment, eventually
 from tests.integration.test_ledger_checkpoints import (
     KG,
+    ORIGIN,
     get,
     settled_checkpoint,
     share,
@@ -159,16 +165,25 @@ async def share_unrecorded(deploy: Deployment) -> None:
     assert response.status_code == 202, response.text
 
 
-async def test_a_truncate_and_regrow_fork_is_refused_by_the_writer(
-    deploy: Deployment, database_url: str, caplog: pytest.LogCaptureFixture
+async def test_a_truncate_and_regrow_fork_is_refused_by_the_writer_and_every_witness(
+    deploy: Deployment, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     await share(deploy)
     await share(deploy)
+    writer = await deploy.stop_ledger_writer()
+    await writer.checkpointer.cut()
     first = await settled_checkpoint(deploy)
     size = first["tree_size"]
     assert size > 5
     cut = size - 5
+    store = deploy.writer_host.ledger
+
+    async def all_cosigned() -> bool:
+        lines = await store.cosignature_lines([size])
+        return len(lines.get(size, [])) == len(deploy.runtimes)
+
+    await eventually(all_cosigned, what="every witness's cosignature")
 
     # A superuser deletes the last 5 entries, their nodes and the checkpoints covering them.
     await tamper(
@@ -177,16 +192,112 @@ async def test_a_truncate_and_regrow_fork_is_refused_by_the_writer(
         f"DELETE FROM ledger_tree_nodes WHERE (idx + 1) * (1::bigint << level) > {cut}",
         f"DELETE FROM ledger_checkpoints WHERE tree_size > {cut}",
     )
-    await share_unrecorded(deploy)  # new entries would regrow the log at the deleted indexes
-    await asyncio.sleep(2.5)
-    assert any(f"entries from index {cut} were removed" in m for m in critical(caplog))
-    assert await deploy.writer_host.ledger.size() == cut  # nothing appended after the cut
-    checkpoints = await deploy.writer_host.ledger.checkpoints()
-    assert max((c.tree_size for c in checkpoints), default=0) <= cut  # none signed again
-
-    # A restarted writer remembers what it appended (its state file) and refuses too.
-    await deploy.stop_ledger_writer()
+    # The writer (restarted: it remembers what it appended in its state file) refuses to
+    # append to or sign the shortened log, and says so at CRITICAL.
     writer = deploy.start_ledger_writer()
     with pytest.raises(LedgerForkError, match=f"entries from index {cut} were removed"):
         await writer.checkpointer.cut()
-    assert await deploy.writer_host.ledger.size() == cut
+    assert any(f"entries from index {cut} were removed" in m for m in critical(caplog))
+    await share_unrecorded(deploy)  # new entries would regrow the log at the deleted indexes
+    await asyncio.sleep(2.5)
+    assert await store.size() == cut  # nothing appended after the cut
+    checkpoints = await store.checkpoints()
+    assert max((c.tree_size for c in checkpoints), default=0) <= cut  # none signed again
+
+    # Whoever holds the writer's key (a writer without its state file) signs the regrown log at
+    # the same size with another root: every witness refuses it and publishes both checkpoints.
+    key = load_signing_key(deploy.writer_host.settings.key_dir / "ledger.key")  # type: ignore[operator]
+    fork_root = hashlib.sha256(b"the regrown log").digest()
+    forged = note_signer(ORIGIN, key).sign(format_checkpoint(ORIGIN, size, fork_root))
+    await tamper(
+        database_url,
+        "INSERT INTO ledger_checkpoints (tree_size, root_hash, note) "
+        f"VALUES ({size}, '\\x{fork_root.hex()}'::bytea, '{forged}')",
+    )
+
+    async def flagged() -> list[dict[str, Any]] | None:
+        evidence = await store.fork_evidence()
+        return evidence if len(evidence) == len(deploy.runtimes) else None
+
+    evidence = await eventually(flagged, what="fork evidence from every witness")
+    assert {e["witness"] for e in evidence} == {f"{n}/witness" for n in deploy.runtimes}
+    for e in evidence:
+        assert e["cosigned_note"] == first["note"]
+        assert e["conflicting_note"] == forged
+    assert sum("LEDGER FORK: witness" in m for m in critical(caplog)) == len(deploy.runtimes)
+
+    # The forked checkpoint carries no valid cosignature: --witnesses refuses it.
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    assert json.loads(bundle.read_text())["checkpoint"]["note"] == forged + "".join(
+        (await store.cosignature_lines([size]))[size]
+    )
+    code, output = verify_cli(str(bundle), "--witnesses", "1")
+    assert code == 1, output
+    assert "required" in output
+
+
+async def cosigned_by_all(deploy: Deployment, size: int) -> dict[str, Any]:
+    """The served latest checkpoint once every node's witness cosigned a checkpoint ≥ size."""
+
+    async def probe() -> dict[str, Any] | None:
+        lines = await deploy.writer_host.ledger.cosignature_lines([size])
+        if len(lines.get(size, [])) < len(deploy.runtimes):
+            return None
+        return cast(dict[str, Any], await get(deploy, "/v1/ledger/checkpoint"))
+
+    return await eventually(probe, what=f"every witness's cosignature on checkpoint {size}")
+
+
+async def test_checkpoints_are_cosigned_and_verify_requires_the_cosignatures(
+    deploy: Deployment, tmp_path: Path
+) -> None:
+    await share(deploy)
+    writer = await deploy.stop_ledger_writer()  # the ledger and its checkpoints stand still
+    await writer.checkpointer.cut()
+    first = await settled_checkpoint(deploy)
+    served = await cosigned_by_all(deploy, first["tree_size"])
+    assert served["note"].count("/witness ") == len(deploy.runtimes)
+
+    bundle = tmp_path / "bundle.json"
+    export = await get(deploy, "/v1/ledger/export", cosigned=4)
+    assert export["checkpoint"]["tree_size"] == first["tree_size"]
+    assert len(export["witness_keys"]) == len(deploy.runtimes)
+    bundle.write_text(json.dumps(export))
+    trust = tmp_path / "trust.json"
+    code, output = verify_cli(str(bundle), "--trust", str(trust), "--witnesses", "2")
+    assert code == 0, output
+    assert f"cosigned by {len(deploy.runtimes)} witness(es)" in output
+    assert json.loads(trust.read_text())["witness_keys"] == export["witness_keys"]
+
+    # More than there are witnesses: refused.
+    code, output = verify_cli(str(bundle), "--trust", str(trust), "--witnesses", "5")
+    assert code == 1, output
+    assert "4 valid cosignature(s) by the pinned witnesses, 5 required" in output
+
+    # A checkpoint served without its cosignatures (or with one forged) fails --witnesses.
+    note = export["checkpoint"]["note"]
+    text, _, block = note.rpartition("\n\n")
+    log_line = next(line for line in block.splitlines() if "/witness " not in line)
+    stripped = dict(export, checkpoint=dict(export["checkpoint"], note=f"{text}\n\n{log_line}\n"))
+    bundle.write_text(json.dumps(stripped))
+    code, output = verify_cli(str(bundle), "--trust", str(trust), "--witnesses", "2")
+    assert code == 1, output
+    assert "0 valid cosignature(s) by the pinned witnesses, 2 required" in output
+    assert verify_cli(str(bundle), "--trust", str(trust))[0] == 0  # without --witnesses, fine
+
+    # Cosignatures by keys the auditor did not pin do not count.
+    other = Cosigner.from_signing_key("blo-karamyk-kg/witness", SigningKey.generate())
+    parsed = parse_checkpoint(text + "\n")
+    fake = dict(
+        export,
+        checkpoint=dict(
+            export["checkpoint"],
+            note=f"{text}\n\n{log_line}\n"
+            + other.cosign(parsed.text(), 1_800_000_000)
+            + other.cosign(parsed.text(), 1_800_000_001),
+        ),
+    )
+    bundle.write_text(json.dumps(fake))
+    code, output = verify_cli(str(bundle), "--trust", str(trust), "--witnesses", "1")
+    assert code == 1, output

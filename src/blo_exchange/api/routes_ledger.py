@@ -118,7 +118,7 @@ async def entries(
 @router.get("/checkpoint")
 async def checkpoint(auditor: Auditor, reads: Reads) -> dict[str, Any]:
     """The latest signed checkpoint."""
-    return checkpoint_json(await reads.latest())
+    return checkpoint_json(await reads.latest_cosigned())
 
 
 @router.get("/proofs/inclusion")
@@ -144,9 +144,12 @@ async def consistency_proof(
 
 
 @router.get("/export")
-async def export(auditor: Auditor, reads: Reads) -> dict[str, Any]:
-    """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
-    return await reads.export()
+async def export(
+    auditor: Auditor, reads: Reads, cosigned: Annotated[int, Query(ge=0, le=100)] = 0
+) -> dict[str, Any]:
+    """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint (with
+    ``cosigned``: the latest one that many witnesses cosigned)."""
+    return await reads.export(cosigned=cosigned)
 
 
 @router.get(

@@ -33,6 +33,20 @@ def verify(
     key: Annotated[
         str | None, typer.Option(help="The ledger's C2SP verifier key (a pinned key wins).")
     ] = None,
+    witnesses: Annotated[
+        int,
+        typer.Option(
+            "--witnesses",
+            min=0,
+            help="Require this many valid cosignatures by pinned witness keys.",
+        ),
+    ] = 0,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key", help="A witness's C2SP cosigner key (repeatable; wins over pinned)."
+        ),
+    ] = None,
     sharing: Annotated[
         bool,
         typer.Option(
@@ -46,9 +60,16 @@ def verify(
     if (bundle is None) == (url is None):
         _fail("give either BUNDLE or --url", 2)
     try:
-        data = _fetch(url, token) if url is not None else _read_json(bundle or Path())
+        data = _fetch(url, token, witnesses) if url is not None else _read_json(bundle or Path())
         store = TrustStore.from_json(_read_json(trust)) if trust and trust.exists() else None
-        report = verify_bundle(data, tree=MemoryTree(), trust=store, key=key)
+        report = verify_bundle(
+            data,
+            tree=MemoryTree(),
+            trust=store,
+            key=key,
+            witnesses=witnesses,
+            witness_keys=witness_key or (),
+        )
     except BundleError as exc:
         _fail(str(exc), 2)
     typer.echo(report.summary())
@@ -62,6 +83,8 @@ def verify(
         store = store or TrustStore()
         store.origin = store.origin or str(data["origin"])
         store.ledger_public_key = store.ledger_public_key or report.key
+        if witnesses and not store.witness_keys:
+            store.witness_keys = report.witness_keys
         if all(c.tree_size != report.accepted.tree_size for c in store.checkpoints):
             store.checkpoints.append(report.accepted)
         _write_private(trust, json.dumps(store.to_json(), indent=2) + "\n")
@@ -80,7 +103,7 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"cannot read {path}: {exc}") from None
 
 
-def _fetch(url: str, token: str | None) -> Any:
+def _fetch(url: str, token: str | None, cosigned: int) -> Any:
     import httpx
 
     if not token:
@@ -88,6 +111,7 @@ def _fetch(url: str, token: str | None) -> Any:
     try:
         response = httpx.get(
             url.rstrip("/") + "/v1/ledger/export",
+            params={"cosigned": cosigned} if cosigned else None,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60.0,
         )

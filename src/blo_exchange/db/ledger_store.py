@@ -16,7 +16,14 @@ from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.db.engine import SessionFactory
-from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
+from blo_exchange.db.tables import (
+    LedgerCheckpointRow,
+    LedgerCosignatureRow,
+    LedgerEntryRow,
+    LedgerForkEvidenceRow,
+    LedgerNodeRow,
+    PublicKeyRow,
+)
 from blo_exchange.domain.ids import format_time
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.ports import (
@@ -276,6 +283,82 @@ class SqlLedgerStore:
                 .returning(LedgerCheckpointRow.tree_size)
             )
             return result.first() is not None
+
+    # --- witnesses ------------------------------------------------------------------------------
+
+    async def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(LedgerCosignatureRow)
+                .values(tree_size=tree_size, witness=witness, line=line)
+                .on_conflict_do_nothing(index_elements=["tree_size", "witness"])
+            )
+
+    async def add_fork_evidence(
+        self, witness: str, reason: str, cosigned_note: str, conflicting_note: str
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(LedgerForkEvidenceRow).values(
+                    witness=witness,
+                    reason=reason,
+                    cosigned_note=cosigned_note,
+                    conflicting_note=conflicting_note,
+                )
+            )
+
+    async def fork_evidence(self) -> list[dict[str, Any]]:
+        query = select(LedgerForkEvidenceRow).order_by(LedgerForkEvidenceRow.id)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [
+            {
+                "witness": r.witness,
+                "reason": r.reason,
+                "cosigned_note": r.cosigned_note,
+                "conflicting_note": r.conflicting_note,
+                "seen_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+    async def cosignature_lines(self, sizes: Sequence[int]) -> dict[int, list[str]]:
+        """The stored cosignature lines of the checkpoints of ``sizes`` (unverified)."""
+        if not sizes:
+            return {}
+        query = (
+            select(LedgerCosignatureRow.tree_size, LedgerCosignatureRow.line)
+            .where(LedgerCosignatureRow.tree_size.in_(list(sizes)))
+            .order_by(LedgerCosignatureRow.tree_size, LedgerCosignatureRow.witness)
+        )
+        out: dict[int, list[str]] = {}
+        async with self._sessions() as session:
+            for size, line in (await session.execute(query)).all():
+                out.setdefault(int(size), []).append(line)
+        return out
+
+    async def largest_cosigned(self, at_least: int) -> int | None:
+        """The largest checkpoint size with ``at_least`` stored cosignatures; None if none."""
+        query = (
+            select(LedgerCosignatureRow.tree_size)
+            .group_by(LedgerCosignatureRow.tree_size)
+            .having(func.count() >= at_least)
+            .order_by(LedgerCosignatureRow.tree_size.desc())
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            value = await session.scalar(query)
+        return None if value is None else int(value)
+
+    async def witness_keys(self) -> list[tuple[str, bytes]]:
+        """``(node id, Ed25519 public key)`` of every unrevoked witness key in the directory."""
+        query = (
+            select(PublicKeyRow.owner_id, PublicKeyRow.public)
+            .where(PublicKeyRow.owner_kind == "witness", PublicKeyRow.revoked_at.is_(None))
+            .order_by(PublicKeyRow.owner_id, PublicKeyRow.key_id)
+        )
+        async with self._sessions() as session:
+            return [(str(o), bytes(p)) for o, p in (await session.execute(query)).all()]
 
     # --- export and statistics ------------------------------------------------------------------
 

@@ -100,7 +100,19 @@ class Checkpointer:
         async with journal.lock:
             journal.reconcile_size(await self._store.size())
             size, root = journal.size, journal.appended.root()
-        # (2) Nothing signed beyond it, and something new (or a signed checkpoint gone missing:
+        # (2) The stored nodes (from which proofs are served) give the writer's own root, now
+        # and at the size it signed last.
+        for at, expected in ((journal.signed_size, journal.signed_root), (size, root)):
+            try:
+                stored_root = await self._store.root_at(at)
+            except (merkle.MerkleError, KeyError):
+                stored_root = b""
+            if stored_root != expected:
+                journal.stop(
+                    f"the stored tree nodes no longer give the root of the {at} entries this "
+                    "writer appended"
+                )
+        # (3) Nothing signed beyond it, and something new (or a signed checkpoint gone missing:
         # Ed25519 signatures are deterministic, so signing that size again gives the same note).
         latest = await self._store.latest_checkpoint()
         if latest is not None and latest.tree_size > size:
@@ -112,16 +124,6 @@ class Checkpointer:
             if latest is not None and latest.root_hash != root:
                 journal.stop(f"the stored checkpoint {size} does not have this writer's root")
             return None
-        # (3) The stored nodes (from which proofs are served) give the writer's own root.
-        try:
-            stored_root = await self._store.root_at(size)
-        except (merkle.MerkleError, KeyError):
-            stored_root = b""
-        if stored_root != root:
-            journal.stop(
-                f"the stored tree nodes no longer give the root of the {size} entries this "
-                "writer appended"
-            )
         # (4) Remember it (fsynced) before anyone can see it; then sign, store, log.
         journal.record_signed(size, root)
         note = self._signer.sign(format_checkpoint(self._origin, size, root))

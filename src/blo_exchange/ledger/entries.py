@@ -211,7 +211,7 @@ def _key_detail(key: KeyRecord) -> dict[str, Any]:
 
 def _key_actors(key: KeyRecord) -> tuple[str | None, str | None]:
     """``(actor_node, actor_agency)``: whose key it is."""
-    if key.owner_kind == "node":
+    if key.owner_kind in ("node", "witness"):
         return key.owner_id, key.owner_agency
     if key.owner_kind == "agency":
         return None, key.owner_id

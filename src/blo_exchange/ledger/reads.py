@@ -11,12 +11,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
+from blo_exchange.crypto.note import (
+    CosignatureVerifier,
+    NoteError,
+    NoteVerifier,
+    open_checkpoint,
+)
 from blo_exchange.errors import LedgerIntegrityError, NotFound, OutOfRange
 from blo_exchange.ledger.answers import VerifiedLedger, count_sharing
 from blo_exchange.ledger.audit import LedgerQueryRecorder
 from blo_exchange.ledger.ports import EntryFilter, LedgerReads, SharingCount, StoredCheckpoint
 from blo_exchange.ledger.verify import build_bundle
+from blo_exchange.ledger.witness import witness_name
 from blo_exchange.services.ports import Directory
 
 __all__ = ["UNSIGNED_TAIL", "AuditorReads", "checkpoint_json"]
@@ -61,6 +67,27 @@ class AuditorReads:
             raise NotFound("no checkpoint has been signed yet")
         return checkpoint
 
+    async def cosigned(self, checkpoints: list[StoredCheckpoint]) -> list[StoredCheckpoint]:
+        """The checkpoints as served: each note followed by the witnesses' cosignature lines
+        (stored unverified: whoever relies on them verifies them)."""
+        lines = await self.store.cosignature_lines([c.tree_size for c in checkpoints])
+        return [
+            StoredCheckpoint(c.tree_size, c.root_hash, c.note + "".join(lines.get(c.tree_size, [])))
+            for c in checkpoints
+        ]
+
+    async def latest_cosigned(self) -> StoredCheckpoint:
+        """The latest checkpoint with its cosignatures."""
+        (checkpoint,) = await self.cosigned([await self.latest()])
+        return checkpoint
+
+    async def witness_keys(self) -> list[str]:
+        """The C2SP verifier keys (type 0x04) of the directory's witnesses."""
+        return [
+            CosignatureVerifier(witness_name(node), public).verifier_key_string()
+            for node, public in await self.store.witness_keys()
+        ]
+
     async def ledger_key(self, latest: StoredCheckpoint) -> str:
         """The verifier key (from the directory) that signed ``latest``.
 
@@ -100,17 +127,29 @@ class AuditorReads:
         path = await self.store.consistency_proof(first, second)
         return {"first": first, "second": second, "path": [p.hex() for p in path]}
 
-    async def export(self) -> dict[str, Any]:
-        """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
+    async def export(self, *, cosigned: int = 0) -> dict[str, Any]:
+        """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint, or,
+        with ``cosigned`` > 0, the latest one with at least that many stored cosignatures
+        (404 if none has)."""
         latest = await self.latest()
         key = await self.ledger_key(latest)
+        if cosigned:
+            size = await self.store.largest_cosigned(cosigned)
+            found = [c for c in await self.store.checkpoints(up_to=size) if c.tree_size == size]
+            if size is None or not found:
+                raise NotFound(f"no checkpoint has {cosigned} cosignatures yet")
+            latest = found[0]
+        (latest,) = await self.cosigned([latest])
         rows = await self.store.rows(0, latest.tree_size)
         tail = await self.store.rows(latest.tree_size, latest.tree_size + UNSIGNED_TAIL)
         return build_bundle(
             origin=self._origin,
             ledger_public_key=key,
             checkpoint=checkpoint_json(latest),
-            checkpoints=[checkpoint_json(c) for c in await self.store.checkpoints()],
+            checkpoints=[
+                checkpoint_json(c) for c in await self.cosigned(await self.store.checkpoints())
+            ],
+            witness_keys=await self.witness_keys(),
             leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
             columns={r.index: r.columns for r in rows},
             unsigned=[(r.index, r.leaf_input, r.leaf_hash) for r in tail],

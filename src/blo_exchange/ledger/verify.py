@@ -41,7 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode
-from blo_exchange.crypto.note import NoteError, open_checkpoint, parse_verifier_key
+from blo_exchange.crypto.note import (
+    NoteError,
+    cosignatures,
+    open_checkpoint,
+    parse_cosigner_key,
+    parse_verifier_key,
+)
 from blo_exchange.errors import BloExchangeError
 from blo_exchange.ledger.answers import count_sharing, shared_fact
 from blo_exchange.ledger.entries import column_mismatches, parse_leaf_input
@@ -91,6 +97,7 @@ class TrustStore:
     origin: str | None = None
     ledger_public_key: str | None = None
     checkpoints: list[TrustedCheckpoint] = field(default_factory=list)
+    witness_keys: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Any) -> TrustStore:
@@ -100,6 +107,7 @@ class TrustStore:
             origin=_opt_str(data, "origin"),
             ledger_public_key=_opt_str(data, "ledger_public_key"),
             checkpoints=[_checkpoint(c, "trust file") for c in _list(data, "checkpoints")],
+            witness_keys=[str(k) for k in _list(data, "witness_keys")],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -107,6 +115,7 @@ class TrustStore:
             "origin": self.origin,
             "ledger_public_key": self.ledger_public_key,
             "checkpoints": [c.to_json() for c in sorted(self.checkpoints, key=_size)],
+            "witness_keys": list(self.witness_keys),
         }
 
 
@@ -121,6 +130,7 @@ class VerifyReport:
     accepted: TrustedCheckpoint | None
     key: str | None
     leaf_inputs: list[bytes] = field(default_factory=list)
+    witness_keys: list[str] = field(default_factory=list)
 
     def sharing(self) -> list[SharingCount]:
         """Who shared with whom, from the verified entries (only meaningful when ``ok``)."""
@@ -153,6 +163,7 @@ def build_bundle(
     leaves: Sequence[tuple[int, bytes, bytes]],
     columns: Mapping[int, Mapping[str, Any]] | None = None,
     unsigned: Sequence[tuple[int, bytes, bytes]] = (),
+    witness_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
     each entry's indexed database columns as stored."""
@@ -161,6 +172,7 @@ def build_bundle(
         "format": BUNDLE_FORMAT,
         "origin": origin,
         "ledger_public_key": ledger_public_key,
+        "witness_keys": list(witness_keys),
         "checkpoint": dict(checkpoint),
         "checkpoints": [dict(c) for c in checkpoints],
         "entries": [
@@ -176,11 +188,19 @@ def build_bundle(
 
 
 def verify_bundle(
-    bundle: Any, *, tree: Tree, trust: TrustStore | None = None, key: str | None = None
+    bundle: Any,
+    *,
+    tree: Tree,
+    trust: TrustStore | None = None,
+    key: str | None = None,
+    witnesses: int = 0,
+    witness_keys: Sequence[str] = (),
 ) -> VerifyReport:
-    """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``.
+    """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``, and,
+    with ``witnesses`` > 0, that its checkpoint carries that many valid cosignatures.
 
     The key used is, in order of precedence: the one pinned in ``trust``, ``key``, the bundle's.
+    The witness keys likewise: ``witness_keys``, those pinned in ``trust``, the bundle's.
     Raises :class:`BundleError` only when the bundle cannot be read at all; every failure of
     the ledger itself is reported in the result.
     """
@@ -222,6 +242,30 @@ def verify_bundle(
         return True
 
     head_ok = signed(head)
+
+    # (3b) The witnesses: K valid cosignatures on the checkpoint by the chosen witness keys.
+    wkeys = list(witness_keys) or trust.witness_keys
+    if not wkeys:
+        wkeys = [str(k) for k in _list(bundle, "witness_keys")]
+        if wkeys and witnesses:
+            notes.append("note: witness keys taken from the bundle (pin them with --witness-key)")
+    if witnesses:
+        try:
+            wverifiers = [parse_cosigner_key(k) for k in wkeys]
+        except NoteError as exc:
+            raise BundleError(f"witness key: {exc}") from None
+        valid, invalid = cosignatures(head.note, wverifiers)
+        for name in invalid:
+            failures.append(f"checkpoint {head.tree_size}: the cosignature by {name} is invalid")
+        if len(valid) < witnesses:
+            failures.append(
+                f"checkpoint {head.tree_size} has {len(valid)} valid cosignature(s) by the "
+                f"pinned witnesses, {witnesses} required"
+            )
+        else:
+            notes.append(
+                f"cosigned by {len(valid)} witness(es): {', '.join(c.name for c in valid)}"
+            )
     history = [c for c in history if c.tree_size <= head.tree_size and signed(c)]
 
     # (4) Entries are exactly 0 .. size-1; each leaf_input hashes to its stored leaf hash.
@@ -302,6 +346,7 @@ def verify_bundle(
         accepted=head if ok else None,
         key=vkey,
         leaf_inputs=leaf_inputs,
+        witness_keys=wkeys,
     )
 
 

@@ -109,7 +109,7 @@ async def _record(request: Request, viewer: Viewer) -> None:
 
 @router.get("/auditor/checkpoint.json")
 async def checkpoint(request: Request, viewer: Auditor) -> dict[str, Any]:
-    answer = checkpoint_json(await services_of(request).get(AuditorReads).latest())
+    answer = checkpoint_json(await services_of(request).get(AuditorReads).latest_cosigned())
     await _record(request, viewer)
     return answer
 
