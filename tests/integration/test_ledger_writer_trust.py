@@ -22,12 +22,14 @@ from sqlalchemy.exc import DBAPIError
 
 from blo_exchange.crypto.keys import SigningKey, load_signing_key
 from blo_exchange.crypto.note import Cosigner, format_checkpoint, parse_checkpoint
+from blo_exchange.crypto.receipt import sign_receipt
 from blo_exchange.db.engine import create_engine
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.checkpoints import note_signer
 from blo_exchange.ledger.entries import build_entry
 from blo_exchange.ledger.journal import LedgerForkError
+from blo_exchange.ledger.records import receipt_fields
 from tests.integration.pipeline import Deployment, deployment, eventually
 from tests.integration.test_ledger_checkpoints import (
     KG,
@@ -301,3 +303,63 @@ async def test_checkpoints_are_cosigned_and_verify_requires_the_cosignatures(
     bundle.write_text(json.dumps(fake))
     code, output = verify_cli(str(bundle), "--trust", str(trust), "--witnesses", "1")
     assert code == 1, output
+
+
+async def test_entries_a_compromised_writer_signs_without_a_valid_record_are_named(
+    deploy: Deployment, tmp_path: Path
+) -> None:
+    """The writer is trusted for order only: what an entry says must follow from the record a
+    node signed, which ``ledger verify`` checks with the directory's node keys."""
+    alert_id = await share(deploy)
+    runtime = deploy.writer_host.ledger_writer
+    assert runtime is not None
+    journal = await runtime.journal_ready()
+    assert journal is not None
+    body = {
+        "receipt_id": "forged-feedback-1",
+        "type": "feedback",
+        "node": TJ,
+        "agency": "tj-drug-control-agency",
+        "alert_id": alert_id,
+        "border_pair": "KG-TJ",
+        "kind": "seizure",
+        "occurred_at": "2026-11-28T07:00:00.000Z",
+        "detail": {"outcome": "seized"},
+    }
+    # (a) "Seized", says a record signed by a key that is not the TJ node's.
+    unknown = sign_receipt(body, SigningKey.generate())
+    forged = build_entry(
+        event_id="receipt:forged-feedback-1",
+        record=unknown,
+        **receipt_fields(body, border_pair="KG-TJ"),
+    )
+    # (b) The TJ node's genuine record, with the entry's agency changed by the writer.
+    genuine = sign_receipt(
+        body | {"receipt_id": "forged-feedback-2"}, deploy.runtimes[TJ].keys.signing
+    )
+    bent = build_entry(
+        event_id="receipt:forged-feedback-2",
+        record=genuine,
+        **receipt_fields(body | {"receipt_id": "forged-feedback-2"}, border_pair="KG-TJ")
+        | {"actor_agency": "uz-customs-committee"},
+    )
+    # (c) No record at all.
+    bare = build_entry(
+        event_id="receipt:forged-feedback-3",
+        **receipt_fields(body | {"receipt_id": "forged-feedback-3"}, border_pair="KG-TJ"),
+    )
+    indexes = await runtime.writer._append([forged, bent, bare])
+    assert len(indexes) == 3
+    await runtime.checkpointer.cut()
+    await settled_checkpoint(deploy)
+
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle))
+    assert code == 1, output
+    a, b, c = indexes
+    assert f"entry {a}: its signed record does not verify" in output
+    assert f"entry {b}: its field(s) actor_agency differ from its signed record" in output
+    assert f"entry {c}: it carries no signed record" in output
+    # Every genuine entry (shares, deliveries, queries, directory changes) verifies.
+    assert output.count("\n  - entry ") == 3, output

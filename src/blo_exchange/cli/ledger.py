@@ -47,6 +47,14 @@ def verify(
             "--witness-key", help="A witness's C2SP cosigner key (repeatable; wins over pinned)."
         ),
     ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--directory",
+            help="Node keys to check each entry's signed record with (JSON: node -> "
+            "{agency, keys: [{key_id, public}]}); default: the bundle's node_keys.",
+        ),
+    ] = None,
     sharing: Annotated[
         bool,
         typer.Option(
@@ -69,6 +77,7 @@ def verify(
             key=key,
             witnesses=witnesses,
             witness_keys=witness_key or (),
+            directory=_read_json(directory) if directory is not None else None,
         )
     except BundleError as exc:
         _fail(str(exc), 2)

@@ -22,6 +22,7 @@ from blo_exchange.db.tables import (
     LedgerEntryRow,
     LedgerForkEvidenceRow,
     LedgerNodeRow,
+    NodeRow,
     PublicKeyRow,
 )
 from blo_exchange.domain.ids import format_time
@@ -359,6 +360,32 @@ class SqlLedgerStore:
         )
         async with self._sessions() as session:
             return [(str(o), bytes(p)) for o, p in (await session.execute(query)).all()]
+
+    async def node_keys(self) -> dict[str, dict[str, Any]]:
+        """Every node's agency and Ed25519 keys (revoked ones too), as the directory has them:
+        ``{node: {"agency", "keys": [{"key_id", "public" (bytes), "revoked_at"}]}}``."""
+        async with self._sessions() as session:
+            nodes = dict((await session.execute(select(NodeRow.id, NodeRow.agency_id))).all())
+            keys = (
+                await session.scalars(
+                    select(PublicKeyRow)
+                    .where(PublicKeyRow.owner_kind == "node", PublicKeyRow.alg == "Ed25519")
+                    .order_by(PublicKeyRow.owner_id, PublicKeyRow.key_id)
+                )
+            ).all()
+        out: dict[str, dict[str, Any]] = {
+            str(n): {"agency": str(a), "keys": []} for n, a in nodes.items()
+        }
+        for k in keys:
+            if k.owner_id in out:
+                out[k.owner_id]["keys"].append(
+                    {
+                        "key_id": k.key_id,
+                        "public": bytes(k.public),
+                        "revoked_at": None if k.revoked_at is None else format_time(k.revoked_at),
+                    }
+                )
+        return out
 
     # --- export and statistics ------------------------------------------------------------------
 

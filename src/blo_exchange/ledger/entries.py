@@ -36,6 +36,7 @@ from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = [
     "ENTRY_TYPES",
+    "ENTRY_VERSION",
     "INDEXED_COLUMNS",
     "LEAF_FIELDS",
     "DirectoryState",
@@ -66,7 +67,12 @@ LEAF_FIELDS = (
     "envelope_sha256",
     "occurred_at",
     "detail",
+    "record",
 )
+"""The members of a ``v: 2`` entry; a ``v: 1`` entry (written before issue 12) has no
+``record``."""
+
+ENTRY_VERSION = 2
 
 
 def build_entry(
@@ -83,11 +89,13 @@ def build_entry(
     agreement_ids: list[str] | tuple[str, ...] = (),
     envelope_sha256: str | None = None,
     detail: dict[str, Any] | None = None,
+    record: bytes | None = None,
 ) -> NewLedgerEntry:
+    """``record``: the signed record the entry is about (``ledger.records``), kept whole."""
     if type not in ENTRY_TYPES:
         raise ValueError(f"unknown ledger entry type {type!r}")
     fields: dict[str, Any] = {
-        "v": 1,
+        "v": ENTRY_VERSION,
         "type": type,
         "alert_id": alert_id,
         "actor_node": actor_node,
@@ -99,6 +107,7 @@ def build_entry(
         "envelope_sha256": envelope_sha256,
         "occurred_at": format_time(occurred_at),
         "detail": detail or {},
+        "record": None if record is None else b64u_encode(record),
     }
     return NewLedgerEntry(
         event_id=event_id,

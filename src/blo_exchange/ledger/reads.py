@@ -150,6 +150,7 @@ class AuditorReads:
                 checkpoint_json(c) for c in await self.cosigned(await self.store.checkpoints())
             ],
             witness_keys=await self.witness_keys(),
+            node_keys=await self.store.node_keys(),
             leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
             columns={r.index: r.columns for r in rows},
             unsigned=[(r.index, r.leaf_input, r.leaf_hash) for r in tail],

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode
+from blo_exchange.crypto.keys import VerifyKey
 from blo_exchange.crypto.note import (
     NoteError,
     cosignatures,
@@ -50,8 +51,9 @@ from blo_exchange.crypto.note import (
 )
 from blo_exchange.errors import BloExchangeError
 from blo_exchange.ledger.answers import count_sharing, shared_fact
-from blo_exchange.ledger.entries import column_mismatches, parse_leaf_input
+from blo_exchange.ledger.entries import ENTRY_VERSION, column_mismatches, parse_leaf_input
 from blo_exchange.ledger.ports import SharingCount
+from blo_exchange.ledger.records import check_record
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -164,6 +166,7 @@ def build_bundle(
     columns: Mapping[int, Mapping[str, Any]] | None = None,
     unsigned: Sequence[tuple[int, bytes, bytes]] = (),
     witness_keys: Sequence[str] = (),
+    node_keys: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
     each entry's indexed database columns as stored."""
@@ -173,6 +176,20 @@ def build_bundle(
         "origin": origin,
         "ledger_public_key": ledger_public_key,
         "witness_keys": list(witness_keys),
+        "node_keys": {
+            node: {
+                "agency": info["agency"],
+                "keys": [
+                    {
+                        "key_id": k["key_id"],
+                        "public": b64u_encode(k["public"]),
+                        "revoked_at": k["revoked_at"],
+                    }
+                    for k in info["keys"]
+                ],
+            }
+            for node, info in (node_keys or {}).items()
+        },
         "checkpoint": dict(checkpoint),
         "checkpoints": [dict(c) for c in checkpoints],
         "entries": [
@@ -195,6 +212,7 @@ def verify_bundle(
     key: str | None = None,
     witnesses: int = 0,
     witness_keys: Sequence[str] = (),
+    directory: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``, and,
     with ``witnesses`` > 0, that its checkpoint carries that many valid cosignatures.
@@ -325,6 +343,34 @@ def verify_bundle(
                 f"{t.tree_size}"
             )
 
+    # (6b) Each entry's signed record verifies with its node's key, and gives its fields.
+    if directory is None:
+        directory = bundle.get("node_keys") or {}
+        if directory:
+            notes.append("note: node keys taken from the bundle (give your own: --directory)")
+    node_keys, node_agencies = _directory(directory)
+    # Entries written before records existed (v 1) are not checked, but only before the first
+    # entry with one: a record-less entry after it is a failure.
+    with_records = False
+    for index, leaf_input in enumerate(leaf_inputs[: head.tree_size]):
+        try:
+            version = parse_leaf_input(leaf_input).get("v")
+        except ValueError:
+            version = None
+        if version == ENTRY_VERSION:
+            with_records = True
+            try:
+                why = check_record(leaf_input, node_keys, node_agencies)
+            except ValueError as exc:
+                why = f"it is not an entry ({exc})"
+        elif with_records:
+            why = f"a version {version!r} entry after entries with signed records"
+        else:
+            why = None
+        if why is not None:
+            altered.append(index)
+            failures.append(f"entry {index}: {why}")
+
     # (7) Stored entries beyond the checkpoint are named: nothing vouches for them. A few are
     # normal (appended since the last checkpoint); ones that stay are rows the writer refused.
     tail = [i for i, _, _, _ in _entries(_list(bundle, "unsigned_entries"))]
@@ -351,6 +397,28 @@ def verify_bundle(
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
+
+def _directory(
+    data: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, VerifyKey]], dict[str, str]]:
+    """Node keys and agencies from a ``node_keys`` object (the bundle's or ``--directory``)."""
+    if not isinstance(data, dict):
+        raise BundleError("node_keys: expected an object")
+    keys: dict[str, dict[str, VerifyKey]] = {}
+    agencies: dict[str, str] = {}
+    try:
+        for node, info in data.items():
+            agencies[node] = str(info["agency"])
+            keys[node] = {
+                str(k["key_id"]): VerifyKey(
+                    key_id=str(k["key_id"]), public=b64u_decode(k["public"])
+                )
+                for k in info["keys"]
+            }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"node_keys: {exc}") from None
+    return keys, agencies
 
 
 def _leaf_hash(leaf_input: bytes) -> bytes:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope
+from blo_exchange.crypto.envelope import UnverifiedEnvelope, redact_all
 from blo_exchange.crypto.receipt import UnverifiedReceipt
-from blo_exchange.domain.ids import parse_time
 from blo_exchange.domain.ledger import RECEIPT_ENTRY_TYPES
 from blo_exchange.domain.subjects import (
     ALERTS_PREFIX,
@@ -36,6 +35,7 @@ from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
 from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
 from blo_exchange.ledger.journal import WriterJournal
 from blo_exchange.ledger.ports import AppendGuard
+from blo_exchange.ledger.records import query_fields, receipt_fields, shared_fields
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
 from blo_exchange.services.signed import SignedMessages
 
@@ -136,22 +136,14 @@ class LedgerWriter:
                 kind=kind,
                 recipient_agency=None,
             )
-        except (InvalidEnvelope, ValueError) as exc:
+            args = shared_fields(verified, border_pair=pair, kind=kind)
+        except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed"), None)
-        header = verified.header
         return build_entry(
             event_id=f"alert_shared:{verified.alert_id}",
-            type="alert_shared",
-            occurred_at=parse_time(str(header["created_at"])),
-            alert_id=verified.alert_id,
-            actor_node=str(header["origin_node"]),
-            actor_agency=str(header["origin_agency"]),
-            recipients=list(verified.recipients),
-            border_pair=pair,
-            kind=kind,
-            agreement_ids=[str(a) for a in header["agreement_ids"]],
             envelope_sha256=_sha256(message.data),
-            detail={"tlp": header["tlp"], "crossing_point": header["crossing_point"]},
+            record=redact_all(message.data),
+            **args,
         )
 
     async def _receipt(self, message: InboundMessage) -> NewLedgerEntry:
@@ -160,24 +152,10 @@ class LedgerWriter:
             body = await self._signed.record(UnverifiedReceipt.parse(message.data))
             if body.get("border_pair") != pair or body.get("type") not in RECEIPT_TYPES:
                 raise InvalidEnvelope("receipt does not match its subject")
-            occurred_at = parse_time(str(body["occurred_at"]))
+            args = receipt_fields(body, border_pair=pair)
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_receipt"), None)
-        detail = dict(body.get("detail") or {})
-        detail["receipt_id"] = body["receipt_id"]
-        return build_entry(
-            event_id=f"receipt:{body['receipt_id']}",
-            type=str(body["type"]),
-            occurred_at=occurred_at,
-            alert_id=body.get("alert_id"),
-            actor_node=str(body["node"]),
-            actor_agency=str(body["agency"]),
-            border_pair=pair,
-            kind=body.get("kind"),
-            agreement_ids=[str(a) for a in body.get("agreement_ids") or []],
-            envelope_sha256=body.get("envelope_sha256"),
-            detail=detail,
-        )
+        return build_entry(event_id=f"receipt:{body['receipt_id']}", record=message.data, **args)
 
     async def _query(self, message: InboundMessage) -> NewLedgerEntry:
         # (1) structure, (2) signature by a known unrevoked key of the node that served the
@@ -198,18 +176,10 @@ class LedgerWriter:
                 and isinstance(fields.get("refused", {}), dict)
             ):
                 raise InvalidEnvelope("malformed ledger query record")
-            occurred_at = parse_time(str(body["occurred_at"]))
-            agency = str(body["agency"])
+            args = query_fields(record.node, body)
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_query"), None)
-        return build_entry(
-            event_id=f"receipt:{fields['receipt_id']}",
-            type=LEDGER_QUERIED,
-            occurred_at=occurred_at,
-            actor_node=record.node,
-            actor_agency=agency,
-            detail=fields,
-        )
+        return build_entry(event_id=f"receipt:{fields['receipt_id']}", record=message.data, **args)
 
     def _rejected(
         self, message: InboundMessage, reason: str, alert_id: str | None
