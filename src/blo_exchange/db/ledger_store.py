@@ -84,12 +84,9 @@ class SqlLedgerStore:
         """
         if not entries:
             return []
-        try:
-            indexes = await self._append(entries, guard)
-        except BaseException:
-            if guard is not None:
-                guard.abandoned()
-            raise
+        # A failure may come after the commit (the connection lost mid-COMMIT): the journaled
+        # batch then stays pending, and the next append finds out whether it committed.
+        indexes = await self._append(entries, guard)
         if guard is not None:
             guard.committed()
         return indexes

@@ -203,10 +203,6 @@ class WriterJournal:
             self.appended.extend(list(self._pending.leaf_hashes))
             self._pending = None
 
-    def abandoned(self) -> None:
-        """The prepared batch did not commit (the transaction failed): forget it."""
-        self._pending = None
-
     # --- signing ------------------------------------------------------------------------------
 
     def record_signed(self, size: int, root: bytes) -> None:

@@ -71,3 +71,15 @@ def test_it_never_signs_a_size_inconsistent_with_what_it_signed(tmp_path: Path) 
     assert (loaded.signed_size, loaded.signed_root) == (2, journal.appended.root())
     with pytest.raises(LedgerForkError, match="unusable"):
         WriterJournal.load(tmp_path / "s", origin="another/log")
+
+
+def test_a_batch_whose_commit_outcome_is_unknown_is_resolved_by_the_next_append() -> None:
+    journal = WriterJournal(origin=ORIGIN, path=None)
+    journal.prepare(0, hashes(b"a"))  # then COMMIT fails on the client side: outcome unknown
+    assert journal.pending_count == 1
+    journal.reconcile_size(1)  # a checkpoint meanwhile does not take the row for a forgery
+    journal.reconcile(1, hashes(b"a"))  # it had committed
+    assert (journal.size, journal.pending_count) == (1, 0)
+    journal.prepare(1, hashes(b"b"))
+    journal.reconcile(1, [])  # this one had not
+    assert (journal.size, journal.pending_count) == (1, 0)
