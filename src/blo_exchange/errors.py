@@ -150,7 +150,7 @@ _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (IdempotencyMismatch, 422, "idempotency-key-reused"),
     (PolicyError, 422, "policy"),
     (OutOfRange, 422, "validation"),
-    (QueryTooLong, 414, "query-too-long"),
+    (QueryTooLong, 422, "query-too-long"),
     (LedgerIntegrityError, 500, "ledger-integrity"),
     (BusError, 503, "bus-unavailable"),
 ]

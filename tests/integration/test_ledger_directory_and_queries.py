@@ -189,10 +189,11 @@ async def test_a_padded_query_is_recorded_with_its_real_filter(deploy: Deploymen
     )
     assert entry["detail"]["filters"] == {"alert_id": [alert_id], "pad": ["x" * 600]}
 
-    # Longer than can be recorded in full: refused (414), and the refusal is recorded.
+    # Longer than can be recorded in full: refused (422), and the refusal is recorded.
     huge = f"alert_id={alert_id}&pad=" + "y" * 2500
     refused = await deploy.client(UZ).get("/v1/ledger/entries?" + huge, headers=deploy.auditor)
-    assert refused.status_code == 414, refused.text
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("/query-too-long")
     assert "entries" not in refused.json()
     (record,) = await eventually(
         stored_where(deploy, lambda e: "refused" in e["detail"], type="ledger_queried"),

@@ -65,8 +65,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _documented("Not found, or not yours to see"),
     409: _documented("The same Idempotency-Key is still being processed"),
     413: _documented("Request body too large"),
-    414: _documented("An auditor's query string too long to be recorded in full"),
-    422: _documented("Invalid input, or no sharing agreement covers the alert"),
+    422: _documented(
+        "Invalid input, no sharing agreement covers the alert, or an auditor's query string "
+        "too long to be recorded in full"
+    ),
     429: _documented("Too many requests; see Retry-After"),
     500: _documented("The ledger's stored data disagrees with its signed bytes"),
     503: _documented("NATS or Postgres is unavailable"),
@@ -81,7 +83,6 @@ _TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
-    414: "URI too long",
     415: "Unsupported media type",
     422: "Unprocessable content",
     429: "Too many requests",

@@ -32,7 +32,7 @@ __all__ = ["LEDGER_QUERIED", "MAX_QUERY_CHARS", "LedgerQueryRecorder", "parse_fi
 
 LEDGER_QUERIED = "ledger_queried"
 MAX_QUERY_CHARS = 2000
-"""A longer query string is refused (414), never recorded cut: the record holds every filter."""
+"""A longer query string is refused (422), never recorded cut: the record holds every filter."""
 
 
 def parse_filters(query: str) -> dict[str, list[str]]:
