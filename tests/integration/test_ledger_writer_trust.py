@@ -227,6 +227,9 @@ async def test_a_truncate_and_regrow_fork_is_refused_by_the_writer_and_every_wit
         assert e["cosigned_note"] == first["note"]
         assert e["conflicting_note"] == forged
     assert sum("LEDGER FORK: witness" in m for m in critical(caplog)) == len(deploy.runtimes)
+    served = await get(deploy, "/v1/ledger/witnesses")
+    assert len(served["witness_keys"]) == len(deploy.runtimes)
+    assert {f["conflicting_note"] for f in served["forks"]} == {forged}
 
     # The forked checkpoint carries no valid cosignature: --witnesses refuses it.
     bundle = tmp_path / "bundle.json"

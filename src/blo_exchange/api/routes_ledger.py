@@ -121,6 +121,12 @@ async def checkpoint(auditor: Auditor, reads: Reads) -> dict[str, Any]:
     return checkpoint_json(await reads.latest_cosigned())
 
 
+@router.get("/witnesses")
+async def witnesses(auditor: Auditor, reads: Reads) -> dict[str, Any]:
+    """The witnesses' cosigner keys and any fork evidence they published."""
+    return await reads.witnesses()
+
+
 @router.get("/proofs/inclusion")
 async def inclusion_proof(
     auditor: Auditor,

@@ -81,6 +81,14 @@ class AuditorReads:
         (checkpoint,) = await self.cosigned([await self.latest()])
         return checkpoint
 
+    async def witnesses(self) -> dict[str, Any]:
+        """The witnesses' keys, and the fork evidence they published: for each, the checkpoint
+        the witness cosigned and the conflicting one, both signed by the log (check them)."""
+        return {
+            "witness_keys": await self.witness_keys(),
+            "forks": await self.store.fork_evidence(),
+        }
+
     async def witness_keys(self) -> list[str]:
         """The C2SP verifier keys (type 0x04) of the directory's witnesses."""
         return [
