@@ -287,41 +287,54 @@ async def test_a_column_changed_behind_the_triggers_fails_the_answer_and_is_name
 ) -> None:
     alert_id = await share(deploy)
     await paused_writer_checkpoint(deploy)
-    before = await get(deploy, "/v1/ledger/sharing")
-    ((index, _),) = await deploy.runtimes[KG].ledger.entries(
+    before = await get(deploy, "/v1/ledger/sharing")  # the KG node verifies every entry
+    assert "uz-customs-committee" not in {r["origin_agency"] for r in before["sharing"]}
+    ledger = deploy.runtimes[KG].ledger
+    ((shared, _),) = await ledger.entries(
         EntryFilter(type="alert_shared", alert_id=alert_id), after=-1, limit=10
     )
-    # A superuser makes the UZ agency the origin of the KG alert, in the indexed column only.
+    ((delivered, _),) = await ledger.entries(
+        EntryFilter(type="alert_delivered", alert_id=alert_id), after=-1, limit=10
+    )
+    assert shared < delivered
+
+    # (1) A superuser hides TJ's delivery from the TJ filter by changing its indexed column
+    # after the KG node verified it: the filtered answer would quietly omit it; it fails.
     await tamper(
         database_url,
-        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {index}",
+        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {delivered}",
     )
-
-    # The filtered answer selects the row by that column: it fails loudly, naming the index.
-    wrong = await deploy.client(KG).get(
+    hidden = await deploy.client(KG).get(
         "/v1/ledger/entries",
-        params={"agency": "uz-customs-committee", "type": "alert_shared"},
+        params={"agency": "tj-drug-control-agency", "type": "alert_delivered"},
         headers=deploy.auditor,
     )
-    assert wrong.status_code == 500, wrong.text
-    assert wrong.headers["content-type"].startswith("application/problem+json")
-    assert f"entry {index}" in wrong.json()["detail"]
-    assert "actor_agency" in wrong.json()["detail"]
+    assert hidden.status_code == 500, hidden.text
+    assert hidden.headers["content-type"].startswith("application/problem+json")
+    assert hidden.json()["type"].endswith("/ledger-integrity")
+    assert f"entry {delivered}" in hidden.json()["detail"]
+    # …and the KG node answers nothing more (the sharing summary included).
+    refused = await deploy.client(KG).get("/v1/ledger/sharing", headers=deploy.auditor)
+    assert refused.status_code == 500, refused.text
 
-    # The sharing summary is counted from verified leaf_input: the KG node's answer is unchanged
-    # (it verified that entry before), and a node that had not verified it yet refuses to answer.
-    assert (await get(deploy, "/v1/ledger/sharing"))["sharing"] == before["sharing"]
-    assert "uz-customs-committee" not in {r["origin_agency"] for r in before["sharing"]}
-    for fmt in ("json", "csv"):
-        refused = await deploy.client(UZ).get(
-            "/v1/ledger/sharing", params={"format": fmt}, headers=deploy.auditor
+    # (2) The attack: the UZ agency made the origin of the KG alert, in the column
+    # only. A node that had not verified that entry yet refuses every answer, JSON and CSV.
+    await tamper(
+        database_url,
+        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {shared}",
+    )
+    for params in ({"format": "json"}, {"format": "csv"}):
+        wrong = await deploy.client(UZ).get(
+            "/v1/ledger/sharing", params=params, headers=deploy.auditor
         )
-        assert refused.status_code == 500, refused.text
-        assert f"entry {index}" in refused.json()["detail"]
+        assert wrong.status_code == 500, wrong.text
+        assert f"entry {shared}" in wrong.json()["detail"]
+        assert "actor_agency" in wrong.json()["detail"]
 
-    # ledger verify names the index from the export, which carries the columns as stored.
+    # ledger verify names both indexes from the export, which carries the columns as stored.
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
     code, output = verify_cli(str(bundle))
     assert code == 1, output
-    assert f"entry {index}: its database column(s) actor_agency disagree" in output
+    for index in (shared, delivered):
+        assert f"entry {index}: its database column(s) actor_agency disagree" in output

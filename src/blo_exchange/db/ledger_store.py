@@ -231,6 +231,43 @@ class SqlLedgerStore:
             rows = (await session.scalars(query)).all()
         return [_stored_entry(r) for r in rows]
 
+    async def column_rows(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, indexed columns)`` of the rows with ``start <= index < end``, in order."""
+        e = LedgerEntryRow
+        query = (
+            select(
+                e.idx,
+                e.type,
+                e.alert_id,
+                e.actor_node,
+                e.actor_agency,
+                e.recipients,
+                e.border_pair,
+                e.kind,
+                e.occurred_at,
+            )
+            .where(e.idx >= start, e.idx < end)
+            .order_by(e.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            (
+                int(r[0]),
+                {
+                    "type": r[1],
+                    "alert_id": r[2],
+                    "actor_node": r[3],
+                    "actor_agency": r[4],
+                    "recipients": sorted(r[5] or []),
+                    "border_pair": r[6],
+                    "kind": r[7],
+                    "occurred_at": format_time(r[8]),
+                },
+            )
+            for r in rows
+        ]
+
     # --- roots and proofs: each fetches exactly the nodes merkle.*_nodes names, in one query ----
 
     async def root_at(self, size: int) -> bytes:

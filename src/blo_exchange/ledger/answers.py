@@ -14,10 +14,13 @@ columns alone:
   served: its ``leaf_input`` has the leaf hash verified above, its columns agree with it, and
   the filter holds on the ``leaf_input`` itself.
 
+- :meth:`VerifiedLedger.audit_columns` re-reads the columns of the next window of verified rows
+  with each answer (round robin) against what their ``leaf_input`` says, so a column changed
+  *after* its row was verified (hiding it from a filter) is found too: at once on a small
+  ledger, within ``size / AUDIT_BATCH`` answers on a large one.
+
 Any disagreement raises :class:`LedgerIntegrityError` naming the index: the auditor gets an error,
-never a quietly wrong answer. Not caught here: a row hidden from a filter by a column changed
-after this process verified it (its answer omits it; ``ledger verify`` names it from the export,
-which carries the columns as stored).
+never a quietly wrong answer (and this node answers nothing more until it is restarted).
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from blo_exchange.domain.ids import parse_time
 from blo_exchange.errors import LedgerIntegrityError
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.entries import column_mismatches, parse_leaf_input
+from blo_exchange.ledger.entries import (
+    column_mismatches,
+    columns_digest,
+    indexed_columns,
+    parse_leaf_input,
+)
 from blo_exchange.ledger.ports import (
     EntryFilter,
     LedgerReads,
@@ -43,6 +51,7 @@ from blo_exchange.ledger.ports import (
 __all__ = ["SharedFact", "VerifiedLedger", "count_sharing", "matches"]
 
 SCAN_BATCH = 2000
+AUDIT_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,9 @@ class VerifiedLedger:
         self._range = merkle.CompactRange()
         self._leaf_hashes = bytearray()
         self._facts: list[SharedFact] = []
+        self._column_digests = bytearray()  # 8 bytes an entry: what its columns must hold
+        self._audit_at = 0
+        self._failed: str | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -125,6 +137,8 @@ class VerifiedLedger:
     async def catch_up(self, checkpoint: StoredCheckpoint) -> None:
         """Verify the rows up to ``checkpoint`` (whose signature the caller checked)."""
         async with self._lock:
+            if self._failed is not None:
+                raise LedgerIntegrityError(self._failed)
             size = self._range.size
             if checkpoint.tree_size < size:
                 raise LedgerIntegrityError(
@@ -133,6 +147,7 @@ class VerifiedLedger:
                 )
             grown = self._range.copy()
             hashes = bytearray()
+            digests = bytearray()
             facts: list[SharedFact] = []
             start = size
             while start < checkpoint.tree_size:
@@ -143,7 +158,9 @@ class VerifiedLedger:
                     if row.index != expected:
                         raise LedgerIntegrityError(f"entry {expected} is missing")
                     batch.append(_checked_leaf(row))
-                    fact = shared_fact(parse_leaf_input(row.leaf_input))
+                    fields = parse_leaf_input(row.leaf_input)
+                    digests += columns_digest(indexed_columns(fields))
+                    fact = shared_fact(fields)
                     if fact is not None:
                         facts.append(fact)
                 if len(rows) != end - start:
@@ -158,7 +175,42 @@ class VerifiedLedger:
                 )
             self._range = grown
             self._leaf_hashes += hashes
+            self._column_digests += digests
             self._facts += facts
+
+    async def audit_columns(self, count: int = AUDIT_BATCH) -> None:
+        """Re-check the indexed columns of the next ``count`` verified rows (round robin).
+
+        A column changed after its row was verified would hide the row from a filtered answer
+        without the served rows showing it; each answer re-reads a window of columns (only the
+        columns: a few hundred bytes a row), so every row is looked at again, and a mismatch
+        makes every answer of this node fail from then on.
+        """
+        async with self._lock:
+            if self._failed is not None:
+                raise LedgerIntegrityError(self._failed)
+            size = self._range.size
+            if size == 0:
+                return
+            start = self._audit_at if self._audit_at < size else 0
+            end = min(start + count, size)
+            rows = await self._store.column_rows(start, end)
+            found = {index for index, _ in rows}
+            for index in range(start, end):
+                if index not in found:
+                    self._fail(f"entry {index} is missing")
+            for index, columns in rows:
+                if columns_digest(columns) != bytes(
+                    self._column_digests[8 * index : 8 * index + 8]
+                ):
+                    self._fail(
+                        f"entry {index}: its indexed columns no longer agree with its leaf_input"
+                    )
+            self._audit_at = end
+
+    def _fail(self, why: str) -> NoReturn:
+        self._failed = why
+        raise LedgerIntegrityError(why)
 
     def check_served(self, row: StoredEntry, wanted: EntryFilter) -> None:
         """Raise unless ``row`` may be served for ``wanted`` (after :meth:`catch_up`)."""

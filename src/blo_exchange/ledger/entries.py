@@ -44,6 +44,7 @@ __all__ = [
     "agreement_changed_entry",
     "build_entry",
     "column_mismatches",
+    "columns_digest",
     "directory_entries",
     "entry_json",
     "indexed_columns",
@@ -150,6 +151,14 @@ def indexed_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
     columns = {name: fields.get(name) for name in INDEXED_COLUMNS}
     columns["recipients"] = sorted(columns["recipients"] or [])
     return columns
+
+
+def columns_digest(columns: Mapping[str, Any]) -> bytes:
+    """8 bytes that change when any indexed column's value does (``occurred_at`` as a time)."""
+    normal = {name: _normal(name, columns.get(name)) for name in INDEXED_COLUMNS}
+    if isinstance(normal["occurred_at"], datetime):
+        normal["occurred_at"] = format_time(normal["occurred_at"])
+    return hashlib.sha256(canonical_json(normal)).digest()[:8]
 
 
 def column_mismatches(leaf_input: bytes, columns: Mapping[str, Any]) -> list[str]:

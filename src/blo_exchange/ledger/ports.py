@@ -98,6 +98,10 @@ class LedgerReads(Protocol):
         """Rows the indexed columns say match, ``after < index < before``, in order."""
         ...
 
+    async def column_rows(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, indexed columns)`` of the rows in ``[start, end)``, in order."""
+        ...
+
     async def rows(self, start: int, end: int) -> list[StoredEntry]:
         """The rows with ``start <= index < end``, in order (a gap is the caller's to find)."""
         ...

@@ -178,6 +178,7 @@ class AuditorReads:
                 f"checkpoint {latest.tree_size} is signed by no ledger key in the directory"
             ) from None
         await self.verified.catch_up(latest)
+        await self.verified.audit_columns()
         return latest
 
     async def entries(
