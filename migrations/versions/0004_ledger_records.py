@@ -1,12 +1,13 @@
 """Only the ledger writer's database role may insert into the ledger tables; witnesses'
 cosignatures and fork evidence.
 
-Revision ID: 0004
+Revision ID: 0004_ledger_records
 Revises: 0003
 Create Date: 2026-12-04
 
-Chained to 0003, the latest revision in this tree when it was written; another migration may be
-written beside it, and whichever lands second must revise the other, so there is one head.
+Chained to 0003, the latest revision in this tree when it was written. Another 0004 is being
+written beside it (its id is ``0004``; this one's is spelled out so the two never collide):
+whichever lands second must revise the other, so there is one head.
 
 The role ``blo_ledger_writer`` (NOLOGIN) gets SELECT and INSERT on the ledger tables, and a
 statement trigger refuses any INSERT made under another role. The writer takes the role with
@@ -21,7 +22,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0004_ledger_records"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

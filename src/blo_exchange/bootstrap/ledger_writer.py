@@ -1,8 +1,9 @@
 """The ledger writer's consumers and tickers: bus and directory into the Postgres ledger.
 
 Runs inside a node process (``BLO_RUN_LEDGER_WRITER=true``) or alone (``blo-exchange
-ledger-writer``). Three durable consumers, each shared by every writer instance (JetStream hands
-each message to one of them, the advisory lock orders their appends): alerts, receipts, and the
+ledger-writer``), once per ledger: it signs only what it appended itself (``ledger.journal``,
+its state file beside its key), so a second writer running at the same time would make both
+stop. Three durable consumers (a restarted writer takes them over): alerts, receipts, and the
 auditors' query records on ``blo.v1.ledger.queries`` (only that subject of the ledger stream: its
 checkpoints are the writer's own output). Two tickers: one cuts checkpoints, one reads the
 directory and records its changes (keys registered and revoked, agreements changed).
