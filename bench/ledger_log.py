@@ -9,6 +9,12 @@ checkpoint every second meanwhile. At each size it times inclusion and consisten
 way the API serves them: one query for the O(log n) stored nodes a proof needs. Each proof is
 checked against the signed root.
 
+Trust on (issue 12): the store appends through the writer's journal (its own state file, one
+fsync per batch, new nodes built on its own compact range), the checkpointer signs only what
+the journal holds, and three witnesses (one per agency) check and cosign every checkpoint
+meanwhile. At each size it also times how fast a serving node verifies the new entries against
+the signed checkpoint (``ledger.answers.VerifiedLedger``) and reports the storage per entry.
+
 Baseline, measured in the same run on the same server: the same rows inserted with the same
 statement shape into a copy of ``ledger_entries`` (same indexes, no triggers) without any Merkle
 work. The ratio says what the tree costs on top of storing the rows at all. Goals (issue 3):
@@ -32,13 +38,18 @@ from typing import Any
 
 from sqlalchemy import text
 
-from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.envelope import RecipientKey, redact_all, seal
+from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
+from blo_exchange.crypto.note import Cosigner
 from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.embedded import PostgresServer
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.answers import VerifiedLedger
 from blo_exchange.ledger.checkpoints import Checkpointer, note_signer
 from blo_exchange.ledger.entries import build_entry
+from blo_exchange.ledger.journal import WriterJournal
+from blo_exchange.ledger.witness import Witness, witness_name
 from blo_exchange.services.ports import NewLedgerEntry
 
 ORIGIN = "bench.blo-exchange.example/ledger"
@@ -48,6 +59,33 @@ AGENCIES = ("kg-border-service", "tj-drug-control-agency", "uz-customs-committee
 
 def log(message: str) -> None:
     print(f"[bench-ledger {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def sample_record() -> bytes:
+    """A real envelope (ML-KEM-768 + X25519, two recipients) as the ledger keeps it: every
+    ciphertext removed. Each benchmark entry carries one of this size."""
+    suite = HpkeSuite.MLKEM768_X25519
+    recipients = [
+        RecipientKey(agency, KemPrivateKey.generate(suite).public_key(), ("case",))
+        for agency in AGENCIES[:2]
+    ]
+    header = {
+        "alert_id": str(uuid.uuid4()),
+        "kind": "seizure",
+        "border_pair": "KG-TJ",
+        "origin_node": "blo-karamyk-kg",
+        "origin_agency": AGENCIES[0],
+        "suite": suite.value,
+        "created_at": "2026-11-28T06:40:00.000Z",
+        "tlp": "AMBER",
+        "crossing_point": "KG-KARAMYK",
+        "agreement_ids": ["mou-kg-tj-2026"],
+    }
+    raw = seal(header, {"case": b"x" * 600}, recipients, SigningKey.generate())
+    return redact_all(raw)
+
+
+RECORD = sample_record()
 
 
 def entries(count: int, rng: random.Random) -> list[NewLedgerEntry]:
@@ -70,6 +108,7 @@ def entries(count: int, rng: random.Random) -> list[NewLedgerEntry]:
                 agreement_ids=["mou-kg-tj-2026"],
                 envelope_sha256=f"{rng.getrandbits(256):064x}",
                 detail={"tlp": "AMBER", "crossing_point": "KG-KARAMYK"},
+                record=RECORD,
             )
         )
     return made
@@ -125,6 +164,27 @@ async def baseline(sessions: Any, batch: int, total: int, rng: random.Random) ->
     return {"rows": done, "rows_per_s": round(done / seconds)}
 
 
+async def storage(sessions: Any, size: int) -> dict[str, Any]:
+    """Bytes on disk per entry: its row (with indexes) and its share of the tree nodes."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT pg_total_relation_size('ledger_entries'), "
+                    "pg_total_relation_size('ledger_tree_nodes'), "
+                    "(SELECT avg(length(leaf_input)) FROM ledger_entries)"
+                )
+            )
+        ).one()
+    entries_bytes, nodes_bytes, leaf = int(row[0]), int(row[1]), float(row[2] or 0)
+    return {
+        "bytes_per_entry": round((entries_bytes + nodes_bytes) / size),
+        "entry_row_bytes": round(entries_bytes / size),
+        "tree_node_bytes": round(nodes_bytes / size),
+        "leaf_input_bytes": round(leaf),
+    }
+
+
 async def leaf_hash_at(sessions: Any, index: int) -> bytes:
     async with sessions() as session:
         value = await session.scalar(
@@ -170,21 +230,44 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results: dict[str, Any] = {
             "baseline": await baseline(sessions, args.batch, args.baseline_rows, rng)
         }
+        signer = note_signer(ORIGIN, SigningKey.generate())
+        journal = None if args.plain else WriterJournal(origin=ORIGIN, path=work / "ledger.state")
         checkpointer = Checkpointer(
-            store=store,
-            signer=note_signer(ORIGIN, SigningKey.generate()),
-            origin=ORIGIN,
-            publisher=None,
+            store=store, signer=signer, origin=ORIGIN, publisher=None, journal=journal
         )
-        checkpoints = 0
+
+        async def log_keys() -> list[Any]:
+            return [signer.verifier()]
+
+        witnesses = [
+            Witness(
+                origin=ORIGIN,
+                cosigner=Cosigner.from_signing_key(
+                    witness_name(f"bench-{a}"), SigningKey.generate()
+                ),
+                store=store,
+                log_keys=log_keys,
+                clock=lambda: datetime.now(UTC),
+                state_path=work / f"witness-{a}.state",
+            )
+            for a in ([] if args.plain else AGENCIES)
+        ]
+        checkpoints, cosignatures = 0, 0
+        cosign_seconds: list[float] = []
 
         async def every_second() -> None:
-            nonlocal checkpoints
+            nonlocal checkpoints, cosignatures
             while True:
                 await asyncio.sleep(1.0)
                 if await checkpointer.cut() is not None:
                     checkpoints += 1
+                for witness in witnesses:
+                    start = time.perf_counter()
+                    if await witness.observe() is not None:
+                        cosignatures += 1
+                        cosign_seconds.append(time.perf_counter() - start)
 
+        verified = VerifiedLedger(store)
         ticker = asyncio.create_task(every_second())
         appended, append_seconds, build_seconds = 0, 0.0, 0.0
         milestones = []
@@ -196,18 +279,30 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     batch = entries(min(args.batch, target - appended), rng)
                     build_seconds += time.perf_counter() - start
                     start = time.perf_counter()
-                    appended += len(await store.append(batch))
+                    if journal is None:
+                        appended += len(await store.append(batch))
+                    else:
+                        async with journal.lock:
+                            appended += len(await store.append(batch, journal))
                     append_seconds += time.perf_counter() - start
                 await checkpointer.cut()
                 latest = await store.latest_checkpoint()
                 assert latest is not None
                 assert latest.tree_size == appended
                 measured = await proofs(store, sessions, appended, rng)
+                start = time.perf_counter()
+                before = verified.size
+                await verified.catch_up(latest)
+                verify_seconds = time.perf_counter() - start
                 milestones.append(
                     {
                         "size": appended,
                         "appends_per_s_so_far": round(appended / append_seconds),
                         **measured,
+                        "answers_verified_per_s": round(
+                            (appended - before) / max(verify_seconds, 1e-9)
+                        ),
+                        **await storage(sessions, appended),
                     }
                 )
                 log(f"{appended}: {milestones[-1]}")
@@ -222,6 +317,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             appends_per_s=round(rate),
             entry_build_per_s=round(appended / build_seconds),
             checkpoints_signed=checkpoints,
+            cosignatures=cosignatures,
+            witnesses=len(witnesses),
+            plain=args.plain,
+            cosign=percentiles(cosign_seconds) if cosign_seconds else None,
             ratio_to_plain_inserts=round(rate / results["baseline"]["rows_per_s"], 3),
             milestones=milestones,
         )
@@ -237,16 +336,24 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"append: {results['appends_per_s']} entries/s in batches of {results['batch']} "
         f"(goal >= 10000), {results['checkpoints_signed']} checkpoints signed meanwhile",
+        f"writer journal {'off' if results['plain'] else 'on (fsync per batch)'}; "
+        f"{results['witnesses']} witnesses added "
+        f"{results['cosignatures']} cosignatures, check+cosign "
+        f"{(results['cosign'] or {}).get('p50_ms')} / {(results['cosign'] or {}).get('p99_ms')} "
+        "ms p50 / p99",
         f"baseline: plain inserts of the same rows {base} rows/s -> ratio "
         f"{results['ratio_to_plain_inserts']}",
         f"entries built (canonical JSON) at {results['entry_build_per_s']}/s, outside the timing",
-        "size       inclusion p50 / p99 ms     consistency p50 / p99 ms",
+        "size       inclusion p50 / p99 ms     consistency p50 / p99 ms   verified/s  "
+        "bytes/entry (row + nodes; leaf_input)",
     ]
     for m in results["milestones"]:
         inc, con = m["inclusion"], m["consistency"]
         lines.append(
             f"{m['size']:<10} {inc['p50_ms']:>8} / {inc['p99_ms']:<14} "
-            f"{con['p50_ms']:>8} / {con['p99_ms']}"
+            f"{con['p50_ms']:>8} / {con['p99_ms']:<12} {m['answers_verified_per_s']:>10}  "
+            f"{m['bytes_per_entry']} ({m['entry_row_bytes']} + {m['tree_node_bytes']}; "
+            f"{m['leaf_input_bytes']})"
         )
     return "\n".join(lines)
 
@@ -256,6 +363,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--baseline-rows", type=int, default=50_000)
+    parser.add_argument(
+        "--plain", action="store_true", help="no writer journal, no witnesses (issue 3's setup)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/ledger-results.json"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blo-bench-ledger-"))

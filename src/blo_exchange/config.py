@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     )
     ledger_origin: str = Field(default="blo-exchange.example/ledger")
     ledger_key_file: Path | None = None
+    ledger_state_file: Path | None = Field(
+        default=None,
+        description="The ledger writer's own record of what it appended and signed "
+        "(default: ledger.state beside the ledger key).",
+    )
+    run_witness: bool = Field(
+        default=True,
+        description="Witness the ledger: check each new checkpoint and cosign it (C2SP).",
+    )
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )

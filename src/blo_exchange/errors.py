@@ -22,6 +22,8 @@ nothing below them knows about either::
     │   ├── IdempotencyMismatch   the key was used before with a different body
     │   └── IdempotencyInProgress the key's first request is still being processed
     ├── OutOfRange                a ledger index or tree size beyond what has been signed
+    ├── QueryTooLong              an auditor's query string too long to record in full
+    ├── LedgerIntegrityError      stored ledger data disagrees with its signed-over bytes
     ├── BusError                  NATS is unreachable or did not acknowledge
     └── RuntimeServiceError       an embedded server failed to start or stop
 """
@@ -41,11 +43,13 @@ __all__ = [
     "IdempotencyMismatch",
     "InvalidEnvelope",
     "InvalidStatement",
+    "LedgerIntegrityError",
     "NoAgreement",
     "NotEntitled",
     "NotFound",
     "OutOfRange",
     "PolicyError",
+    "QueryTooLong",
     "RateLimited",
     "RuntimeServiceError",
     "Unauthenticated",
@@ -137,6 +141,17 @@ class IdempotencyInProgress(IdempotencyError):  # noqa: N818
     pass
 
 
+class QueryTooLong(BloExchangeError):  # noqa: N818
+    """Refused rather than recorded cut: the ledger must hold every filter an auditor used."""
+
+
+class LedgerIntegrityError(BloExchangeError):
+    """What the database says about the ledger disagrees with the bytes checkpoints sign.
+
+    Raised instead of answering: an auditor gets an error, never a quietly wrong answer.
+    """
+
+
 class BusError(BloExchangeError):
     pass
 
@@ -157,6 +172,8 @@ _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (IdempotencyMismatch, 422, "idempotency-key-reused"),
     (PolicyError, 422, "policy"),
     (OutOfRange, 422, "validation"),
+    (QueryTooLong, 422, "query-too-long"),
+    (LedgerIntegrityError, 500, "ledger-integrity"),
     (BusError, 503, "bus-unavailable"),
 ]
 

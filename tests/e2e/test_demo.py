@@ -17,7 +17,9 @@ import httpx
 import nats
 import nats.aio.client
 import pytest
+from typer.testing import CliRunner
 
+from blo_exchange.cli.main import app
 from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
@@ -67,6 +69,19 @@ async def first_sse_event(
             elif line == "" and "data" in event:
                 await arrived.put((time.monotonic(), json.dumps(event)))
                 return
+
+
+async def verify_with_witnesses(url: str, token: str, trust: Path) -> str:
+    """``blo-exchange ledger verify --url … --witnesses 2``, once two witnesses cosigned."""
+    args = ["ledger", "verify", "--url", url, "--token", token, "--trust", str(trust)]
+    deadline = time.monotonic() + 20
+    while True:
+        result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--witnesses", "2"])
+        if result.exit_code == 0:
+            return result.output
+        assert result.exit_code == 2, result.output  # 404: not cosigned yet; never a failure
+        assert time.monotonic() < deadline, result.output
+        await asyncio.sleep(0.5)
 
 
 async def test_demo_end_to_end(demo: Demo) -> None:
@@ -129,6 +144,11 @@ async def test_demo_end_to_end(demo: Demo) -> None:
             assert time.monotonic() < deadline, "share and delivery not in the ledger"
             await asyncio.sleep(0.1)
 
+        # The ledger verifies with two witnesses' cosignatures, as the README shows it.
+        trust = demo.data_dir / "auditor-trust.json"
+        output = await verify_with_witnesses(kg["url"], credentials["auditor_token"], trust)
+        assert "cosigned by" in output
+
         uz_feed = await client.get(uz["url"] + "/v1/feed", headers=bearer(uz["analyst_token"]))
         assert uz_feed.json()["items"] == []
         listener.cancel()
@@ -145,6 +165,8 @@ async def test_demo_end_to_end(demo: Demo) -> None:
             headers=bearer(tj["analyst_token"]),
         )
         assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
+        # The writer and the witnesses remember the log across runs: still consistent.
+        await verify_with_witnesses(kg["url"], credentials["auditor_token"], trust)
         assert demo.interrupt() == 0
 
     # No token, key or plaintext ends up in any log line.

@@ -6,6 +6,7 @@ URL is the superuser's, which is how the tampering below gets past the append-on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import uuid
@@ -26,9 +27,10 @@ from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.checkpoints import CHECKPOINT_SUBJECT, LedgerForkError
+from blo_exchange.ledger.ports import EntryFilter
 from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
 
-KG = "blo-karamyk-kg"
+KG, UZ = "blo-karamyk-kg", "blo-oybek-uz"
 ORIGIN = "blo-exchange.example/ledger"
 
 
@@ -193,6 +195,10 @@ async def test_checkpoints_proofs_export_and_tampering(
         "/v1/ledger/sharing", params={"format": "csv"}, headers=deploy.auditor
     )
     assert csv.text.splitlines()[0] == "origin_agency,recipient_agency,border_pair,kind,count"
+    # The auditor need not believe the server's summary: ledger verify counts its own.
+    code, output = verify_cli(str(bundle), "--sharing")
+    assert code == 0, output
+    assert "kg-border-service,tj-drug-control-agency,KG-TJ,seizure,3" in output.splitlines()
 
     # Without the replica role, the triggers refuse every change.
     engine = create_engine(database_url, pool_size=1)
@@ -257,9 +263,78 @@ async def test_the_writer_refuses_to_sign_a_fork_and_publishes_checkpoints(
     first = await paused_writer_checkpoint(deploy)
     await tamper(database_url, "UPDATE ledger_tree_nodes SET hash = sha256(hash)")
     writer = deploy.start_ledger_writer()
-    await share(deploy)
-    with pytest.raises(LedgerForkError):
+    # It stops at once: nothing more is appended or signed on a tree it no longer recognises.
+    with pytest.raises(LedgerForkError, match="stored tree nodes no longer give the root"):
         await writer.checkpointer.cut()
+    size = await runtime.ledger.size()
+    response = await deploy.client(KG).post(
+        "/v1/alerts",
+        json=EXAMPLE_SEIZURE,
+        headers=deploy.terminal(KG) | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    await asyncio.sleep(1.5)
+    with pytest.raises(LedgerForkError, match="stopped"):
+        await writer.checkpointer.cut()
+    assert await runtime.ledger.size() == size
     latest = await runtime.ledger.latest_checkpoint()
     assert latest is not None
     assert latest.tree_size == first["tree_size"]
+
+
+async def test_a_column_changed_behind_the_triggers_fails_the_answer_and_is_named(
+    deploy: Deployment, database_url: str, tmp_path: Path
+) -> None:
+    alert_id = await share(deploy)
+    await paused_writer_checkpoint(deploy)
+    before = await get(deploy, "/v1/ledger/sharing")  # the KG node verifies every entry
+    assert "uz-customs-committee" not in {r["origin_agency"] for r in before["sharing"]}
+    ledger = deploy.runtimes[KG].ledger
+    ((shared, _),) = await ledger.entries(
+        EntryFilter(type="alert_shared", alert_id=alert_id), after=-1, limit=10
+    )
+    ((delivered, _),) = await ledger.entries(
+        EntryFilter(type="alert_delivered", alert_id=alert_id), after=-1, limit=10
+    )
+    assert shared < delivered
+
+    # (1) A superuser hides TJ's delivery from the TJ filter by changing its indexed column
+    # after the KG node verified it: the filtered answer would quietly omit it; it fails.
+    await tamper(
+        database_url,
+        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {delivered}",
+    )
+    hidden = await deploy.client(KG).get(
+        "/v1/ledger/entries",
+        params={"agency": "tj-drug-control-agency", "type": "alert_delivered"},
+        headers=deploy.auditor,
+    )
+    assert hidden.status_code == 500, hidden.text
+    assert hidden.headers["content-type"].startswith("application/problem+json")
+    assert hidden.json()["type"].endswith("/ledger-integrity")
+    assert f"entry {delivered}" in hidden.json()["detail"]
+    # …and the KG node answers nothing more (the sharing summary included).
+    refused = await deploy.client(KG).get("/v1/ledger/sharing", headers=deploy.auditor)
+    assert refused.status_code == 500, refused.text
+
+    # (2) The attack: the UZ agency made the origin of the KG alert, in the column
+    # only. A node that had not verified that entry yet refuses every answer, JSON and CSV.
+    await tamper(
+        database_url,
+        f"UPDATE ledger_entries SET actor_agency = 'uz-customs-committee' WHERE idx = {shared}",
+    )
+    for params in ({"format": "json"}, {"format": "csv"}):
+        wrong = await deploy.client(UZ).get(
+            "/v1/ledger/sharing", params=params, headers=deploy.auditor
+        )
+        assert wrong.status_code == 500, wrong.text
+        assert f"entry {shared}" in wrong.json()["detail"]
+        assert "actor_agency" in wrong.json()["detail"]
+
+    # ledger verify names both indexes from the export, which carries the columns as stored.
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(await get(deploy, "/v1/ledger/export")))
+    code, output = verify_cli(str(bundle))
+    assert code == 1, output
+    for index in (shared, delivered):
+        assert f"entry {index}: its database column(s) actor_agency disagree" in output

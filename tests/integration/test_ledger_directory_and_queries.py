@@ -157,7 +157,7 @@ async def test_auditor_queries_are_ledgered(deploy: Deployment) -> None:
     assert entry["actor_agency"] == "uz-customs-committee"
     assert entry["detail"]["principal"] == auditor.id
     assert entry["detail"]["path"] == "/v1/ledger/entries"
-    assert entry["detail"]["query"] == "type=alert_shared&limit=5"
+    assert entry["detail"]["filters"] == {"limit": ["5"], "type": ["alert_shared"]}
     assert entry["detail"]["receipt_id"]
     # The analyst's refused request is not an auditor's query.
     assert [e for e in await stored(deploy, type="ledger_queried") if e["actor_node"] == KG] == []
@@ -178,6 +178,31 @@ async def test_auditor_queries_are_ledgered(deploy: Deployment) -> None:
     assert [r for r in rejected if "ledger" in r["detail"]["subject"]] == []
 
 
+async def test_a_padded_query_is_recorded_with_its_real_filter(deploy: Deployment) -> None:
+    alert_id = "019ac9a1-5b00-7c3e-8a4f-2d1e0b9c7a61"
+    query = "pad=" + "x" * 600 + f"&alert_id={alert_id}"
+    response = await deploy.client(UZ).get("/v1/ledger/entries?" + query, headers=deploy.auditor)
+    assert response.status_code == 200, response.text
+    (entry,) = await eventually(
+        stored_where(deploy, lambda e: "pad" in e["detail"]["filters"], type="ledger_queried"),
+        what="the padded query in the ledger",
+    )
+    assert entry["detail"]["filters"] == {"alert_id": [alert_id], "pad": ["x" * 600]}
+
+    # Longer than can be recorded in full: refused (422), and the refusal is recorded.
+    huge = f"alert_id={alert_id}&pad=" + "y" * 2500
+    refused = await deploy.client(UZ).get("/v1/ledger/entries?" + huge, headers=deploy.auditor)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("/query-too-long")
+    assert "entries" not in refused.json()
+    (record,) = await eventually(
+        stored_where(deploy, lambda e: "refused" in e["detail"], type="ledger_queried"),
+        what="the refused query in the ledger",
+    )
+    assert record["detail"]["refused"]["query_chars"] == len(huge)
+    assert record["detail"]["filters"] == {}
+
+
 async def test_a_forged_query_record_is_rejected(deploy: Deployment) -> None:
     body = {
         "receipt_id": "forged-1",
@@ -186,7 +211,7 @@ async def test_a_forged_query_record_is_rejected(deploy: Deployment) -> None:
         "agency": "kg-border-service",
         "principal": "auditor-nobody",
         "path": "/v1/ledger/entries",
-        "query": "",
+        "filters": {},
         "occurred_at": "2026-11-28T06:40:00Z",
     }
     await deploy.writer_host.bus.publish(

@@ -63,14 +63,18 @@ async def test_kg_alert_reaches_tj_feed_and_ledger_but_not_uz(deploy: Deployment
         what="the delivery in the ledger",
     )
     assert entries[0]["actor_node"] == TJ
-    # Once there, the auditors' API gives the same entries.
-    served = await deploy.client(KG).get(
-        "/v1/ledger/entries",
-        params={"alert_id": alert_id, "type": "alert_delivered"},
-        headers=deploy.auditor,
-    )
-    assert served.status_code == 200, served.text
-    assert served.json()["entries"] == entries
+
+    # Once a checkpoint covers them, the auditors' API gives the same entries.
+    async def served() -> Any:
+        response = await deploy.client(KG).get(
+            "/v1/ledger/entries",
+            params={"alert_id": alert_id, "type": "alert_delivered"},
+            headers=deploy.auditor,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["entries"]
+
+    assert await eventually(served, what="the checkpointed entries") == entries
     shared = (await ledger_has(deploy, KG, alert_id=alert_id, type="alert_shared")())[0]
     assert shared["actor_node"] == KG
     assert shared["recipients"] == ["kg-border-service", "tj-drug-control-agency"]
@@ -277,6 +281,15 @@ async def test_ledger_entries_filters_and_cursor(deploy: Deployment) -> None:
     assert sorted(e["alert_id"] for e in shared) == sorted(ids)
     indexes = [e["index"] for e in shared]
     assert indexes == sorted(indexes)
+
+    # Auditors' answers cover the entries up to the latest checkpoint (verified against it).
+    async def answered() -> Any:
+        page = await deploy.client(KG).get(
+            "/v1/ledger/entries", params={"type": "alert_shared"}, headers=deploy.auditor
+        )
+        return len(page.json()["entries"]) == 3
+
+    await eventually(answered, what="a checkpoint covering the shares")
     page = await deploy.client(KG).get(
         "/v1/ledger/entries",
         params={"type": "alert_shared", "limit": "2"},

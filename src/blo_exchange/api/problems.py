@@ -72,8 +72,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _documented("Not found, or not yours to see"),
     409: _documented("The same Idempotency-Key is still being processed"),
     413: _documented("Request body too large"),
-    422: _documented("Invalid input, or no sharing agreement covers the alert"),
+    422: _documented(
+        "Invalid input, no sharing agreement covers the alert, or an auditor's query string "
+        "too long to be recorded in full"
+    ),
     429: _documented("Too many requests; see Retry-After"),
+    500: _documented("The ledger's stored data disagrees with its signed bytes"),
     503: _documented("NATS or Postgres is unavailable"),
 }
 
@@ -157,7 +161,9 @@ def install_problem_handlers(app: FastAPI, outages: Outages) -> None:
     @app.exception_handler(BloExchangeError)
     async def _domain(request: Request, exc: BloExchangeError) -> JSONResponse:
         status, type_ = http_status(exc)
-        if status == 500:
+        if type_ == "ledger-integrity":
+            log.critical("LEDGER INTEGRITY: %s", exc)
+        elif status == 500:
             log.error("unmapped error %s", type(exc).__name__)
             return problem(500, "internal error")
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -93,7 +93,7 @@ async def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Entries with index > ``cursor`` matching every given filter, in ledger order."""
-    rows = await reads.store.entries(
+    rows = await reads.entries(
         EntryFilter(
             agency=agency,
             border_pair=border_pair,
@@ -118,7 +118,13 @@ async def entries(
 @router.get("/checkpoint")
 async def checkpoint(auditor: Auditor, reads: Reads) -> dict[str, Any]:
     """The latest signed checkpoint."""
-    return checkpoint_json(await reads.latest())
+    return checkpoint_json(await reads.latest_cosigned())
+
+
+@router.get("/witnesses")
+async def witnesses(auditor: Auditor, reads: Reads) -> dict[str, Any]:
+    """The witnesses' cosigner keys and any fork evidence they published."""
+    return await reads.witnesses()
 
 
 @router.get("/proofs/inclusion")
@@ -144,9 +150,12 @@ async def consistency_proof(
 
 
 @router.get("/export")
-async def export(auditor: Auditor, reads: Reads) -> dict[str, Any]:
-    """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
-    return await reads.export()
+async def export(
+    auditor: Auditor, reads: Reads, cosigned: Annotated[int, Query(ge=0, le=100)] = 0
+) -> dict[str, Any]:
+    """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint (with
+    ``cosigned``: the latest one that many witnesses cosigned)."""
+    return await reads.export(cosigned=cosigned)
 
 
 @router.get(

@@ -1,8 +1,9 @@
 """The ledger writer's consumers and tickers: bus and directory into the Postgres ledger.
 
 Runs inside a node process (``BLO_RUN_LEDGER_WRITER=true``) or alone (``blo-exchange
-ledger-writer``). Three durable consumers, each shared by every writer instance (JetStream hands
-each message to one of them, the advisory lock orders their appends): alerts, receipts, and the
+ledger-writer``), once per ledger: it signs only what it appended itself (``ledger.journal``,
+its state file beside its key), so a second writer running at the same time would make both
+stop. Three durable consumers (a restarted writer takes them over): alerts, receipts, and the
 auditors' query records on ``blo.v1.ledger.queries`` (only that subject of the ledger stream: its
 checkpoints are the writer's own output). Two tickers: one cuts checkpoints, one reads the
 directory and records its changes (keys registered and revoked, agreements changed).
@@ -34,6 +35,7 @@ from blo_exchange.ledger.checkpoints import (
     load_or_create_ledger_key,
     note_signer,
 )
+from blo_exchange.ledger.journal import WriterJournal
 from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
 __all__ = ["CHECKPOINT_INTERVAL", "DIRECTORY_INTERVAL", "LedgerWriterRuntime"]
@@ -52,6 +54,7 @@ class LedgerWriterRuntime:
     writer: LedgerWriter
     consumers: list[PullConsumer]
     checkpointer: Checkpointer
+    journal_ready: _JournalGate
     directory: SqlDirectory
     origin: str
     public_key: bytes
@@ -75,17 +78,19 @@ class LedgerWriterRuntime:
         writer = LedgerWriter(
             directory=directory if trusted is None else trusted, store=store, clock=utc_now
         )
-        key = load_or_create_ledger_key(
-            settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
-        )
+        key_file = settings.ledger_key_file or require_key_dir(settings) / "ledger.key"
+        key = load_or_create_ledger_key(key_file)
         checkpointer = Checkpointer(
             store=store,
             signer=note_signer(settings.ledger_origin, key),
             origin=settings.ledger_origin,
             publisher=bus,
+            journal_path=settings.ledger_state_file or key_file.with_name("ledger.state"),
         )
+        journal_ready = _JournalGate(writer, checkpointer)
 
         async def handle(batch: Sequence[BusMessage]) -> None:
+            await journal_ready()
             await writer.handle([InboundMessage(m.subject, m.data, m.stream_seq) for m in batch])
             # Acked only after the commit above: a crash before this line means redelivery,
             # which the event-id check turns into a no-op.
@@ -130,6 +135,7 @@ class LedgerWriterRuntime:
             writer=writer,
             consumers=consumers,
             checkpointer=checkpointer,
+            journal_ready=journal_ready,
             directory=directory,
             trusted=trusted,
             origin=settings.ledger_origin,
@@ -180,12 +186,18 @@ class LedgerWriterRuntime:
         except Exception:
             log.exception("could not register the ledger key in the directory")
         while not stopping.is_set():
-            await _cut(self.checkpointer)
+            try:
+                await self.journal_ready()
+            except Exception:
+                log.exception("could not read the ledger writer's state")
+            else:
+                await _cut(self.checkpointer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), CHECKPOINT_INTERVAL)
 
     async def record_directory(self) -> list[int]:
         """Append the directory's changes the ledger does not have yet; their indexes."""
+        await self.journal_ready()
         source = self.directory if self.trusted is None else self.trusted
         return await self.writer.record_directory(await source.directory_state())
 
@@ -198,6 +210,19 @@ class LedgerWriterRuntime:
                 log.exception("could not record directory changes")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), DIRECTORY_INTERVAL)
+
+
+class _JournalGate:
+    """Loads (or adopts) the writer's journal once, before the first append or checkpoint."""
+
+    def __init__(self, writer: LedgerWriter, checkpointer: Checkpointer) -> None:
+        self._writer = writer
+        self._checkpointer = checkpointer
+
+    async def __call__(self) -> WriterJournal | None:
+        if self._writer.journal is None:
+            self._writer.journal = await self._checkpointer.journal()
+        return self._writer.journal
 
 
 async def _cut(checkpointer: Checkpointer) -> None:

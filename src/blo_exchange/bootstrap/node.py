@@ -21,6 +21,7 @@ from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.reshare import ReshareRuntime
+from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
 from blo_exchange.bus.consumers import node_consumer_spec, node_directory_durable
@@ -79,6 +80,7 @@ class NodeRuntime:
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     directory_consumer: PullConsumer | None = None
     ledger_writer: LedgerWriterRuntime | None = None
+    witness: WitnessRuntime | None = None
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
@@ -199,6 +201,11 @@ class NodeRuntime:
         )
         runtime.tasks.extend(runtime.reshare.start())
         runtime._register()
+        if settings.run_witness:
+            runtime.witness = WitnessRuntime.build(
+                settings, store=runtime.ledger, directory=directory
+            )
+            runtime.tasks.extend(runtime.witness.start())
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
                 settings, bus=bus, sessions=sessions, directory=directory, trusted=trusted
@@ -261,6 +268,8 @@ class NodeRuntime:
             self.reshare.stop()
         if self.ledger_writer is not None:
             self.ledger_writer.stop()
+        if self.witness is not None:
+            self.witness.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10.0)
         for task in self.tasks:

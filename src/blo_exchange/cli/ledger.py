@@ -33,24 +33,67 @@ def verify(
     key: Annotated[
         str | None, typer.Option(help="The ledger's C2SP verifier key (a pinned key wins).")
     ] = None,
+    witnesses: Annotated[
+        int,
+        typer.Option(
+            "--witnesses",
+            min=0,
+            help="Require this many valid cosignatures by pinned witness keys.",
+        ),
+    ] = 0,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key", help="A witness's C2SP cosigner key (repeatable; wins over pinned)."
+        ),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--directory",
+            help="Node keys to check each entry's signed record with (JSON: node -> "
+            "{agency, keys: [{key_id, public}]}); default: the bundle's node_keys.",
+        ),
+    ] = None,
+    sharing: Annotated[
+        bool,
+        typer.Option(
+            "--sharing",
+            help="Print who shared with whom, counted from the verified entries (CSV).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute the ledger from its entries and check it against its signed checkpoints and
     those accepted before. Exit 0 when all holds, 1 when it does not, 2 on bad input."""
     if (bundle is None) == (url is None):
         _fail("give either BUNDLE or --url", 2)
     try:
-        data = _fetch(url, token) if url is not None else _read_json(bundle or Path())
+        data = _fetch(url, token, witnesses) if url is not None else _read_json(bundle or Path())
         store = TrustStore.from_json(_read_json(trust)) if trust and trust.exists() else None
-        report = verify_bundle(data, tree=MemoryTree(), trust=store, key=key)
+        report = verify_bundle(
+            data,
+            tree=MemoryTree(),
+            trust=store,
+            key=key,
+            witnesses=witnesses,
+            witness_keys=witness_key or (),
+            directory=_read_json(directory) if directory is not None else None,
+        )
     except BundleError as exc:
         _fail(str(exc), 2)
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+    if sharing:
+        typer.echo("origin_agency,recipient_agency,border_pair,kind,count")
+        for c in report.sharing():
+            typer.echo(f"{c.origin_agency},{c.recipient_agency},{c.border_pair},{c.kind},{c.count}")
     if trust is not None and report.accepted is not None:
         store = store or TrustStore()
         store.origin = store.origin or str(data["origin"])
         store.ledger_public_key = store.ledger_public_key or report.key
+        if witnesses and not store.witness_keys:
+            store.witness_keys = report.witness_keys
         if all(c.tree_size != report.accepted.tree_size for c in store.checkpoints):
             store.checkpoints.append(report.accepted)
         _write_private(trust, json.dumps(store.to_json(), indent=2) + "\n")
@@ -69,7 +112,7 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"cannot read {path}: {exc}") from None
 
 
-def _fetch(url: str, token: str | None) -> Any:
+def _fetch(url: str, token: str | None, cosigned: int) -> Any:
     import httpx
 
     if not token:
@@ -77,6 +120,7 @@ def _fetch(url: str, token: str | None) -> Any:
     try:
         response = httpx.get(
             url.rstrip("/") + "/v1/ledger/export",
+            params={"cosigned": cosigned} if cosigned else None,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60.0,
         )

@@ -72,6 +72,7 @@ __all__ = [
     "VerifiedEnvelope",
     "envelope_sha256",
     "redact",
+    "redact_all",
     "rejection_reason",
     "seal",
 ]
@@ -426,6 +427,14 @@ def redact(raw: bytes, part: str) -> bytes:
     if part not in parts:
         raise ValueError(f"the envelope has no {part!r} part")
     parts[part] = {"sha256": parts[part]["sha256"]}
+    return canonical_json({**document, "parts": parts})
+
+
+def redact_all(raw: bytes) -> bytes:
+    """The envelope with every part's nonce and ciphertext removed (their hashes kept): what
+    the ledger keeps of it. Its signature still verifies; nothing in it can be opened."""
+    document = UnverifiedEnvelope.parse(raw)._document
+    parts = {name: {"sha256": record["sha256"]} for name, record in document["parts"].items()}
     return canonical_json({**document, "parts": parts})
 
 

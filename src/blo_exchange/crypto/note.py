@@ -27,22 +27,31 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from blo_exchange.crypto.keys import SigningKey
 
 __all__ = [
+    "COSIGNATURE_TYPE",
     "ED25519_SIGNATURE_TYPE",
     "MAX_SIGNATURES",
     "Checkpoint",
+    "Cosignature",
+    "CosignatureVerifier",
+    "Cosigner",
     "NoteError",
     "NoteSigner",
     "NoteVerifier",
+    "cosignatures",
     "format_checkpoint",
     "key_id",
+    "note_text",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
+    "parse_cosigner_key",
     "parse_verifier_key",
     "sign_note",
 ]
 
 ED25519_SIGNATURE_TYPE = 0x01
+COSIGNATURE_TYPE = 0x04
+"""C2SP tlog-cosignature: timestamped Ed25519 cosignatures (``cosignature/v1``)."""
 MAX_SIGNATURES = 100
 """Signature lines accepted in one note; the spec asks verifiers to accept at least 16."""
 
@@ -314,3 +323,136 @@ def open_checkpoint(
     if checkpoint.origin != origin:
         raise NoteError("checkpoint is for another log")
     return checkpoint
+
+
+# --- cosignatures (C2SP tlog-cosignature, Ed25519, timestamped) ---------------------------------
+
+_COSIGNATURE_HEADER = "cosignature/v1\n"
+_MAX_TIMESTAMP = 2**63 - 1
+
+
+def cosigner_key_id(name: str, public_key_raw: bytes) -> bytes:
+    """``SHA-256(name || 0x0A || 0x04 || public key)[:4]``: a cosigner's key ID."""
+    _check_name(name)
+    if len(public_key_raw) != _ED25519_KEY_SIZE:
+        raise NoteError("an Ed25519 public key is 32 bytes")
+    material = name.encode("utf-8") + b"\n" + bytes([COSIGNATURE_TYPE]) + public_key_raw
+    return hashlib.sha256(material).digest()[:4]
+
+
+def _cosigned_message(text: str, timestamp: int) -> bytes:
+    """``cosignature/v1\ntime <timestamp>\n`` followed by the checkpoint's note text."""
+    if not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise NoteError("cosignature timestamp out of range")
+    return (_COSIGNATURE_HEADER + f"time {timestamp}\n").encode("ascii") + _check_text(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    """A verified cosignature: which cosigner, over which text, when (POSIX seconds)."""
+
+    name: str
+    key_id: bytes
+    timestamp: int
+    line: str
+
+
+class Cosigner:
+    """A witness: cosigns checkpoint texts as key ``name`` (signature type 0x04)."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        public_raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.name = name
+        self.key_id = cosigner_key_id(name, public_raw)
+        self._private_key = private_key
+        self.public_key_raw = public_raw
+
+    @classmethod
+    def from_signing_key(cls, name: str, key: SigningKey) -> Cosigner:
+        return cls(name, Ed25519PrivateKey.from_private_bytes(key.private))
+
+    def verifier(self) -> CosignatureVerifier:
+        return CosignatureVerifier(self.name, self.public_key_raw)
+
+    def cosign(self, text: str, timestamp: int) -> str:
+        """The signature line ``— <name> base64(key ID || u64 timestamp || signature)\n``."""
+        signature = self._private_key.sign(_cosigned_message(text, timestamp))
+        blob = self.key_id + timestamp.to_bytes(8, "big") + signature
+        return f"{_SIG_PREFIX}{self.name} {_b64encode(blob)}\n"
+
+
+class CosignatureVerifier:
+    """Verifies one cosigner's timestamped Ed25519 cosignatures."""
+
+    def __init__(self, name: str, public_key_raw: bytes) -> None:
+        self.key_id = cosigner_key_id(name, public_key_raw)
+        self.name = name
+        self.public_key_raw = bytes(public_key_raw)
+        self._public_key = Ed25519PublicKey.from_public_bytes(self.public_key_raw)
+
+    def verifier_key_string(self) -> str:
+        """``<name>+<hex key ID>+<base64(0x04 || public key)>``."""
+        typed_key = bytes([COSIGNATURE_TYPE]) + self.public_key_raw
+        return f"{self.name}+{self.key_id.hex()}+{_b64encode(typed_key)}"
+
+    def verify(self, text: str, blob: bytes) -> int | None:
+        """The timestamp of a valid cosignature blob (after the key ID) over ``text``."""
+        if len(blob) != 8 + _ED25519_SIG_SIZE:
+            return None
+        timestamp = int.from_bytes(blob[:8], "big")
+        try:
+            self._public_key.verify(blob[8:], _cosigned_message(text, timestamp))
+        except (InvalidSignature, NoteError):
+            return None
+        return timestamp
+
+
+def parse_cosigner_key(vkey: str) -> CosignatureVerifier:
+    """Parse ``<name>+<hex key ID>+<base64(0x04 || public key)>``; the key ID must match."""
+    name, _, rest = vkey.partition("+")
+    hex_id, _, b64 = rest.partition("+")
+    if not _HEX_KEY_ID.fullmatch(hex_id):
+        raise NoteError("cosigner key ID must be 8 lowercase hex digits")
+    typed_key = _b64decode(b64)
+    if len(typed_key) != 1 + _ED25519_KEY_SIZE or typed_key[0] != COSIGNATURE_TYPE:
+        raise NoteError("not a timestamped Ed25519 cosigner key (type 0x04)")
+    verifier = CosignatureVerifier(name, typed_key[1:])
+    if verifier.key_id.hex() != hex_id:
+        raise NoteError("cosigner key ID does not match its name and key")
+    return verifier
+
+
+def note_text(note: str) -> str:
+    """The text of a signed note (up to the last blank line), without checking signatures."""
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise NoteError("note has no signature block")
+    return note[: split + 1]
+
+
+def cosignatures(
+    note: str, verifiers: Sequence[CosignatureVerifier]
+) -> tuple[list[Cosignature], list[str]]:
+    """The valid cosignatures on ``note`` by ``verifiers``, and the names of known cosigners
+    whose line did not verify. Lines by other keys are ignored; each cosigner counts once."""
+    text = note_text(note)
+    known = {(v.name, v.key_id): v for v in verifiers}
+    valid: dict[str, Cosignature] = {}
+    invalid: list[str] = []
+    for line in note[len(text) + 1 :].splitlines():
+        if not line.startswith(_SIG_PREFIX):
+            continue
+        name, _, b64 = line[len(_SIG_PREFIX) :].partition(" ")
+        try:
+            blob = _b64decode(b64)
+        except NoteError:
+            continue
+        verifier = known.get((name, blob[:4]))
+        if verifier is None:
+            continue
+        timestamp = verifier.verify(text, blob[4:])
+        if timestamp is None:
+            invalid.append(name)
+        elif name not in valid:
+            valid[name] = Cosignature(name, verifier.key_id, timestamp, line + "\n")
+    return list(valid.values()), invalid

@@ -215,7 +215,9 @@ class SqlDirectory:
                     key_id=k.key_id,
                     owner_kind=k.owner_kind,
                     owner_id=k.owner_id,
-                    owner_agency=agencies.get(k.owner_id) if k.owner_kind == "node" else None,
+                    owner_agency=agencies.get(k.owner_id)
+                    if k.owner_kind in ("node", "witness")
+                    else None,
                     alg=k.alg,
                     public=bytes(k.public),
                     created_at=k.created_at,

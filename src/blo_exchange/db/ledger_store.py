@@ -16,15 +16,35 @@ from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.db.engine import SessionFactory
-from blo_exchange.db.tables import LedgerCheckpointRow, LedgerEntryRow, LedgerNodeRow
+from blo_exchange.db.tables import (
+    LedgerCheckpointRow,
+    LedgerCosignatureRow,
+    LedgerEntryRow,
+    LedgerForkEvidenceRow,
+    LedgerNodeRow,
+    NodeRow,
+    PublicKeyRow,
+)
+from blo_exchange.domain.ids import format_time
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.ports import EntryFilter, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.ports import (
+    AppendGuard,
+    EntryFilter,
+    SharingCount,
+    StoredCheckpoint,
+    StoredEntry,
+)
 from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = ["SqlLedgerStore"]
 
 # Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
 _APPEND_LOCK = 0x626C6F4C  # "bloL"
+
+WRITER_ROLE = "blo_ledger_writer"
+"""The database role that alone may insert into the ledger tables (migration 0004); each
+append and checkpoint transaction takes it with ``SET LOCAL ROLE``."""
+_TAKE_WRITER_ROLE = text("SET LOCAL ROLE blo_ledger_writer")
 
 
 def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
@@ -53,10 +73,29 @@ class SqlLedgerStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+    async def append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None = None
+    ) -> list[int]:
+        """Append the entries whose event ids are new; their indexes.
+
+        With ``guard`` (the writer's journal), the ledger's size is first checked against what
+        the writer appended, the new nodes are built on the writer's own frontier, and the batch
+        is journaled before the commit; without one, on the stored nodes (tests, benchmarks).
+        """
         if not entries:
             return []
+        # A failure may come after the commit (the connection lost mid-COMMIT): the journaled
+        # batch then stays pending, and the next append finds out whether it committed.
+        indexes = await self._append(entries, guard)
+        if guard is not None:
+            guard.committed()
+        return indexes
+
+    async def _append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None
+    ) -> list[int]:
         async with self._sessions.begin() as session:
+            await session.execute(_TAKE_WRITER_ROLE)
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
             ids = list({e.event_id for e in entries})
             existing = set(
@@ -77,7 +116,13 @@ class SqlLedgerStore:
                 await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
                 or 0
             )
-            frontier = await self._nodes(session, merkle.root_nodes(size))
+            if guard is None:
+                frontier = await self._nodes(session, merkle.root_nodes(size))
+            else:
+                if size != guard.size or guard.pending_count:
+                    end = min(size, guard.size + guard.pending_count + 1)
+                    guard.reconcile(size, await self._leaf_hashes(session, guard.size, end))
+                frontier = dict(guard.frontier())
             leaf_hashes = [merkle.leaf_hash(e.leaf_input) for e in fresh]
             new_nodes = merkle.append_many(size, leaf_hashes, lambda lv, ix: frontier[(lv, ix)])
             await session.execute(
@@ -104,7 +149,18 @@ class SqlLedgerStore:
                 insert(LedgerNodeRow),
                 [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
             )
+            if guard is not None:
+                guard.prepare(size, leaf_hashes)  # durable before the commit below
         return [size + i for i in range(len(fresh))]
+
+    @staticmethod
+    async def _leaf_hashes(session: Any, start: int, end: int) -> list[bytes]:
+        rows = await session.scalars(
+            select(LedgerEntryRow.leaf_hash)
+            .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < end)
+            .order_by(LedgerEntryRow.idx)
+        )
+        return [bytes(h) for h in rows.all()]
 
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Those of ``event_ids`` already in the ledger: one lookup on the unique index."""
@@ -128,6 +184,10 @@ class SqlLedgerStore:
         )
         return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
 
+    async def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        async with self._sessions() as session:
+            return await self._nodes(session, wanted)
+
     async def size(self) -> int:
         async with self._sessions() as session:
             value = await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
@@ -146,6 +206,67 @@ class SqlLedgerStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [(int(i), bytes(b)) for i, b in rows]
+
+    async def entry_rows(
+        self, filters: EntryFilter, *, after: int, before: int, limit: int
+    ) -> list[StoredEntry]:
+        """Rows the indexed columns say match, with ``after < index < before``, in order."""
+        query = (
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.idx > after, LedgerEntryRow.idx < before, *_conditions(filters))
+            .order_by(LedgerEntryRow.idx)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_stored_entry(r) for r in rows]
+
+    async def rows(self, start: int, end: int) -> list[StoredEntry]:
+        query = (
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < end)
+            .order_by(LedgerEntryRow.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_stored_entry(r) for r in rows]
+
+    async def column_rows(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, indexed columns)`` of the rows with ``start <= index < end``, in order."""
+        e = LedgerEntryRow
+        query = (
+            select(
+                e.idx,
+                e.type,
+                e.alert_id,
+                e.actor_node,
+                e.actor_agency,
+                e.recipients,
+                e.border_pair,
+                e.kind,
+                e.occurred_at,
+            )
+            .where(e.idx >= start, e.idx < end)
+            .order_by(e.idx)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            (
+                int(r[0]),
+                {
+                    "type": r[1],
+                    "alert_id": r[2],
+                    "actor_node": r[3],
+                    "actor_agency": r[4],
+                    "recipients": sorted(r[5] or []),
+                    "border_pair": r[6],
+                    "kind": r[7],
+                    "occurred_at": format_time(r[8]),
+                },
+            )
+            for r in rows
+        ]
 
     # --- roots and proofs: each fetches exactly the nodes merkle.*_nodes names, in one query ----
 
@@ -185,6 +306,7 @@ class SqlLedgerStore:
     async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
         """Store a signed checkpoint; False when that tree size already has one."""
         async with self._sessions.begin() as session:
+            await session.execute(_TAKE_WRITER_ROLE)
             result = await session.execute(
                 insert(LedgerCheckpointRow)
                 .values(
@@ -196,6 +318,108 @@ class SqlLedgerStore:
                 .returning(LedgerCheckpointRow.tree_size)
             )
             return result.first() is not None
+
+    # --- witnesses ------------------------------------------------------------------------------
+
+    async def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(LedgerCosignatureRow)
+                .values(tree_size=tree_size, witness=witness, line=line)
+                .on_conflict_do_nothing(index_elements=["tree_size", "witness"])
+            )
+
+    async def add_fork_evidence(
+        self, witness: str, reason: str, cosigned_note: str, conflicting_note: str
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(LedgerForkEvidenceRow).values(
+                    witness=witness,
+                    reason=reason,
+                    cosigned_note=cosigned_note,
+                    conflicting_note=conflicting_note,
+                )
+            )
+
+    async def fork_evidence(self) -> list[dict[str, Any]]:
+        query = select(LedgerForkEvidenceRow).order_by(LedgerForkEvidenceRow.id)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [
+            {
+                "witness": r.witness,
+                "reason": r.reason,
+                "cosigned_note": r.cosigned_note,
+                "conflicting_note": r.conflicting_note,
+                "seen_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+    async def cosignature_lines(self, sizes: Sequence[int]) -> dict[int, list[str]]:
+        """The stored cosignature lines of the checkpoints of ``sizes`` (unverified)."""
+        if not sizes:
+            return {}
+        query = (
+            select(LedgerCosignatureRow.tree_size, LedgerCosignatureRow.line)
+            .where(LedgerCosignatureRow.tree_size.in_(list(sizes)))
+            .order_by(LedgerCosignatureRow.tree_size, LedgerCosignatureRow.witness)
+        )
+        out: dict[int, list[str]] = {}
+        async with self._sessions() as session:
+            for size, line in (await session.execute(query)).all():
+                out.setdefault(int(size), []).append(line)
+        return out
+
+    async def largest_cosigned(self, at_least: int) -> int | None:
+        """The largest checkpoint size with ``at_least`` stored cosignatures; None if none."""
+        query = (
+            select(LedgerCosignatureRow.tree_size)
+            .group_by(LedgerCosignatureRow.tree_size)
+            .having(func.count() >= at_least)
+            .order_by(LedgerCosignatureRow.tree_size.desc())
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            value = await session.scalar(query)
+        return None if value is None else int(value)
+
+    async def witness_keys(self) -> list[tuple[str, bytes]]:
+        """``(node id, Ed25519 public key)`` of every unrevoked witness key in the directory."""
+        query = (
+            select(PublicKeyRow.owner_id, PublicKeyRow.public)
+            .where(PublicKeyRow.owner_kind == "witness", PublicKeyRow.revoked_at.is_(None))
+            .order_by(PublicKeyRow.owner_id, PublicKeyRow.key_id)
+        )
+        async with self._sessions() as session:
+            return [(str(o), bytes(p)) for o, p in (await session.execute(query)).all()]
+
+    async def node_keys(self) -> dict[str, dict[str, Any]]:
+        """Every node's agency and Ed25519 keys (revoked ones too), as the directory has them:
+        ``{node: {"agency", "keys": [{"key_id", "public" (bytes), "revoked_at"}]}}``."""
+        async with self._sessions() as session:
+            nodes = dict((await session.execute(select(NodeRow.id, NodeRow.agency_id))).all())
+            keys = (
+                await session.scalars(
+                    select(PublicKeyRow)
+                    .where(PublicKeyRow.owner_kind == "node", PublicKeyRow.alg == "Ed25519")
+                    .order_by(PublicKeyRow.owner_id, PublicKeyRow.key_id)
+                )
+            ).all()
+        out: dict[str, dict[str, Any]] = {
+            str(n): {"agency": str(a), "keys": []} for n, a in nodes.items()
+        }
+        for k in keys:
+            if k.owner_id in out:
+                out[k.owner_id]["keys"].append(
+                    {
+                        "key_id": k.key_id,
+                        "public": bytes(k.public),
+                        "revoked_at": None if k.revoked_at is None else format_time(k.revoked_at),
+                    }
+                )
+        return out
 
     # --- export and statistics ------------------------------------------------------------------
 
@@ -236,6 +460,24 @@ class SqlLedgerStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [SharingCount(str(o), str(r), str(b), str(k), int(n)) for o, r, b, k, n in rows]
+
+
+def _stored_entry(row: LedgerEntryRow) -> StoredEntry:
+    return StoredEntry(
+        index=int(row.idx),
+        leaf_input=bytes(row.leaf_input),
+        leaf_hash=bytes(row.leaf_hash),
+        columns={
+            "type": row.type,
+            "alert_id": row.alert_id,
+            "actor_node": row.actor_node,
+            "actor_agency": row.actor_agency,
+            "recipients": sorted(row.recipients or []),
+            "border_pair": row.border_pair,
+            "kind": row.kind,
+            "occurred_at": format_time(row.occurred_at),
+        },
+    )
 
 
 def _checkpoint(row: LedgerCheckpointRow) -> StoredCheckpoint:

@@ -38,7 +38,9 @@ __all__ = [
     "IdempotencyRow",
     "InboxRow",
     "LedgerCheckpointRow",
+    "LedgerCosignatureRow",
     "LedgerEntryRow",
+    "LedgerForkEvidenceRow",
     "LedgerNodeRow",
     "NodeRow",
     "PrincipalRow",
@@ -249,4 +251,29 @@ class LedgerCheckpointRow(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary)
     note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class LedgerCosignatureRow(Base):
+    """A witness's C2SP cosignature line on the checkpoint of ``tree_size`` (verified on read)."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(Text, primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+
+class LedgerForkEvidenceRow(Base):
+    """Two checkpoints signed by the log that no append-only log could both have: a witness's
+    evidence of a fork (it refused to cosign the second)."""
+
+    __tablename__ = "ledger_fork_evidence"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    witness: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    cosigned_note: Mapped[str] = mapped_column(Text)
+    conflicting_note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())

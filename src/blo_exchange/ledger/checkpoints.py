@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from blo_exchange.crypto.keys import SigningKey, load_signing_key, save_private_key
-from blo_exchange.crypto.note import NoteSigner, format_checkpoint
-from blo_exchange.errors import BloExchangeError, BusError
+from blo_exchange.crypto.note import NoteError, NoteSigner, format_checkpoint, open_checkpoint
+from blo_exchange.errors import BusError
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.journal import LedgerForkError, WriterJournal
 from blo_exchange.ledger.ports import CheckpointStore, StoredCheckpoint
 from blo_exchange.services.ports import Publisher
 
@@ -35,10 +36,6 @@ __all__ = [
 CHECKPOINT_SUBJECT = "blo.v1.ledger.checkpoints"
 
 log = logging.getLogger(__name__)
-
-
-class LedgerForkError(BloExchangeError):
-    """The stored tree no longer extends the latest signed checkpoint: signing would fork."""
 
 
 def ledger_key_path(key_file: Path | None, key_dir: Path) -> Path:
@@ -69,11 +66,16 @@ class Checkpointer:
         signer: NoteSigner,
         origin: str,
         publisher: Publisher | None,
+        journal: WriterJournal | None = None,
+        journal_path: Path | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
         self._origin = origin
         self._publisher = publisher
+        self._journal = journal
+        self._journal_path = journal_path
+        self._adopting = asyncio.Lock()
         self._lock = asyncio.Lock()
         self._published = -1
 
@@ -84,9 +86,52 @@ class Checkpointer:
         does not extend the latest checkpoint: a fork is never signed.
         """
         async with self._lock:
-            checkpoint = await self._cut()
+            journal = await self.journal()
+            if journal is not None:
+                checkpoint = await self._cut_own(journal)
+            else:
+                checkpoint = await self._cut()
             await self._publish(checkpoint)
             return checkpoint
+
+    async def _cut_own(self, journal: WriterJournal) -> StoredCheckpoint | None:
+        """Sign what this writer appended, and nothing else (``ledger.journal``)."""
+        # (1) The ledger holds exactly what the writer appended (no append in flight).
+        async with journal.lock:
+            journal.reconcile_size(await self._store.size())
+            size, root = journal.size, journal.appended.root()
+        # (2) The stored nodes (from which proofs are served) give the writer's own root, now
+        # and at the size it signed last.
+        for at, expected in ((journal.signed_size, journal.signed_root), (size, root)):
+            try:
+                stored_root = await self._store.root_at(at)
+            except (merkle.MerkleError, KeyError):
+                stored_root = b""
+            if stored_root != expected:
+                journal.stop(
+                    f"the stored tree nodes no longer give the root of the {at} entries this "
+                    "writer appended"
+                )
+        # (3) Nothing signed beyond it, and something new (or a signed checkpoint gone missing:
+        # Ed25519 signatures are deterministic, so signing that size again gives the same note).
+        latest = await self._store.latest_checkpoint()
+        if latest is not None and latest.tree_size > size:
+            journal.stop(
+                f"the database holds checkpoint {latest.tree_size}, beyond the {size} entries "
+                "this writer appended"
+            )
+        if size == 0 or (latest is not None and latest.tree_size == size):
+            if latest is not None and latest.root_hash != root:
+                journal.stop(f"the stored checkpoint {size} does not have this writer's root")
+            return None
+        # (4) Remember it (fsynced) before anyone can see it; then sign, store, log.
+        journal.record_signed(size, root)
+        note = self._signer.sign(format_checkpoint(self._origin, size, root))
+        checkpoint = StoredCheckpoint(size, root, note)
+        if not await self._store.add_checkpoint(checkpoint):
+            return None
+        log.info("checkpoint %d %s", size, root.hex())
+        return checkpoint
 
     async def _cut(self) -> StoredCheckpoint | None:
         # (1) The tree's size now; nodes for every size up to it exist and never change.
@@ -135,6 +180,46 @@ class Checkpointer:
             log.warning("checkpoint %d not published yet: %s", checkpoint.tree_size, exc)
             return
         self._published = checkpoint.tree_size
+
+    async def journal(self) -> WriterJournal | None:
+        """The writer's journal (loaded or adopted on first use when a path was given)."""
+        async with self._adopting:
+            if self._journal is None and self._journal_path is not None:
+                self._journal = await self.adopt(self._journal_path)
+            return self._journal
+
+    async def adopt(self, journal_path: Path | None) -> WriterJournal:
+        """The journal in ``journal_path``, or, when there is none yet, one adopted from the
+        database: empty for an empty ledger, else the latest stored checkpoint *this key*
+        signed, with the stored nodes that give its root (rows after it are then refused at the
+        first append or checkpoint: this writer cannot vouch for them)."""
+        if journal_path is not None:
+            found = WriterJournal.load(journal_path, origin=self._origin)
+            if found is not None:
+                return found
+        journal = WriterJournal(origin=self._origin, path=journal_path)
+        latest = await self._store.latest_checkpoint()
+        if latest is not None:
+            try:
+                open_checkpoint(latest.note, [self._signer.verifier()], self._origin)
+            except NoteError:
+                journal.stop(f"checkpoint {latest.tree_size} was not signed by this writer's key")
+            nodes = await self._store.nodes(merkle.root_nodes(latest.tree_size))
+            adopted = merkle.CompactRange(latest.tree_size, nodes)
+            if adopted.root() != latest.root_hash:
+                journal.stop(f"the stored nodes do not give checkpoint {latest.tree_size}'s root")
+            journal = WriterJournal(
+                origin=self._origin,
+                path=journal_path,
+                appended=adopted,
+                signed=(latest.tree_size, latest.root_hash),
+            )
+            log.warning(
+                "no writer state file: adopted checkpoint %d, signed by this key", latest.tree_size
+            )
+        journal.save()
+        self._journal = journal
+        return journal
 
     def _refuse(self, why: str) -> NoReturn:
         log.critical("LEDGER FORK OR TAMPERING: refusing to sign a checkpoint: %s", why)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -35,13 +36,18 @@ from blo_exchange.services.ports import NewLedgerEntry
 
 __all__ = [
     "ENTRY_TYPES",
+    "ENTRY_VERSION",
+    "INDEXED_COLUMNS",
     "LEAF_FIELDS",
     "DirectoryState",
     "KeyRecord",
     "agreement_changed_entry",
     "build_entry",
+    "column_mismatches",
+    "columns_digest",
     "directory_entries",
     "entry_json",
+    "indexed_columns",
     "key_registered_entry",
     "key_revoked_entry",
     "parse_leaf_input",
@@ -62,7 +68,12 @@ LEAF_FIELDS = (
     "envelope_sha256",
     "occurred_at",
     "detail",
+    "record",
 )
+"""The members of a ``v: 2`` entry; a ``v: 1`` entry (written before issue 12) has no
+``record``."""
+
+ENTRY_VERSION = 2
 
 
 def build_entry(
@@ -79,11 +90,13 @@ def build_entry(
     agreement_ids: list[str] | tuple[str, ...] = (),
     envelope_sha256: str | None = None,
     detail: dict[str, Any] | None = None,
+    record: bytes | None = None,
 ) -> NewLedgerEntry:
+    """``record``: the signed record the entry is about (``ledger.records``), kept whole."""
     if type not in ENTRY_TYPES:
         raise ValueError(f"unknown ledger entry type {type!r}")
     fields: dict[str, Any] = {
-        "v": 1,
+        "v": ENTRY_VERSION,
         "type": type,
         "alert_id": alert_id,
         "actor_node": actor_node,
@@ -95,6 +108,7 @@ def build_entry(
         "envelope_sha256": envelope_sha256,
         "occurred_at": format_time(occurred_at),
         "detail": detail or {},
+        "record": None if record is None else b64u_encode(record),
     }
     return NewLedgerEntry(
         event_id=event_id,
@@ -116,6 +130,62 @@ def parse_leaf_input(leaf_input: bytes) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise ValueError("leaf_input is not a JSON object")
     return fields
+
+
+INDEXED_COLUMNS = (
+    "type",
+    "alert_id",
+    "actor_node",
+    "actor_agency",
+    "recipients",
+    "border_pair",
+    "kind",
+    "occurred_at",
+)
+"""The database columns that index an entry, each a copy of the leaf field of the same name."""
+
+
+def indexed_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What the indexed columns of an entry with these leaf fields must hold, as JSON values
+    (``occurred_at`` in the leaf's own RFC 3339 form, ``recipients`` sorted)."""
+    columns = {name: fields.get(name) for name in INDEXED_COLUMNS}
+    columns["recipients"] = sorted(columns["recipients"] or [])
+    return columns
+
+
+def columns_digest(columns: Mapping[str, Any]) -> bytes:
+    """8 bytes that change when any indexed column's value does (``occurred_at`` as a time)."""
+    normal = {name: _normal(name, columns.get(name)) for name in INDEXED_COLUMNS}
+    if isinstance(normal["occurred_at"], datetime):
+        normal["occurred_at"] = format_time(normal["occurred_at"])
+    return hashlib.sha256(canonical_json(normal)).digest()[:8]
+
+
+def column_mismatches(leaf_input: bytes, columns: Mapping[str, Any]) -> list[str]:
+    """The indexed columns whose stored value differs from the entry's signed-over bytes.
+
+    ``columns`` holds the values as stored, in the form :func:`indexed_columns` gives them.
+    """
+    try:
+        expected = indexed_columns(parse_leaf_input(leaf_input))
+    except ValueError:
+        return ["leaf_input"]
+    return [
+        name
+        for name in INDEXED_COLUMNS
+        if _normal(name, columns.get(name)) != _normal(name, expected[name])
+    ]
+
+
+def _normal(name: str, value: Any) -> Any:
+    if name == "recipients":
+        return sorted(value or []) if isinstance(value, list | tuple) else value
+    if name == "occurred_at" and isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError:
+            return value
+    return value
 
 
 def entry_json(index: int, leaf_input: bytes) -> dict[str, Any]:
@@ -159,7 +229,7 @@ def _key_detail(key: KeyRecord) -> dict[str, Any]:
 
 def _key_actors(key: KeyRecord) -> tuple[str | None, str | None]:
     """``(actor_node, actor_agency)``: whose key it is."""
-    if key.owner_kind == "node":
+    if key.owner_kind in ("node", "witness"):
         return key.owner_id, key.owner_agency
     if key.owner_kind == "agency":
         return None, key.owner_id

@@ -29,6 +29,7 @@ from blo_exchange.errors import BloExchangeError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "CompactRange",
     "MemoryTree",
     "MerkleError",
     "Node",
@@ -356,6 +357,47 @@ def verify_consistency(
 
 
 # --- an in-memory store ------------------------------------------------------------------------
+
+
+class CompactRange:
+    """The right edge of a tree: only the perfect nodes of :func:`root_nodes` (at most 64).
+
+    Enough to append leaves and compute roots from what one verified oneself, without trusting
+    any stored node: the ledger writer keeps one of what it appended, the servers one of what
+    they checked against a signed checkpoint, a witness one of what it cosigned.
+    """
+
+    def __init__(self, size: int = 0, nodes: Mapping[Node, bytes] | None = None) -> None:
+        _check_size(size)
+        wanted = root_nodes(size)
+        given = dict(nodes or {})
+        missing = [n for n in wanted if n not in given]
+        if missing:
+            raise MerkleError(f"a compact range of size {size} needs nodes {missing}")
+        for n in wanted:
+            _check_hash(given[n], f"node {n}")
+        self._size = size
+        self._nodes = {n: given[n] for n in wanted}
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def nodes(self) -> Mapping[Node, bytes]:
+        return MappingProxyType(self._nodes)
+
+    def root(self) -> bytes:
+        return root_hash(self._size, self._nodes)
+
+    def extend(self, leaf_hashes: Sequence[bytes]) -> None:
+        new = append_many(self._size, leaf_hashes, lambda lv, ix: self._nodes[(lv, ix)])
+        merged = {**self._nodes, **{(lv, ix): h for lv, ix, h in new}}
+        self._size += len(leaf_hashes)
+        self._nodes = {n: merged[n] for n in root_nodes(self._size)}
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self._size, self._nodes)
 
 
 class MemoryTree:

@@ -6,16 +6,19 @@ checkpointer, auditors' reads) and the edges (``api``, ``web``) see only these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
+    "AppendGuard",
     "CheckpointStore",
     "EntryFilter",
     "LedgerReads",
     "SharingCount",
     "StoredCheckpoint",
+    "StoredEntry",
 ]
 
 
@@ -42,6 +45,19 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A row of ``ledger_entries`` as stored: nothing here is believed before it is checked.
+
+    ``columns`` are the indexed columns in the JSON form of ``entries.indexed_columns``.
+    """
+
+    index: int
+    leaf_input: bytes
+    leaf_hash: bytes
+    columns: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SharingCount:
     """How many ``alert_shared`` entries went from one agency to another, per pair and kind."""
 
@@ -50,6 +66,20 @@ class SharingCount:
     border_pair: str
     kind: str
     count: int
+
+
+class AppendGuard(Protocol):
+    """The writer's own memory (``ledger.journal.WriterJournal``), consulted inside the append
+    transaction: the database is not believed about what the writer appended."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def pending_count(self) -> int: ...
+    def reconcile(self, stored_size: int, stored_hashes: Sequence[bytes]) -> None: ...
+    def frontier(self) -> Mapping[tuple[int, int], bytes]: ...
+    def prepare(self, start: int, leaf_hashes: Sequence[bytes]) -> None: ...
+    def committed(self) -> None: ...
 
 
 class LedgerReads(Protocol):
@@ -62,14 +92,34 @@ class LedgerReads(Protocol):
         """``(index, leaf_input)`` of matching entries with index > ``after``, in order."""
         ...
 
+    async def entry_rows(
+        self, wanted: EntryFilter, *, after: int, before: int, limit: int
+    ) -> list[StoredEntry]:
+        """Rows the indexed columns say match, ``after < index < before``, in order."""
+        ...
+
+    async def column_rows(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, indexed columns)`` of the rows in ``[start, end)``, in order."""
+        ...
+
+    async def rows(self, start: int, end: int) -> list[StoredEntry]:
+        """The rows with ``start <= index < end``, in order (a gap is the caller's to find)."""
+        ...
+
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]: ...
     async def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
     async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
     async def checkpoints(self, *, up_to: int | None = None) -> list[StoredCheckpoint]: ...
+    async def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...
     async def leaves(self, size: int) -> list[tuple[int, bytes, bytes]]: ...
     async def sharing(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[SharingCount]: ...
+    async def cosignature_lines(self, sizes: Sequence[int]) -> dict[int, list[str]]: ...
+    async def largest_cosigned(self, at_least: int) -> int | None: ...
+    async def witness_keys(self) -> list[tuple[str, bytes]]: ...
+    async def fork_evidence(self) -> list[dict[str, Any]]: ...
+    async def node_keys(self) -> dict[str, dict[str, Any]]: ...
 
 
 class CheckpointStore(Protocol):
@@ -80,3 +130,5 @@ class CheckpointStore(Protocol):
     async def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
     async def latest_checkpoint(self) -> StoredCheckpoint | None: ...
     async def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool: ...
+    async def checkpoints(self, *, up_to: int | None = None) -> list[StoredCheckpoint]: ...
+    async def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]: ...

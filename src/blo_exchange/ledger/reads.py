@@ -11,14 +11,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from blo_exchange.crypto.note import NoteError, NoteVerifier, open_checkpoint
-from blo_exchange.errors import NotFound, OutOfRange
+from blo_exchange.crypto.note import (
+    CosignatureVerifier,
+    NoteError,
+    NoteVerifier,
+    open_checkpoint,
+)
+from blo_exchange.errors import LedgerIntegrityError, NotFound, OutOfRange
+from blo_exchange.ledger.answers import VerifiedLedger, count_sharing
 from blo_exchange.ledger.audit import LedgerQueryRecorder
-from blo_exchange.ledger.ports import LedgerReads, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.ports import EntryFilter, LedgerReads, SharingCount, StoredCheckpoint
 from blo_exchange.ledger.verify import build_bundle
+from blo_exchange.ledger.witness import witness_name
 from blo_exchange.services.ports import Directory
 
-__all__ = ["AuditorReads", "checkpoint_json"]
+__all__ = ["UNSIGNED_TAIL", "AuditorReads", "checkpoint_json"]
+
+UNSIGNED_TAIL = 1000
+"""At most this many stored entries beyond the latest checkpoint go into an export, as such."""
 
 
 def checkpoint_json(checkpoint: StoredCheckpoint) -> dict[str, Any]:
@@ -44,6 +54,7 @@ class AuditorReads:
         self._origin = origin
         self._recorder = recorder
         self._clock = clock
+        self.verified = VerifiedLedger(store)
 
     async def record(self, *, principal_id: str, path: str, query: str) -> None:
         """Record an auditor's read. Raises ``BusError`` when the record was not acknowledged:
@@ -55,6 +66,35 @@ class AuditorReads:
         if checkpoint is None:
             raise NotFound("no checkpoint has been signed yet")
         return checkpoint
+
+    async def cosigned(self, checkpoints: list[StoredCheckpoint]) -> list[StoredCheckpoint]:
+        """The checkpoints as served: each note followed by the witnesses' cosignature lines
+        (stored unverified: whoever relies on them verifies them)."""
+        lines = await self.store.cosignature_lines([c.tree_size for c in checkpoints])
+        return [
+            StoredCheckpoint(c.tree_size, c.root_hash, c.note + "".join(lines.get(c.tree_size, [])))
+            for c in checkpoints
+        ]
+
+    async def latest_cosigned(self) -> StoredCheckpoint:
+        """The latest checkpoint with its cosignatures."""
+        (checkpoint,) = await self.cosigned([await self.latest()])
+        return checkpoint
+
+    async def witnesses(self) -> dict[str, Any]:
+        """The witnesses' keys, and the fork evidence they published: for each, the checkpoint
+        the witness cosigned and the conflicting one, both signed by the log (check them)."""
+        return {
+            "witness_keys": await self.witness_keys(),
+            "forks": await self.store.fork_evidence(),
+        }
+
+    async def witness_keys(self) -> list[str]:
+        """The C2SP verifier keys (type 0x04) of the directory's witnesses."""
+        return [
+            CosignatureVerifier(witness_name(node), public).verifier_key_string()
+            for node, public in await self.store.witness_keys()
+        ]
 
     async def ledger_key(self, latest: StoredCheckpoint) -> str:
         """The verifier key (from the directory) that signed ``latest``.
@@ -95,23 +135,74 @@ class AuditorReads:
         path = await self.store.consistency_proof(first, second)
         return {"first": first, "second": second, "path": [p.hex() for p in path]}
 
-    async def export(self) -> dict[str, Any]:
-        """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint."""
+    async def export(self, *, cosigned: int = 0) -> dict[str, Any]:
+        """Everything ``blo-exchange ledger verify`` needs, up to the latest checkpoint, or,
+        with ``cosigned`` > 0, the latest one with at least that many stored cosignatures
+        (404 if none has)."""
         latest = await self.latest()
         key = await self.ledger_key(latest)
-        leaves = await self.store.leaves(latest.tree_size)
+        if cosigned:
+            size = await self.store.largest_cosigned(cosigned)
+            found = [c for c in await self.store.checkpoints(up_to=size) if c.tree_size == size]
+            if size is None or not found:
+                raise NotFound(f"no checkpoint has {cosigned} cosignatures yet")
+            latest = found[0]
+        (latest,) = await self.cosigned([latest])
+        rows = await self.store.rows(0, latest.tree_size)
+        tail = await self.store.rows(latest.tree_size, latest.tree_size + UNSIGNED_TAIL)
         return build_bundle(
             origin=self._origin,
             ledger_public_key=key,
             checkpoint=checkpoint_json(latest),
-            checkpoints=[checkpoint_json(c) for c in await self.store.checkpoints()],
-            leaves=leaves,
+            checkpoints=[
+                checkpoint_json(c) for c in await self.cosigned(await self.store.checkpoints())
+            ],
+            witness_keys=await self.witness_keys(),
+            node_keys=await self.store.node_keys(),
+            leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
+            columns={r.index: r.columns for r in rows},
+            unsigned=[(r.index, r.leaf_input, r.leaf_hash) for r in tail],
         )
+
+    async def verified_head(self) -> StoredCheckpoint | None:
+        """The latest checkpoint, once its signature verifies with the directory's ledger key
+        and the stored entries reproduce its root (``LedgerIntegrityError`` if not); None
+        before the first checkpoint."""
+        latest = await self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        try:
+            await self.ledger_key(latest)
+        except NotFound:
+            raise LedgerIntegrityError(
+                f"checkpoint {latest.tree_size} is signed by no ledger key in the directory"
+            ) from None
+        await self.verified.catch_up(latest)
+        await self.verified.audit_columns()
+        return latest
+
+    async def entries(
+        self, wanted: EntryFilter, *, after: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """``(index, leaf_input)`` of the entries matching ``wanted`` with index > ``after``,
+        up to the latest checkpoint, each checked against the verified bytes before it is
+        served."""
+        head = await self.verified_head()
+        if head is None:
+            return []
+        rows = await self.store.entry_rows(wanted, after=after, before=head.tree_size, limit=limit)
+        for row in rows:
+            self.verified.check_served(row, wanted)
+        return [(row.index, row.leaf_input) for row in rows]
 
     async def sharing(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[SharingCount]:
-        return await self.store.sharing(since=since, until=until)
+        """Who shared with whom, counted from the verified ``leaf_input`` of every entry up to
+        the latest checkpoint (never from the indexed columns)."""
+        if await self.verified_head() is None:
+            return []
+        return count_sharing(self.verified.facts, since=since, until=until)
 
 
 def _beyond(what: str, value: int, latest: StoredCheckpoint) -> OutOfRange:

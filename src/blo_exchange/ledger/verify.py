@@ -11,7 +11,8 @@ The bundle (JSON)::
     {"format": "blo-ledger-bundle/1", "origin": ..., "ledger_public_key": <C2SP verifier key>,
      "checkpoint": {"tree_size", "root_hash" (hex), "note"},          the latest one
      "checkpoints": [{"tree_size", "root_hash", "note"}, ...],       every stored one
-     "entries": [{"index", "leaf_input" (base64url), "leaf_hash" (hex, as stored)}, ...]}
+     "entries": [{"index", "leaf_input" (base64url), "leaf_hash" (hex, as stored),
+                  "columns" (the indexed database columns, as stored)}, ...]}
 
 The trust file (a witness's memory, kept by the CLI with mode 0600)::
 
@@ -24,9 +25,12 @@ to its stored leaf hash, which names its index exactly. If both were changed tog
 signed checkpoints still catch it: the smallest signed checkpoint whose root the entries no
 longer reproduce bounds the altered index to ``[previous good size, that size)``.
 
-Not checked: that ``leaf_input`` is well-formed entry JSON, or that the indexed columns of the
-database agree with it (the bundle carries only the signed-over bytes); whether the signing key
-is the right one the first time a trust file is used (pin it with ``--key``).
+An entry whose indexed database columns (exported as stored) disagree with its ``leaf_input``
+is named too: filtered answers are selected by those columns. The who-shared-with-whom summary
+(:meth:`VerifyReport.sharing`) is computed from the verified ``leaf_input`` alone.
+
+Not checked: whether the signing key is the right one the first time a trust file is used (pin
+it with ``--key``).
 """
 
 from __future__ import annotations
@@ -37,8 +41,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode
-from blo_exchange.crypto.note import NoteError, open_checkpoint, parse_verifier_key
+from blo_exchange.crypto.keys import VerifyKey
+from blo_exchange.crypto.note import (
+    NoteError,
+    cosignatures,
+    open_checkpoint,
+    parse_cosigner_key,
+    parse_verifier_key,
+)
 from blo_exchange.errors import BloExchangeError
+from blo_exchange.ledger.answers import count_sharing, shared_fact
+from blo_exchange.ledger.entries import ENTRY_VERSION, column_mismatches, parse_leaf_input
+from blo_exchange.ledger.ports import SharingCount
+from blo_exchange.ledger.records import check_record
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -84,6 +99,7 @@ class TrustStore:
     origin: str | None = None
     ledger_public_key: str | None = None
     checkpoints: list[TrustedCheckpoint] = field(default_factory=list)
+    witness_keys: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Any) -> TrustStore:
@@ -93,6 +109,7 @@ class TrustStore:
             origin=_opt_str(data, "origin"),
             ledger_public_key=_opt_str(data, "ledger_public_key"),
             checkpoints=[_checkpoint(c, "trust file") for c in _list(data, "checkpoints")],
+            witness_keys=[str(k) for k in _list(data, "witness_keys")],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +117,7 @@ class TrustStore:
             "origin": self.origin,
             "ledger_public_key": self.ledger_public_key,
             "checkpoints": [c.to_json() for c in sorted(self.checkpoints, key=_size)],
+            "witness_keys": list(self.witness_keys),
         }
 
 
@@ -113,6 +131,20 @@ class VerifyReport:
     altered_indexes: list[int]
     accepted: TrustedCheckpoint | None
     key: str | None
+    leaf_inputs: list[bytes] = field(default_factory=list)
+    witness_keys: list[str] = field(default_factory=list)
+
+    def sharing(self) -> list[SharingCount]:
+        """Who shared with whom, from the verified entries (only meaningful when ``ok``)."""
+        facts = []
+        for leaf in self.leaf_inputs[: self.tree_size]:
+            try:
+                fact = shared_fact(parse_leaf_input(leaf))
+            except (ValueError, KeyError):
+                continue
+            if fact is not None:
+                facts.append(fact)
+        return count_sharing(facts)
 
     def summary(self) -> str:
         head = (
@@ -131,27 +163,62 @@ def build_bundle(
     checkpoint: Mapping[str, Any],
     checkpoints: Sequence[Mapping[str, Any]],
     leaves: Sequence[tuple[int, bytes, bytes]],
+    columns: Mapping[int, Mapping[str, Any]] | None = None,
+    unsigned: Sequence[tuple[int, bytes, bytes]] = (),
+    witness_keys: Sequence[str] = (),
+    node_keys: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``."""
+    """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
+    each entry's indexed database columns as stored."""
+    columns = columns or {}
     return {
         "format": BUNDLE_FORMAT,
         "origin": origin,
         "ledger_public_key": ledger_public_key,
+        "witness_keys": list(witness_keys),
+        "node_keys": {
+            node: {
+                "agency": info["agency"],
+                "keys": [
+                    {
+                        "key_id": k["key_id"],
+                        "public": b64u_encode(k["public"]),
+                        "revoked_at": k["revoked_at"],
+                    }
+                    for k in info["keys"]
+                ],
+            }
+            for node, info in (node_keys or {}).items()
+        },
         "checkpoint": dict(checkpoint),
         "checkpoints": [dict(c) for c in checkpoints],
         "entries": [
             {"index": i, "leaf_input": b64u_encode(leaf), "leaf_hash": h.hex()}
+            | ({"columns": dict(columns[i])} if i in columns else {})
             for i, leaf, h in leaves
+        ],
+        "unsigned_entries": [
+            {"index": i, "leaf_input": b64u_encode(leaf), "leaf_hash": h.hex()}
+            for i, leaf, h in unsigned
         ],
     }
 
 
 def verify_bundle(
-    bundle: Any, *, tree: Tree, trust: TrustStore | None = None, key: str | None = None
+    bundle: Any,
+    *,
+    tree: Tree,
+    trust: TrustStore | None = None,
+    key: str | None = None,
+    witnesses: int = 0,
+    witness_keys: Sequence[str] = (),
+    directory: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
-    """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``.
+    """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``, and,
+    with ``witnesses`` > 0, that its checkpoint carries that many valid cosignatures.
 
     The key used is, in order of precedence: the one pinned in ``trust``, ``key``, the bundle's.
+    The witness keys likewise: ``witness_keys``, those pinned in ``trust``, the bundle's.
     Raises :class:`BundleError` only when the bundle cannot be read at all; every failure of
     the ledger itself is reported in the result.
     """
@@ -193,12 +260,37 @@ def verify_bundle(
         return True
 
     head_ok = signed(head)
+
+    # (3b) The witnesses: K valid cosignatures on the checkpoint by the chosen witness keys.
+    wkeys = list(witness_keys) or trust.witness_keys
+    if not wkeys:
+        wkeys = [str(k) for k in _list(bundle, "witness_keys")]
+        if wkeys and witnesses:
+            notes.append("note: witness keys taken from the bundle (pin them with --witness-key)")
+    if witnesses:
+        try:
+            wverifiers = [parse_cosigner_key(k) for k in wkeys]
+        except NoteError as exc:
+            raise BundleError(f"witness key: {exc}") from None
+        valid, invalid = cosignatures(head.note, wverifiers)
+        for name in invalid:
+            failures.append(f"checkpoint {head.tree_size}: the cosignature by {name} is invalid")
+        if len(valid) < witnesses:
+            failures.append(
+                f"checkpoint {head.tree_size} has {len(valid)} valid cosignature(s) by the "
+                f"pinned witnesses, {witnesses} required"
+            )
+        else:
+            notes.append(
+                f"cosigned by {len(valid)} witness(es): {', '.join(c.name for c in valid)}"
+            )
     history = [c for c in history if c.tree_size <= head.tree_size and signed(c)]
 
     # (4) Entries are exactly 0 .. size-1; each leaf_input hashes to its stored leaf hash.
     if tree.size:
         raise BundleError("the tree to verify into must start empty")
-    for expected, (index, leaf_input, stored) in enumerate(entries):
+    leaf_inputs: list[bytes] = []
+    for expected, (index, leaf_input, stored, columns) in enumerate(entries):
         if index != expected:
             failures.append(f"entry {expected} is missing (the next one is {index})")
             break
@@ -206,7 +298,16 @@ def verify_bundle(
         if stored is not None and stored != h:
             altered.append(index)
             failures.append(f"entry {index} was altered: its leaf_input no longer has its hash")
+        if columns is not None:
+            wrong = column_mismatches(leaf_input, columns)
+            if wrong:
+                altered.append(index)
+                failures.append(
+                    f"entry {index}: its database column(s) {', '.join(wrong)} disagree with its "
+                    "leaf_input"
+                )
         tree.append_leaf_hash(h)
+        leaf_inputs.append(leaf_input)
     if tree.size < head.tree_size and not any("missing" in f for f in failures):
         failures.append(f"entries missing: {tree.size} exported for tree size {head.tree_size}")
     size = min(tree.size, head.tree_size)
@@ -242,6 +343,44 @@ def verify_bundle(
                 f"{t.tree_size}"
             )
 
+    # (6b) Each entry's signed record verifies with its node's key, and gives its fields.
+    if directory is None:
+        directory = bundle.get("node_keys") or {}
+        if directory:
+            notes.append("note: node keys taken from the bundle (give your own: --directory)")
+    node_keys, node_agencies = _directory(directory)
+    # Entries written before records existed (v 1) are not checked, but only before the first
+    # entry with one: a record-less entry after it is a failure.
+    with_records = False
+    for index, leaf_input in enumerate(leaf_inputs[: head.tree_size]):
+        try:
+            version = parse_leaf_input(leaf_input).get("v")
+        except ValueError:
+            version = None
+        if version == ENTRY_VERSION:
+            with_records = True
+            try:
+                why = check_record(leaf_input, node_keys, node_agencies)
+            except ValueError as exc:
+                why = f"it is not an entry ({exc})"
+        elif with_records:
+            why = f"a version {version!r} entry after entries with signed records"
+        else:
+            why = None
+        if why is not None:
+            altered.append(index)
+            failures.append(f"entry {index}: {why}")
+
+    # (7) Stored entries beyond the checkpoint are named: nothing vouches for them. A few are
+    # normal (appended since the last checkpoint); ones that stay are rows the writer refused.
+    tail = [i for i, _, _, _ in _entries(_list(bundle, "unsigned_entries"))]
+    if tail:
+        shown = ", ".join(str(i) for i in tail[:10]) + (", …" if len(tail) > 10 else "")
+        notes.append(
+            f"note: {len(tail)} stored entr{'y' if len(tail) == 1 else 'ies'} beyond checkpoint "
+            f"{head.tree_size}, covered by no signed checkpoint and not verified: {shown}"
+        )
+
     ok = head_ok and not failures
     return VerifyReport(
         ok=ok,
@@ -252,10 +391,34 @@ def verify_bundle(
         altered_indexes=altered,
         accepted=head if ok else None,
         key=vkey,
+        leaf_inputs=leaf_inputs,
+        witness_keys=wkeys,
     )
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
+
+def _directory(
+    data: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, VerifyKey]], dict[str, str]]:
+    """Node keys and agencies from a ``node_keys`` object (the bundle's or ``--directory``)."""
+    if not isinstance(data, dict):
+        raise BundleError("node_keys: expected an object")
+    keys: dict[str, dict[str, VerifyKey]] = {}
+    agencies: dict[str, str] = {}
+    try:
+        for node, info in data.items():
+            agencies[node] = str(info["agency"])
+            keys[node] = {
+                str(k["key_id"]): VerifyKey(
+                    key_id=str(k["key_id"]), public=b64u_decode(k["public"])
+                )
+                for k in info["keys"]
+            }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"node_keys: {exc}") from None
+    return keys, agencies
 
 
 def _leaf_hash(leaf_input: bytes) -> bytes:
@@ -311,8 +474,10 @@ def _checkpoint(data: Any, where: str) -> TrustedCheckpoint:
     )
 
 
-def _entries(items: list[Any]) -> list[tuple[int, bytes, bytes | None]]:
-    out: list[tuple[int, bytes, bytes | None]] = []
+def _entries(
+    items: list[Any],
+) -> list[tuple[int, bytes, bytes | None, Mapping[str, Any] | None]]:
+    out: list[tuple[int, bytes, bytes | None, Mapping[str, Any] | None]] = []
     for item in items:
         if not isinstance(item, dict):
             raise BundleError("entries: an entry is not a JSON object")
@@ -321,11 +486,15 @@ def _entries(items: list[Any]) -> list[tuple[int, bytes, bytes | None]]:
         except ValueError as exc:
             raise BundleError(f"entry {item.get('index')}: leaf_input: {exc}") from None
         stored = item.get("leaf_hash")
+        columns = item.get("columns")
+        if columns is not None and not isinstance(columns, dict):
+            raise BundleError(f"entry {item.get('index')}: columns: expected an object")
         out.append(
             (
                 _int(item, "index"),
                 leaf_input,
                 None if stored is None else _hex32(stored, "leaf_hash"),
+                columns,
             )
         )
     return out

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope
+from blo_exchange.crypto.envelope import UnverifiedEnvelope, redact_all
 from blo_exchange.crypto.receipt import UnverifiedReceipt
-from blo_exchange.domain.ids import parse_time
 from blo_exchange.domain.ledger import RECEIPT_ENTRY_TYPES
 from blo_exchange.domain.subjects import (
     ALERTS_PREFIX,
@@ -34,6 +33,9 @@ from blo_exchange.domain.subjects import (
 from blo_exchange.errors import InvalidEnvelope, NotEntitled
 from blo_exchange.ledger.audit import LEDGER_QUERIED, MAX_QUERY_CHARS
 from blo_exchange.ledger.entries import DirectoryState, build_entry, directory_entries
+from blo_exchange.ledger.journal import WriterJournal
+from blo_exchange.ledger.ports import AppendGuard
+from blo_exchange.ledger.records import query_fields, receipt_fields, shared_fields
 from blo_exchange.services.ports import Directory, LedgerStore, NewLedgerEntry
 from blo_exchange.services.signed import SignedMessages
 
@@ -53,6 +55,10 @@ class InboundMessage:
 
 
 class WriterStore(LedgerStore, Protocol):
+    async def append(
+        self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None = None
+    ) -> list[int]: ...
+
     async def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Those of ``event_ids`` the ledger already has (a read; no lock taken)."""
         ...
@@ -60,19 +66,33 @@ class WriterStore(LedgerStore, Protocol):
 
 class LedgerWriter:
     def __init__(
-        self, *, directory: Directory, store: WriterStore, clock: Callable[[], datetime]
+        self,
+        *,
+        directory: Directory,
+        store: WriterStore,
+        clock: Callable[[], datetime],
+        journal: WriterJournal | None = None,
     ) -> None:
         self._signed = SignedMessages(directory, clock=clock)
         self._store = store
+        self.journal = journal
         self._clock = clock
         self._recorded: set[str] = set()  # directory event ids known to be in the ledger
         self.appended = 0
 
     async def handle(self, messages: Sequence[InboundMessage]) -> list[int]:
         entries = [await self._entry_for(m) for m in messages]
-        indexes = await self._store.append(entries)
+        indexes = await self._append(entries)
         self.appended += len(indexes)
         return indexes
+
+    async def _append(self, entries: Sequence[NewLedgerEntry]) -> list[int]:
+        """Through the journal when there is one: raises ``LedgerForkError`` once the ledger is
+        not what this writer appended (it then appends nothing more)."""
+        if self.journal is None:
+            return await self._store.append(entries)
+        async with self.journal.lock:
+            return await self._store.append(entries, self.journal)
 
     async def record_directory(self, state: DirectoryState) -> list[int]:
         """Append the directory changes ``state`` shows that the ledger does not have yet.
@@ -91,7 +111,7 @@ class LedgerWriter:
         known = await self._store.known_event_ids([e.event_id for e in wanted])
         self._recorded |= known
         fresh = [e for e in wanted if e.event_id not in known]
-        indexes = await self._store.append(fresh) if fresh else []
+        indexes = await self._append(fresh) if fresh else []
         self._recorded |= {e.event_id for e in fresh}
         self.appended += len(indexes)
         return indexes
@@ -117,27 +137,19 @@ class LedgerWriter:
             verified = await self._signed.envelope(
                 unverified, border_pair=pair, kind=kind, recipient_agency=None
             )
-        except (InvalidEnvelope, ValueError) as exc:
+            args = shared_fields(verified, border_pair=pair, kind=kind)
+        except (InvalidEnvelope, ValueError, KeyError) as exc:
             alert_id = (
                 unverified.alert_id
                 if unverified is not None and isinstance(exc, NotEntitled)
                 else None
             )
             return self._rejected(message, getattr(exc, "reason", "malformed"), alert_id)
-        header = verified.header
         return build_entry(
             event_id=f"alert_shared:{verified.alert_id}",
-            type="alert_shared",
-            occurred_at=parse_time(str(header["created_at"])),
-            alert_id=verified.alert_id,
-            actor_node=str(header["origin_node"]),
-            actor_agency=str(header["origin_agency"]),
-            recipients=list(verified.recipients),
-            border_pair=pair,
-            kind=kind,
-            agreement_ids=[str(a) for a in header["agreement_ids"]],
             envelope_sha256=_sha256(message.data),
-            detail={"tlp": header["tlp"], "crossing_point": header["crossing_point"]},
+            record=redact_all(message.data),
+            **args,
         )
 
     async def _receipt(self, message: InboundMessage) -> NewLedgerEntry:
@@ -146,24 +158,14 @@ class LedgerWriter:
             body = await self._signed.record(UnverifiedReceipt.parse(message.data))
             if body.get("border_pair") != pair or body.get("type") not in RECEIPT_TYPES:
                 raise InvalidEnvelope("receipt does not match its subject")
-            occurred_at = parse_time(str(body["occurred_at"]))
+            args = receipt_fields(body, border_pair=pair)
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_receipt"), None)
-        detail = dict(body.get("detail") or {})
-        detail["receipt_id"] = body["receipt_id"]
         return build_entry(
             # Keyed by the signing node too: another node can't take this id first.
             event_id=f"receipt:{body['node']}:{body['receipt_id']}",
-            type=str(body["type"]),
-            occurred_at=occurred_at,
-            alert_id=body.get("alert_id"),
-            actor_node=str(body["node"]),
-            actor_agency=str(body["agency"]),
-            border_pair=pair,
-            kind=body.get("kind"),
-            agreement_ids=[str(a) for a in body.get("agreement_ids") or []],
-            envelope_sha256=body.get("envelope_sha256"),
-            detail=detail,
+            record=message.data,
+            **args,
         )
 
     async def _query(self, message: InboundMessage) -> NewLedgerEntry:
@@ -175,23 +177,21 @@ class LedgerWriter:
             body = await self._signed.record(record)
             if body.get("type") != LEDGER_QUERIED:
                 raise InvalidEnvelope("not a ledger query record")
-            fields = {name: body[name] for name in ("receipt_id", "principal", "path", "query")}
-            if not all(isinstance(v, str) for v in fields.values()) or not (
-                fields["path"].startswith(LEDGER_READ_PATHS)
-                and len(fields["query"]) <= MAX_QUERY_CHARS
+            fields = {name: body[name] for name in ("receipt_id", "principal", "path", "filters")}
+            if "refused" in body:
+                fields["refused"] = body["refused"]
+            if not (
+                all(isinstance(fields[n], str) for n in ("receipt_id", "principal", "path"))
+                and fields["path"].startswith(LEDGER_READ_PATHS)
+                and _well_formed_filters(fields["filters"])
+                and isinstance(fields.get("refused", {}), dict)
             ):
                 raise InvalidEnvelope("malformed ledger query record")
-            occurred_at = parse_time(str(body["occurred_at"]))
-            agency = str(body["agency"])
+            args = query_fields(record.node, body)
         except (InvalidEnvelope, ValueError, KeyError) as exc:
             return self._rejected(message, getattr(exc, "reason", "malformed_query"), None)
         return build_entry(
-            event_id=f"receipt:{record.node}:{fields['receipt_id']}",
-            type=LEDGER_QUERIED,
-            occurred_at=occurred_at,
-            actor_node=record.node,
-            actor_agency=agency,
-            detail=fields,
+            event_id=f"receipt:{record.node}:{fields['receipt_id']}", record=message.data, **args
         )
 
     def _rejected(
@@ -208,6 +208,18 @@ class LedgerWriter:
             envelope_sha256=digest,
             detail={"reason": reason, "subject": message.subject[:200], "by": "ledger-writer"},
         )
+
+
+def _well_formed_filters(filters: object) -> bool:
+    """``{name: [value, ...]}`` of strings, no bigger than a query string we would answer."""
+    if not isinstance(filters, dict):
+        return False
+    size = 0
+    for name, values in filters.items():
+        if not (isinstance(values, list) and values and all(isinstance(v, str) for v in values)):
+            return False
+        size += len(name) + sum(len(v) + 1 for v in values)
+    return size <= MAX_QUERY_CHARS
 
 
 def _sha256(data: bytes) -> str:

@@ -64,7 +64,7 @@ async def ledger_page(request: Request, viewer: Auditor) -> Response:
     cursor_text = request.query_params.get("cursor", "-1")
     cursor = int(cursor_text) if cursor_text.lstrip("-").isdigit() else -1
     since, until = (_date(filters[k]) if k in filters else None for k in ("since", "until"))
-    rows = await reads.store.entries(
+    rows = await reads.entries(
         EntryFilter(
             agency=filters.get("agency"),
             border_pair=filters.get("border_pair"),
@@ -109,7 +109,7 @@ async def _record(request: Request, viewer: Viewer) -> None:
 
 @router.get("/auditor/checkpoint.json")
 async def checkpoint(request: Request, viewer: Auditor) -> dict[str, Any]:
-    answer = checkpoint_json(await services_of(request).get(AuditorReads).latest())
+    answer = checkpoint_json(await services_of(request).get(AuditorReads).latest_cosigned())
     await _record(request, viewer)
     return answer
 

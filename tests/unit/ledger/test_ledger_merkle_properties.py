@@ -181,3 +181,19 @@ def test_any_batching_gives_the_reference_tree(seed: int) -> None:
         _check_tree(tree, Reference(leaves), rng, samples=50)
     else:
         assert tree.root() == merkle.EMPTY_ROOT
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_compact_range_gives_the_roots_of_the_full_tree(seed: int) -> None:
+    rng = random.Random(seed)
+    leaves = [rng.randbytes(rng.randrange(9)) for _ in range(rng.randrange(70))]
+    cut = rng.randrange(len(leaves) + 1)
+    full = MemoryTree()
+    full.extend(leaves)
+    compact = merkle.CompactRange()
+    compact.extend([merkle.leaf_hash(x) for x in leaves[:cut]])
+    assert compact.root() == full.root_at(cut)
+    resumed = merkle.CompactRange(compact.size, dict(compact.nodes))
+    resumed.extend([merkle.leaf_hash(x) for x in leaves[cut:]])
+    assert resumed.size == len(leaves)
+    assert resumed.root() == full.root()

@@ -8,8 +8,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from blo_exchange.crypto.canonical import b64u_encode
-from blo_exchange.crypto.note import NoteSigner, format_checkpoint
+from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.note import Cosigner, NoteSigner, format_checkpoint
+from blo_exchange.crypto.receipt import sign_receipt
+from blo_exchange.ledger.entries import build_entry, indexed_columns, parse_leaf_input
 from blo_exchange.ledger.merkle import MemoryTree, leaf_hash
+from blo_exchange.ledger.records import receipt_fields
 from blo_exchange.ledger.verify import (
     TrustedCheckpoint,
     TrustStore,
@@ -132,3 +136,88 @@ def test_a_changed_signed_root_fails() -> None:
     report = verify(tampered)
     assert not report.ok
     assert any("its note says otherwise" in f for f in report.failures)
+
+
+# --- signed records, columns, witnesses (issue 12) -----------------------------------------------
+
+KG_NODE = "blo-karamyk-kg"
+
+
+def _record_entries() -> tuple[list[bytes], dict[str, Any], SigningKey]:
+    node_key = SigningKey.generate()
+    body = {
+        "receipt_id": "r-1",
+        "type": "alert_delivered",
+        "node": KG_NODE,
+        "agency": "kg-border-service",
+        "alert_id": "019ac9a1-5b00-7c3e-8a4f-2d1e0b9c7a61",
+        "border_pair": "KG-TJ",
+        "occurred_at": "2026-11-28T06:41:00.000Z",
+    }
+    good = sign_receipt(body, node_key)
+    entries = [
+        build_entry(event_id="a", record=good, **receipt_fields(body, border_pair="KG-TJ")),
+        build_entry(
+            event_id="b",
+            record=sign_receipt(body, SigningKey.generate()),
+            **receipt_fields(body, border_pair="KG-TJ"),
+        ),
+        build_entry(
+            event_id="c",
+            record=good,
+            **receipt_fields(body, border_pair="KG-TJ") | {"alert_id": "another"},
+        ),
+    ]
+    directory = {
+        KG_NODE: {
+            "agency": "kg-border-service",
+            "keys": [{"key_id": node_key.key_id, "public": b64u_encode(node_key.public_bytes())}],
+        }
+    }
+    return [e.leaf_input for e in entries], directory, node_key
+
+
+def test_each_entry_s_signed_record_is_checked_and_a_bad_one_is_named() -> None:
+    inputs, directory, _ = _record_entries()
+    report = verify(bundle(inputs), directory=directory)
+    assert not report.ok
+    assert report.failures == [
+        "entry 1: its signed record does not verify (unknown_key)",
+        "entry 2: its field(s) alert_id differ from its signed record",
+    ]
+    assert verify(bundle(inputs[:1]), directory=directory).ok
+    # Without the node's key in the directory, nothing it signed verifies.
+    assert not verify(bundle(inputs[:1]), directory={}).ok
+    # A record-less v1 entry is accepted only before the first entry with a record.
+    legacy = b'{"type":"feedback","v":1}'
+    assert verify(bundle([legacy, inputs[0]]), directory=directory).ok
+    late = verify(bundle([inputs[0], legacy]), directory=directory)
+    assert late.failures == ["entry 1: a version 1 entry after entries with signed records"]
+
+
+def test_an_indexed_column_that_disagrees_with_leaf_input_is_named() -> None:
+    inputs, directory, _ = _record_entries()
+    b = bundle(inputs[:1])
+    columns = indexed_columns(parse_leaf_input(inputs[0]))
+    b["entries"][0]["columns"] = columns | {"actor_agency": "uz-customs-committee"}
+    report = verify(b, directory=directory)
+    assert report.failures == [
+        "entry 0: its database column(s) actor_agency disagree with its leaf_input"
+    ]
+    b["entries"][0]["columns"] = columns
+    assert verify(b, directory=directory).ok
+
+
+def test_witnesses_required_are_counted_on_the_checkpoint() -> None:
+    b = bundle(leaves(3))
+    witness = Cosigner.from_signing_key("w.example/witness", SigningKey.generate())
+    text = b["checkpoint"]["note"].rpartition("\n\n")[0] + "\n"
+    b["checkpoint"]["note"] += witness.cosign(text, 1_800_000_000)
+    key = witness.verifier().verifier_key_string()
+    assert verify(b, witnesses=1, witness_keys=[key]).ok
+    report = verify(b, witnesses=2, witness_keys=[key])
+    assert report.failures == [
+        "checkpoint 3 has 1 valid cosignature(s) by the pinned witnesses, 2 required"
+    ]
+    stranger = Cosigner.from_signing_key("w.example/witness", SigningKey.generate())
+    assert not verify(b, witnesses=1, witness_keys=[stranger.verifier().verifier_key_string()]).ok

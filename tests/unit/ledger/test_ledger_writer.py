@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from tests.unit.services.fakes import FakeLedgerStore, FakePublisher
 from tests.unit.services.world import NOW, World, clock
 
@@ -13,7 +14,8 @@ from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
-from blo_exchange.ledger.audit import LedgerQueryRecorder
+from blo_exchange.errors import QueryTooLong
+from blo_exchange.ledger.audit import MAX_QUERY_CHARS, LedgerQueryRecorder
 from blo_exchange.ledger.entries import DirectoryState, KeyRecord
 from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
@@ -97,10 +99,14 @@ async def test_query_records_become_ledger_queried_once_and_forgeries_are_reject
     recorder = LedgerQueryRecorder(
         node=node, signer=world.signing[KG], publisher=publisher, clock=clock
     )
-    body = await recorder.record(
-        principal_id="auditor-1", path="/v1/ledger/entries", query="type=alert_shared&" + "x" * 600
-    )
-    assert len(body["query"]) == 500
+    # Padding before the real filter used to push it out of a record cut at 500 characters.
+    padded = "pad=" + "x" * 600 + "&alert_id=019ac9a1-5b00-7c3e-8a4f-2d1e0b9c7a61&type=alert_shared"
+    body = await recorder.record(principal_id="auditor-1", path="/v1/ledger/entries", query=padded)
+    assert body["filters"] == {
+        "alert_id": ["019ac9a1-5b00-7c3e-8a4f-2d1e0b9c7a61"],
+        "pad": ["x" * 600],
+        "type": ["alert_shared"],
+    }
     ((subject, raw, msg_id),) = publisher.published
     assert subject == LEDGER_QUERIES_SUBJECT
     assert msg_id == record_message_id(body["receipt_id"], world.signing[KG])
@@ -118,7 +124,7 @@ async def test_query_records_become_ledger_queried_once_and_forgeries_are_reject
         "receipt_id": body["receipt_id"],
         "principal": "auditor-1",
         "path": "/v1/ledger/entries",
-        "query": body["query"],
+        "filters": body["filters"],
     }
     assert store.entries[0].event_id == f"receipt:{body['node']}:{body['receipt_id']}"
 
@@ -130,3 +136,23 @@ async def test_query_records_become_ledger_queried_once_and_forgeries_are_reject
     rejected = fields(store)[1:]
     assert [r["type"] for r in rejected] == ["alert_rejected", "alert_rejected"]
     assert [r["detail"]["reason"] for r in rejected] == ["unknown_key", "malformed_query"]
+
+
+async def test_an_over_long_query_is_refused_and_recorded_as_refused() -> None:
+    world = World.demo()
+    publisher = FakePublisher()
+    recorder = LedgerQueryRecorder(
+        node=world.node(KG), signer=world.signing[KG], publisher=publisher, clock=clock
+    )
+    query = "alert_id=x&pad=" + "y" * MAX_QUERY_CHARS
+    with pytest.raises(QueryTooLong):
+        await recorder.record(principal_id="auditor-1", path="/v1/ledger/entries", query=query)
+    ((subject, raw, _),) = publisher.published
+    store = FakeLedgerStore()
+    writer = LedgerWriter(directory=world.directory, store=store, clock=clock)
+    await writer.handle([InboundMessage(subject, raw, 1)])
+    (entry,) = fields(store)
+    assert entry["type"] == "ledger_queried"
+    assert entry["detail"]["filters"] == {}
+    assert entry["detail"]["refused"]["reason"] == "query_too_long"
+    assert entry["detail"]["refused"]["query_chars"] == len(query)
