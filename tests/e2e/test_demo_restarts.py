@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -120,7 +121,7 @@ async def test_each_child_killed_is_back_and_serving_within_10_s(demo: Demo) -> 
     first = children(supervisor)
     assert set(first) >= {"nats-server", "postgres", "ledger-writer", KG, TJ}, first
     timings: dict[str, float] = {}
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with httpx.AsyncClient(timeout=5.0, verify=client_tls(credentials)) as client:
         for name in ["nats-server", "postgres", "ledger-writer", KG, TJ]:
             old = children(supervisor)[name]
             os.kill(old, signal.SIGKILL)

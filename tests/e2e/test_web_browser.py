@@ -28,6 +28,7 @@ import httpx
 import playwright.async_api as playwright_api
 import pytest
 
+from blo_exchange.demo.supervisor import client_tls
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from tests.e2e.axe import ensure_axe, violations
 
@@ -63,7 +64,10 @@ def demo(runtime_dir: Path) -> Iterator[dict[str, Any]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("demo did not start:\n" + output.read_text())
             time.sleep(0.2)
-        yield json.loads((base / "blo" / "demo-credentials.json").read_text())
+        credentials = json.loads((base / "blo" / "demo-credentials.json").read_text())
+        for node in credentials["nodes"].values():  # the nodes speak HTTPS, from the demo CA
+            node["tls"] = client_tls(credentials)
+        yield credentials
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -250,6 +254,7 @@ def post_alert(node: dict[str, Any], alert: dict[str, Any] | None = None) -> str
             "Idempotency-Key": f"e2e-{uuid.uuid4()}",
         },
         timeout=30,
+        verify=node["tls"],
     )
     assert response.status_code == 202, response.text
     return str(response.json()["alert_id"])
@@ -293,7 +298,7 @@ async def test_every_page_fits_a_phone_and_passes_axe(
     console = Console()
     for viewport in VIEWPORTS:
         options = {"viewport": viewport, "bypass_csp": True}  # axe is injected inline
-        context = await browser.new_context(locale=lang, **options)
+        context = await browser.new_context(locale=lang, ignore_https_errors=True, **options)
         page = console.watch(await context.new_page())
         await page.goto(kg["url"] + "/sign-in")
         await fits_and_passes_axe(page, axe, f"{lang}-sign-in", viewport)
@@ -345,7 +350,9 @@ async def test_filing_a_seizure_with_the_keyboard_alone(demo: dict[str, Any], br
     seizure with a decimal comma is filed without touching the mouse."""
     kg = demo["nodes"]["blo-karamyk-kg"]
     console = Console()
-    context = await browser.new_context(locale="en", viewport=VIEWPORTS[0])
+    context = await browser.new_context(
+        locale="en", viewport=VIEWPORTS[0], ignore_https_errors=True
+    )
     page = console.watch(await context.new_page())
     page.set_default_timeout(10_000)
     await page.goto(kg["url"] + "/sign-in")
@@ -399,7 +406,9 @@ async def test_an_idle_officer_page_stays_quiet_and_compressed(
     live stream is not compressed (it would be held back)."""
     kg = demo["nodes"]["blo-karamyk-kg"]
     console = Console()
-    context = await browser.new_context(locale="en", viewport=VIEWPORTS[0])
+    context = await browser.new_context(
+        locale="en", viewport=VIEWPORTS[0], ignore_https_errors=True
+    )
     form = console.watch(await context.new_page())
     form.set_default_timeout(15_000)
     await form.goto(kg["url"] + "/sign-in")
@@ -452,7 +461,9 @@ async def test_an_idle_officer_page_stays_quiet_and_compressed(
     await playwright_api.expect(unseen).to_be_visible(timeout=15_000)
 
     cookies = {c["name"]: c["value"] for c in await context.cookies()}
-    async with httpx.AsyncClient(base_url=kg["url"], cookies=cookies, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=kg["url"], cookies=cookies, timeout=30, verify=kg["tls"]
+    ) as client:
         page = await client.get("/officer", headers={"Accept-Encoding": "gzip"})
         assert page.headers["content-encoding"] == "gzip"
         assert page.headers["cache-control"] == "no-store"

@@ -79,6 +79,7 @@ def post_seizure(node: dict[str, Any]) -> str:
             "Idempotency-Key": f"languages-{uuid.uuid4()}",
         },
         timeout=30,
+        verify=node["tls"],
     )
     assert response.status_code == 202, response.text
     alert_id: str = response.json()["alert_id"]
@@ -92,6 +93,7 @@ def wait_for_feed(node: dict[str, Any], alert_id: str) -> None:
             node["url"] + "/v1/feed?limit=500",
             headers={"Authorization": f"Bearer {node['analyst_token']}"},
             timeout=30,
+            verify=node["tls"],
         )
         if any(item["alert_id"] == alert_id for item in response.json()["items"]):
             return
@@ -101,7 +103,9 @@ def wait_for_feed(node: dict[str, Any], alert_id: str) -> None:
 
 async def signed_in(chromium: Any, console: Console, url: str, token: str, lang: str) -> Any:
     context = await chromium.new_context(
-        locale=BROWSER_LOCALE[lang], viewport={"width": 1280, "height": 900}
+        locale=BROWSER_LOCALE[lang],
+        viewport={"width": 1280, "height": 900},
+        ignore_https_errors=True,
     )
     page = console.watch(await context.new_page())
     page.set_default_timeout(10_000)

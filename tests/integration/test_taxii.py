@@ -258,8 +258,9 @@ REFUSALS: list[tuple[str, Callable[[World], dict[str, str]], int]] = [
     ("a garbage Basic header", lambda w: {"Authorization": "Basic %%%"}, 401),
     ("Basic with a wrong password", lambda w: {"Authorization": _basic("blo_wrong")}, 401),
     ("the terminal of the node", lambda w: w.deploy.terminal(TJ), 403),
-    ("another agency's analyst", lambda w: w.deploy.analyst(KG), 403),
-    ("another agency's analyst, Basic", lambda w: {"Authorization": _basic(w.analyst(KG))}, 403),
+    # A node admits only its own agency's principals: another agency's token is no credential here.
+    ("another agency's analyst", lambda w: w.deploy.analyst(KG), 401),
+    ("another agency's analyst, Basic", lambda w: {"Authorization": _basic(w.analyst(KG))}, 401),
     ("the auditor", lambda w: w.deploy.auditor, 403),
 ]
 
