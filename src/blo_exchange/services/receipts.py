@@ -47,6 +47,8 @@ class SentReceipt:
     receipt_id: str
     stream_seq: int
     body: dict[str, Any]
+    duplicate: bool = False
+    """The stream already had a record under this message id (a retry, or a re-sent step)."""
 
 
 class ReceiptPublisher:
@@ -67,14 +69,16 @@ class ReceiptPublisher:
         self,
         *,
         receipt_id: str,
-        type: ReceiptType,
+        type: StrEnum,
         border_pair: str,
         alert_id: str | None,
         kind: str | None,
         agreement_ids: list[str],
-        envelope_sha256: str,
+        envelope_sha256: str | None,
         detail: dict[str, Any] | None = None,
     ) -> SentReceipt:
+        """Sign a receipt-shaped record (a receipt, or a re-share step: ``type``) and publish it
+        on the pair's receipt subject; returns once the stream has it."""
         body: dict[str, Any] = {
             "receipt_id": receipt_id,
             "type": type.value,
@@ -92,4 +96,6 @@ class ReceiptPublisher:
         ack = await self._publisher.publish(
             receipt_subject(border_pair), raw, msg_id=record_message_id(receipt_id, self._signer)
         )
-        return SentReceipt(receipt_id=receipt_id, stream_seq=ack.seq, body=body)
+        return SentReceipt(
+            receipt_id=receipt_id, stream_seq=ack.seq, body=body, duplicate=ack.duplicate
+        )

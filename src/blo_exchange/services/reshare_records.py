@@ -12,12 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.keys import SigningKey
-from blo_exchange.crypto.receipt import record_message_id, sign_receipt
 from blo_exchange.domain.directory import Node
-from blo_exchange.domain.ids import format_time, parse_time
-from blo_exchange.domain.subjects import receipt_subject
-from blo_exchange.services.ports import Ack, Publisher
-from blo_exchange.services.receipts import deterministic_receipt_id
+from blo_exchange.domain.ids import parse_time
+from blo_exchange.services.ports import Publisher
+from blo_exchange.services.receipts import ReceiptPublisher, SentReceipt, deterministic_receipt_id
 from blo_exchange.services.reshare_model import (
     MAX_REASON_CHARS,
     ReshareRecord,
@@ -39,10 +37,9 @@ class ReshareRecords:
         publisher: Publisher,
         clock: Callable[[], datetime],
     ) -> None:
-        self._node = node
-        self._signer = signer
-        self._publisher = publisher
-        self._clock = clock
+        self._receipts = ReceiptPublisher(
+            node=node, signer=signer, publisher=publisher, clock=clock
+        )
 
     async def publish(
         self,
@@ -52,27 +49,17 @@ class ReshareRecords:
         detail: dict[str, Any],
         receipt_id: str | None = None,
         envelope_sha256: str | None = None,
-    ) -> Ack:
+    ) -> SentReceipt:
         """Sign and publish one step as a receipt-shaped record (the ledger writer's format)."""
-        receipt_id = receipt_id or deterministic_receipt_id(request.request_id, type.value)
-        body = {
-            "receipt_id": receipt_id,
-            "type": type.value,
-            "alert_id": request.alert_id,
-            "node": self._node.id,
-            "agency": self._node.agency_id,
-            "border_pair": request.border_pair,
-            "kind": request.kind,
-            "agreement_ids": list(request.agreement_ids),
-            "envelope_sha256": envelope_sha256,
-            "occurred_at": format_time(self._clock()),
-            "detail": detail,
-        }
-        raw = sign_receipt(body, self._signer)
-        return await self._publisher.publish(
-            receipt_subject(request.border_pair),
-            raw,
-            msg_id=record_message_id(receipt_id, self._signer),
+        return await self._receipts.send(
+            receipt_id=receipt_id or deterministic_receipt_id(request.request_id, type.value),
+            type=type,
+            border_pair=request.border_pair,
+            alert_id=request.alert_id,
+            kind=request.kind,
+            agreement_ids=list(request.agreement_ids),
+            envelope_sha256=envelope_sha256,
+            detail=detail,
         )
 
     async def publish_decision(self, decided: ReshareRequest) -> None:
