@@ -71,9 +71,9 @@ async def first_sse_event(
                 return
 
 
-async def verify_with_witnesses(url: str, token: str, trust: Path) -> str:
+async def verify_with_witnesses(url: str, token: str, trust: Path, ca: str) -> str:
     """``blo-exchange ledger verify --url … --witnesses 2``, once two witnesses cosigned."""
-    args = ["ledger", "verify", "--url", url, "--token", token, "--trust", str(trust)]
+    args = ["ledger", "verify", "--url", url, "--token", token, "--trust", str(trust), "--ca", ca]
     deadline = time.monotonic() + 20
     while True:
         result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--witnesses", "2"])
@@ -146,7 +146,9 @@ async def test_demo_end_to_end(demo: Demo) -> None:
 
         # The ledger verifies with two witnesses' cosignatures, as the README shows it.
         trust = demo.data_dir / "auditor-trust.json"
-        output = await verify_with_witnesses(kg["url"], credentials["auditor_token"], trust)
+        output = await verify_with_witnesses(
+            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"]
+        )
         assert "cosigned by" in output
 
         uz_feed = await client.get(uz["url"] + "/v1/feed", headers=bearer(uz["analyst_token"]))
@@ -166,7 +168,9 @@ async def test_demo_end_to_end(demo: Demo) -> None:
         )
         assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
         # The writer and the witnesses remember the log across runs: still consistent.
-        await verify_with_witnesses(kg["url"], credentials["auditor_token"], trust)
+        await verify_with_witnesses(
+            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"]
+        )
         assert demo.interrupt() == 0
 
     # No token, key or plaintext ends up in any log line.

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from blo_exchange.domain.alerts import parse_alert_submission
 
-__all__ = ["client_app"]
+__all__ = ["Ca", "client_app", "tls_verification"]
 
 client_app = typer.Typer(no_args_is_help=True, add_completion=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Send alerts to a node (a terminal's role).")
@@ -45,7 +45,8 @@ Ca = Annotated[
 ]
 
 
-def _verify(ca: Path | None) -> ssl.SSLContext | bool:
+def tls_verification(ca: Path | None) -> ssl.SSLContext | bool:
+    """What an HTTPS client checks the node with: ``ca``, or the system's CAs."""
     return True if ca is None else ssl.create_default_context(cafile=str(ca))
 
 
@@ -128,7 +129,7 @@ def send(
             content=raw,
             headers=_headers(token) | {"Idempotency-Key": key, "Content-Type": "application/json"},
             timeout=timeout,
-            verify=_verify(ca),
+            verify=tls_verification(ca),
         )
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach {url}: {type(exc).__name__}", 3) from exc
@@ -207,7 +208,7 @@ def tail(
                 url.rstrip("/") + "/v1/feed/stream",
                 headers=_headers(token) | {"Last-Event-ID": last, "Accept": "text/event-stream"},
                 timeout=httpx.Timeout(10.0, read=60.0),
-                verify=_verify(ca),
+                verify=tls_verification(ca),
             ) as response:
                 if response.status_code in _TRANSIENT:
                     # The node is up but Postgres or NATS is not (or we are too fast): wait as

@@ -8,6 +8,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from blo_exchange.cli.client import Ca, tls_verification
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.ledger.merkle import MemoryTree
 from blo_exchange.ledger.verify import BundleError, TrustStore, verify_bundle
@@ -26,6 +27,7 @@ def verify(
     token: Annotated[
         str | None, typer.Option(help="An auditor's bearer token, with --url.", envvar="BLO_TOKEN")
     ] = None,
+    ca: Ca = None,
     trust: Annotated[
         Path | None,
         typer.Option(help="Checkpoints accepted before, and the pinned key; updated on success."),
@@ -68,7 +70,9 @@ def verify(
     if (bundle is None) == (url is None):
         _fail("give either BUNDLE or --url", 2)
     try:
-        data = _fetch(url, token, witnesses) if url is not None else _read_json(bundle or Path())
+        data = (
+            _fetch(url, token, witnesses, ca) if url is not None else _read_json(bundle or Path())
+        )
         store = TrustStore.from_json(_read_json(trust)) if trust and trust.exists() else None
         report = verify_bundle(
             data,
@@ -112,7 +116,7 @@ def _read_json(path: Path) -> Any:
         raise BundleError(f"cannot read {path}: {exc}") from None
 
 
-def _fetch(url: str, token: str | None, cosigned: int) -> Any:
+def _fetch(url: str, token: str | None, cosigned: int, ca: Path | None) -> Any:
     import httpx
 
     if not token:
@@ -123,6 +127,7 @@ def _fetch(url: str, token: str | None, cosigned: int) -> Any:
             params={"cosigned": cosigned} if cosigned else None,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60.0,
+            verify=tls_verification(ca),
         )
     except httpx.HTTPError as exc:
         raise BundleError(f"cannot fetch the export: {exc}") from None
