@@ -176,6 +176,15 @@ async def test_postgres_starts_from_a_checkout_its_system_user_cannot_reach(
         again.start()
         assert again.pgdata == first
         again.stop()
+        # `rm -rf .blo` starts over, although the cluster itself lived elsewhere.
+        shutil.rmtree(private / "clone" / ".blo")
+        fresh = PostgresServer(private / "clone" / ".blo" / "postgres")
+        fresh.start()
+        assert fresh.pgdata == first and fresh.password != server.password
+        conn = await asyncpg.connect(fresh.url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        fresh.stop()
     finally:
         server.stop()
         shutil.rmtree(server.pgdata.parent, ignore_errors=True)

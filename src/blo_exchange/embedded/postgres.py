@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -121,6 +122,7 @@ class PostgresServer:
         bin_dir = reachable_bin_dir(postgres_bin_dir(), user)
         require_reachable(bin_dir, user)
         require_reachable(self.pgdata, user)
+        self._forget_orphaned_cluster()
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir, user)
         self.password  # noqa: B018 - fail now, not at the first URL, if the password is gone
@@ -256,6 +258,16 @@ class PostgresServer:
             raise RuntimeServiceError(
                 f"initdb failed for {self.pgdata}: {(result.stdout + result.stderr).strip()}"
             )
+
+    def _forget_orphaned_cluster(self) -> None:
+        """A relocated cluster (:attr:`pgdata` outside ``data_dir``) whose password file beside
+        ``data_dir`` is gone belongs to a data directory someone removed (``rm -rf .blo`` starts
+        the demo over): nobody can log in to it, so it goes, and initdb makes a new one. A cluster
+        in ``data_dir`` itself is never removed here."""
+        if self.pgdata == self.data_dir or self.password_path.exists():
+            return
+        if (self.pgdata / "PG_VERSION").exists():
+            shutil.rmtree(self.pgdata)
 
     def _create_password(self) -> str:
         # A password left by an initdb that failed part-way is reused rather than replaced.
