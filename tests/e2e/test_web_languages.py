@@ -23,7 +23,7 @@ import playwright.async_api as playwright_api
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.web.messages import LANGUAGES, catalogue
-from tests.e2e.test_web_browser import ARTIFACTS, Console, browser, demo  # noqa: F401 - fixtures
+from tests.e2e.browser import ARTIFACTS, Console
 
 SHOTS = ARTIFACTS / "languages"
 BROWSER_LOCALE = {
@@ -126,7 +126,7 @@ async def visit(page: Any, url: str, lang: str, name: str, found: dict[str, Any]
     await page.screenshot(path=str(SHOTS / f"{lang}-{name}.png"), full_page=True)
 
 
-async def test_every_page_in_every_language(demo: dict[str, Any], browser: Any) -> None:  # noqa: F811
+async def test_every_page_in_every_language(demo: dict[str, Any], browser: Any) -> None:
     expect = playwright_api.expect
     kg = demo["nodes"]["blo-karamyk-kg"]
     tj = demo["nodes"]["blo-karamyk-tj"]
