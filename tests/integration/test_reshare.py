@@ -1,4 +1,4 @@
-"""Re-sharing an alert beyond its recipients, on real servers (docs/contracts/receipts.md, handling codes).
+"""Re-sharing an alert beyond its recipients, on real servers (docs/contracts/receipts.md).
 
 The demo deployment plus a fifth node, ``blo-karamyk-customs-kg`` of a new agency ``kg-customs``
 on KG-TJ. The agreement between KG's border service and ``kg-customs`` is signed only after the
