@@ -22,6 +22,7 @@ import base64
 import binascii
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -321,60 +322,47 @@ Limit = Annotated[int, Query(ge=1)]
 Next = Annotated[str | None, Query(alias="next", max_length=200)]
 
 
+def _collection_page(resource: str) -> Callable[..., Awaitable[Page]]:
+    """The dependency both listings of a collection share: find it, read one page of it, and
+    audit the read as ``<resource>:<collection>``."""
+
+    async def page(
+        request: Request,
+        reader: Reader,
+        node: ThisNode,
+        feed: Feed,
+        index: Index,
+        api_root: ApiRoot,
+        cid: CollectionId,
+        added_after: UtcTimestamp | None = None,
+        limit: Limit = 100,
+        next_token: Next = None,
+    ) -> Page:
+        info = _find(node, api_root, cid)
+        found = await _page(
+            node,
+            feed,
+            index,
+            reader,
+            info["pair"],
+            added_after=added_after,
+            limit=min(limit, MAX_LIMIT),
+            next_token=next_token,
+        )
+        _audit(request, reader, f"{resource}:{cid}", len(found.objects))
+        return found
+
+    return page
+
+
 @router.get("/{api_root}/collections/{cid}/objects/", summary="TAXII objects")
-async def objects(
-    request: Request,
-    reader: Reader,
-    node: ThisNode,
-    feed: Feed,
-    index: Index,
-    api_root: ApiRoot,
-    cid: CollectionId,
-    added_after: UtcTimestamp | None = None,
-    limit: Limit = 100,
-    next_token: Next = None,
-) -> JSONResponse:
-    info = _find(node, api_root, cid)
-    page = await _page(
-        node,
-        feed,
-        index,
-        reader,
-        info["pair"],
-        added_after=added_after,
-        limit=min(limit, MAX_LIMIT),
-        next_token=next_token,
-    )
-    _audit(request, reader, f"objects:{cid}", len(page.objects))
+async def objects(page: Annotated[Page, Depends(_collection_page("objects"))]) -> JSONResponse:
     items = [obj for _, obj in page.objects]
     return _taxii(_envelope(page, items), _page_headers(page))
 
 
 @router.get("/{api_root}/collections/{cid}/manifest/", summary="TAXII manifest")
-async def manifest(
-    request: Request,
-    reader: Reader,
-    node: ThisNode,
-    feed: Feed,
-    index: Index,
-    api_root: ApiRoot,
-    cid: CollectionId,
-    added_after: UtcTimestamp | None = None,
-    limit: Limit = 100,
-    next_token: Next = None,
-) -> JSONResponse:
-    info = _find(node, api_root, cid)
-    page = await _page(
-        node,
-        feed,
-        index,
-        reader,
-        info["pair"],
-        added_after=added_after,
-        limit=min(limit, MAX_LIMIT),
-        next_token=next_token,
-    )
-    _audit(request, reader, f"manifest:{cid}", len(page.objects))
+async def manifest(page: Annotated[Page, Depends(_collection_page("manifest"))]) -> JSONResponse:
     items = [manifest_record(added, obj) for added, obj in page.objects]
     return _taxii(_envelope(page, items), _page_headers(page))
 
