@@ -25,7 +25,8 @@ nothing below them knows about either::
     ├── QueryTooLong              an auditor's query string too long to record in full
     ├── LedgerIntegrityError      stored ledger data disagrees with its signed-over bytes
     ├── BusError                  NATS is unreachable or did not acknowledge
-    └── RuntimeServiceError       an embedded server failed to start or stop
+    ├── RuntimeServiceError       an embedded server failed to start or stop
+    └── InvalidPackage            an offline package is refused (has ``reason`` and ``member``)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "InvalidEnvelope",
+    "InvalidPackage",
     "InvalidStatement",
     "LedgerIntegrityError",
     "NoAgreement",
@@ -158,6 +160,17 @@ class BusError(BloExchangeError):
 
 class RuntimeServiceError(BloExchangeError):
     pass
+
+
+class InvalidPackage(BloExchangeError):  # noqa: N818
+    """An offline package (docs/packages.md) failed a check; refused whole. Unlike an envelope's
+    rejection it says which member and why: the person holding the USB key must learn whether
+    to ask for a new package, and the exporter already knows everything the package holds."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"package refused: {member}: {reason}")
+        self.member = member
+        self.reason = reason
 
 
 # The HTTP status and problem type of each error, for the two edges that speak HTTP (``api`` and

@@ -20,6 +20,7 @@ from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
+from blo_exchange.bootstrap.packages import receipt_relay
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
@@ -34,6 +35,7 @@ from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.db.pending_receipts import SqlReceiptQueue
 from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.db.taxii_index import SqlTaxiiIndex
 from blo_exchange.domain.directory import Node
@@ -49,6 +51,7 @@ from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
 from blo_exchange.services.outages import Outages
 from blo_exchange.services.ports import Directory, DirectoryView, Health, Readiness
+from blo_exchange.services.receipt_queue import ReceiptRelay
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
@@ -84,6 +87,8 @@ class NodeRuntime:
     reshare: ReshareRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
+    receipt_relay: ReceiptRelay | None = None
+    """Publishes the receipts that offline-package imports queued (docs/packages.md)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> NodeRuntime:
@@ -200,6 +205,10 @@ class NodeRuntime:
             inbox=inbox,
         )
         runtime.tasks.extend(runtime.reshare.start())
+        runtime.receipt_relay = receipt_relay(SqlReceiptQueue(sessions, node_id=node.id), bus)
+        runtime.tasks.append(
+            asyncio.create_task(runtime.receipt_relay.run(), name="queued-receipts")
+        )
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
@@ -270,6 +279,8 @@ class NodeRuntime:
             self.ledger_writer.stop()
         if self.witness is not None:
             self.witness.stop()
+        if self.receipt_relay is not None:
+            self.receipt_relay.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10.0)
         for task in self.tasks:

@@ -1,0 +1,326 @@
+"""Offline packages (docs/packages.md): exported at KG, carried, imported at TJ.
+
+Every negative test is something the courier (or a lying exporter database) could do; each must
+be refused whole, naming the member, with nothing delivered and no receipt queued.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from datetime import timedelta
+
+import pytest
+
+from blo_exchange.crypto.canonical import canonical_json, parse_canonical_json, sha256_hex
+from blo_exchange.crypto.keys import SigningKey, public_key_record
+from blo_exchange.crypto.note import NoteVerifier
+from blo_exchange.crypto.package import (
+    CHECKPOINT_MEMBER,
+    MANIFEST_MEMBER,
+    read_archive,
+    sign_manifest,
+    write_archive,
+)
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.crypto.statements import sign_statement
+from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
+from blo_exchange.domain.statements import key_statement, revocation_statement
+from blo_exchange.errors import InvalidPackage
+from tests.unit.services.package_world import (
+    KG_NODE,
+    ORIGIN,
+    TJ_NODE,
+    UZ_NODE,
+    Carry,
+    Importer,
+    replace_member,
+)
+from tests.unit.services.world import NOW
+
+TJ = "tj-drug-control-agency"
+
+
+def env(alert_id: str) -> str:
+    return f"envelopes/{alert_id}.json"
+
+
+async def carried(*, ledgered: bool = True) -> tuple[Carry, bytes]:
+    carry = Carry()
+    await carry.post(EXAMPLE_SEIZURE, "k1", ledgered=ledgered)
+    await carry.post(EXAMPLE_RISK, "k2", ledgered=ledgered)
+    return carry, await carry.export()
+
+
+async def refused(importer: Importer, data: bytes, member: str, reason: str) -> None:
+    with pytest.raises(InvalidPackage) as caught:
+        await importer.service().import_package(data)
+    assert (caught.value.member, caught.value.reason) == (member, reason)
+    assert importer.inbox.items == {}
+    assert importer.queue.rows == []
+
+
+def resigned(data: bytes, change: dict[str, object], signer: SigningKey) -> bytes:
+    """The manifest's body changed and signed again with ``signer``."""
+    members = read_archive(data)
+    body = parse_canonical_json(members[MANIFEST_MEMBER])["manifest"] | change
+    members[MANIFEST_MEMBER] = sign_manifest(body, node=KG_NODE, signer=signer)
+    return write_archive(members)
+
+
+async def test_a_carried_package_delivers_every_alert_once_with_queued_receipts() -> None:
+    carry, data = await carried()
+    importer = Importer(carry)
+    report = await importer.service().import_package(data)
+    assert sorted(report.delivered) == sorted(carry.alerts)
+    assert (report.duplicates, report.rejected, report.unproven) == ((), (), ())
+    assert report.proven == 2
+    assert {alert for _, alert in importer.inbox.items} == set(carry.alerts)
+    # One alert_delivered receipt per alert, signed by TJ's node, queued for the link.
+    bodies = [json.loads(r.payload)["receipt"] for r in importer.queue.rows]
+    assert sorted(b["alert_id"] for b in bodies) == sorted(carry.alerts)
+    assert {b["type"] for b in bodies} == {"alert_delivered"}
+    signing = carry.signed.node_keys[TJ_NODE]
+    for row in importer.queue.rows:
+        UnverifiedReceipt.parse(row.payload).verify({signing.key_id: signing.verify_key()})
+
+
+async def test_importing_again_is_a_no_op_reported_as_duplicates() -> None:
+    carry, data = await carried()
+    importer = Importer(carry)
+    await importer.service().import_package(data)
+    queued = list(importer.queue.rows)
+    again = await importer.service().import_package(data)
+    assert again.delivered == ()
+    assert sorted(again.duplicates) == sorted(carry.alerts)
+    assert len(importer.inbox.items) == 2
+    assert importer.queue.rows == queued  # same receipt ids: nothing new queued
+
+
+async def test_export_is_deterministic_for_the_same_contents() -> None:
+    carry = Carry()
+    await carry.post(EXAMPLE_SEIZURE, "k1")
+    carry.ledger.sign()
+    exporter = carry.exporter()
+    one = await exporter.export(for_agency=TJ, since=NOW, package_id="p-1")
+    two = await exporter.export(for_agency=TJ, since=NOW, package_id="p-1")
+    assert one.data == two.data
+
+
+async def test_the_courier_reads_nothing_of_the_case_or_the_nominal_block() -> None:
+    _, data = await carried()
+    for secret in (b"Example Driver", b"400000001", b"welded compartment", b"Jirgatol"):
+        assert secret not in data
+
+
+async def test_statements_carried_let_the_importer_verify_a_key_it_had_not_seen() -> None:
+    carry = Carry()
+    # KG rotates its node key; TJ's copy of the directory has not heard of it (the link is cut).
+    rotated = SigningKey.generate()
+    signed = carry.signed
+    tj_copy = list(signed.raws)
+    signed.add(
+        "kg-border-service",
+        key_statement(
+            agency="kg-border-service",
+            owner_kind="node",
+            owner_id=KG_NODE,
+            key=public_key_record(rotated),
+            issued_at=NOW,
+        ),
+    )
+    carry.kg.raws = list(signed.raws)
+    signed.node_keys[KG_NODE] = rotated
+    await carry.post(EXAMPLE_SEIZURE, "k1")
+    data = await carry.export()
+    importer = Importer(carry, own=tj_copy)
+    report = await importer.service().import_package(data)
+    assert report.delivered == tuple(carry.alerts)
+    assert report.statements_added >= 1  # kept: the feed verifies the alert again later
+    assert len(importer.statements.raws) > len(tj_copy)
+
+
+async def test_an_unproven_alert_is_accepted_and_reported_unless_proofs_are_required() -> None:
+    carry, data = await carried(ledgered=False)
+    assert CHECKPOINT_MEMBER not in read_archive(data)
+    report = await Importer(carry).service().verify(data)
+    assert sorted(report[3].unproven) == sorted(carry.alerts)
+    with pytest.raises(InvalidPackage) as caught:
+        await Importer(carry).service().import_package(data, require_proofs=True)
+    assert caught.value.reason == "no_ledger_proof"
+
+
+async def test_a_ledger_that_cannot_be_read_leaves_the_proofs_out_and_says_why() -> None:
+    carry = Carry()
+    await carry.post(EXAMPLE_SEIZURE, "k1")
+
+    class Down:
+        async def latest_checkpoint(self) -> None:
+            raise OSError("connection refused")
+
+    carry.ledger = Down()  # type: ignore[assignment]
+    result = await carry.exporter().export(for_agency=TJ, since=NOW)
+    assert result.proofs == 0
+    assert result.unproven == tuple(carry.alerts)
+    manifest = parse_canonical_json(read_archive(result.data)[MANIFEST_MEMBER])["manifest"]
+    assert manifest["ledger"]["problem"] == "ledger unreachable: OSError"
+
+
+# --- tampering: each refused whole, naming the member ------------------------------------------
+
+
+async def test_refused_a_flipped_bit_in_an_envelope() -> None:
+    carry, data = await carried()
+    name = env(carry.alerts[0])
+    raw = bytearray(read_archive(data)[name])
+    raw[len(raw) // 2] ^= 0x01
+    await refused(Importer(carry), replace_member(data, name, bytes(raw)), name, "sha256_mismatch")
+
+
+async def test_refused_a_manifest_entry_changed() -> None:
+    carry, data = await carried()
+    members = read_archive(data)
+    document = parse_canonical_json(members[MANIFEST_MEMBER])
+    document["manifest"]["members"][0]["sha256"] = "0" * 64
+    tampered = replace_member(data, MANIFEST_MEMBER, canonical_json(document))
+    await refused(Importer(carry), tampered, MANIFEST_MEMBER, "bad_signature")
+
+
+async def test_refused_a_manifest_signed_by_a_key_not_the_exporters() -> None:
+    carry, data = await carried()
+    forged = resigned(data, {"for_agency": TJ}, SigningKey.generate())
+    await refused(Importer(carry), forged, MANIFEST_MEMBER, "unknown_exporter_key")
+
+
+async def test_refused_a_dropped_envelope() -> None:
+    carry, data = await carried()
+    name = env(carry.alerts[1])
+    await refused(Importer(carry), replace_member(data, name, None), name, "missing")
+
+
+async def test_refused_an_added_member() -> None:
+    carry, data = await carried()
+    name = "envelopes/00000000-0000-4000-8000-000000000000.json"
+    extra = read_archive(data)[env(carry.alerts[0])]
+    await refused(Importer(carry), replace_member(data, name, extra), name, "not_in_manifest")
+
+
+async def test_refused_a_statement_signed_by_an_unpinned_root() -> None:
+    carry, data = await carried()
+    planted = sign_statement(
+        revocation_statement(agency=TJ, key_id="0" * 32, revoked_at=NOW, issued_at=NOW),
+        agency=TJ,
+        root=SigningKey.generate(),
+    )
+    name = "statements/planted.json"
+    await refused(Importer(carry), replace_member(data, name, planted), name, "statement unsigned")
+
+
+def lying_exporter(carry: Carry, data: bytes, name: str, content: bytes) -> bytes:
+    """``name`` replaced by the exporting node itself (its database lies), the manifest signed
+    again by its genuine key: the member hashes match, so only the member's own check is left."""
+    members = read_archive(data)
+    members[name] = content
+    body = parse_canonical_json(members[MANIFEST_MEMBER])["manifest"]
+    body["members"] = [
+        entry | {"sha256": sha256_hex(content), "size": len(content)}
+        if entry["name"] == name
+        else entry
+        for entry in body["members"]
+    ]
+    return resigned(write_archive(members), body, carry.signed.node_keys[KG_NODE])
+
+
+async def test_refused_a_proof_that_does_not_lead_to_the_checkpoint() -> None:
+    carry, data = await carried()
+    name = f"proofs/{carry.alerts[0]}.json"
+    proof = parse_canonical_json(read_archive(data)[name])
+    proof["inclusion_path"] = list(reversed(proof["inclusion_path"])) + proof["inclusion_path"][:1]
+    lying = lying_exporter(carry, data, name, canonical_json(proof))
+    await refused(Importer(carry), lying, name, "inclusion_proof_fails")
+
+
+async def test_refused_a_proof_of_another_alerts_entry() -> None:
+    carry, data = await carried()
+    first, second = carry.alerts
+    name = f"proofs/{first}.json"
+    # The second alert's genuine proof, relabelled: it leads to the root, but from an entry that
+    # records other bytes under another alert id.
+    proof = parse_canonical_json(read_archive(data)[f"proofs/{second}.json"]) | {"alert_id": first}
+    lying = lying_exporter(carry, data, name, canonical_json(proof))
+    await refused(Importer(carry), lying, name, "entry_is_not_this_envelope")
+
+
+async def test_refused_an_envelope_swapped_for_another_genuine_one() -> None:
+    carry, data = await carried()
+    first, second = carry.alerts
+    other = read_archive(data)[env(second)]
+    lying = lying_exporter(carry, data, env(first), other)
+    await refused(Importer(carry), lying, env(first), "alert_id_does_not_match_name")
+
+
+async def test_refused_a_checkpoint_signed_by_a_ledger_key_this_node_does_not_trust() -> None:
+    carry, data = await carried()
+    stranger = NoteVerifier(ORIGIN, SigningKey.generate().verify_key().public)
+    importer = Importer(carry, ledger_keys=[stranger])
+    await refused(importer, data, CHECKPOINT_MEMBER, "bad_checkpoint_signature")
+
+
+def content_end(data: bytes) -> int:
+    """Where the last member's data blocks end (the rest is tar's end marker and padding)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        last = archive.getmembers()[-1]
+    return last.offset_data + -(-last.size // 512) * 512
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 1.0])
+async def test_refused_a_file_cut_at_a_block_boundary(keep: float) -> None:
+    carry, data = await carried()
+    # At a block boundary tarfile itself stops quietly; keep=1.0 cuts only the end marker.
+    cut = data[: int(content_end(data) * keep) // 512 * 512]
+    with pytest.raises(InvalidPackage) as caught:
+        await Importer(carry).service().import_package(cut)
+    assert (caught.value.member, caught.value.reason[:9]) == ("archive", "truncated")
+
+
+async def test_refused_a_file_cut_mid_block() -> None:
+    carry, data = await carried()
+    with pytest.raises(InvalidPackage) as caught:
+        await Importer(carry).service().import_package(data[: content_end(data) // 2 + 7])
+    assert (caught.value.member, caught.value.reason[:9]) == ("archive", "truncated")
+
+
+async def test_refused_at_a_node_of_another_agency() -> None:
+    carry, data = await carried()
+    await refused(Importer(carry, node_id=UZ_NODE), data, MANIFEST_MEMBER, "for_another_agency")
+
+
+async def test_refused_an_envelope_whose_origin_key_the_importer_knows_is_revoked() -> None:
+    carry, data = await carried()
+    # TJ's copy knows KG revoked that key (the exporter's copy did not): the courier cannot
+    # un-revoke it, because the importer folds its own statements in.
+    key_id = carry.signed.node_keys[KG_NODE].key_id
+    own = [
+        *carry.signed.raws,
+        sign_statement(
+            revocation_statement(
+                agency="kg-border-service",
+                key_id=key_id,
+                revoked_at=NOW - timedelta(minutes=1),
+                issued_at=NOW,
+            ),
+            agency="kg-border-service",
+            root=carry.signed.roots["kg-border-service"],
+        ),
+    ]
+    await refused(Importer(carry, own=own), data, MANIFEST_MEMBER, "unknown_exporter_key")
+
+
+async def test_export_leaves_out_alerts_not_addressed_to_the_destination() -> None:
+    carry = Carry()
+    await carry.post(EXAMPLE_SEIZURE, "k1")
+    carry.ledger.sign()
+    result = await carry.exporter().export(for_agency="uz-customs-committee", since=NOW)
+    assert result.alerts == ()
+    assert result.statements >= 1  # the exporter's own node and key, to check the manifest
