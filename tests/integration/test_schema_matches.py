@@ -8,10 +8,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from blo_exchange.db import pending_receipts  # noqa: F401 - maps its table onto Base
 from blo_exchange.db.engine import create_engine, migrate
 from blo_exchange.db.tables import Base
 
-CHECKED = {"node_inbox", "node_feed_heads"}
+CHECKED = {"node_inbox", "node_feed_heads", "pending_receipts"}
 
 
 def _differences(conn: Connection) -> list[Any]:
