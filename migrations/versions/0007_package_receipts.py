@@ -6,7 +6,7 @@ Create Date: 2026-12-05
 
 Each row is a signed receipt as it will be published (its subject, bytes and ``Nats-Msg-Id``);
 ``sent_at`` is set once JetStream acknowledged it. A row is queued once per message id, so
-importing the same package again queues nothing new (docs/packages.md).
+importing the same package again queues nothing new (docs/contracts/packages.md).
 """
 
 from __future__ import annotations

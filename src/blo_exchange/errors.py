@@ -163,7 +163,7 @@ class RuntimeServiceError(BloExchangeError):
 
 
 class InvalidPackage(BloExchangeError):  # noqa: N818
-    """An offline package (docs/packages.md) failed a check; refused whole. Unlike an envelope's
+    """An offline package (docs/contracts/packages.md) failed a check; refused whole. Unlike an envelope's
     rejection it says which member and why: the person holding the USB key must learn whether
     to ask for a new package, and the exporter already knows everything the package holds."""
 

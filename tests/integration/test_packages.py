@@ -1,4 +1,4 @@
-"""An offline package carried from KG's node to TJ's with the link cut (docs/packages.md), on real
+"""An offline package carried from KG's node to TJ's with the link cut (docs/contracts/packages.md), on real
 servers: the signed demo directory, Postgres, nats-server and the ledger writer.
 
 KG's officer posts while TJ takes nothing off the stream; KG exports a package (with the ledger's

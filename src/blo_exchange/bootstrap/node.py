@@ -88,7 +88,7 @@ class NodeRuntime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
     receipt_relay: ReceiptRelay | None = None
-    """Publishes the receipts that offline-package imports queued (docs/packages.md)."""
+    """Publishes the receipts that offline-package imports queued (docs/contracts/packages.md)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> NodeRuntime:

@@ -1,4 +1,4 @@
-"""Composition of the offline-package commands (docs/packages.md): the exporter and the importer of
+"""Composition of the offline-package commands (docs/contracts/packages.md): the exporter and the importer of
 one node, built from its settings, on its own database and keys; no NATS needed.
 
 The importer delivers through a ``DeliveryService`` like the node's own, whose receipts go to the

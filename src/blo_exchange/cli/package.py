@@ -1,4 +1,4 @@
-"""``blo-exchange package``: signed offline packages for a crossing with no link (docs/packages.md).
+"""``blo-exchange package``: signed offline packages for a crossing with no link (docs/contracts/packages.md).
 
 Run on a node's host with its settings (``BLO_NODE_ID``, ``BLO_DATABASE_URL``, ``BLO_KEY_DIR``,
 ``BLO_PINNED_ROOTS_FILE``): ``export`` writes the sealed envelopes for one agency with the
@@ -24,7 +24,7 @@ from blo_exchange.errors import InvalidPackage
 
 __all__ = ["package_app"]
 
-package_app = typer.Typer(no_args_is_help=True, help="Signed offline packages (docs/packages.md).")
+package_app = typer.Typer(no_args_is_help=True, help="Signed offline packages (docs/contracts/packages.md).")
 
 
 def _fail(message: str, code: int) -> typer.Exit:

@@ -1,4 +1,4 @@
-"""Writing an offline package (docs/packages.md): sealed envelopes for one agency, the statements
+"""Writing an offline package (docs/contracts/packages.md): sealed envelopes for one agency, the statements
 that verify them and the ledger's proofs, under a manifest this node signs.
 
 Which envelopes: those in this node's inbox created in ``[since, until)`` and addressed to the

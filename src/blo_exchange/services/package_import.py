@@ -1,4 +1,4 @@
-"""Importing an offline package (docs/packages.md): verify everything, then deliver each alert once.
+"""Importing an offline package (docs/contracts/packages.md): verify everything, then deliver each alert once.
 
 Nobody who carried the package is believed about anything. The checks, in this order; the first
 failure refuses the whole package with an ``InvalidPackage`` naming the member, and nothing is

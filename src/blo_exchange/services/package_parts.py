@@ -1,7 +1,7 @@
 """What the offline-package use cases share: member names, the ports they need, and which directory
 statements an envelope's verification rests on.
 
-The format is docs/packages.md; the bytes are ``crypto.package``; the use cases are
+The format is docs/contracts/packages.md; the bytes are ``crypto.package``; the use cases are
 ``services.package_export`` and ``services.package_import``. Not here: Merkle proofs (``ledger``
 sits outside ``services``, so checking and collecting them is behind :class:`ProofChecker` and
 :class:`ProofSource`, implemented in ``ledger.package_proofs``).

@@ -1,4 +1,4 @@
-"""Offline packages (docs/packages.md): exported at KG, carried, imported at TJ.
+"""Offline packages (docs/contracts/packages.md): exported at KG, carried, imported at TJ.
 
 Every negative test is something the courier (or a lying exporter database) could do; each must
 be refused whole, naming the member, with nothing delivered and no receipt queued.
