@@ -163,9 +163,9 @@ class RuntimeServiceError(BloExchangeError):
 
 
 class InvalidPackage(BloExchangeError):  # noqa: N818
-    """An offline package (docs/contracts/packages.md) failed a check; refused whole. Unlike an envelope's
-    rejection it says which member and why: the person holding the USB key must learn whether
-    to ask for a new package, and the exporter already knows everything the package holds."""
+    """An offline package (docs/contracts/packages.md) failed a check; refused whole. Unlike an
+    envelope's rejection it says which member and why: the person holding the USB key must learn
+    whether to ask for a new package, and the exporter already knows all the package holds."""
 
     def __init__(self, member: str, reason: str) -> None:
         super().__init__(f"package refused: {member}: {reason}")

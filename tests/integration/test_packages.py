@@ -1,5 +1,6 @@
-"""An offline package carried from KG's node to TJ's with the link cut (docs/contracts/packages.md), on real
-servers: the signed demo directory, Postgres, nats-server and the ledger writer.
+"""An offline package carried from KG's node to TJ's with the link cut (docs/contracts/
+packages.md), on real servers: the signed demo directory, Postgres, nats-server and the ledger
+writer.
 
 KG's officer posts while TJ takes nothing off the stream; KG exports a package (with the ledger's
 proofs); NATS goes down; TJ imports: every alert appears once in TJ's feed, a second import is

@@ -1,5 +1,5 @@
-"""Composition of the offline-package commands (docs/contracts/packages.md): the exporter and the importer of
-one node, built from its settings, on its own database and keys; no NATS needed.
+"""Composition of the offline-package commands (docs/contracts/packages.md): the exporter and
+the importer of one node, built from its settings, on its own database and keys; no NATS needed.
 
 The importer delivers through a ``DeliveryService`` like the node's own, whose receipts go to the
 durable queue (``services.receipt_queue``) instead of the bus: the node process publishes them

@@ -1,4 +1,5 @@
-"""``blo-exchange package``: signed offline packages for a crossing with no link (docs/contracts/packages.md).
+"""``blo-exchange package``: signed offline packages for a crossing with no link
+(docs/contracts/packages.md).
 
 Run on a node's host with its settings (``BLO_NODE_ID``, ``BLO_DATABASE_URL``, ``BLO_KEY_DIR``,
 ``BLO_PINNED_ROOTS_FILE``): ``export`` writes the sealed envelopes for one agency with the
@@ -12,19 +13,21 @@ settings, 3 NATS unreachable (flush-receipts).
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from blo_exchange.config import load_settings
+from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.domain.ids import parse_time
 from blo_exchange.errors import InvalidPackage
 
 __all__ = ["package_app"]
 
-package_app = typer.Typer(no_args_is_help=True, help="Signed offline packages (docs/contracts/packages.md).")
+package_app = typer.Typer(
+    no_args_is_help=True, help="Signed offline packages (docs/contracts/packages.md)."
+)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -56,9 +59,7 @@ def export(
             result = await services.exporter.export(
                 for_agency=for_agency, since=start, until=end, relay=relay
             )
-        fd = os.open(to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(result.data)
+        write_private_file(to, result.data)
         typer.echo(
             f"package {result.package_id}: {len(result.alerts)} alert(s), "
             f"{result.statements} statement(s), {result.proofs} ledger proof(s) -> {to}"
@@ -95,7 +96,8 @@ def import_(
             if services.importer is None:
                 raise _fail("importing needs BLO_PINNED_ROOTS_FILE (the roots to verify with)", 2)
             if check_only:
-                report = (await services.importer.verify(data, require_proofs=require_proofs))[3]
+                checked = await services.importer.verify(data, require_proofs=require_proofs)
+                report = checked.report
             else:
                 report = await services.importer.import_package(data, require_proofs=require_proofs)
         typer.echo(

@@ -1,4 +1,5 @@
-"""The offline package's bytes (docs/contracts/packages.md): a deterministic tar, and its signed manifest.
+"""The offline package's bytes (docs/contracts/packages.md): a deterministic tar, and its signed
+manifest.
 
 A package is a POSIX ustar archive of regular files, ``manifest.json`` first and the rest in
 name order, every header with mtime 0, owner 0:0 and mode 0444, so the same contents give the

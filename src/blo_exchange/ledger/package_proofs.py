@@ -1,5 +1,5 @@
-"""Ledger proofs in an offline package (docs/contracts/packages.md): collecting them where the ledger is, and
-checking them where it is not.
+"""Ledger proofs in an offline package (docs/contracts/packages.md): collecting them where the
+ledger is, and checking them where it is not.
 
 A proof member (``proofs/<alert_id>.json``) is canonical JSON::
 

@@ -1,5 +1,5 @@
-"""Writing an offline package (docs/contracts/packages.md): sealed envelopes for one agency, the statements
-that verify them and the ledger's proofs, under a manifest this node signs.
+"""Writing an offline package (docs/contracts/packages.md): sealed envelopes for one agency, the
+statements that verify them and the ledger's proofs, under a manifest this node signs.
 
 Which envelopes: those in this node's inbox created in ``[since, until)`` and addressed to the
 destination agency; by default only the ones this node sealed itself (its own outbound alerts,

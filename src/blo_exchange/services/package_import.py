@@ -1,4 +1,5 @@
-"""Importing an offline package (docs/contracts/packages.md): verify everything, then deliver each alert once.
+"""Importing an offline package (docs/contracts/packages.md): verify everything, then deliver
+each alert once.
 
 Nobody who carried the package is believed about anything. The checks, in this order; the first
 failure refuses the whole package with an ``InvalidPackage`` naming the member, and nothing is
@@ -69,7 +70,7 @@ from blo_exchange.services.statements import (
     verify_statements,
 )
 
-__all__ = ["DirectoryCopy", "ImportReport", "PackageImporter", "Recipient"]
+__all__ = ["CheckedPackage", "DirectoryCopy", "ImportReport", "PackageImporter", "Recipient"]
 
 
 class DirectoryCopy(StatementSource, Protocol):
@@ -105,6 +106,16 @@ class ImportReport:
     checkpoint_size: int | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class CheckedPackage:
+    """A package that passed steps (1)-(8): what it holds, believed."""
+
+    report: ImportReport
+    envelopes: Mapping[str, bytes] = field(repr=False)
+    """Envelope bytes by alert id, in the manifest's order."""
+    statements: tuple[VerifiedStatement, ...] = field(repr=False)
+
+
 class _CarriedDirectory(TrustedDirectory):
     """This node's statements and the package's, verified, for the checks of one import."""
 
@@ -137,9 +148,7 @@ class PackageImporter:
         self._proofs = proofs
         self._clock = clock
 
-    async def verify(
-        self, data: bytes, *, require_proofs: bool = False
-    ) -> tuple[VerifiedManifest, dict[str, bytes], list[VerifiedStatement], ImportReport]:
+    async def verify(self, data: bytes, *, require_proofs: bool = False) -> CheckedPackage:
         """Steps (1)-(8); raises ``InvalidPackage``. Delivers nothing."""
         now = self._clock()
         members = read_archive(data)  # (1)
@@ -203,22 +212,21 @@ class PackageImporter:
             unproven=unproven,
             checkpoint_size=size,
         )
-        return manifest, envelopes, carried, report
+        return CheckedPackage(report=report, envelopes=envelopes, statements=tuple(carried))
 
     async def import_package(self, data: bytes, *, require_proofs: bool = False) -> ImportReport:
         """Steps (1)-(10)."""
-        _manifest, envelopes, carried, report = await self.verify(
-            data, require_proofs=require_proofs
-        )
+        checked = await self.verify(data, require_proofs=require_proofs)
+        report = checked.report
         # (9) Keep the statements: the feed verifies these alerts again each time it opens one.
         added = 0
-        for statement in carried:
+        for statement in checked.statements:
             added += await self._directory.accept(statement.raw) == "stored"
         # (10) Deliver, as from NATS; stream position 0: it came on no stream.
         delivered: list[str] = []
         duplicates: list[str] = []
         rejected: list[tuple[str, str]] = []
-        for alert_id, raw in envelopes.items():
+        for alert_id, raw in checked.envelopes.items():
             envelope = UnverifiedEnvelope.parse(raw)
             outcome = await self._recipient.handle(
                 alert_subject(envelope.border_pair, envelope.kind), raw, 0

@@ -144,8 +144,8 @@ async def test_statements_carried_let_the_importer_verify_a_key_it_had_not_seen(
 async def test_an_unproven_alert_is_accepted_and_reported_unless_proofs_are_required() -> None:
     carry, data = await carried(ledgered=False)
     assert CHECKPOINT_MEMBER not in read_archive(data)
-    report = await Importer(carry).service().verify(data)
-    assert sorted(report[3].unproven) == sorted(carry.alerts)
+    checked = await Importer(carry).service().verify(data)
+    assert sorted(checked.report.unproven) == sorted(carry.alerts)
     with pytest.raises(InvalidPackage) as caught:
         await Importer(carry).service().import_package(data, require_proofs=True)
     assert caught.value.reason == "no_ledger_proof"
