@@ -22,6 +22,7 @@ from blo_exchange.bootstrap.packages import package_services
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
 from blo_exchange.cli.main import app
 from blo_exchange.crypto.package import read_archive, write_archive
+from blo_exchange.crypto.package_seal import open_package, seal_package
 from blo_exchange.db.engine import session_factory
 from blo_exchange.db.pending_receipts import SqlReceiptQueue
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
@@ -127,21 +128,34 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
         assert "3 ledger proof(s)" in output
         assert package.stat().st_mode & 0o777 == 0o600
         exported = package.read_bytes()
-        assert sorted(n for n in read_archive(exported) if n.startswith("envelopes/")) == sorted(
+        members = read_archive(open_package(exported, agency=TJ_AGENCY, keys=tj.keys.kem))
+        assert sorted(n for n in members if n.startswith("envelopes/")) == sorted(
             f"envelopes/{a}.json" for a in alerts
         )
+        assert all(a.encode() not in exported for a in alerts)  # the courier sees no alert id
         nats_server.stop()
 
-        # A tampered copy first: refused with the member and the reason, nothing delivered.
-        members = read_archive(exported)
+        # Tampered copies first: refused with the member and the reason, nothing delivered. A
+        # flipped bit in the file as carried; and one in an envelope, sealed again to TJ's
+        # public key (anyone can seal; only the exporter can sign the manifest).
+        flipped_file = bytearray(exported)
+        flipped_file[-200] ^= 0x04
         name = f"envelopes/{alerts[0]}.json"
         flipped = bytearray(members[name])
         flipped[100] ^= 0x04
-        tampered = tmp_path / "tampered.blopkg"
-        tampered.write_bytes(write_archive({**members, name: bytes(flipped)}))
-        code, output = await _cli(deploy, TJ, "import", str(tampered))
-        assert code == 1
-        assert f"package refused: {name}: sha256_mismatch" in output
+        resealed = seal_package(
+            write_archive({**members, name: bytes(flipped)}),
+            for_agency=TJ_AGENCY,
+            key=next(iter(tj.keys.kem.values())).public_key(),
+        )
+        for tampered, refusal in (
+            (bytes(flipped_file), "package refused: sealed: cannot_open"),
+            (resealed, f"package refused: {name}: sha256_mismatch"),
+        ):
+            (tmp_path / "tampered.blopkg").write_bytes(tampered)
+            code, output = await _cli(deploy, TJ, "import", str(tmp_path / "tampered.blopkg"))
+            assert code == 1
+            assert refusal in output
         assert await _feed_ids(deploy) == []
 
         code, output = await _cli(deploy, TJ, "import", str(package))

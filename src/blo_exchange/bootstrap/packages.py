@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from blo_exchange.bootstrap.directory import signed_directory
 from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.crypto.keyfiles import load_node_keys
+from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.crypto.note import NoteVerifier
 from blo_exchange.crypto.roots import load_pinned_roots
 from blo_exchange.crypto.statements import VerifiedStatement
@@ -84,6 +85,7 @@ async def package_services(settings: Settings) -> AsyncIterator[PackageServices]
             statements=statements,
             proofs=LedgerProofSource(ledger, origin=origin),
             ledger_origin=origin,
+            suite=HpkeSuite(settings.suite),
             clock=utc_now,
         )
         queue = SqlReceiptQueue(sessions, node_id=node.id)

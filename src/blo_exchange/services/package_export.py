@@ -11,7 +11,9 @@ change a byte without the origin's signature failing at the importer.
 The steps: (1) the envelopes, each checked as the importer will (signature, authority, and
 addressed to the destination); one that fails here is left out and named in the result, never
 packed; (2) the statements those checks used, as verified here; (3) the ledger's proofs, where
-the ledger has them (none, and the reason, when it cannot be read); (4) the manifest, signed.
+the ledger has them (none, and the reason, when it cannot be read); (4) the manifest, signed;
+(5) the archive, sealed to the destination agency's current HPKE key, so that whoever carries
+it reads nothing, headers included.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import datetime
 
 from blo_exchange.crypto.canonical import sha256_hex
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
-from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.keys import HpkeSuite, SigningKey
 from blo_exchange.crypto.package import (
     CHECKPOINT_MEMBER,
     MANIFEST_MEMBER,
@@ -31,9 +33,10 @@ from blo_exchange.crypto.package import (
     sign_manifest,
     write_archive,
 )
+from blo_exchange.crypto.package_seal import seal_package
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
-from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.errors import InvalidEnvelope, NotFound
 from blo_exchange.services.package_parts import (
     LedgerProofs,
     ProofSource,
@@ -75,9 +78,12 @@ class PackageExporter:
         statements: StatementSource,
         proofs: ProofSource | None,
         ledger_origin: str | None,
+        suite: HpkeSuite,
         clock: Callable[[], datetime],
     ) -> None:
         self._node = node
+        self._directory = directory
+        self._suite = suite
         self._signer = signer
         self._inbox = inbox
         self._signed = SignedMessages(directory, clock=clock)
@@ -96,6 +102,9 @@ class PackageExporter:
         package_id: str | None = None,
     ) -> ExportResult:
         now = self._clock()
+        sealed_to = await self._directory.current_kem_key(for_agency, self._suite)
+        if sealed_to is None:
+            raise NotFound(f"{for_agency} has no current {self._suite.value} key to seal to")
         # (1) The envelopes, checked as the importer will check them.
         packed: list[InboxItem] = []
         skipped: list[tuple[str, str]] = []
@@ -153,8 +162,9 @@ class PackageExporter:
             ],
         }
         members[MANIFEST_MEMBER] = sign_manifest(body, node=self._node.id, signer=self._signer)
+        # (5) Sealed to the destination.
         return ExportResult(
-            data=write_archive(members),
+            data=seal_package(write_archive(members), for_agency=for_agency, key=sealed_to),
             package_id=package_id,
             alerts=tuple(sorted(i.alert_id for i in packed)),
             statements=len(chosen),

@@ -5,6 +5,8 @@ Nobody who carried the package is believed about anything. The checks, in this o
 failure refuses the whole package with an ``InvalidPackage`` naming the member, and nothing is
 delivered or stored:
 
+(0) the file is sealed to this node's agency and opens with one of its keys
+    (``crypto.package_seal``): confidentiality only, since anyone may seal to a public key;
 (1) the archive is a complete ustar archive of package members (``crypto.package``);
 (2) the manifest is well formed;
 (3) every statement member verifies against the roots pinned on this node's disk; the directory
@@ -48,6 +50,7 @@ from blo_exchange.crypto.package import (
     VerifiedManifest,
     read_archive,
 )
+from blo_exchange.crypto.package_seal import open_package
 from blo_exchange.crypto.statements import VerifiedStatement
 from blo_exchange.domain.directory import Node, Principal
 from blo_exchange.domain.subjects import alert_subject
@@ -108,7 +111,7 @@ class ImportReport:
 
 @dataclass(frozen=True)
 class CheckedPackage:
-    """A package that passed steps (1)-(8): what it holds, believed."""
+    """A package that passed steps (0)-(8): what it holds, believed."""
 
     report: ImportReport
     envelopes: Mapping[str, bytes] = field(repr=False)
@@ -149,9 +152,10 @@ class PackageImporter:
         self._clock = clock
 
     async def verify(self, data: bytes, *, require_proofs: bool = False) -> CheckedPackage:
-        """Steps (1)-(8); raises ``InvalidPackage``. Delivers nothing."""
+        """Steps (0)-(8); raises ``InvalidPackage``. Delivers nothing."""
         now = self._clock()
-        members = read_archive(data)  # (1)
+        archive = open_package(data, agency=self._node.agency_id, keys=self._kem_keys)  # (0)
+        members = read_archive(archive)  # (1)
         raw_manifest = members.get(MANIFEST_MEMBER)
         if raw_manifest is None:
             raise InvalidPackage(MANIFEST_MEMBER, "missing")
@@ -215,7 +219,7 @@ class PackageImporter:
         return CheckedPackage(report=report, envelopes=envelopes, statements=tuple(carried))
 
     async def import_package(self, data: bytes, *, require_proofs: bool = False) -> ImportReport:
-        """Steps (1)-(10)."""
+        """Steps (0)-(10)."""
         checked = await self.verify(data, require_proofs=require_proofs)
         report = checked.report
         # (9) Keep the statements: the feed verifies these alerts again each time it opens one.

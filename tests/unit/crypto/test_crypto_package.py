@@ -11,7 +11,7 @@ import pytest
 
 from blo_exchange.crypto.canonical import b64u_encode, canonical_json, sha256_hex
 from blo_exchange.crypto.envelope import SIGNATURE_CONTEXT
-from blo_exchange.crypto.keys import SigningKey
+from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
 from blo_exchange.crypto.package import (
     MANIFEST_MEMBER,
     PACKAGE_FORMAT,
@@ -20,6 +20,7 @@ from blo_exchange.crypto.package import (
     sign_manifest,
     write_archive,
 )
+from blo_exchange.crypto.package_seal import open_package, seal_package
 from blo_exchange.errors import InvalidPackage
 
 MEMBERS = {"envelopes/a.json": b'{"a":1}', "statements/s.json": b'{"s":2}'}
@@ -110,3 +111,25 @@ def test_refused_a_manifest_signed_by_a_node_other_than_its_exporter() -> None:
     with pytest.raises(InvalidPackage) as caught:
         UnverifiedManifest.parse(raw)
     assert (caught.value.member, caught.value.reason) == (MANIFEST_MEMBER, "malformed")
+
+
+def test_a_sealed_package_opens_only_for_its_agency_with_its_key() -> None:
+    tj = KemPrivateKey.generate(HpkeSuite.X25519)
+    other = KemPrivateKey.generate(HpkeSuite.X25519)
+    sealed = seal_package(b"archive", for_agency="tj-drug-control-agency", key=tj.public_key())
+    assert open_package(sealed, agency="tj-drug-control-agency", keys={tj.key_id: tj}) == b"archive"
+    with pytest.raises(InvalidPackage) as caught:
+        open_package(sealed, agency="tj-drug-control-agency", keys={other.key_id: other})
+    assert (caught.value.member, caught.value.reason) == ("sealed", "no_private_key")
+
+
+def test_refused_a_sealed_package_whose_clear_line_names_another_key() -> None:
+    # The clear line is bound by HPKE's info: pointing it at another key the importer holds
+    # (to make it try that one) makes the file unopenable, not readable.
+    tj, second = (KemPrivateKey.generate(HpkeSuite.X25519) for _ in range(2))
+    sealed = seal_package(b"archive", for_agency="tj-drug-control-agency", key=tj.public_key())
+    moved = sealed.replace(tj.key_id.encode(), second.key_id.encode(), 1)
+    keys = {tj.key_id: tj, second.key_id: second}
+    with pytest.raises(InvalidPackage) as caught:
+        open_package(moved, agency="tj-drug-control-agency", keys=keys)
+    assert (caught.value.member, caught.value.reason) == ("sealed", "cannot_open")

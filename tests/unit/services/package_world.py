@@ -14,6 +14,7 @@ from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, SigningKey, VerifyKey
 from blo_exchange.crypto.note import NoteSigner, NoteVerifier, format_checkpoint, sign_note
 from blo_exchange.crypto.package import read_archive, write_archive
+from blo_exchange.crypto.package_seal import open_package, seal_package
 from blo_exchange.crypto.statements import VerifiedStatement
 from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
@@ -39,6 +40,7 @@ from tests.unit.services.world import NOW, SUITE, clock
 
 KG_NODE, TJ_NODE, UZ_NODE = "blo-karamyk-kg", "blo-karamyk-tj", "blo-oybek-uz"
 ORIGIN = "blo-exchange.example/ledger"
+TJ = "tj-drug-control-agency"
 
 
 class NodeStatements:
@@ -208,14 +210,23 @@ class Carry:
             statements=self.kg,
             proofs=LedgerProofSource(self.ledger, origin=ORIGIN),  # type: ignore[arg-type]
             ledger_origin=ORIGIN,
+            suite=SUITE,
             clock=clock,
         )
 
+    def members(self, data: bytes, agency: str = TJ) -> dict[str, bytes]:
+        """The members of a sealed package, opened with ``agency``'s key."""
+        key = self.signed.kem[agency]
+        return read_archive(open_package(data, agency=agency, keys={key.key_id: key}))
+
+    def seal(self, members: dict[str, bytes], agency: str = TJ) -> bytes:
+        """``members`` archived and sealed to ``agency``'s public key: what anyone can make."""
+        key = self.signed.kem[agency].public_key()
+        return seal_package(write_archive(members), for_agency=agency, key=key)
+
     async def export(self, **options: Any) -> bytes:
         self.ledger.sign()
-        result = await self.exporter().export(
-            for_agency="tj-drug-control-agency", since=NOW, **options
-        )
+        result = await self.exporter().export(for_agency=TJ, since=NOW, **options)
         return result.data
 
 
@@ -268,20 +279,21 @@ class Importer:
         )
 
 
-def replace_member(data: bytes, name: str, content: bytes | None) -> bytes:
-    """The package re-archived with ``name`` changed (or removed, with None): what a courier can
-    do without any key."""
-    members = read_archive(data)
+def replace_member(carry: Carry, data: bytes, name: str, content: bytes | None) -> bytes:
+    """The package with ``name`` changed (or removed, with None), archived and sealed again to the
+    destination's public key: what a courier can do without any private key."""
+    members = carry.members(data)
     if content is None:
         del members[name]
     else:
         members[name] = content
-    return write_archive(members)
+    return carry.seal(members)
 
 
 __all__ = [
     "KG_NODE",
     "ORIGIN",
+    "TJ",
     "TJ_NODE",
     "UZ_NODE",
     "Carry",

@@ -19,10 +19,10 @@ from blo_exchange.crypto.note import NoteVerifier
 from blo_exchange.crypto.package import (
     CHECKPOINT_MEMBER,
     MANIFEST_MEMBER,
-    read_archive,
     sign_manifest,
     write_archive,
 )
+from blo_exchange.crypto.package_seal import seal_package
 from blo_exchange.crypto.receipt import UnverifiedReceipt
 from blo_exchange.crypto.statements import sign_statement
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
@@ -61,12 +61,13 @@ async def refused(importer: Importer, data: bytes, member: str, reason: str) -> 
     assert importer.queue.rows == []
 
 
-def resigned(data: bytes, change: dict[str, object], signer: SigningKey) -> bytes:
-    """The manifest's body changed and signed again with ``signer``."""
-    members = read_archive(data)
+def resigned(
+    carry: Carry, members: dict[str, bytes], change: dict[str, object], signer: SigningKey
+) -> bytes:
+    """The manifest's body changed, signed again with ``signer``, sealed to TJ again."""
     body = parse_canonical_json(members[MANIFEST_MEMBER])["manifest"] | change
-    members[MANIFEST_MEMBER] = sign_manifest(body, node=KG_NODE, signer=signer)
-    return write_archive(members)
+    manifest = sign_manifest(body, node=KG_NODE, signer=signer)
+    return carry.seal({**members, MANIFEST_MEMBER: manifest})
 
 
 async def test_a_carried_package_delivers_every_alert_once_with_queued_receipts() -> None:
@@ -105,13 +106,21 @@ async def test_export_is_deterministic_for_the_same_contents() -> None:
     exporter = carry.exporter()
     one = await exporter.export(for_agency=TJ, since=NOW, package_id="p-1")
     two = await exporter.export(for_agency=TJ, since=NOW, package_id="p-1")
-    assert one.data == two.data
+    # The archive is; its sealing is not (HPKE's ephemeral key is fresh each time).
+    assert carry.members(one.data) == carry.members(two.data)
+    assert write_archive(carry.members(one.data)) == write_archive(carry.members(two.data))
+    assert one.data != two.data
 
 
-async def test_the_courier_reads_nothing_of_the_case_or_the_nominal_block() -> None:
-    _, data = await carried()
-    for secret in (b"Example Driver", b"400000001", b"welded compartment", b"Jirgatol"):
-        assert secret not in data
+async def test_the_courier_reads_nothing_but_the_destination() -> None:
+    carry, data = await carried()
+    line, sealed = data.split(b"\n", 1)
+    assert b"tj-drug-control-agency" in line  # where to take it, and which key opens it
+    secrets = [b"Example Driver", b"400000001", b"welded compartment", b"Jirgatol"]
+    metadata = [b"KG-TJ", b"seizure", b"kg-border-service", b"blo-karamyk-kg", b"AMBER"]
+    for text in [*secrets, *metadata, *(a.encode() for a in carry.alerts)]:
+        assert text not in data
+    assert len(sealed) > sum(len(m) for m in carry.members(data).values())
 
 
 async def test_statements_carried_let_the_importer_verify_a_key_it_had_not_seen() -> None:
@@ -143,7 +152,7 @@ async def test_statements_carried_let_the_importer_verify_a_key_it_had_not_seen(
 
 async def test_an_unproven_alert_is_accepted_and_reported_unless_proofs_are_required() -> None:
     carry, data = await carried(ledgered=False)
-    assert CHECKPOINT_MEMBER not in read_archive(data)
+    assert CHECKPOINT_MEMBER not in carry.members(data)
     checked = await Importer(carry).service().verify(data)
     assert sorted(checked.report.unproven) == sorted(carry.alerts)
     with pytest.raises(InvalidPackage) as caught:
@@ -163,7 +172,7 @@ async def test_a_ledger_that_cannot_be_read_leaves_the_proofs_out_and_says_why()
     result = await carry.exporter().export(for_agency=TJ, since=NOW)
     assert result.proofs == 0
     assert result.unproven == tuple(carry.alerts)
-    manifest = parse_canonical_json(read_archive(result.data)[MANIFEST_MEMBER])["manifest"]
+    manifest = parse_canonical_json(carry.members(result.data)[MANIFEST_MEMBER])["manifest"]
     assert manifest["ledger"]["problem"] == "ledger unreachable: OSError"
 
 
@@ -173,37 +182,39 @@ async def test_a_ledger_that_cannot_be_read_leaves_the_proofs_out_and_says_why()
 async def test_refused_a_flipped_bit_in_an_envelope() -> None:
     carry, data = await carried()
     name = env(carry.alerts[0])
-    raw = bytearray(read_archive(data)[name])
+    raw = bytearray(carry.members(data)[name])
     raw[len(raw) // 2] ^= 0x01
-    await refused(Importer(carry), replace_member(data, name, bytes(raw)), name, "sha256_mismatch")
+    tampered = replace_member(carry, data, name, bytes(raw))
+    await refused(Importer(carry), tampered, name, "sha256_mismatch")
 
 
 async def test_refused_a_manifest_entry_changed() -> None:
     carry, data = await carried()
-    members = read_archive(data)
+    members = carry.members(data)
     document = parse_canonical_json(members[MANIFEST_MEMBER])
     document["manifest"]["members"][0]["sha256"] = "0" * 64
-    tampered = replace_member(data, MANIFEST_MEMBER, canonical_json(document))
+    tampered = replace_member(carry, data, MANIFEST_MEMBER, canonical_json(document))
     await refused(Importer(carry), tampered, MANIFEST_MEMBER, "bad_signature")
 
 
 async def test_refused_a_manifest_signed_by_a_key_not_the_exporters() -> None:
     carry, data = await carried()
-    forged = resigned(data, {"for_agency": TJ}, SigningKey.generate())
+    forged = resigned(carry, carry.members(data), {"for_agency": TJ}, SigningKey.generate())
     await refused(Importer(carry), forged, MANIFEST_MEMBER, "unknown_exporter_key")
 
 
 async def test_refused_a_dropped_envelope() -> None:
     carry, data = await carried()
     name = env(carry.alerts[1])
-    await refused(Importer(carry), replace_member(data, name, None), name, "missing")
+    await refused(Importer(carry), replace_member(carry, data, name, None), name, "missing")
 
 
 async def test_refused_an_added_member() -> None:
     carry, data = await carried()
     name = "envelopes/00000000-0000-4000-8000-000000000000.json"
-    extra = read_archive(data)[env(carry.alerts[0])]
-    await refused(Importer(carry), replace_member(data, name, extra), name, "not_in_manifest")
+    extra = carry.members(data)[env(carry.alerts[0])]
+    added = replace_member(carry, data, name, extra)
+    await refused(Importer(carry), added, name, "not_in_manifest")
 
 
 async def test_refused_a_statement_signed_by_an_unpinned_root() -> None:
@@ -214,13 +225,14 @@ async def test_refused_a_statement_signed_by_an_unpinned_root() -> None:
         root=SigningKey.generate(),
     )
     name = "statements/planted.json"
-    await refused(Importer(carry), replace_member(data, name, planted), name, "statement unsigned")
+    planted_in = replace_member(carry, data, name, planted)
+    await refused(Importer(carry), planted_in, name, "statement unsigned")
 
 
 def lying_exporter(carry: Carry, data: bytes, name: str, content: bytes) -> bytes:
     """``name`` replaced by the exporting node itself (its database lies), the manifest signed
     again by its genuine key: the member hashes match, so only the member's own check is left."""
-    members = read_archive(data)
+    members = carry.members(data)
     members[name] = content
     body = parse_canonical_json(members[MANIFEST_MEMBER])["manifest"]
     body["members"] = [
@@ -229,13 +241,13 @@ def lying_exporter(carry: Carry, data: bytes, name: str, content: bytes) -> byte
         else entry
         for entry in body["members"]
     ]
-    return resigned(write_archive(members), body, carry.signed.node_keys[KG_NODE])
+    return resigned(carry, members, body, carry.signed.node_keys[KG_NODE])
 
 
 async def test_refused_a_proof_that_does_not_lead_to_the_checkpoint() -> None:
     carry, data = await carried()
     name = f"proofs/{carry.alerts[0]}.json"
-    proof = parse_canonical_json(read_archive(data)[name])
+    proof = parse_canonical_json(carry.members(data)[name])
     proof["inclusion_path"] = list(reversed(proof["inclusion_path"])) + proof["inclusion_path"][:1]
     lying = lying_exporter(carry, data, name, canonical_json(proof))
     await refused(Importer(carry), lying, name, "inclusion_proof_fails")
@@ -247,7 +259,7 @@ async def test_refused_a_proof_of_another_alerts_entry() -> None:
     name = f"proofs/{first}.json"
     # The second alert's genuine proof, relabelled: it leads to the root, but from an entry that
     # records other bytes under another alert id.
-    proof = parse_canonical_json(read_archive(data)[f"proofs/{second}.json"]) | {"alert_id": first}
+    proof = parse_canonical_json(carry.members(data)[f"proofs/{second}.json"]) | {"alert_id": first}
     lying = lying_exporter(carry, data, name, canonical_json(proof))
     await refused(Importer(carry), lying, name, "entry_is_not_this_envelope")
 
@@ -255,7 +267,7 @@ async def test_refused_a_proof_of_another_alerts_entry() -> None:
 async def test_refused_an_envelope_swapped_for_another_genuine_one() -> None:
     carry, data = await carried()
     first, second = carry.alerts
-    other = read_archive(data)[env(second)]
+    other = carry.members(data)[env(second)]
     lying = lying_exporter(carry, data, env(first), other)
     await refused(Importer(carry), lying, env(first), "alert_id_does_not_match_name")
 
@@ -267,33 +279,64 @@ async def test_refused_a_checkpoint_signed_by_a_ledger_key_this_node_does_not_tr
     await refused(importer, data, CHECKPOINT_MEMBER, "bad_checkpoint_signature")
 
 
-def content_end(data: bytes) -> int:
+def content_end(archive: bytes) -> int:
     """Where the last member's data blocks end (the rest is tar's end marker and padding)."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-        last = archive.getmembers()[-1]
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as opened:
+        last = opened.getmembers()[-1]
     return last.offset_data + -(-last.size // 512) * 512
 
 
-@pytest.mark.parametrize("keep", [0.3, 0.6, 1.0])
-async def test_refused_a_file_cut_at_a_block_boundary(keep: float) -> None:
+async def test_refused_a_sealed_file_cut_short_or_with_a_flipped_bit() -> None:
     carry, data = await carried()
+    flipped = bytearray(data)
+    flipped[-100] ^= 0x01
+    for tampered in (data[: len(data) // 2], data[:-1], bytes(flipped)):
+        await refused(Importer(carry), tampered, "sealed", "cannot_open")
+
+
+async def test_refused_a_sealed_file_whose_clear_line_was_changed() -> None:
+    carry, data = await carried()
+    line, rest = data.split(b"\n", 1)
+    renamed = line.replace(b"tj-drug-control-agency", b"tj-drug-control-agencx")
+    await refused(Importer(carry), renamed + b"\n" + rest, "sealed", "for_another_agency")
+    spaced = line[:-1] + b', "x": 1}'
+    await refused(Importer(carry), spaced + b"\n" + rest, "sealed", "not_a_sealed_package")
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 1.0])
+async def test_refused_an_archive_cut_at_a_block_boundary(keep: float) -> None:
+    carry, data = await carried()
+    # Sealed again after the cut (anyone can seal to TJ's public key): the archive's own check.
     # At a block boundary tarfile itself stops quietly; keep=1.0 cuts only the end marker.
-    cut = data[: int(content_end(data) * keep) // 512 * 512]
+    archive = write_archive(carry.members(data))
+    cut = archive[: int(content_end(archive) * keep) // 512 * 512]
+    key = carry.signed.kem[TJ].public_key()
     with pytest.raises(InvalidPackage) as caught:
-        await Importer(carry).service().import_package(cut)
+        await Importer(carry).service().import_package(seal_package(cut, for_agency=TJ, key=key))
     assert (caught.value.member, caught.value.reason[:9]) == ("archive", "truncated")
 
 
-async def test_refused_a_file_cut_mid_block() -> None:
+async def test_refused_an_archive_cut_mid_block() -> None:
     carry, data = await carried()
+    archive = write_archive(carry.members(data))
+    cut = archive[: content_end(archive) // 2 + 7]
+    key = carry.signed.kem[TJ].public_key()
     with pytest.raises(InvalidPackage) as caught:
-        await Importer(carry).service().import_package(data[: content_end(data) // 2 + 7])
+        await Importer(carry).service().import_package(seal_package(cut, for_agency=TJ, key=key))
     assert (caught.value.member, caught.value.reason[:9]) == ("archive", "truncated")
 
 
 async def test_refused_at_a_node_of_another_agency() -> None:
     carry, data = await carried()
-    await refused(Importer(carry, node_id=UZ_NODE), data, MANIFEST_MEMBER, "for_another_agency")
+    await refused(Importer(carry, node_id=UZ_NODE), data, "sealed", "for_another_agency")
+
+
+async def test_refused_a_manifest_for_another_agency_sealed_to_this_one() -> None:
+    carry, data = await carried()
+    members = carry.members(data)
+    other: dict[str, object] = {"for_agency": "uz-customs-committee"}
+    moved = resigned(carry, members, other, carry.signed.node_keys[KG_NODE])
+    await refused(Importer(carry), moved, MANIFEST_MEMBER, "for_another_agency")
 
 
 async def test_refused_an_envelope_whose_origin_key_the_importer_knows_is_revoked() -> None:
