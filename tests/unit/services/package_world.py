@@ -201,13 +201,20 @@ class Carry:
             self.ledger.share(raw)
         return raw
 
-    def exporter(self, *, signer: SigningKey | None = None) -> PackageExporter:
+    def exporter(
+        self,
+        node_id: str = KG_NODE,
+        *,
+        inbox: FakeInbox | None = None,
+        statements: NodeStatements | None = None,
+    ) -> PackageExporter:
+        """KG's node's exporter, or (``node_id``, its inbox and statements) another node's."""
         return PackageExporter(
-            node=self.node(KG_NODE),
-            signer=signer or self.signed.node_keys[KG_NODE],
-            inbox=self.kg_inbox,
-            directory=self.kg,
-            statements=self.kg,
+            node=self.node(node_id),
+            signer=self.signed.node_keys[node_id],
+            inbox=self.kg_inbox if inbox is None else inbox,
+            directory=self.kg if statements is None else statements,
+            statements=self.kg if statements is None else statements,
             proofs=LedgerProofSource(self.ledger, origin=ORIGIN),  # type: ignore[arg-type]
             ledger_origin=ORIGIN,
             suite=SUITE,
@@ -240,12 +247,17 @@ class Importer:
     ledger_keys: list[NoteVerifier] | None = None
     inbox: FakeInbox = field(default_factory=FakeInbox)
     queue: FakeReceiptQueue = field(default_factory=FakeReceiptQueue)
+    now: datetime = NOW
+    """When the package arrives."""
 
     def __post_init__(self) -> None:
         signed = self.carry.signed
         self.statements = NodeStatements(
             signed.raws if self.own is None else self.own, signed.pinned()
         )
+
+    def clock(self) -> datetime:
+        return self.now
 
     def service(self) -> PackageImporter:
         signed = self.carry.signed
@@ -270,12 +282,12 @@ class Importer:
                     node=node,
                     signer=signed.node_keys[self.node_id],
                     publisher=QueueingPublisher(self.queue),
-                    clock=clock,
+                    clock=self.clock,
                 ),
-                clock=clock,
+                clock=self.clock,
             ),
             proofs=PackageProofChecker(origin=ORIGIN, ledger_keys=ledger_keys),
-            clock=clock,
+            clock=self.clock,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -367,3 +367,32 @@ async def test_export_leaves_out_alerts_not_addressed_to_the_destination() -> No
     result = await carry.exporter().export(for_agency="uz-customs-committee", since=NOW)
     assert result.alerts == ()
     assert result.statements >= 1  # the exporter's own node and key, to check the manifest
+
+
+async def test_a_lookout_that_expired_while_carried_is_rejected_and_the_rest_delivered() -> None:
+    carry, data = await carried()
+    # Arrives after the risk alert's valid_until (2026-12-31), the agreement still in force.
+    importer = Importer(carry, now=datetime(2027, 1, 5, tzinfo=UTC))
+    report = await importer.service().import_package(data)
+    seizure, risk = carry.alerts
+    assert report.delivered == (seizure,)
+    assert report.rejected == ((risk, "expired"),)
+    kinds = sorted(json.loads(r.payload)["receipt"]["type"] for r in importer.queue.rows)
+    assert kinds == ["alert_delivered", "alert_rejected"]
+
+
+async def test_a_hub_relays_alerts_it_received_to_its_agencys_cut_off_site() -> None:
+    carry, data = await carried()
+    hub = Importer(carry)  # TJ's Karamyk node got KG's alerts
+    await hub.service().import_package(data)
+    exporter = carry.exporter(TJ_NODE, inbox=hub.inbox, statements=hub.statements)
+    mine_only = await exporter.export(for_agency=TJ, since=NOW)
+    assert mine_only.alerts == ()  # not its own: only with --relay
+    relayed = await exporter.export(for_agency=TJ, since=NOW, relay=True)
+    assert sorted(relayed.alerts) == sorted(carry.alerts)
+    site = Importer(carry, node_id="blo-fotehobod-tj")
+    report = await site.service().import_package(relayed.data)
+    assert sorted(report.delivered) == sorted(carry.alerts)
+    assert report.exporter_node == TJ_NODE
+    # Still the origin's envelopes: KG's signatures, opened by TJ's agency key at the site.
+    assert {item.origin_node for item in site.inbox.items.values()} == {KG_NODE}
