@@ -106,7 +106,7 @@ class ImportReport:
     proven: int = 0
     unproven: tuple[str, ...] = ()
     statements_added: int = 0
-    checkpoint_size: int | None = field(default=None)
+    checkpoint_size: int | None = None
 
 
 @dataclass(frozen=True)
