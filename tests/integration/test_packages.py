@@ -171,6 +171,12 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
         feed = await _feed_ids(deploy)
         assert sorted(feed) == sorted(alerts)  # each once, readable by TJ's analyst
 
+        # KG cannot know yet that the package arrived: no receipt has reached the ledger.
+        window = ("--since", format_time(since), "--for", TJ_AGENCY)
+        code, output = await _cli(deploy, KG, "unconfirmed", *window)
+        assert code == 0, output
+        assert "3 alert(s) without a delivery receipt" in output
+
         # The link returns: TJ's node publishes the queued receipts; the ledger records each once.
         nats_server.start()
         for alert_id in alerts:
@@ -179,6 +185,9 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
                 timeout=60,
                 what=f"TJ's alert_delivered receipt for {alert_id} in the ledger",
             )
+
+        code, output = await _cli(deploy, KG, "unconfirmed", *window)
+        assert "0 alert(s) without a delivery receipt" in output
 
         # TJ takes the stream again: the same alerts arrive over NATS and change nothing.
         consumer = _resume_delivery(deploy)

@@ -29,7 +29,11 @@ from blo_exchange.db.pending_receipts import SqlReceiptQueue
 from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.errors import ConfigurationError
-from blo_exchange.ledger.package_proofs import LedgerProofSource, PackageProofChecker
+from blo_exchange.ledger.package_proofs import (
+    LedgerConfirmations,
+    LedgerProofSource,
+    PackageProofChecker,
+)
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.package_export import PackageExporter
 from blo_exchange.services.package_import import PackageImporter
@@ -87,6 +91,7 @@ async def package_services(settings: Settings) -> AsyncIterator[PackageServices]
             ledger_origin=origin,
             suite=HpkeSuite(settings.suite),
             clock=utc_now,
+            confirmations=LedgerConfirmations(ledger),
         )
         queue = SqlReceiptQueue(sessions, node_id=node.id)
         importer: PackageImporter | None = None

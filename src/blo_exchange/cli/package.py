@@ -4,7 +4,8 @@
 Run on a node's host with its settings (``BLO_NODE_ID``, ``BLO_DATABASE_URL``, ``BLO_KEY_DIR``,
 ``BLO_PINNED_ROOTS_FILE``): ``export`` writes the sealed envelopes for one agency with the
 statements and proofs that verify them; ``import`` verifies a package and delivers its alerts
-once; ``flush-receipts`` publishes the receipts imports queued (a running node does so itself).
+once; ``flush-receipts`` publishes the receipts imports queued (a running node does so itself);
+``unconfirmed`` lists what the destination has not acknowledged yet.
 
 Exit codes: 0 done, 1 the package was refused (the reason names the member), 2 bad input or
 settings, 3 NATS unreachable (flush-receipts).
@@ -71,6 +72,33 @@ def export(
             typer.echo(f"left out {alert_id}: {reason}", err=True)
 
     asyncio.run(run())
+
+
+@package_app.command("unconfirmed")
+def unconfirmed(
+    since: Annotated[str, typer.Option(help="Alerts created at or after (RFC 3339).")],
+    for_agency: Annotated[str, typer.Option("--for", help="The destination agency.")],
+    until: Annotated[str | None, typer.Option(help="Alerts created before (RFC 3339).")] = None,
+) -> None:
+    """List this node's alerts for --for AGENCY that the ledger has no delivery receipt for
+    from that agency: a package lost on the way, or a link still down. Export them again."""
+    from blo_exchange.bootstrap.packages import package_services
+
+    try:
+        start = parse_time(since)
+        end = None if until is None else parse_time(until)
+    except ValueError as exc:
+        raise _fail(f"--since/--until: {exc}", 2) from exc
+
+    async def run() -> tuple[str, ...]:
+        async with package_services(load_settings()) as services:
+            exporter = services.exporter
+            return await exporter.unconfirmed(for_agency=for_agency, since=start, until=end)
+
+    missing = asyncio.run(run())
+    for alert_id in missing:
+        typer.echo(alert_id)
+    typer.echo(f"{len(missing)} alert(s) without a delivery receipt from {for_agency}", err=True)
 
 
 @package_app.command("import")

@@ -37,7 +37,7 @@ from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.ledger.ports import EntryFilter, LedgerReads
 from blo_exchange.services.package_parts import LedgerProofs, proof_member
 
-__all__ = ["LedgerProofSource", "PackageProofChecker"]
+__all__ = ["LedgerConfirmations", "LedgerProofSource", "PackageProofChecker"]
 
 _PROOF_KEYS = frozenset({"alert_id", "leaf_index", "tree_size", "leaf_input", "inclusion_path"})
 
@@ -73,6 +73,23 @@ class LedgerProofSource:
                 )
                 break
         return LedgerProofs(origin=self._origin, checkpoint=checkpoint.note, proofs=proofs)
+
+
+class LedgerConfirmations:
+    """Which alerts the ledger says an agency's node received (``DeliveryConfirmations``), read
+    from the entries' ``leaf_input``: for an operator's report, not checked against a checkpoint."""
+
+    def __init__(self, store: LedgerReads) -> None:
+        self._store = store
+
+    async def confirmed(self, alert_ids: Sequence[str], agency: str) -> set[str]:
+        found: set[str] = set()
+        for alert_id in alert_ids:
+            wanted = EntryFilter(type="alert_delivered", alert_id=alert_id)
+            rows = await self._store.entries(wanted, after=-1, limit=100)
+            if any(parse_leaf_input(leaf).get("actor_agency") == agency for _, leaf in rows):
+                found.add(alert_id)
+        return found
 
 
 class PackageProofChecker:

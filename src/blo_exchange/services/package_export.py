@@ -38,6 +38,7 @@ from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
 from blo_exchange.errors import InvalidEnvelope, NotFound
 from blo_exchange.services.package_parts import (
+    DeliveryConfirmations,
     LedgerProofs,
     ProofSource,
     StatementSource,
@@ -80,10 +81,12 @@ class PackageExporter:
         ledger_origin: str | None,
         suite: HpkeSuite,
         clock: Callable[[], datetime],
+        confirmations: DeliveryConfirmations | None = None,
     ) -> None:
         self._node = node
         self._directory = directory
         self._suite = suite
+        self._confirmations = confirmations
         self._signer = signer
         self._inbox = inbox
         self._signed = SignedMessages(directory, clock=clock)
@@ -173,6 +176,20 @@ class PackageExporter:
             ledger_problem=ledger.problem,
             skipped=tuple(skipped),
         )
+
+    async def unconfirmed(
+        self, *, for_agency: str, since: datetime, until: datetime | None = None
+    ) -> tuple[str, ...]:
+        """This node's own alerts for ``for_agency`` created in the window for which the ledger
+        has no ``alert_delivered`` receipt from that agency yet: what a lost package (or a link
+        still down) left undelivered. Exporting them again is harmless: import is idempotent.
+
+        A report for the operator from this node's copy of the ledger, not a security check."""
+        if self._confirmations is None:
+            raise NotFound("no ledger to read delivery receipts from")
+        ids = [i.alert_id for i in await self._candidates(for_agency, since, until, False)]
+        confirmed = await self._confirmations.confirmed(ids, for_agency)
+        return tuple(a for a in ids if a not in confirmed)
 
     async def _candidates(
         self, for_agency: str, since: datetime, until: datetime | None, relay: bool

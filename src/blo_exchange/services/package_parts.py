@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from blo_exchange.crypto.statements import VerifiedStatement
 
 __all__ = [
+    "DeliveryConfirmations",
     "LedgerProofs",
     "ProofChecker",
     "ProofSource",
@@ -55,6 +56,13 @@ class ProofSource(Protocol):
     async def collect(self, alerts: Sequence[tuple[str, str]]) -> LedgerProofs:
         """Proofs for ``(alert_id, envelope_sha256)`` pairs, each against the latest checkpoint;
         an alert with no ``alert_shared`` entry of those bytes under it gets none."""
+        ...
+
+
+class DeliveryConfirmations(Protocol):
+    async def confirmed(self, alert_ids: Sequence[str], agency: str) -> set[str]:
+        """The ids among ``alert_ids`` for which the ledger holds an ``alert_delivered`` receipt
+        from a node of ``agency``."""
         ...
 
 

@@ -20,8 +20,12 @@ from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.directory import Agreement, Node, Principal, Role
 from blo_exchange.ledger import merkle
-from blo_exchange.ledger.entries import build_entry
-from blo_exchange.ledger.package_proofs import LedgerProofSource, PackageProofChecker
+from blo_exchange.ledger.entries import build_entry, parse_leaf_input
+from blo_exchange.ledger.package_proofs import (
+    LedgerConfirmations,
+    LedgerProofSource,
+    PackageProofChecker,
+)
 from blo_exchange.ledger.ports import EntryFilter, StoredCheckpoint
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.ingest import IngestService
@@ -149,9 +153,24 @@ class FakeLedger:
         found = [
             (i, leaf)
             for i, leaf in enumerate(self.leaves)
-            if i > after and f'"alert_id":"{wanted.alert_id}"'.encode() in leaf
+            if i > after
+            and parse_leaf_input(leaf)["alert_id"] == wanted.alert_id
+            and parse_leaf_input(leaf)["type"] == wanted.type
         ]
         return found[:limit]
+
+    def delivered(self, alert_id: str, node: Node) -> None:
+        """The ledger writer recorded ``node``'s ``alert_delivered`` receipt."""
+        entry = build_entry(
+            event_id=f"receipt:{node.id}:{alert_id}",
+            type="alert_delivered",
+            occurred_at=NOW,
+            alert_id=alert_id,
+            actor_node=node.id,
+            actor_agency=node.agency_id,
+        )
+        self.leaves.append(entry.leaf_input)
+        self.tree.append(entry.leaf_input)
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return self.tree.inclusion_proof(index, size)
@@ -219,6 +238,7 @@ class Carry:
             ledger_origin=ORIGIN,
             suite=SUITE,
             clock=clock,
+            confirmations=LedgerConfirmations(self.ledger),  # type: ignore[arg-type]
         )
 
     def members(self, data: bytes, agency: str = TJ) -> dict[str, bytes]:

@@ -396,3 +396,14 @@ async def test_a_hub_relays_alerts_it_received_to_its_agencys_cut_off_site() -> 
     assert report.exporter_node == TJ_NODE
     # Still the origin's envelopes: KG's signatures, opened by TJ's agency key at the site.
     assert {item.origin_node for item in site.inbox.items.values()} == {KG_NODE}
+
+
+async def test_what_the_destination_has_not_acknowledged_is_listed_until_it_does() -> None:
+    # A package lost on the way is found here: its alerts never get TJ's delivery receipt.
+    carry, _lost = await carried()
+    exporter = carry.exporter()
+    assert await exporter.unconfirmed(for_agency=TJ, since=NOW) == tuple(carry.alerts)
+    seizure, risk = carry.alerts
+    carry.ledger.delivered(seizure, carry.node("blo-oybek-uz"))  # another agency's: not TJ's
+    carry.ledger.delivered(risk, carry.node(TJ_NODE))
+    assert await exporter.unconfirmed(for_agency=TJ, since=NOW) == (seizure,)
