@@ -30,7 +30,7 @@ import reports duplicates), an expired lookout is rejected there, and the ``aler
 receipt is signed and queued durably, to be published when NATS is reachable.
 
 Not checked: that the package is the exporter's latest, or that none was lost on the way (the
-exporter sees which alerts have no ``alert_delivered`` receipt once the link is back).
+exporter's ``package unconfirmed`` lists what has no ``alert_delivered`` receipt yet).
 """
 
 from __future__ import annotations
