@@ -5,7 +5,9 @@ principal's certificate or an unbound one is refused, and a proxy header is igno
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,11 +17,14 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from typer.testing import CliRunner, Result
 
+from blo_exchange.cli.main import app
 from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.crypto.tls import client_context, demo_device_certificate, demo_pki
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.errors import Conflict
 from blo_exchange.services.auth import certificate_credential, hash_token, new_token
 from tests.integration.pipeline import Deployment, deployment
 from tests.integration.served import served
@@ -199,3 +204,51 @@ async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
     csrf = re.search(r'name="csrf" value="([^"]*)"', form.text)
     assert csrf is not None
     return await client.post("/sign-in", data={"token": token, "csrf": csrf.group(1)})
+
+
+async def test_operators_bind_and_officers_present_device_certificates_with_the_cli(
+    node: Node, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLO_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+    officer_cert, officer_key = demo_device_certificate(
+        node.devices, "officer", now=dt.datetime.now(dt.UTC)
+    )
+    created = await cli(
+        "principals", "create", "--role", "terminal", "--label", "officer", "--node", KG,
+        "--device-cert", str(officer_cert),
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    token = created.output.strip()
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(json.dumps(EXAMPLE_SEIZURE))
+    send = ("alerts", "send", str(alert_file), "--url", node.url, "--token", token)
+    ca = ("--ca", str(node.ca_file))
+    sent = await cli(*send, *ca, "--cert", str(officer_cert), "--cert-key", str(officer_key))
+    assert sent.exit_code == 0, sent.output
+    refused = await cli(*send, *ca)  # the token alone
+    assert refused.exit_code == 1
+    assert "device certificate" in refused.output
+    from_env = await cli(
+        "terminal", "send", str(alert_file), "--outbox", str(tmp_path / "outbox.sqlite3"),
+        "--url", node.url, "--token", token, "--key", "terminal-outbox-1", *ca,
+        env={"BLO_CLIENT_CERT": str(officer_cert), "BLO_CLIENT_KEY": str(officer_key)},
+    )  # fmt: skip
+    assert from_env.exit_code == 0, from_env.output
+    assert "accepted 1" in from_env.output
+
+    # Rebinding terminal A to another device: A's old device no longer works with its token.
+    rebound = await cli("principals", "bind-cert", "terminal-a", str(node.devices / "stray.pem"))
+    assert rebound.exit_code == 0, rebound.output
+    taken = await cli("principals", "bind-cert", "terminal-a", str(node.devices / "device-b.pem"))
+    assert isinstance(taken.exception, Conflict)  # `main` prints it and exits 2
+    assert "bound to another principal" in str(taken.exception)
+    node.deploy.invalidate_directories()
+    async with node.client("device-a") as old_device:
+        assert (await old_device.get("/v1/directory", headers=node.bearer("a"))).status_code == 401
+    async with node.client("stray") as new_device:
+        assert (await new_device.get("/v1/directory", headers=node.bearer("a"))).status_code == 200

@@ -57,7 +57,7 @@ Cert = Annotated[
 Key = Annotated[
     Path | None,
     typer.Option(
-        "--key",
+        "--cert-key",  # not --key: `terminal send --key` is the Idempotency-Key
         envvar="BLO_CLIENT_KEY",
         help="The device certificate's private key (PEM); default: in the --cert file.",
     ),
@@ -72,7 +72,7 @@ def tls_verification(
     if ca is None and cert is None:
         return True
     if cert is None and key is not None:
-        raise typer.BadParameter("--key needs --cert")
+        raise typer.BadParameter("--cert-key needs --cert")
     try:
         return client_context(ca, cert_file=cert, key_file=key)
     except (OSError, ssl.SSLError) as exc:
@@ -116,6 +116,8 @@ def _refusal(response: httpx.Response) -> typer.Exit:
         body = {}
     detail = body.get("detail") if isinstance(body, dict) else None
     if response.status_code == 401:
+        if detail and "certificate" in str(detail):  # a device certificate missing or wrong
+            return _fail(f"the node did not accept the credential: {detail} (--cert, --key)", 1)
         return _fail("the node did not accept the token (check --token / BLO_TOKEN)", 1)
     if response.status_code == 403:
         return _fail(f"not allowed: {detail or 'this token may not do that here'}", 1)
