@@ -157,6 +157,8 @@ async def test_certificates_the_tls_layer_does_not_verify_end_the_handshake(
     async with node.client("expired") as expired:
         with pytest.raises(httpx.TransportError):
             await expired.get("/v1/directory", headers=node.bearer("expired"))
+    # Why they fail (the server closes without an alert the client could read) is shown by
+    # tests/unit/crypto/test_crypto_tls.py.
 
 
 async def test_a_proxy_header_is_ignored_when_the_node_verifies_certificates(node: Node) -> None:
