@@ -249,6 +249,11 @@ async def test_operators_bind_and_officers_present_device_certificates_with_the_
     taken = await cli("principals", "bind-cert", "terminal-a", str(node.devices / "device-b.pem"))
     assert isinstance(taken.exception, Conflict)  # `main` prints it and exits 2
     assert "bound to another principal" in str(taken.exception)
+    listing = (await cli("directory", "principals")).output.splitlines()
+    stray = fingerprint(node.devices / "stray.pem")
+    assert [line.split("\t")[-1] for line in listing if line.startswith("terminal-a\t")] == [
+        f"device:{stray}"
+    ]
     node.deploy.invalidate_directories()
     async with node.client("device-a") as old_device:
         assert (await old_device.get("/v1/directory", headers=node.bearer("a"))).status_code == 401
