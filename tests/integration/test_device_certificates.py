@@ -186,6 +186,7 @@ async def test_web_sign_in_and_its_session_need_the_device_certificate_too(node:
     async with node.client() as bare:
         refused = await sign_in(bare, node.tokens["a"])
         assert refused.status_code == 401
+        assert "works only from its own device" in refused.text
     async with node.client("device-b") as other_device:
         assert (await sign_in(other_device, node.tokens["a"])).status_code == 401
     async with node.client("device-a") as device_a:

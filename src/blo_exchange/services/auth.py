@@ -27,7 +27,7 @@ from datetime import datetime
 
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.domain.directory import Node, Principal, Role
-from blo_exchange.errors import Unauthenticated
+from blo_exchange.errors import DeviceCertificateRequired, Unauthenticated
 from blo_exchange.services.ports import Directory
 
 __all__ = ["TOKEN_PREFIX", "Authenticator", "certificate_credential", "hash_token", "new_token"]
@@ -104,17 +104,17 @@ class Authenticator:
         bound = principal.device_certificate
         if bound is None:
             if self._require_terminal_certificates and principal.role is Role.TERMINAL:
-                raise Unauthenticated(
+                raise DeviceCertificateRequired(
                     "this node requires each terminal to present its device certificate; "
                     "none is bound to this one"
                 )
             return
         if certificate is None:
-            raise Unauthenticated(
+            raise DeviceCertificateRequired(
                 "this credential is bound to a device certificate: present it with the token"
             )
         if not hmac.compare_digest(certificate.lower(), bound):
-            raise Unauthenticated(
+            raise DeviceCertificateRequired(
                 "the client certificate is not the device certificate bound to this credential"
             )
 

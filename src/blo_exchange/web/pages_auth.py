@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from blo_exchange.crypto.certs import verified_client_certificate
 from blo_exchange.domain.directory import Role
-from blo_exchange.errors import RateLimited, Unauthenticated
+from blo_exchange.errors import DeviceCertificateRequired, RateLimited, Unauthenticated
 from blo_exchange.services.auth import Authenticator, hash_token
 from blo_exchange.web.deps import (
     HOME,
@@ -108,6 +108,8 @@ async def sign_in(request: Request) -> Response:
             token.strip() if isinstance(token, str) else None,
             certificate=verified_client_certificate(request.scope),
         )
+    except DeviceCertificateRequired:  # the token is right, the device is not
+        return _sign_in_page(request, status=401, error="signin.device")
     except (Unauthenticated, ValueError):
         return _sign_in_page(request, status=401, error="signin.failed")
     # (4) a few sign-ins per principal too, from however many addresses.

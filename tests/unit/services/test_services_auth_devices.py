@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from blo_exchange.domain.directory import Principal, Role
-from blo_exchange.errors import Unauthenticated
+from blo_exchange.errors import DeviceCertificateRequired, Unauthenticated
 from blo_exchange.services.auth import (
     Authenticator,
     certificate_credential,
@@ -59,9 +59,9 @@ async def test_a_bound_token_needs_its_own_certificate() -> None:
     auth, tokens = authenticator()
     assert (await auth.authenticate(tokens["bound"], certificate=DEVICE)).id == "bound"
     assert (await auth.authenticate(tokens["bound"], certificate=DEVICE.upper())).id == "bound"
-    with pytest.raises(Unauthenticated, match="present it with the token"):
+    with pytest.raises(DeviceCertificateRequired, match="present it with the token"):
         await auth.authenticate(tokens["bound"], certificate=None)
-    with pytest.raises(Unauthenticated, match="not the device certificate"):
+    with pytest.raises(DeviceCertificateRequired, match="not the device certificate"):
         await auth.authenticate(tokens["bound"], certificate=OTHER)
     # A web session's hash is the same credential: the same rule.
     with pytest.raises(Unauthenticated):
@@ -86,5 +86,6 @@ async def test_unbound_principals_need_none_unless_the_node_requires_it_of_termi
 async def test_a_wrong_token_stays_opaque_whatever_certificate_comes_with_it() -> None:
     auth, _ = authenticator()
     for certificate in (None, DEVICE):
-        with pytest.raises(Unauthenticated, match="a valid bearer token is required"):
+        with pytest.raises(Unauthenticated, match="a valid bearer token is required") as refused:
             await auth.authenticate(new_token(), certificate=certificate)
+        assert not isinstance(refused.value, DeviceCertificateRequired)
