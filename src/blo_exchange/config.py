@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="The agency's terminal-device CA bundle (PEM), pinned on this node's disk. "
+        "Set: the node asks for a client certificate in its own TLS handshake, verifies it "
+        "against this bundle (a chain that does not verify, or an expired certificate, ends the "
+        "handshake) and ignores client_cert_header.",
+    )
+    require_terminal_certificates: bool = Field(
+        default=False,
+        description="Every terminal must present the device certificate bound to it with its "
+        "token; an unbound terminal is refused. A bound principal needs its certificate anyway.",
+    )
 
 
 def source_domains(settings: Settings) -> tuple[str, ...]:

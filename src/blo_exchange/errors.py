@@ -16,6 +16,7 @@ nothing below them knows about either::
     │   └── NoAgreement           no sharing agreement in force covers the alert
     ├── AuthError
     │   ├── Unauthenticated       no, unknown, expired or revoked credential
+    │   │   └── DeviceCertificateRequired  a device-bound credential without its certificate
     │   ├── Forbidden             the principal's role or binding does not allow it
     │   └── RateLimited           the principal sent too many requests (has ``retry_after``)
     ├── IdempotencyError
@@ -37,6 +38,7 @@ __all__ = [
     "BusError",
     "ConfigurationError",
     "Conflict",
+    "DeviceCertificateRequired",
     "DirectoryError",
     "Forbidden",
     "IdempotencyError",
@@ -119,6 +121,11 @@ class AuthError(BloExchangeError):
 
 class Unauthenticated(AuthError):  # noqa: N818
     pass
+
+
+class DeviceCertificateRequired(Unauthenticated):
+    """A valid credential bound to a device certificate, presented without that certificate
+    (none, or another); the edges may say so, where a wrong token gets one opaque answer."""
 
 
 class Forbidden(AuthError):  # noqa: N818

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from blo_exchange.crypto.tls import client_context
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
 from blo_exchange.demo.supervisor import client_tls
@@ -192,3 +193,35 @@ async def test_each_item_of_a_batch_counts_against_the_rate_limit(
     after = await client.get(node["url"] + "/v1/directory", headers=headers)
     assert after.status_code == 429
     assert int(after.headers["retry-after"]) >= 1
+
+
+async def test_the_demo_terminal_bound_to_a_device_needs_its_certificate(
+    demo: dict[str, Any],
+) -> None:
+    """``make run`` issues a device certificate from a demo agency CA and binds a KG terminal to
+    it; the KG node verifies device certificates itself (BLO_CLIENT_CA_FILE)."""
+    kg = demo["nodes"][KG]
+    device = kg["device_terminal"]
+    assert oct(Path(device["key_file"]).stat().st_mode & 0o777) == "0o600"
+    alerts = kg["url"] + "/v1/alerts"
+    async with https(demo, timeout=10.0) as bare:
+        alone = await bare.post(alerts, json=EXAMPLE_SEIZURE, headers=bound(device, "device-1"))
+        assert alone.status_code == 401
+        assert "device certificate" in alone.json()["detail"]
+    with_cert = client_context(
+        Path(demo["ca_file"]),
+        cert_file=Path(device["cert_file"]),
+        key_file=Path(device["key_file"]),
+    )
+    async with httpx.AsyncClient(verify=with_cert, timeout=10.0) as officer:
+        sent = await officer.post(alerts, json=EXAMPLE_SEIZURE, headers=bound(device, "device-2"))
+        assert sent.status_code == 202, sent.text
+        # The unbound demo terminals keep working without one.
+        unbound = await officer.get(
+            kg["url"] + "/v1/directory", headers=bearer(kg["terminal_token"])
+        )
+        assert unbound.status_code == 200
+
+
+def bound(device: dict[str, str], name: str) -> dict[str, str]:
+    return bearer(device["token"]) | {"Idempotency-Key": f"{name}-{uuid.uuid4().hex}"}

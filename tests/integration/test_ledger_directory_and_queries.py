@@ -140,7 +140,9 @@ async def test_directory_changes_are_ledgered_exactly_once(deploy: Deployment) -
 
 
 async def test_auditor_queries_are_ledgered(deploy: Deployment) -> None:
-    auditor = await deploy.writer_host.auth.authenticate(deploy.seed.auditor_token)
+    auditor = await deploy.writer_host.auth.authenticate(
+        deploy.seed.auditor_token, certificate=None
+    )
     refused = await deploy.client(KG).get("/v1/ledger/checkpoint", headers=deploy.analyst(KG))
     assert refused.status_code == 403
     response = await deploy.client(UZ).get(

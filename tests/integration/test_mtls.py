@@ -1,10 +1,10 @@
 """Mutual TLS through a TLS-terminating proxy: the proxy verifies the client certificate and
-forwards it; the node maps the certificate's SHA-256 to a principal, and believes the header only
-from the proxy's address."""
+forwards it; the node maps the certificate's SHA-256 to a principal (or checks it as a bound
+token's second factor), and believes the header only from the proxy's real address. The node's
+own verification is tests/integration/test_device_certificates.py."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ssl
 from collections.abc import AsyncIterator
@@ -13,20 +13,18 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from blo_exchange.bootstrap.app import create_app
-from blo_exchange.cli.main import server_options
 from blo_exchange.crypto.certs import certificate_sha256
 from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.domain.directory import Principal, Role
-from blo_exchange.embedded import free_port
-from blo_exchange.services.auth import certificate_credential, hash_token
-from tests.integration.pipeline import Deployment, deployment, eventually
+from blo_exchange.services.auth import certificate_credential, hash_token, new_token
+from tests.integration.pipeline import Deployment, deployment
+from tests.integration.served import served
 
 KG = "blo-karamyk-kg"
 HEADER = "x-client-cert"
@@ -101,6 +99,38 @@ async def test_a_registered_certificate_through_the_proxy_is_a_principal(
     assert plain.status_code == 401
 
 
+async def test_a_bound_token_needs_its_certificate_from_the_proxy(deploy: Deployment) -> None:
+    """Proxy mode with a device-bound token: the forwarded certificate is its second factor."""
+    pem = certificate("karamyk-terminal-3")
+    node = deploy.runtimes[KG].node
+    token = new_token()
+    await deploy.runtimes[KG].directory.add_principal(
+        Principal(
+            id="terminal-bound-3",
+            role=Role.TERMINAL,
+            node_id=node.id,
+            agency_id=node.agency_id,
+            label="terminal bound to a device",
+            created_at=dt.datetime.now(dt.UTC),
+            device_certificate=certificate_sha256(pem),
+        ),
+        hash_token(token),
+    )
+    bearer = {"Authorization": f"Bearer {token}"}
+    forwarded = {HEADER: quote(pem.decode())}
+    async with client(deploy, trusted=["127.0.0.1"]) as kg:
+        assert (await kg.get("/v1/directory", headers=bearer | forwarded)).status_code == 200
+        alone = await kg.get("/v1/directory", headers=bearer)
+        assert alone.status_code == 401
+        assert "device certificate" in alone.json()["detail"]
+        other = {HEADER: quote(certificate("someone-else").decode())}
+        assert (await kg.get("/v1/directory", headers=bearer | other)).status_code == 401
+    async with client(deploy, trusted=["10.9.9.9"]) as untrusted:
+        spoofed = await untrusted.get("/v1/directory", headers=bearer | forwarded)
+        assert spoofed.status_code == 401
+        assert "trusted proxy" in spoofed.json()["detail"]
+
+
 async def test_a_forwarded_for_header_does_not_make_a_local_caller_the_proxy(
     deploy: Deployment, tmp_path: Path
 ) -> None:
@@ -129,22 +159,7 @@ async def test_a_forwarded_for_header_does_not_make_a_local_caller_the_proxy(
             "tls_key_file": key_file,
         }
     )
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, services=deploy.runtimes[KG].services),
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        **server_options(settings),
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-
-        async def started() -> bool:
-            return bool(server.started)
-
-        await eventually(started, what="the node's server")
+    async with served(settings, deploy.runtimes[KG].services) as port:
         verify = ssl.create_default_context(cafile=str(pki.ca_file))
         async with httpx.AsyncClient(verify=verify, timeout=5.0) as client_:
             spoofed = await client_.get(
@@ -155,6 +170,3 @@ async def test_a_forwarded_for_header_does_not_make_a_local_caller_the_proxy(
             assert "trusted proxy" in spoofed.json()["detail"]
             hsts = await client_.get(f"https://127.0.0.1:{port}/livez")
             assert hsts.headers["strict-transport-security"] == "max-age=31536000"
-    finally:
-        server.should_exit = True
-        await serving

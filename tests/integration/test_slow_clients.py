@@ -11,13 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from blo_exchange.bootstrap.app import create_app
-from blo_exchange.cli.main import server_options
 from blo_exchange.crypto.tls import demo_pki
-from blo_exchange.embedded import free_port
-from tests.integration.pipeline import Deployment, deployment, eventually
+from tests.integration.pipeline import Deployment, deployment
+from tests.integration.served import served
 
 KG = "blo-karamyk-kg"
 HEADER_SECONDS = 1.0
@@ -39,27 +36,8 @@ async def node(
                 "body_idle_timeout": BODY_IDLE_SECONDS,
             }
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, services=deploy.runtimes[KG].services),
-                host="127.0.0.1",
-                port=port,
-                lifespan="off",
-                **server_options(settings),
-            )
-        )
-        serving = asyncio.create_task(server.serve())
-
-        async def started() -> bool:
-            return bool(server.started)
-
-        try:
-            await eventually(started, what="the node's server")
+        async with served(settings, deploy.runtimes[KG].services) as port:
             yield port, ssl.create_default_context(cafile=str(pki.ca_file)), deploy
-        finally:
-            server.should_exit = True
-            await serving
 
 
 async def closed_after(reader: asyncio.StreamReader, limit: float) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from blo_exchange.api.client_certificates import PeerCertificateProtocol
 from blo_exchange.cli.main import server_options
 from blo_exchange.config import Settings
 from blo_exchange.crypto.tls import demo_pki
@@ -33,3 +34,26 @@ def test_tls_12_or_later_with_forward_secret_aead_suites(tmp_path: Path) -> None
     assert tls12
     assert all(name.startswith("ECDHE-") for name in tls12)
     assert all("GCM" in name or "CHACHA20" in name for name in tls12)
+    # No client CA: no client certificate is asked for.
+    assert context.verify_mode == ssl.CERT_NONE
+
+
+def test_a_client_ca_asks_for_device_certificates_and_needs_the_nodes_own_tls(
+    tmp_path: Path,
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    pki = demo_pki(tmp_path / "tls", ["node"], hosts=["127.0.0.1"], now=now)
+    devices = demo_pki(tmp_path / "devices", [], hosts=[], now=now)
+    cert, key = pki.certificates["node"]
+    options = server_options(
+        Settings(tls_cert_file=cert, tls_key_file=key, client_ca_file=devices.ca_file)
+    )
+    context = options["ssl_context_factory"](None, None)
+    assert context.verify_mode == ssl.CERT_OPTIONAL  # a token-only client still connects
+    assert [c["subject"] for c in context.get_ca_certs()] == [
+        ((("organizationName", "blo-exchange demo"),), (("commonName", "blo-exchange demo CA"),))
+    ]
+    assert issubclass(options["http"], PeerCertificateProtocol)
+    # Behind a TLS-terminating proxy the node never sees a handshake to verify.
+    with pytest.raises(typer.Exit):
+        server_options(Settings(allow_plain_http=True, client_ca_file=devices.ca_file))

@@ -14,6 +14,7 @@ from blo_exchange.api import (
     routes_statistics,
     routes_taxii,
 )
+from blo_exchange.api.client_certificates import ForwardedCertificate
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
 from blo_exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -39,6 +40,13 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
     app.state.limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
     # Sign-in, per address and per principal: ten tries, then one every six seconds.
     app.state.signin_limiter = RateLimiter(rate=1 / 6, burst=10)
+    if settings.client_cert_header is not None and settings.client_ca_file is None:
+        # The proxy mode; with the node's own client CA, a forwarded header means nothing.
+        app.add_middleware(
+            ForwardedCertificate,
+            header=settings.client_cert_header,
+            trusted=settings.trusted_proxies,
+        )
     # Outermost last: security headers also go on the body limit's own 413.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     headers = dict(SECURITY_HEADERS)

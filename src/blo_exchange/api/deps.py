@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, TypeVar
-from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
 from blo_exchange.api.limits import RateLimiter
-from blo_exchange.config import Settings
-from blo_exchange.crypto.certs import certificate_sha256
+from blo_exchange.crypto.certs import verified_client_certificate
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import Forbidden, Unauthenticated
 from blo_exchange.services.auth import Authenticator
@@ -21,6 +19,7 @@ __all__ = [
     "CurrentPrincipal",
     "authenticate_request",
     "get_principal",
+    "presented_certificate",
     "service",
     "services_of",
 ]
@@ -48,12 +47,12 @@ async def authenticate_request(request: Request) -> Principal:
     auth = services_of(request).get(Authenticator)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    bearer = scheme.lower() == "bearer"
-    # A bearer token, when there is one, is the credential; a forwarded certificate otherwise.
-    certificate = None if bearer else _forwarded_certificate(request)
-    if certificate is not None:
+    certificate = presented_certificate(request)
+    if scheme.lower() == "bearer":  # the token is the credential, a certificate its second factor
+        return await auth.authenticate(token.strip(), certificate=certificate)
+    if certificate is not None:  # a principal whose only credential is its certificate
         return await auth.authenticate_certificate(certificate)
-    return await auth.authenticate(token.strip() if bearer else None)
+    return await auth.authenticate(None, certificate=None)
 
 
 async def get_principal(request: Request) -> Principal:
@@ -64,25 +63,13 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
-def _forwarded_certificate(request: Request) -> str | None:
-    """The SHA-256 of the client certificate a trusted proxy forwarded, if mTLS is configured.
-
-    (1) only when a header is configured; (2) only from a trusted proxy's address — anyone
-    else could simply send the header; (3) the header must hold a certificate. Not checked here:
-    the chain and validity, which the proxy verified before forwarding.
-    """
-    settings: Settings = request.app.state.settings
-    if settings.client_cert_header is None:
-        return None
-    value = request.headers.get(settings.client_cert_header)
-    if not value:
-        return None
-    if request.client is None or request.client.host not in settings.trusted_proxies:
-        raise Unauthenticated("client certificates are accepted only through the trusted proxy")
+def presented_certificate(request: Request) -> str | None:
+    """The SHA-256 of the client certificate the TLS layer verified, if the client presented one:
+    the node's own handshake, or the trusted proxy's header (``api.client_certificates``)."""
     try:
-        return certificate_sha256(unquote(value).encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise Unauthenticated("the forwarded client certificate is not readable") from exc
+        return verified_client_certificate(request.scope)
+    except ValueError as exc:
+        raise Unauthenticated(f"the client certificate is refused: {exc}") from exc
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

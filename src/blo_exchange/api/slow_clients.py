@@ -67,10 +67,16 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def guarded_protocol(*, header_seconds: float, body_idle_seconds: float) -> type[H11Protocol]:
-    """:class:`GuardedH11Protocol` with these deadlines, for uvicorn's ``http=`` option."""
+def guarded_protocol(
+    *,
+    header_seconds: float,
+    body_idle_seconds: float,
+    base: type[GuardedH11Protocol] = GuardedH11Protocol,
+) -> type[H11Protocol]:
+    """``base`` (:class:`GuardedH11Protocol` or a subclass) with these deadlines, for uvicorn's
+    ``http=`` option."""
     return type(
-        "GuardedH11Protocol",
-        (GuardedH11Protocol,),
+        base.__name__,
+        (base,),
         {"header_seconds": header_seconds, "body_idle_seconds": body_idle_seconds},
     )

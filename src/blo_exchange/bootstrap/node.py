@@ -157,6 +157,7 @@ class NodeRuntime:
                 clock=utc_now,
                 node=node,
                 admit_unbound=settings.admit_unbound_principals,
+                require_terminal_certificates=settings.require_terminal_certificates,
             ),
             ingest=IngestService(
                 node=node,

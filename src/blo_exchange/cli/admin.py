@@ -71,8 +71,11 @@ async def create_principal(
     agency_id: str | None,
     expires_days: int | None,
     certificate_fingerprint: str | None = None,
+    device_certificate: str | None = None,
 ) -> str:
-    """Register a principal and return its token (the only time it is ever visible)."""
+    """Register a principal and return its token (the only time it is ever visible). With
+    ``certificate_fingerprint`` that certificate is the credential (no token); with
+    ``device_certificate`` the token is bound to that certificate (both needed)."""
     engine = create_engine(settings.database_url.get_secret_value(), pool_size=1)
     try:
         directory = SqlDirectory(session_factory(engine))
@@ -96,6 +99,7 @@ async def create_principal(
                 created_at=now,
                 expires_at=None if expires_days is None else now + timedelta(days=expires_days),
                 revoked_at=None,
+                device_certificate=certificate_fingerprint or device_certificate,
             ),
             hash_token(token),
         )

@@ -22,9 +22,10 @@ import httpx
 import typer
 from pydantic import ValidationError
 
+from blo_exchange.crypto.tls import client_context
 from blo_exchange.domain.alerts import parse_alert_submission
 
-__all__ = ["Ca", "client_app", "tls_verification"]
+__all__ = ["Ca", "Cert", "Key", "client_app", "tls_verification"]
 
 client_app = typer.Typer(no_args_is_help=True, add_completion=False)
 alerts_app = typer.Typer(no_args_is_help=True, help="Send alerts to a node (a terminal's role).")
@@ -45,9 +46,37 @@ Ca = Annotated[
 ]
 
 
-def tls_verification(ca: Path | None) -> ssl.SSLContext | bool:
-    """What an HTTPS client checks the node with: ``ca``, or the system's CAs."""
-    return True if ca is None else ssl.create_default_context(cafile=str(ca))
+Cert = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert",
+        envvar="BLO_CLIENT_CERT",
+        help="This device's certificate (PEM), presented to the node with the token.",
+    ),
+]
+Key = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert-key",  # not --key: `terminal send --key` is the Idempotency-Key
+        envvar="BLO_CLIENT_KEY",
+        help="The device certificate's private key (PEM); default: in the --cert file.",
+    ),
+]
+
+
+def tls_verification(
+    ca: Path | None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext | bool:
+    """What an HTTPS client checks the node with (``ca``, or the system's CAs), and the device
+    certificate it presents (``cert``, ``key``) when the token is bound to one."""
+    if ca is None and cert is None:
+        return True
+    if cert is None and key is not None:
+        raise typer.BadParameter("--cert-key needs --cert")
+    try:
+        return client_context(ca, cert_file=cert, key_file=key)
+    except (OSError, ssl.SSLError) as exc:
+        raise typer.BadParameter(f"cannot use the CA or device certificate: {exc}") from exc
 
 
 TLP_COLOURS: dict[str, tuple[str, bool]] = {
@@ -87,6 +116,8 @@ def _refusal(response: httpx.Response) -> typer.Exit:
         body = {}
     detail = body.get("detail") if isinstance(body, dict) else None
     if response.status_code == 401:
+        if detail and "certificate" in str(detail):  # a device certificate missing or wrong
+            return _fail(f"the node did not accept the credential: {detail} (--cert, --key)", 1)
         return _fail("the node did not accept the token (check --token / BLO_TOKEN)", 1)
     if response.status_code == 403:
         return _fail(f"not allowed: {detail or 'this token may not do that here'}", 1)
@@ -106,6 +137,8 @@ def send(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 30.0,
     ca: Ca = None,
+    cert: Cert = None,
+    cert_key: Key = None,
 ) -> None:
     """Send one alert; print its id and recipients."""
     try:
@@ -129,7 +162,7 @@ def send(
             content=raw,
             headers=_headers(token) | {"Idempotency-Key": key, "Content-Type": "application/json"},
             timeout=timeout,
-            verify=tls_verification(ca),
+            verify=tls_verification(ca, cert, cert_key),
         )
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach {url}: {type(exc).__name__}", 3) from exc
@@ -197,6 +230,8 @@ def tail(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON alert per line.")] = False,
     colour: Annotated[bool, typer.Option("--colour/--no-colour")] = sys.stdout.isatty(),
     ca: Ca = None,
+    cert: Cert = None,
+    cert_key: Key = None,
 ) -> None:
     """Print the alerts addressed to the token's agency as they arrive (Ctrl-C stops)."""
     last = str(cursor)
@@ -208,7 +243,7 @@ def tail(
                 url.rstrip("/") + "/v1/feed/stream",
                 headers=_headers(token) | {"Last-Event-ID": last, "Accept": "text/event-stream"},
                 timeout=httpx.Timeout(10.0, read=60.0),
-                verify=tls_verification(ca),
+                verify=tls_verification(ca, cert, cert_key),
             ) as response:
                 if response.status_code in _TRANSIENT:
                     # The node is up but Postgres or NATS is not (or we are too fast): wait as

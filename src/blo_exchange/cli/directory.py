@@ -187,8 +187,10 @@ def revoke_principal(principal_id: str) -> None:
 
 @directory_app.command("principals")
 def list_principals() -> None:
-    """List credentials (never their tokens, which are not stored)."""
+    """List credentials (never their tokens, which are not stored), with the device certificate
+    each is bound to, if any."""
     for p in _run(SqlDirectory.principals):
         state = "revoked" if p.revoked_at else "active"
         bound = p.node_id or p.agency_id or "-"
-        typer.echo(f"{p.id}\t{p.role.value}\t{bound}\t{state}\t{p.label}")
+        device = "-" if p.device_certificate is None else f"device:{p.device_certificate}"
+        typer.echo(f"{p.id}\t{p.role.value}\t{bound}\t{state}\t{p.label}\t{device}")

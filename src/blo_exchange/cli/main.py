@@ -72,19 +72,23 @@ def serve(
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for a node: its own TLS, read deadlines for slow clients
-    (``api.slow_clients``), and nothing believed from proxy headers.
+    """uvicorn's options for a node: its own TLS (asking for device certificates when
+    ``BLO_CLIENT_CA_FILE`` is set), read deadlines for slow clients (``api.slow_clients``), the
+    verified client certificate in each request's scope (``api.client_certificates``), and
+    nothing believed from proxy headers.
 
     ``proxy_headers=False``: uvicorn would otherwise take the client's address from
     X-Forwarded-For of any local peer, and the trusted-proxy check of a forwarded client
-    certificate (``api.deps``) would compare against an address the caller chose.
+    certificate would compare against an address the caller chose.
     """
+    from blo_exchange.api.client_certificates import PeerCertificateProtocol
     from blo_exchange.api.slow_clients import guarded_protocol
 
     options: dict[str, Any] = {
         "http": guarded_protocol(
             header_seconds=settings.header_timeout,
             body_idle_seconds=settings.body_idle_timeout,
+            base=PeerCertificateProtocol,  # puts a verified client certificate in the scope
         ),
         "log_level": "warning",
         "access_log": False,
@@ -96,9 +100,17 @@ def server_options(settings: Settings) -> dict[str, Any]:
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:
         from blo_exchange.crypto.tls import server_context
 
-        cert, key = settings.tls_cert_file, settings.tls_key_file
+        cert, key, client_ca = (
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.client_ca_file,
+        )
         options["ssl_certfile"] = str(cert)  # uvicorn's marker that it serves TLS
-        options["ssl_context_factory"] = lambda _config, _default: server_context(cert, key)
+        options["ssl_context_factory"] = lambda _config, _default: server_context(
+            cert, key, client_ca_file=client_ca
+        )
+    elif settings.client_ca_file is not None:
+        raise _fail_config("BLO_CLIENT_CA_FILE needs the node's own TLS (BLO_TLS_CERT_FILE)")
     elif not settings.allow_plain_http:
         raise _fail_config(
             "set BLO_TLS_CERT_FILE and BLO_TLS_KEY_FILE (nodes serve HTTPS), or "
@@ -182,13 +194,19 @@ def principals_create(
         Path | None,
         typer.Option(help="A client certificate (PEM or DER) instead of a token, for mTLS."),
     ] = None,
+    device_cert: Annotated[
+        Path | None,
+        typer.Option(help="A device certificate (PEM or DER) the token is bound to: both needed."),
+    ] = None,
 ) -> None:
     """Create a credential. The token is printed once and stored only as a hash; with --cert,
-    the certificate's SHA-256 is the credential (presented through the TLS proxy)."""
+    the certificate's SHA-256 is the credential (presented in the TLS handshake); with
+    --device-cert, the token works only together with that certificate."""
     from blo_exchange.cli.admin import create_principal
-    from blo_exchange.crypto.certs import certificate_sha256
 
-    fingerprint = None if cert is None else certificate_sha256(cert.read_bytes())
+    if cert is not None and device_cert is not None:
+        raise typer.BadParameter("--cert (a certificate, no token) or --device-cert, not both")
+    fingerprint = None if cert is None else _fingerprint(cert)
     token = asyncio.run(
         create_principal(
             load_settings(),
@@ -198,9 +216,44 @@ def principals_create(
             agency_id=agency,
             expires_days=expires_days,
             certificate_fingerprint=fingerprint,
+            device_certificate=None if device_cert is None else _fingerprint(device_cert),
         )
     )
     typer.echo(token if fingerprint is None else f"certificate sha256 {fingerprint} registered")
+
+
+@principals_app.command("bind-cert")
+def principals_bind_cert(
+    principal_id: str,
+    cert: Annotated[
+        Path | None, typer.Argument(help="The device certificate (PEM or DER); none: unbind.")
+    ] = None,
+) -> None:
+    """Bind a principal's token to a device certificate: from then on the token alone is
+    refused, and it works only presented with that certificate (within the directory cache's
+    few seconds)."""
+    from blo_exchange.cli.admin import with_directory
+
+    fingerprint = None if cert is None else _fingerprint(cert)
+    asyncio.run(
+        with_directory(
+            load_settings(), lambda d: d.bind_device_certificate(principal_id, fingerprint)
+        )
+    )
+    typer.echo(
+        f"principal {principal_id} unbound"
+        if fingerprint is None
+        else f"principal {principal_id} bound to certificate sha256 {fingerprint}"
+    )
+
+
+def _fingerprint(cert: Path) -> str:
+    from blo_exchange.crypto.certs import certificate_sha256
+
+    try:
+        return certificate_sha256(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{cert}: {exc}") from exc
 
 
 def main() -> None:

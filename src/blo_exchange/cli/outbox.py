@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ async def flush(
     retry_for: float = 0.0,
     timeout: float = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> FlushReport:
     """Send every pending item, oldest first, in batches; retry for ``retry_for`` seconds more
     while some stay pending (with a growing pause, at most 5 s). Returns what is left."""
@@ -171,7 +173,7 @@ async def flush(
     deadline = time.monotonic() + retry_for
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=timeout, transport=transport
+        base_url=url, headers=headers, timeout=timeout, transport=transport, verify=verify
     ) as client:
         for attempt in range(10_000):
             report.rounds += 1

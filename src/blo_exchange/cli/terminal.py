@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from blo_exchange.cli.client import Ca, Cert, Key, tls_verification
 from blo_exchange.cli.outbox import FlushReport, Outbox, flush
 
 __all__ = ["terminal_app"]
@@ -49,6 +50,9 @@ def send(
         str | None, typer.Option(help="Idempotency-Key (one file, one alert); default: digest.")
     ] = None,
     retry_for: RetryFor = 10.0,
+    ca: Ca = None,
+    cert: Cert = None,
+    cert_key: Key = None,
 ) -> None:
     """Queue the alerts (on disk, before anything is sent), then flush the queue."""
     bodies: list[dict[str, Any]] = []
@@ -61,16 +65,24 @@ def send(
         for body in bodies:
             queued_key, new = queue.enqueue(body, key)
             typer.echo(f"{'queued' if new else 'already queued'} {queued_key}")
-        _finish(asyncio.run(flush(queue, url, token, retry_for=retry_for)), queue)
+        verify = tls_verification(ca, cert, cert_key)
+        _finish(asyncio.run(flush(queue, url, token, retry_for=retry_for, verify=verify)), queue)
 
 
 @terminal_app.command("flush")
 def flush_command(
-    url: NodeUrl, token: Token, outbox: OutboxPath = DEFAULT_OUTBOX, retry_for: RetryFor = 10.0
+    url: NodeUrl,
+    token: Token,
+    outbox: OutboxPath = DEFAULT_OUTBOX,
+    retry_for: RetryFor = 10.0,
+    ca: Ca = None,
+    cert: Cert = None,
+    cert_key: Key = None,
 ) -> None:
     """Retry every pending alert."""
+    verify = tls_verification(ca, cert, cert_key)
     with Outbox(outbox) as queue:
-        _finish(asyncio.run(flush(queue, url, token, retry_for=retry_for)), queue)
+        _finish(asyncio.run(flush(queue, url, token, retry_for=retry_for, verify=verify)), queue)
 
 
 @terminal_app.command("status")

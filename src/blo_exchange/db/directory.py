@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
@@ -28,7 +29,7 @@ from blo_exchange.db.tables import (
 )
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
 from blo_exchange.domain.ids import format_time
-from blo_exchange.errors import NotFound
+from blo_exchange.errors import Conflict, NotFound
 from blo_exchange.ledger.entries import DirectoryState, KeyRecord
 
 __all__ = ["SqlDirectory"]
@@ -318,8 +319,25 @@ class SqlDirectory:
                     created_at=principal.created_at,
                     expires_at=principal.expires_at,
                     revoked_at=principal.revoked_at,
+                    device_certificate=principal.device_certificate,
                 )
             )
+        self.invalidate()
+
+    async def bind_device_certificate(self, principal_id: str, fingerprint: str | None) -> None:
+        """Bind ``principal_id`` to the device certificate with this SHA-256 (None: unbind)."""
+        try:
+            async with self._sessions.begin() as session:
+                result = await session.execute(
+                    update(PrincipalRow)
+                    .where(PrincipalRow.id == principal_id)
+                    .values(device_certificate=fingerprint)
+                    .returning(PrincipalRow.id)
+                )
+                if result.first() is None:
+                    raise NotFound(f"no principal {principal_id}")
+        except IntegrityError as exc:
+            raise Conflict("this certificate is bound to another principal") from exc
         self.invalidate()
 
     async def revoke_principal(self, principal_id: str, at: datetime) -> None:
@@ -377,4 +395,5 @@ def _principal(row: PrincipalRow) -> Principal:
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        device_certificate=row.device_certificate,
     )

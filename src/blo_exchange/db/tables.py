@@ -132,6 +132,8 @@ class PrincipalRow(Base):
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    device_certificate: Mapped[str | None] = mapped_column(Text, unique=True)
+    """SHA-256 (hex) of the device certificate this principal must present with its token."""
 
 
 # --- node state --------------------------------------------------------------------------------

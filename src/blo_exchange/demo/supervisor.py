@@ -43,6 +43,7 @@ from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
 from blo_exchange.db.statements import SqlStatementStore
+from blo_exchange.demo.devices import with_device_terminal
 from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, seed_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
@@ -78,16 +79,16 @@ def client_tls(credentials: dict[str, Any]) -> ssl.SSLContext | bool:
     return True if ca_file is None else ssl.create_default_context(cafile=ca_file)
 
 
-def _with_tls(data_dir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
-    """The nodes' URLs as https, and certificates for them from the demo CA (made once)."""
-    pki = demo_pki(
-        data_dir / "tls",
-        list(credentials["nodes"]),
-        hosts=DEMO_HOSTS,
-        now=datetime.now(UTC),
-    )
+async def _with_tls(
+    data_dir: Path, database_url: str, credentials: dict[str, Any]
+) -> dict[str, Any]:
+    """The nodes' URLs as https, certificates for them from the demo CA (made once), and a
+    terminal bound to a device certificate (``demo.devices``)."""
+    now = datetime.now(UTC)
+    pki = demo_pki(data_dir / "tls", list(credentials["nodes"]), hosts=DEMO_HOSTS, now=now)
     for node in credentials["nodes"].values():
         node["url"] = "https://" + node["url"].split("://", 1)[1]
+    credentials = await with_device_terminal(data_dir, database_url, credentials, now=now)
     return credentials | {"ca_file": str(pki.ca_file), "tls_dir": str(data_dir / "tls")}
 
 
@@ -128,7 +129,7 @@ async def prepare_demo(
         credentials["nats_url"] = nats_url
         credentials["database_url"] = database_url
         if tls:
-            credentials = _with_tls(data_dir, credentials)
+            credentials = await _with_tls(data_dir, database_url, credentials)
         _write_private_json(credentials_path, credentials)
         return credentials
     ports = {
@@ -165,7 +166,7 @@ async def prepare_demo(
         "database_url": database_url,
     }
     if tls:
-        credentials = _with_tls(data_dir, credentials)
+        credentials = await _with_tls(data_dir, database_url, credentials)
     _write_private_json(credentials_path, credentials)
     return credentials
 
@@ -267,10 +268,12 @@ class DemoProcesses:
         tls_dir = self._credentials.get("tls_dir")
         if tls_dir is None:
             return {}
-        return {
+        files = {
             "BLO_TLS_CERT_FILE": str(Path(tls_dir) / f"{node_id}.pem"),
             "BLO_TLS_KEY_FILE": str(Path(tls_dir) / f"{node_id}.key"),
         }
+        client_ca = self._credentials["nodes"][node_id].get("client_ca_file")
+        return files if client_ca is None else files | {"BLO_CLIENT_CA_FILE": client_ca}
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -450,5 +453,11 @@ def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -
     print(f"tokens    {data_dir / CREDENTIALS_FILE} (0600)")
     if "ca_file" in credentials:
         print(f"CA        {credentials['ca_file']} (curl --cacert, BLO_CA)")
+    for node_id, node in credentials["nodes"].items():
+        if "device_terminal" in node:
+            device = node["device_terminal"]
+            print(
+                f"device    {node_id} terminal bound to {device['cert_file']} (--cert, --cert-key)"
+            )
     print("logs      " + str(data_dir / "logs"))
     print("\nPress Ctrl-C to stop.", flush=True)

@@ -116,6 +116,9 @@ class Principal(DomainModel):
     created_at: UtcTimestamp
     expires_at: UtcTimestamp | None = None
     revoked_at: UtcTimestamp | None = None
+    device_certificate: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 (hex) of the device certificate bound to it: then its token alone is refused,
+    it must come with that certificate (see ``services.auth``)."""
 
     @model_validator(mode="after")
     def _binding_matches_role(self) -> Self:

@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 
+from blo_exchange.crypto.certs import verified_client_certificate
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.errors import Unauthenticated
 from blo_exchange.services.auth import Authenticator
@@ -93,9 +94,12 @@ async def session_principal(request: Request, session_id: str | None) -> Princip
     session = sessions_of(request).get(session_id)
     if session is None:
         return None
+    auth = services_of(request).get(Authenticator)
     try:
-        return await services_of(request).get(Authenticator).authenticate_hash(session.token_hash)
-    except Unauthenticated:
+        # A bound credential's session, too, lives only on connections with its device certificate.
+        certificate = verified_client_certificate(request.scope)
+        return await auth.authenticate_hash(session.token_hash, certificate=certificate)
+    except (Unauthenticated, ValueError):
         sessions_of(request).drop(session.id)
         return None
 

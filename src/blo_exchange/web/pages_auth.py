@@ -9,8 +9,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from blo_exchange.crypto.certs import verified_client_certificate
 from blo_exchange.domain.directory import Role
-from blo_exchange.errors import RateLimited, Unauthenticated
+from blo_exchange.errors import DeviceCertificateRequired, RateLimited, Unauthenticated
 from blo_exchange.services.auth import Authenticator, hash_token
 from blo_exchange.web.deps import (
     HOME,
@@ -97,13 +98,19 @@ async def sign_in(request: Request) -> Response:
     expected = request.cookies.get(SIGNIN_COOKIE)
     if not expected or not same_token(form.get("csrf"), expected):
         return _sign_in_page(request, status=403, error="signin.expired")
-    # (3) the token, checked like a bearer token and admitted only by its own node (or agency);
-    # one answer for every way it can be wrong.
+    # (3) the token, checked like a bearer token and admitted only by its own node (or agency),
+    # with the device certificate the browser presented in the TLS handshake where the token is
+    # bound to one; one answer for every way it can be wrong.
     token = form.get("token")
     auth = services_of(request).get(Authenticator)
     try:
-        principal = await auth.authenticate(token.strip() if isinstance(token, str) else None)
-    except Unauthenticated:
+        principal = await auth.authenticate(
+            token.strip() if isinstance(token, str) else None,
+            certificate=verified_client_certificate(request.scope),
+        )
+    except DeviceCertificateRequired:  # the token is right, the device is not
+        return _sign_in_page(request, status=401, error="signin.device")
+    except (Unauthenticated, ValueError):
         return _sign_in_page(request, status=401, error="signin.failed")
     # (4) a few sign-ins per principal too, from however many addresses.
     try:
