@@ -1,7 +1,7 @@
 """A principal may be bound to a device certificate (its SHA-256): a second factor with its token.
 
-Revision ID: 0007_device_certificates
-Revises: 0006
+Revision ID: 0008_device_certificates
+Revises: 0007_package_receipts
 Create Date: 2026-12-05
 
 A bound principal's token alone is refused; it must come with that certificate, verified by the
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_device_certificates"
-down_revision = "0006"
+revision = "0008_device_certificates"
+down_revision = "0007_package_receipts"
 branch_labels = None
 depends_on = None
 
