@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -25,6 +26,7 @@ from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
 from blo_exchange.embedded import NatsServer
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has, ledger_has
+from tests.integration.web_client import sign_in
 
 KG, TJ, TJ2, UZ = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj", "blo-oybek-uz"
 CYRILLIC_PLATE = "01\u0410123\u0412\u0421"  # 01А123ВС with Cyrillic А, В, С
@@ -233,3 +235,54 @@ async def test_a_hit_found_while_nats_is_down_is_published_when_it_returns(
         what="the queued hit in the ledger once NATS is back",
     )
     assert entry["detail"]["crossing_point"] == "TJ-KARAMYK"
+
+
+def browser(deploy: Deployment, node: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=deploy.client(node)._transport, base_url=f"https://{node}.test"
+    )
+
+
+async def test_the_pages_run_a_lookout_search_and_show_the_hit_to_the_sender(
+    deploy: Deployment,
+) -> None:
+    alert_id = await post(deploy, KG, risk(LATIN_PLATE, "RAKHIMOV Alisher"))
+    await eventually(feed_has(deploy, TJ, alert_id), what="the risk alert in TJ's feed")
+    officer, sender, analyst = browser(deploy, TJ), browser(deploy, KG), browser(deploy, TJ)
+    try:
+        csrf = await sign_in(officer, deploy.seed.terminal_tokens[TJ])
+        page = await officer.get("/officer/lookout", params={"lang": "ru"})
+        assert page.status_code == 200
+        assert "Проверка по ориентировкам" in page.text
+        form = {"csrf": csrf, "field": "plate", "value": CYRILLIC_PLATE}
+        refused = await officer.post("/officer/lookout", data=form | {"csrf": "forged"})
+        assert refused.status_code == 403
+        checked = await officer.post("/officer/lookout", data=form)
+        assert checked.status_code == 200, checked.text
+        assert f'data-alert="{alert_id}"' in checked.text
+        assert 'data-receipt="published"' in checked.text
+        nothing = await officer.post("/officer/lookout", data=form | {"value": "99Z999ZZ"})
+        assert 'data-alert="' not in nothing.text
+        too_short = await officer.post("/officer/lookout", data=form | {"value": "-"})
+        assert too_short.status_code == 422
+
+        # The sender's sent-alerts list shows where it hit.
+        await sign_in(sender, deploy.seed.terminal_tokens[KG])
+
+        async def hit_shown() -> bool:
+            table = await sender.get("/officer/sent/table", params={"alert": alert_id})
+            return 'class="hit" data-crossing="TJ-KARAMYK"' in table.text
+
+        await eventually(hit_shown, what="the hit in KG's sent list")
+
+        await sign_in(analyst, deploy.seed.analyst_tokens[TJ])
+        found = await analyst.get("/analyst/search", params={"field": "person", "q": "Рахимов"})
+        assert found.status_code == 200
+        assert f"/analyst/alerts/{alert_id}" in found.text  # the risk's person target
+        found = await analyst.get(
+            "/analyst/search", params={"field": "plate", "q": "01\u0430123\u0432\u0441"}
+        )
+        assert f"/analyst/alerts/{alert_id}" in found.text
+    finally:
+        for client in (officer, sender, analyst):
+            await client.aclose()
