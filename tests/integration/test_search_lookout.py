@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,8 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from blo_exchange.bootstrap.app import create_app
+from blo_exchange.cli.main import app as cli
 from blo_exchange.db.engine import create_engine
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
@@ -286,3 +291,44 @@ async def test_the_pages_run_a_lookout_search_and_show_the_hit_to_the_sender(
     finally:
         for client in (officer, sender, analyst):
             await client.aclose()
+
+
+async def test_the_cli_runs_a_lookout_check_against_a_served_node(deploy: Deployment) -> None:
+    """``blo-exchange lookout check`` against the TJ node served over HTTP on loopback."""
+    alert_id = await post(deploy, KG, risk("09J909KG", "Nobody"))
+    await eventually(feed_has(deploy, TJ, alert_id), what="the risk alert in TJ's feed")
+    runtime = deploy.runtimes[TJ]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = create_app(runtime.settings, services=runtime.services)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+
+        async def started() -> bool:
+            return bool(server.started)
+
+        await eventually(started, what="the HTTP server")
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        env = {"BLO_URL": url, "BLO_TOKEN": deploy.seed.terminal_tokens[TJ]}
+
+        def run(*args: str) -> Any:
+            return CliRunner().invoke(cli, ["lookout", "check", *args], env=env)
+
+        hit = await asyncio.to_thread(run, "09 J 909-KG")
+        assert hit.exit_code == 0, hit.output
+        assert alert_id in hit.output
+        assert "TJ-KARAMYK" in hit.output
+        miss = await asyncio.to_thread(run, "--field", "person", "Nobody Else At All")
+        assert miss.exit_code == 0, miss.output
+        assert "no active risk alert matches" in miss.output
+        wrong = await asyncio.to_thread(run, "--crossing-point", "KG-KARAMYK", "09J909KG")
+        assert wrong.exit_code == 1  # not this node's crossing point: the node refuses
+        env["BLO_TOKEN"] = deploy.seed.analyst_tokens[TJ]
+        as_analyst = await asyncio.to_thread(run, "09J909KG")
+        assert as_analyst.exit_code == 1  # an analyst is no officer at a crossing: 403
+        assert "not allowed" in as_analyst.output
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -23,20 +23,20 @@ from blo_exchange.errors import NotFound, PolicyError
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.search_index import SearchIndex, matches
 
-__all__ = ["MAX_RESULTS", "AlertSearch", "NoSearchKey", "SearchResult", "query_keys"]
+__all__ = ["MAX_RESULTS", "AlertSearch", "NoSearchKeyError", "SearchResult", "query_keys"]
 
 MAX_RESULTS: Final = 50
 
 
-class NoSearchKey(PolicyError):
+class NoSearchKeyError(PolicyError):
     """The query has nothing to search by (a 422): too short, or only punctuation."""
 
 
 def query_keys(field: FieldKind, query: str) -> frozenset[str]:
-    """The keys a query searches by; :class:`NoSearchKey` when it gives none."""
+    """The keys a query searches by; :class:`NoSearchKeyError` when it gives none."""
     keys = keys_for(field, query)
     if not keys:
-        raise NoSearchKey(
+        raise NoSearchKeyError(
             f"the {field.value} query gives nothing to search by: give at least two letters or "
             "digits (seven digits for a phone)"
         )

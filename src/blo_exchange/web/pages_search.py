@@ -19,7 +19,7 @@ from blo_exchange.domain.marking import GRADING_LABELS, HANDLING_LABELS
 from blo_exchange.domain.transliteration import FieldKind
 from blo_exchange.errors import BloExchangeError, http_status
 from blo_exchange.services.lookout import Lookout, LookoutResult
-from blo_exchange.services.search import AlertSearch, NoSearchKey, SearchResult
+from blo_exchange.services.search import AlertSearch, NoSearchKeyError, SearchResult
 from blo_exchange.web.deps import Viewer, language_of, render, require, services_of
 from blo_exchange.web.messages import catalogue
 from blo_exchange.web.sessions import same_token
@@ -58,10 +58,10 @@ async def search_page(request: Request, viewer: Analyst) -> Response:
     status = 200
     if query:
         try:
-            result = await services_of(request).get(AlertSearch).search(
-                viewer.principal, field, query
+            result = (
+                await services_of(request).get(AlertSearch).search(viewer.principal, field, query)
             )
-        except NoSearchKey:
+        except NoSearchKeyError:
             error, status = t("search.no_key"), 422
     return render(
         request,
@@ -118,13 +118,15 @@ async def lookout_check(request: Request, viewer: Officer) -> Response:
     field = _field(values.get("field"), FieldKind.PLATE)
     value = values.get("value", "")[:200]
     try:
-        result = await services_of(request).get(Lookout).check(
-            viewer.principal, field, value, crossing_point=values.get("crossing_point") or None
+        result = (
+            await services_of(request)
+            .get(Lookout)
+            .check(
+                viewer.principal, field, value, crossing_point=values.get("crossing_point") or None
+            )
         )
-    except NoSearchKey:
-        return _lookout_page(
-            request, viewer, values=values, error=t("search.no_key"), status=422
-        )
+    except NoSearchKeyError:
+        return _lookout_page(request, viewer, values=values, error=t("search.no_key"), status=422)
     except BloExchangeError as exc:
         status, _ = http_status(exc)
         detail = str(exc) if status != 500 else "internal error"
