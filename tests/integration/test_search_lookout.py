@@ -199,7 +199,9 @@ async def test_a_lookout_hit_reaches_the_originator_and_the_ledger(deploy: Deplo
     assert hit_ids(await lookout(deploy, UZ, "plate", LATIN_PLATE)) == []
 
 
-async def test_expired_superseded_and_seizure_alerts_never_match(deploy: Deployment) -> None:
+async def test_expired_superseded_and_seizure_alerts_never_match(
+    deploy: Deployment, database_url: str
+) -> None:
     short = await post(deploy, KG, risk("05E505KG", "Nobody", valid_for=timedelta(seconds=4)))
     seized = await post(deploy, KG, seizure("Somebody", "06F606KG"))
     first = await post(deploy, KG, risk("07G707KG", "Nobody"))
@@ -212,6 +214,28 @@ async def test_expired_superseded_and_seizure_alerts_never_match(deploy: Deploym
     second_body["supersedes"] = first
     second = await post(deploy, KG, second_body)
     await eventually(feed_has(deploy, TJ, second), what="the superseding alert in TJ's feed")
+    assert hit_ids(await lookout(deploy, TJ, "plate", "07G707KG")) == [second]
+
+    # Only the origin agency supersedes its alert: a row claiming another agency's alert
+    # supersedes it (what a partner's forged "supersedes" would index) silences nothing.
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO search_alerts (node_id, alert_id, agency_id, feed_seq, kind,"
+                    " origin_agency, supersedes) VALUES (:node, :alert, :agency, -1,"
+                    " 'risk', 'uz-customs-committee', :second)"
+                ),
+                {
+                    "node": TJ,
+                    "alert": str(uuid.uuid4()),
+                    "agency": "tj-drug-control-agency",
+                    "second": second,
+                },
+            )
+    finally:
+        await engine.dispose()
     assert hit_ids(await lookout(deploy, TJ, "plate", "07G707KG")) == [second]
 
     await asyncio.sleep(4.5)  # until the short one's valid_until has passed
