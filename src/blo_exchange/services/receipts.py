@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import record_message_id, sign_receipt
@@ -22,6 +22,7 @@ from blo_exchange.services.ports import Publisher
 
 __all__ = [
     "PreparedReceipt",
+    "ReceiptFields",
     "ReceiptPublisher",
     "ReceiptType",
     "SentReceipt",
@@ -58,6 +59,19 @@ class SentReceipt:
     """The stream already had a record under this message id (a retry, or a re-sent step)."""
 
 
+class ReceiptFields(TypedDict):
+    """What a receipt's signer says; the node, agency and time are the publisher's own."""
+
+    receipt_id: str
+    type: StrEnum
+    border_pair: str
+    alert_id: str | None
+    kind: str | None
+    agreement_ids: list[str]
+    envelope_sha256: str | None
+    detail: NotRequired[dict[str, Any] | None]
+
+
 @dataclass(frozen=True)
 class PreparedReceipt:
     """A signed record not yet published: what an outbox keeps until JetStream has it."""
@@ -83,57 +97,26 @@ class ReceiptPublisher:
         self._publisher = publisher
         self._clock = clock
 
-    async def send(
-        self,
-        *,
-        receipt_id: str,
-        type: StrEnum,
-        border_pair: str,
-        alert_id: str | None,
-        kind: str | None,
-        agreement_ids: list[str],
-        envelope_sha256: str | None,
-        detail: dict[str, Any] | None = None,
-    ) -> SentReceipt:
+    async def send(self, **fields: Unpack[ReceiptFields]) -> SentReceipt:
         """Sign a receipt-shaped record (a receipt, or a re-share step: ``type``) and publish it
         on the pair's receipt subject; returns once the stream has it."""
-        prepared = self.prepare(
-            receipt_id=receipt_id,
-            type=type,
-            border_pair=border_pair,
-            alert_id=alert_id,
-            kind=kind,
-            agreement_ids=agreement_ids,
-            envelope_sha256=envelope_sha256,
-            detail=detail,
-        )
-        return await self.publish(prepared)
+        return await self.publish(self.prepare(**fields))
 
-    def prepare(
-        self,
-        *,
-        receipt_id: str,
-        type: StrEnum,
-        border_pair: str,
-        alert_id: str | None,
-        kind: str | None,
-        agreement_ids: list[str],
-        envelope_sha256: str | None,
-        detail: dict[str, Any] | None = None,
-    ) -> PreparedReceipt:
+    def prepare(self, **fields: Unpack[ReceiptFields]) -> PreparedReceipt:
         """The signed record :meth:`send` publishes, dated now, without publishing it."""
+        receipt_id, border_pair = fields["receipt_id"], fields["border_pair"]
         body: dict[str, Any] = {
             "receipt_id": receipt_id,
-            "type": type.value,
-            "alert_id": alert_id,
+            "type": fields["type"].value,
+            "alert_id": fields["alert_id"],
             "node": self._node.id,
             "agency": self._node.agency_id,
             "border_pair": border_pair,
-            "kind": kind,
-            "agreement_ids": agreement_ids,
-            "envelope_sha256": envelope_sha256,
+            "kind": fields["kind"],
+            "agreement_ids": fields["agreement_ids"],
+            "envelope_sha256": fields["envelope_sha256"],
             "occurred_at": format_time(self._clock()),
-            "detail": detail or {},
+            "detail": fields.get("detail") or {},
         }
         return PreparedReceipt(
             receipt_id=receipt_id,
