@@ -197,6 +197,9 @@ async def test_a_lookout_hit_reaches_the_originator_and_the_ledger(deploy: Deplo
     # A name in another script hits too; UZ, which never received the alert, gets nothing.
     assert hit_ids(await lookout(deploy, TJ, "person", "Рахимов")) == [active]
     assert hit_ids(await lookout(deploy, UZ, "plate", LATIN_PLATE)) == []
+    metrics = (await deploy.client(TJ).get("/metrics")).text
+    assert f'blo_lookout_hits_total{{node="{TJ}"}} 2.0' in metrics
+    assert f'blo_hit_receipts_queued_total{{node="{TJ}"}} 0.0' in metrics
 
 
 async def test_expired_superseded_and_seizure_alerts_never_match(

@@ -95,6 +95,8 @@ class Lookout:
         self._index = index
         self._hits = hits
         self._clock = clock
+        self.checks = 0
+        self.hits = 0
 
     @property
     def crossing_points(self) -> tuple[str, ...]:
@@ -125,6 +127,7 @@ class Lookout:
     ) -> LookoutResult:
         point = self.crossing_point(principal, crossing_point)  # (1), (2)
         keys = query_keys(field, value)  # (3)
+        self.checks += 1
         now = self._clock()
         await self._index.catch_up()  # (4)
         candidates = await self._index.find(field, keys, active_risk_at=now, limit=MAX_HITS)
@@ -145,6 +148,7 @@ class Lookout:
                 checked_at=now,
             )
             hits.append(Hit(alert=item, receipt_id=sent.receipt_id, published=sent.published))
+            self.hits += 1
         return LookoutResult(field=field, crossing_point=point, checked_at=now, hits=hits)
 
     async def _open_active(
