@@ -12,9 +12,10 @@ Names (persons, companies) become a folded Latin skeleton, one key per word:
 2. Uzbek Latin ``oʻ``/``o'`` (ў) to ``u`` and ``gʻ`` (ғ) to ``g``, whatever apostrophe is used;
    other marks and diacritics dropped (``ş`` and ``ç`` first become ``sh`` and ``ch``);
 3. the spellings that vary between systems collapse: ``shch`` → ``sh``, ``dzh``/``dj``/``zh`` →
-   ``j``, ``kh``/``x`` → ``h``, ``gh`` → ``g``, ``q`` → ``k``, ``w`` → ``v``; a ``y`` before ``e``
-   at the start of a word or after a vowel goes (Yevgeniy/Evgenii, Aliyev/Aliev); every other
-   ``y`` becomes ``i`` (ya/ia, yu/iu, iy/ii); runs of one letter become one.
+   ``j``, ``kh``/``x`` → ``h``, ``gh`` → ``g``, ``yo`` → ``e`` (ё: Bakhtiyor/BAKHTIER), ``q`` →
+   ``k``, ``w`` → ``v``; a ``y`` before ``e`` at the start of a word or after a vowel goes
+   (Yevgeniy/Evgenii, Aliyev/Aliev); every other ``y`` becomes ``i`` (ya/ia, yu/iu, iy/ii); runs
+   of one letter become one.
 
 So Рахимов, RAKHIMOV, Rahimov, Raximov and Раҳимов are all ``rahimov``. The skeleton is lossy on
 purpose: Alex and Aleh meet too. A match is a hint for a person to look at, never a decision.
@@ -90,6 +91,7 @@ _COLLAPSE: Final = (
     ("kh", "h"),
     ("x", "h"),
     ("gh", "g"),
+    ("yo", "e"),  # ё: ICAO writes E, Uzbek Latin and many passports YO
     ("q", "k"),
     ("w", "v"),
 )

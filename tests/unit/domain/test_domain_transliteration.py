@@ -32,6 +32,8 @@ from blo_exchange.domain.transliteration import (
         ["Шукуров", "SHUKUROV", "Shukurov", "Şukurov"],
         ["Өмүрбеков", "Ömürbekov", "Omurbekov", "OMURBEKOV"],  # Kyrgyz ө ү
         ["Раҳмонӣ", "Rahmoni", "RAHMONI"],  # Tajik ӣ
+        ["Бахтиёр", "BAKHTIER", "Bakhtiyor", "Baxtiyor", "Баҳтиёр"],  # ё as E or YO
+        ["Пётр", "PETR", "Pyotr"],
     ],
 )
 def test_spellings_of_one_name_meet(spellings: list[str]) -> None:
