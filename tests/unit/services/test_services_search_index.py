@@ -6,9 +6,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
+from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.transliteration import FieldKind, name_keys
+from blo_exchange.errors import Forbidden, PolicyError
+from blo_exchange.services.lookout import Lookout
 from blo_exchange.services.ports import InboxItem
-from blo_exchange.services.search_index import CASE, NOMINAL, SearchKey, indexed_alert, matches
+from blo_exchange.services.search_index import (
+    CASE,
+    NOMINAL,
+    SearchIndex,
+    SearchKey,
+    indexed_alert,
+    matches,
+)
+from tests.unit.services.fakes import FakeDirectory, FakeInbox
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
 CASE_PART = {
@@ -39,7 +52,7 @@ def row() -> InboxItem:
     return InboxItem(
         node_id="n",
         alert_id="a",
-        agency_id="tj",
+        agency_id="tj-drug-control-agency",
         origin_agency="kg",
         origin_node="kg-node",
         border_pair="KG-TJ",
@@ -81,3 +94,60 @@ def test_every_word_of_a_name_must_be_in_the_same_name() -> None:
     assert not matches(CASE_PART, None, FieldKind.PERSON, frozenset({"alisher"}))
     assert not matches(CASE_PART, NOMINAL_PART, FieldKind.PERSON, frozenset())
     assert matches(CASE_PART, None, FieldKind.PLATE, frozenset({"01A123BC"}))
+
+
+def lookout_for(node: Node) -> Lookout:
+    inbox = FakeInbox()
+    directory = FakeDirectory()
+    index = SearchIndex(node=node, kem_keys={}, directory=directory, inbox=inbox, store=None)  # type: ignore[arg-type]
+    return Lookout(
+        node=node,
+        kem_keys={},
+        directory=directory,
+        inbox=inbox,
+        index=index,
+        hits=None,  # type: ignore[arg-type]
+        clock=lambda: NOW,
+    )
+
+
+def principal(role: Role, node_id: str) -> Principal:
+    return Principal(
+        id="p",
+        role=role,
+        node_id=node_id if role is Role.TERMINAL else None,
+        agency_id="tj-drug-control-agency",
+        label="p",
+        created_at=NOW,
+    )
+
+
+def test_a_lookout_happens_at_one_of_the_nodes_crossing_points() -> None:
+    one = Node(
+        id="blo-karamyk-tj",
+        agency_id="tj-drug-control-agency",
+        border_pairs=("KG-TJ",),
+        crossing_points=("TJ-KARAMYK",),
+    )
+    two = Node(
+        id="blo-two-tj",
+        agency_id="tj-drug-control-agency",
+        border_pairs=("KG-TJ", "TJ-UZ"),
+        crossing_points=("TJ-KARAMYK", "TJ-FOTEHOBOD"),
+    )
+    assert (
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-karamyk-tj"), None)
+        == "TJ-KARAMYK"
+    )
+    with pytest.raises(PolicyError):  # two crossings: the officer must say which
+        lookout_for(two).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), None)
+    assert (
+        lookout_for(two).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), "TJ-FOTEHOBOD")
+        == "TJ-FOTEHOBOD"
+    )
+    with pytest.raises(PolicyError):
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-karamyk-tj"), "KG-KARAMYK")
+    with pytest.raises(Forbidden):  # another node's terminal, or an analyst
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), None)
+    with pytest.raises(Forbidden):
+        lookout_for(one).crossing_point(principal(Role.ANALYST, "blo-karamyk-tj"), None)
