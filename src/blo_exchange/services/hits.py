@@ -10,6 +10,9 @@ What the receipt says (docs/contracts/receipts.md): the alert, the crossing poin
 officer's principal id and which kind of field matched (``plate``, ``document``...). Never the
 value the officer typed: the originator knows its own alert, and the traveller's spelling is
 nobody else's business; every party's auditors read ledger entries.
+
+Also here: :func:`reported_hit`, a ledger entry's hit as the originator's views show it (the
+API's ``/v1/alerts/{id}/hits`` and the officer's sent list, both read from the ledger).
 """
 
 from __future__ import annotations
