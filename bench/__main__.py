@@ -47,7 +47,7 @@ from bench.harness import (
 from bench.loadgen_core import percentile
 from bench.report import print_table, table
 
-ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "taxii", "soak")
+ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "taxii", "soak", "lookout")
 
 
 # --- phase B -------------------------------------------------------------------------------------
@@ -174,6 +174,12 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                 from bench.taxii_poll import run as taxii_run
 
                 system_results["taxii"] = await taxii_run(nodes, KG)
+        if "lookout" in args.only:
+            with _guard(system_results, "lookout"):
+                log("lookout: checks and searches on blo-karamyk-tj beside reading the alerts")
+                from bench.lookout_check import run as lookout_run
+
+                system_results["lookout"] = await lookout_run(nodes, KG)
         if "soak" in args.only:
             with _guard(system_results, "soak"):
                 log(f"soak: {args.soak_seconds:.0f} s at {half:.1f}/s")
@@ -324,7 +330,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         await accept_phase(args, work, results)
-        if set(args.only) & {"delivery", "ledger", "fanout", "burst", "taxii", "soak"}:
+        if set(args.only) & {"delivery", "ledger", "fanout", "burst", "taxii", "soak", "lookout"}:
             await system_phase(args, work, results)
     finally:
         results["duration_seconds"] = time.monotonic() - started

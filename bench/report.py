@@ -195,6 +195,26 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "none missed",
             t["missed"] == 0,
         )
+    if "lookout" in system:
+        lk = system["lookout"]
+        h, m, g = lk["lookout_hit"], lk["lookout_miss"], lk["get_alert"]
+        row(
+            f"9 lookout check among {lk['alerts']} risk alerts: hit / miss p50",
+            f"{_fmt(h['p50_ms'])} / {_fmt(m['p50_ms'])} ms (hit p99 {_fmt(h['p99_ms'])})",
+            f"GET /v1/alerts/{{id}} {_fmt(g['p50_ms'])} ms",
+            h["ratio_p50"],
+            "-",
+            None,
+        )
+        sr, fp = lk["search"], lk["feed_page"]
+        row(
+            f"9 search, {sr['matching']} matches: p50",
+            f"{_fmt(sr['p50_ms'])} ms",
+            f"GET /v1/feed?limit={sr['matching']} {_fmt(fp['p50_ms'])} ms",
+            sr["ratio_p50"],
+            "-",
+            None,
+        )
     if "profile" in results:
         shares = results["profile"]["share_of_busy"]
         text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])

@@ -81,7 +81,9 @@ def token_for(path: str, method: str, credentials: dict[str, Any]) -> str:
     node = credentials["nodes"][NODE]
     if path.startswith("/v1/ledger"):
         return str(credentials["auditor_token"])
-    if path.startswith(("/v1/feed", "/v1/statistics", "/taxii2")) or path.endswith("/receipts"):
+    if path.startswith(("/v1/feed", "/v1/statistics", "/v1/search", "/taxii2")) or path.endswith(
+        "/receipts"
+    ):
         return str(node["analyst_token"])
     if path.startswith("/v1/alerts") and method == "GET":
         return str(node["analyst_token"])

@@ -13,6 +13,7 @@ import pytest
 
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
+from tests.integration.web_client import hidden, sign_in
 
 KG, TJ = "blo-karamyk-kg", "blo-karamyk-tj"
 MAX_PAGE = 200 * 1024
@@ -22,25 +23,6 @@ MAX_PAGE = 200 * 1024
 async def deploy(database_url: str, nats_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
     async with deployment(database_url, nats_url, tmp_path / "keys") as d:
         yield d
-
-
-def hidden(page: str, name: str) -> str:
-    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
-    assert match, f"no hidden field {name}"
-    return match.group(1)
-
-
-async def sign_in(client: httpx.AsyncClient, token: str) -> str:
-    """Sign in; returns the session's CSRF token (from the start page's forms)."""
-    form = await client.get("/sign-in")
-    assert form.status_code == 200
-    response = await client.post(
-        "/sign-in", data={"token": token, "csrf": hidden(form.text, "csrf"), "next": ""}
-    )
-    assert response.status_code == 303, response.text
-    home = await client.get(response.headers["location"])
-    assert home.status_code == 200, home.text
-    return hidden(home.text, "csrf")
 
 
 def seizure_form(csrf: str) -> dict[str, str]:

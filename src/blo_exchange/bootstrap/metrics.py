@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from blo_exchange.services.metrics import Histogram
 
 if TYPE_CHECKING:
+    from blo_exchange.bootstrap.lookout import LookoutRuntime
     from blo_exchange.bootstrap.node import NodeRuntime
 
 __all__ = ["render_metrics"]
@@ -87,6 +88,32 @@ class _NodeCollector(Collector):
             )
             appended.add_metric([], runtime.ledger_writer.writer.appended)
             yield appended
+        if runtime.lookout is not None:
+            yield from _lookout_metrics(runtime.lookout, node)
+
+
+def _lookout_metrics(lookout: LookoutRuntime, node: str) -> Iterator[Metric]:
+    for name, text, value in (
+        ("blo_search_indexed", "Alerts this node's search index took in.", lookout.index.indexed),
+        (
+            "blo_lookout_checks",
+            "Lookout checks run by this node's terminals.",
+            lookout.lookout.checks,
+        ),
+        (
+            "blo_lookout_hits",
+            "Risk alerts lookout checks matched (hit receipts signed).",
+            lookout.lookout.hits,
+        ),
+        (
+            "blo_hit_receipts_queued",
+            "Hit receipts kept for later: the bus did not answer.",
+            lookout.hits.queued,
+        ),
+    ):
+        family = CounterMetricFamily(name, text, labels=["node"])
+        family.add_metric([node], value)
+        yield family
 
 
 def _histogram(name: str, documentation: str, node: str, histogram: Histogram) -> Metric:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
+from blo_exchange.bootstrap.lookout import LookoutRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.packages import receipt_relay
@@ -85,6 +86,7 @@ class NodeRuntime:
     ledger_writer: LedgerWriterRuntime | None = None
     witness: WitnessRuntime | None = None
     reshare: ReshareRuntime | None = None
+    lookout: LookoutRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
     receipt_relay: ReceiptRelay | None = None
@@ -210,6 +212,16 @@ class NodeRuntime:
         runtime.tasks.append(
             asyncio.create_task(runtime.receipt_relay.run(), name="queued-receipts")
         )
+        runtime.lookout = LookoutRuntime.build(
+            node=node,
+            kem_keys=keys.kem,
+            engine=engine,
+            directory=believed,
+            inbox=inbox,
+            feed=feed,
+            receipts=receipts,
+        )
+        runtime.tasks.extend(runtime.lookout.start())
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
@@ -260,6 +272,8 @@ class NodeRuntime:
         registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
         if self.reshare is not None:
             registry.add(ReshareService, self.reshare.service)
+        if self.lookout is not None:
+            self.lookout.register(registry)
 
     async def metrics(self) -> str:
         return await render_metrics(self)
@@ -276,6 +290,8 @@ class NodeRuntime:
             self.directory_consumer.stop()
         if self.reshare is not None:
             self.reshare.stop()
+        if self.lookout is not None:
+            self.lookout.stop()
         if self.ledger_writer is not None:
             self.ledger_writer.stop()
         if self.witness is not None:

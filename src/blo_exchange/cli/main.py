@@ -17,6 +17,7 @@ from blo_exchange.cli.agency import agency_app, agreement_app, statement_app
 from blo_exchange.cli.client import client_app
 from blo_exchange.cli.directory import directory_app
 from blo_exchange.cli.ledger import ledger_app
+from blo_exchange.cli.lookout import lookout_app
 from blo_exchange.cli.nats import nats_app
 from blo_exchange.cli.package import package_app
 from blo_exchange.cli.stix import stix_app
@@ -43,6 +44,7 @@ app.add_typer(nats_app, name="nats")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(stix_app, name="stix")
 app.add_typer(package_app, name="package")
+app.add_typer(lookout_app, name="lookout")
 
 
 def _configure_logging(level: str = "INFO") -> None:

@@ -20,7 +20,9 @@ For an alert, in this order (the first failure is the reason):
 
 For a signed record (a receipt, a re-share step, a ledger query record): its ``agency`` is its
 signing node's agency (``wrong_agency``), and the border pair it names, if any, is one the node
-serves (``pair_not_served``).
+serves (``pair_not_served``). A ``hit`` (a lookout matched a risk alert) is about a ``risk``
+alert (``not_a_risk_alert``) and names, as ``detail.crossing_point``, a crossing point the node
+serves, one of its own when it lists any (``crossing_point_not_served``).
 
 Not decided here: whether the signature is valid or the node's key unrevoked (``crypto`` and
 ``services.signed``); whether the directory facts themselves are genuine (the directory's job).
@@ -33,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.domain.directory import Agreement, Node
+from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.domain.marking import Tlp
 from blo_exchange.domain.policy import applies
 from blo_exchange.errors import NotEntitled
@@ -100,3 +103,17 @@ def check_record_authority(body: Mapping[str, Any], *, signer: Node) -> None:
     pair = body.get("border_pair")
     if pair is not None and pair not in signer.border_pairs:
         raise NotEntitled("pair_not_served")
+    if body.get("type") == LedgerEntryType.HIT:
+        _check_hit(body, signer)
+
+
+def _check_hit(body: Mapping[str, Any], signer: Node) -> None:
+    """Where a hit says it happened is a place its node serves; what it hit is a risk alert."""
+    if body.get("kind") != "risk":
+        raise NotEntitled("not_a_risk_alert")
+    detail = body.get("detail")
+    point = detail.get("crossing_point") if isinstance(detail, Mapping) else None
+    if not isinstance(point, str) or (
+        signer.crossing_points and point not in signer.crossing_points
+    ):
+        raise NotEntitled("crossing_point_not_served")

@@ -23,6 +23,8 @@ class LedgerEntryType(StrEnum):
     RESHARE_APPROVED = "reshare_approved"
     RESHARE_DENIED = "reshare_denied"
     RESHARE_EXECUTED = "reshare_executed"
+    HIT = "hit"
+    """A lookout at a crossing matched a risk alert (the checking node's signed receipt)."""
 
 
 RESHARE_ENTRY_TYPES: Final = frozenset(
@@ -42,6 +44,7 @@ RECEIPT_ENTRY_TYPES: Final = (
             LedgerEntryType.ALERT_ACKNOWLEDGED,
             LedgerEntryType.FEEDBACK,
             LedgerEntryType.ALERT_REJECTED,
+            LedgerEntryType.HIT,
         }
     )
     | RESHARE_ENTRY_TYPES

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.receipt import record_message_id, sign_receipt
@@ -20,7 +20,14 @@ from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.domain.subjects import receipt_subject
 from blo_exchange.services.ports import Publisher
 
-__all__ = ["ReceiptPublisher", "ReceiptType", "SentReceipt", "deterministic_receipt_id"]
+__all__ = [
+    "PreparedReceipt",
+    "ReceiptFields",
+    "ReceiptPublisher",
+    "ReceiptType",
+    "SentReceipt",
+    "deterministic_receipt_id",
+]
 
 _NAMESPACE = uuid.UUID("6f1d3c1e-8a55-4d0e-9f3b-3b0c5a7e2d41")
 
@@ -30,6 +37,7 @@ class ReceiptType(StrEnum):
     ACKNOWLEDGED = LedgerEntryType.ALERT_ACKNOWLEDGED.value
     FEEDBACK = LedgerEntryType.FEEDBACK.value
     REJECTED = LedgerEntryType.ALERT_REJECTED.value
+    HIT = LedgerEntryType.HIT.value
 
 
 def deterministic_receipt_id(*parts: str) -> str:
@@ -51,6 +59,30 @@ class SentReceipt:
     """The stream already had a record under this message id (a retry, or a re-sent step)."""
 
 
+class ReceiptFields(TypedDict):
+    """What a receipt's signer says; the node, agency and time are the publisher's own."""
+
+    receipt_id: str
+    type: StrEnum
+    border_pair: str
+    alert_id: str | None
+    kind: str | None
+    agreement_ids: list[str]
+    envelope_sha256: str | None
+    detail: NotRequired[dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class PreparedReceipt:
+    """A signed record not yet published: what an outbox keeps until JetStream has it."""
+
+    receipt_id: str
+    subject: str
+    msg_id: str
+    raw: bytes
+    body: dict[str, Any]
+
+
 class ReceiptPublisher:
     def __init__(
         self,
@@ -65,37 +97,41 @@ class ReceiptPublisher:
         self._publisher = publisher
         self._clock = clock
 
-    async def send(
-        self,
-        *,
-        receipt_id: str,
-        type: StrEnum,
-        border_pair: str,
-        alert_id: str | None,
-        kind: str | None,
-        agreement_ids: list[str],
-        envelope_sha256: str | None,
-        detail: dict[str, Any] | None = None,
-    ) -> SentReceipt:
+    async def send(self, **fields: Unpack[ReceiptFields]) -> SentReceipt:
         """Sign a receipt-shaped record (a receipt, or a re-share step: ``type``) and publish it
         on the pair's receipt subject; returns once the stream has it."""
+        return await self.publish(self.prepare(**fields))
+
+    def prepare(self, **fields: Unpack[ReceiptFields]) -> PreparedReceipt:
+        """The signed record :meth:`send` publishes, dated now, without publishing it."""
+        receipt_id, border_pair = fields["receipt_id"], fields["border_pair"]
         body: dict[str, Any] = {
             "receipt_id": receipt_id,
-            "type": type.value,
-            "alert_id": alert_id,
+            "type": fields["type"].value,
+            "alert_id": fields["alert_id"],
             "node": self._node.id,
             "agency": self._node.agency_id,
             "border_pair": border_pair,
-            "kind": kind,
-            "agreement_ids": agreement_ids,
-            "envelope_sha256": envelope_sha256,
+            "kind": fields["kind"],
+            "agreement_ids": fields["agreement_ids"],
+            "envelope_sha256": fields["envelope_sha256"],
             "occurred_at": format_time(self._clock()),
-            "detail": detail or {},
+            "detail": fields.get("detail") or {},
         }
-        raw = sign_receipt(body, self._signer)
-        ack = await self._publisher.publish(
-            receipt_subject(border_pair), raw, msg_id=record_message_id(receipt_id, self._signer)
+        return PreparedReceipt(
+            receipt_id=receipt_id,
+            subject=receipt_subject(border_pair),
+            msg_id=record_message_id(receipt_id, self._signer),
+            raw=sign_receipt(body, self._signer),
+            body=body,
         )
+
+    async def publish(self, prepared: PreparedReceipt) -> SentReceipt:
+        """Publish a prepared record; returns once the stream has it (raises ``BusError``)."""
+        ack = await self._publisher.publish(prepared.subject, prepared.raw, msg_id=prepared.msg_id)
         return SentReceipt(
-            receipt_id=receipt_id, stream_seq=ack.seq, body=body, duplicate=ack.duplicate
+            receipt_id=prepared.receipt_id,
+            stream_seq=ack.seq,
+            body=prepared.body,
+            duplicate=ack.duplicate,
         )

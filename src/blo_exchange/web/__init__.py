@@ -7,8 +7,9 @@ under ``static/`` and no element carries an inline script or style. Static files
 content-hashed names and every response is compressed (``assets``): officers file from phones on
 slow, metered links.
 
-Roles: an officer (terminal principal) files alerts at ``/officer``; an analyst reads the live
-feed at ``/analyst`` and seizure statistics at ``/analyst/statistics``; an auditor browses and
+Roles: an officer (terminal principal) files alerts at ``/officer`` and checks plates, documents
+and names at ``/officer/lookout``; an analyst reads the live feed at ``/analyst``, searches it at
+``/analyst/search`` and sees seizure statistics at ``/analyst/statistics``; an auditor browses and
 verifies the ledger at ``/auditor``.
 """
 
@@ -25,6 +26,7 @@ from blo_exchange.web import (
     pages_auditor,
     pages_auth,
     pages_officer,
+    pages_search,
     pages_statistics,
 )
 from blo_exchange.web.assets import install_assets
@@ -70,5 +72,12 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(WrongRole, wrong_role)
-    for module in (pages_auth, pages_officer, pages_analyst, pages_statistics, pages_auditor):
+    for module in (
+        pages_auth,
+        pages_officer,
+        pages_analyst,
+        pages_statistics,
+        pages_auditor,
+        pages_search,
+    ):
         app.include_router(module.router)

@@ -1,5 +1,6 @@
-"""What the pages make of ledger entries: each recipient's state of an alert, and the sharing
-matrix the auditor's chart draws. Pure functions over the entries' parsed fields.
+"""What the pages make of ledger entries: each recipient's state of an alert and where lookouts
+hit it, and the sharing matrix the auditor's chart draws. Pure functions over the entries' parsed
+fields.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blo_exchange.ledger.ports import SharingCount
+from blo_exchange.services.hits import ReportedHit, reported_hit
 
 __all__ = ["Matrix", "RecipientState", "SentAlert", "sent_alert", "sharing_matrix"]
 
@@ -33,13 +35,19 @@ class SentAlert:
     kind: str
     origin_agency: str
     recipients: tuple[RecipientState, ...]
+    hits: tuple[ReportedHit, ...] = ()
+    """Where lookouts matched it (risk alerts), oldest first."""
 
 
 def sent_alert(shared: Mapping[str, Any], entries: Iterable[Mapping[str, Any]]) -> SentAlert:
     """Each recipient agency's state of the alert that ``shared`` (its alert_shared entry) names."""
     origin = str(shared.get("actor_agency") or "")
     best: dict[str, tuple[int, str | None, str | None]] = {}
+    hits = []
     for entry in entries:
+        hit = reported_hit(entry) if entry.get("alert_id") == shared.get("alert_id") else None
+        if hit is not None:
+            hits.append(hit)
         rank = _PROGRESS.get(str(entry.get("type")))
         agency = str(entry.get("actor_agency") or "")
         if rank is None or entry.get("alert_id") != shared.get("alert_id"):
@@ -59,6 +67,7 @@ def sent_alert(shared: Mapping[str, Any], entries: Iterable[Mapping[str, Any]]) 
         kind=str(shared.get("kind")),
         origin_agency=origin,
         recipients=tuple(states),
+        hits=tuple(hits),
     )
 
 

@@ -1,0 +1,194 @@
+"""The search index in the node's Postgres: ``search_alerts`` and ``search_keys`` (migration 0007).
+
+The Postgres side of ``services.search_index.SearchStore``. Keys are match keys of decrypted
+content, so these rows are personal data of this node's agency: nothing here is published, and
+:meth:`SqlSearchStore.forget` deletes them. The mappings share ``tables.Base``'s naming convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKeyConstraint,
+    Index,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapped, aliased, mapped_column
+
+from blo_exchange.db.tables import TZ, Base
+from blo_exchange.domain.transliteration import FieldKind
+from blo_exchange.services.search_index import IndexedAlert
+
+__all__ = ["SearchAlertRow", "SearchKeyRow", "SqlSearchStore"]
+
+
+class SearchAlertRow(Base):
+    """One indexed inbox item: what a lookout filters on (no content beyond that)."""
+
+    __tablename__ = "search_alerts"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(Text)
+    feed_seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(Text)
+    origin_agency: Mapped[str] = mapped_column(Text)
+    valid_until: Mapped[datetime | None] = mapped_column(TZ)
+    supersedes: Mapped[str | None] = mapped_column(Text)
+    indexed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_search_alerts_node_feed_seq", "node_id", "agency_id", "feed_seq", unique=True),
+        Index("ix_search_alerts_supersedes", "node_id", "supersedes"),
+    )
+
+
+class SearchKeyRow(Base):
+    """A match key of one alert's field, from its ``case`` or ``nominal`` part."""
+
+    __tablename__ = "search_keys"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["node_id", "alert_id"],
+            ["search_alerts.node_id", "search_alerts.alert_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_search_keys_lookup", "node_id", "field", "key"),
+    )
+
+
+_ALERTS = cast(Table, SearchAlertRow.__table__)
+_KEYS = cast(Table, SearchKeyRow.__table__)
+
+
+class SqlSearchStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def indexed_up_to(self, node_id: str, agency_id: str) -> int:
+        async with self._engine.connect() as conn:
+            last = await conn.scalar(
+                select(func.max(_ALERTS.c.feed_seq)).where(
+                    _ALERTS.c.node_id == node_id, _ALERTS.c.agency_id == agency_id
+                )
+            )
+        return int(last or 0)
+
+    async def put(self, alerts: Sequence[IndexedAlert]) -> None:
+        if not alerts:
+            return
+        async with self._engine.begin() as conn:
+            await _put(conn, alerts)
+
+    async def find(
+        self,
+        node_id: str,
+        agency_id: str,
+        field: FieldKind,
+        keys: frozenset[str],
+        *,
+        active_risk_at: datetime | None,
+        limit: int,
+    ) -> list[str]:
+        a, k = _ALERTS.c, _KEYS.c
+        query = (
+            select(a.alert_id)
+            .join(_KEYS, and_(k.node_id == a.node_id, k.alert_id == a.alert_id))
+            .where(
+                a.node_id == node_id,
+                a.agency_id == agency_id,
+                k.field == field.value,
+                k.key.in_(sorted(keys)),
+            )
+        )
+        if active_risk_at is not None:
+            later = aliased(_ALERTS)
+            superseded = (
+                select(later.c.alert_id)
+                .where(
+                    later.c.node_id == a.node_id,
+                    later.c.agency_id == a.agency_id,
+                    later.c.supersedes == a.alert_id,
+                    # Only its own origin may supersede an alert: another agency's alert naming
+                    # it does not silence it.
+                    later.c.origin_agency == a.origin_agency,
+                )
+                .exists()
+            )
+            query = query.where(
+                a.kind == "risk",
+                (a.valid_until.is_(None)) | (a.valid_until > active_risk_at),
+                ~superseded,
+            )
+        query = (
+            query.group_by(a.alert_id, a.feed_seq)
+            .having(func.count(func.distinct(k.key)) == len(keys))
+            .order_by(a.feed_seq.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [str(r) for r in (await conn.scalars(query)).all()]
+
+    async def forget(self, node_id: str, alert_id: str, *, source: str | None) -> int:
+        where = [_KEYS.c.node_id == node_id, _KEYS.c.alert_id == alert_id]
+        if source is not None:
+            where.append(_KEYS.c.source == source)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(_KEYS).where(*where))
+        return int(result.rowcount or 0)
+
+
+async def _put(conn: AsyncConnection, alerts: Sequence[IndexedAlert]) -> None:
+    stored = await conn.execute(
+        insert(_ALERTS)
+        .values(
+            [
+                {
+                    "node_id": x.node_id,
+                    "alert_id": x.alert_id,
+                    "agency_id": x.agency_id,
+                    "feed_seq": x.feed_seq,
+                    "kind": x.kind,
+                    "origin_agency": x.origin_agency,
+                    "valid_until": x.valid_until,
+                    "supersedes": x.supersedes,
+                }
+                for x in alerts
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["node_id", "alert_id"])
+        .returning(_ALERTS.c.alert_id)
+    )
+    new = set(stored.scalars().all())
+    rows = [
+        {
+            "node_id": x.node_id,
+            "alert_id": x.alert_id,
+            "field": key.field.value,
+            "source": key.source,
+            "key": key.key,
+        }
+        for x in alerts
+        if x.alert_id in new
+        for key in x.keys
+    ]
+    if rows:
+        await conn.execute(insert(_KEYS).values(rows).on_conflict_do_nothing())

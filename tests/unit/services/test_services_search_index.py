@@ -1,0 +1,153 @@
+"""What the index takes from an opened alert, and what counts as a match."""
+
+# ruff: noqa: RUF001
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from blo_exchange.domain.directory import Node, Principal, Role
+from blo_exchange.domain.transliteration import FieldKind, name_keys
+from blo_exchange.errors import Forbidden, PolicyError
+from blo_exchange.services.lookout import Lookout
+from blo_exchange.services.ports import InboxItem
+from blo_exchange.services.search_index import (
+    CASE,
+    NOMINAL,
+    SearchIndex,
+    SearchKey,
+    indexed_alert,
+    matches,
+)
+from tests.unit.services.fakes import FakeDirectory, FakeInbox
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+CASE_PART = {
+    "subject": "s",
+    "indicators": ["i"],
+    "targets": [
+        {"type": "plate", "value": "01 А 123-ВС"},
+        {"type": "route", "value": "Jirgatol - Osh"},
+        {"type": "person", "value": "Рахимов"},
+    ],
+    "valid_until": "2026-12-31T00:00:00.000Z",
+}
+NOMINAL_PART = {
+    "persons": [
+        {
+            "role": "driver",
+            "name": "RAKHIMOV Bakhtiyor",
+            "document": {"type": "passport", "number": "AA 123"},
+        },
+        {"role": "passenger", "name": "Karimov Alisher"},
+    ],
+    "companies": [{"name": "Pamir Trans LLC", "registration": "REG-7"}],
+    "phones": ["+992900000001"],
+}
+
+
+def row() -> InboxItem:
+    return InboxItem(
+        node_id="n",
+        alert_id="a",
+        agency_id="tj-drug-control-agency",
+        origin_agency="kg",
+        origin_node="kg-node",
+        border_pair="KG-TJ",
+        kind="risk",
+        tlp="AMBER",
+        created_at=NOW,
+        stream_seq=1,
+        envelope=b"",
+        envelope_sha256="0" * 64,
+        feed_seq=7,
+    )
+
+
+def test_keys_come_from_the_case_and_from_a_nominal_part_that_opened() -> None:
+    parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
+    entry = indexed_alert(row(), {"supersedes": "older"}, parts)
+    assert SearchKey(FieldKind.PLATE, CASE, "01A123BC") in entry.keys
+    assert SearchKey(FieldKind.PERSON, CASE, "rahimov") in entry.keys
+    assert SearchKey(FieldKind.PERSON, NOMINAL, "alisher") in entry.keys
+    assert SearchKey(FieldKind.DOCUMENT, NOMINAL, "AA123") in entry.keys
+    assert SearchKey(FieldKind.DOCUMENT, NOMINAL, "REG7") in entry.keys
+    assert SearchKey(FieldKind.COMPANY, NOMINAL, "pamir") in entry.keys
+    assert SearchKey(FieldKind.PHONE, NOMINAL, "900000001") in entry.keys
+    assert not any("jirgatol" in k.key.lower() for k in entry.keys)  # routes are not searched
+    assert (entry.feed_seq, entry.supersedes) == (7, "older")
+    assert entry.valid_until == datetime(2026, 12, 31, tzinfo=UTC)
+
+
+def test_without_the_nominal_part_no_personal_key_is_made() -> None:
+    entry = indexed_alert(row(), {}, {"case": json.dumps(CASE_PART).encode()})
+    assert {k.source for k in entry.keys} == {CASE}
+    assert indexed_alert(row(), None, {}).keys == frozenset()  # did not open: nothing
+
+
+def test_every_word_of_a_name_must_be_in_the_same_name() -> None:
+    assert matches(CASE_PART, NOMINAL_PART, FieldKind.PERSON, name_keys("Рахимов Бахтиёр"))
+    # "Rakhimov" is one person's, "Alisher" another's: not one person.
+    assert not matches(CASE_PART, NOMINAL_PART, FieldKind.PERSON, frozenset({"rahimov", "alisher"}))
+    assert not matches(CASE_PART, None, FieldKind.PERSON, frozenset({"alisher"}))
+    assert not matches(CASE_PART, NOMINAL_PART, FieldKind.PERSON, frozenset())
+    assert matches(CASE_PART, None, FieldKind.PLATE, frozenset({"01A123BC"}))
+
+
+def lookout_for(node: Node) -> Lookout:
+    inbox = FakeInbox()
+    directory = FakeDirectory()
+    index = SearchIndex(node=node, kem_keys={}, directory=directory, inbox=inbox, store=None)  # type: ignore[arg-type]
+    return Lookout(
+        node=node,
+        kem_keys={},
+        directory=directory,
+        inbox=inbox,
+        index=index,
+        hits=None,  # type: ignore[arg-type]
+        clock=lambda: NOW,
+    )
+
+
+def principal(role: Role, node_id: str) -> Principal:
+    return Principal(
+        id="p",
+        role=role,
+        node_id=node_id if role is Role.TERMINAL else None,
+        agency_id="tj-drug-control-agency",
+        label="p",
+        created_at=NOW,
+    )
+
+
+def test_a_lookout_happens_at_one_of_the_nodes_crossing_points() -> None:
+    one = Node(
+        id="blo-karamyk-tj",
+        agency_id="tj-drug-control-agency",
+        border_pairs=("KG-TJ",),
+        crossing_points=("TJ-KARAMYK",),
+    )
+    two = Node(
+        id="blo-two-tj",
+        agency_id="tj-drug-control-agency",
+        border_pairs=("KG-TJ", "TJ-UZ"),
+        crossing_points=("TJ-KARAMYK", "TJ-FOTEHOBOD"),
+    )
+    assert (
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-karamyk-tj"), None)
+        == "TJ-KARAMYK"
+    )
+    with pytest.raises(PolicyError):  # two crossings: the officer must say which
+        lookout_for(two).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), None)
+    assert (
+        lookout_for(two).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), "TJ-FOTEHOBOD")
+        == "TJ-FOTEHOBOD"
+    )
+    with pytest.raises(PolicyError):
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-karamyk-tj"), "KG-KARAMYK")
+    with pytest.raises(Forbidden):  # another node's terminal, or an analyst
+        lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), None)
+    with pytest.raises(Forbidden):
+        lookout_for(one).crossing_point(principal(Role.ANALYST, "blo-karamyk-tj"), None)
