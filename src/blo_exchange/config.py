@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )
+    retention_sweep_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the node erases nominal blocks whose retention ended "
+        "(docs/retention.md).",
+    )
 
 
 def source_domains(settings: Settings) -> tuple[str, ...]:

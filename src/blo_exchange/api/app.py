@@ -11,6 +11,7 @@ from blo_exchange.api import (
     routes_ledger,
     routes_meta,
     routes_reshare,
+    routes_retention,
     routes_statistics,
     routes_taxii,
 )
@@ -53,6 +54,7 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
         routes_ledger,
         routes_meta,
         routes_reshare,
+        routes_retention,
         routes_statistics,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

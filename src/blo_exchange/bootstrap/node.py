@@ -21,6 +21,7 @@ from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.reshare import ReshareRuntime
+from blo_exchange.bootstrap.retention import RetentionRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
@@ -41,6 +42,7 @@ from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.audit import LedgerQueryRecorder
 from blo_exchange.ledger.ports import LedgerReads
 from blo_exchange.ledger.reads import AuditorReads
+from blo_exchange.ledger.retention_report import RetentionAudit
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
@@ -48,10 +50,12 @@ from blo_exchange.services.feed_events import FeedStreams
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
 from blo_exchange.services.outages import Outages
-from blo_exchange.services.ports import Directory, DirectoryView, Health, Readiness
+from blo_exchange.services.ports import Directory, DirectoryView, Health, Inbox, Readiness
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
+from blo_exchange.services.retention_review import RetentionReviews
+from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.taxii_index import TaxiiIndex
 
 __all__ = ["NodeRuntime"]
@@ -82,11 +86,13 @@ class NodeRuntime:
     ledger_writer: LedgerWriterRuntime | None = None
     witness: WitnessRuntime | None = None
     reshare: ReshareRuntime | None = None
+    retention: RetentionRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
 
     @classmethod
-    async def start(cls, settings: Settings) -> NodeRuntime:
+    async def start(cls, settings: Settings, *, retention_clock: Clock = utc_now) -> NodeRuntime:
+        """``retention_clock``: the time the personal-data lifecycle runs on (a test's fake)."""
         engine = create_engine(settings.database_url.get_secret_value())
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
@@ -119,7 +125,19 @@ class NodeRuntime:
             raise
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
-        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
+        retention = RetentionRuntime.build(
+            node=node,
+            key_dir=require_key_dir(settings),
+            sessions=sessions,
+            inner=inbox,
+            directory=believed,
+            receipts=receipts,
+            clock=retention_clock,
+            interval=settings.retention_sweep_seconds,
+        )
+        # Every service but the raw reads of tests and metrics stores and reads through it.
+        retaining = retention.inbox
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=retaining)
         consumer_spec = dataclasses.replace(
             node_consumer_spec(
                 node,
@@ -133,7 +151,7 @@ class NodeRuntime:
             node=node,
             kem_keys=keys.kem,
             directory=believed,
-            inbox=inbox,
+            inbox=retaining,
             receipts=receipts,
             clock=utc_now,
         )
@@ -159,7 +177,7 @@ class NodeRuntime:
                 suite=HpkeSuite(settings.suite),
                 directory=believed,
                 idempotency=SqlIdempotencyStore(sessions),
-                inbox=inbox,
+                inbox=retaining,
                 publisher=bus,
                 clock=utc_now,
                 stale_after=settings.stale_idempotency_seconds,
@@ -197,9 +215,12 @@ class NodeRuntime:
             bus=bus,
             sessions=sessions,
             directory=believed,
-            inbox=inbox,
+            inbox=retaining,
+            records_first=retention.reviews.handle_record,
         )
         runtime.tasks.extend(runtime.reshare.start())
+        runtime.retention = retention
+        runtime.tasks.extend(retention.start())
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
@@ -225,7 +246,10 @@ class NodeRuntime:
         registry.add(
             AnalystReceipts,
             AnalystReceipts(
-                node=self.node, feed=self.feed, inbox=self.inbox, receipts=self.receipts
+                node=self.node,
+                feed=self.feed,
+                inbox=self._retaining(),
+                receipts=self.receipts,
             ),
         )
         registry.add(LedgerReads, self.ledger)  # type: ignore[type-abstract]
@@ -250,6 +274,19 @@ class NodeRuntime:
         registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
         if self.reshare is not None:
             registry.add(ReshareService, self.reshare.service)
+        if self.retention is not None:
+            registry.add(RetentionReviews, self.retention.reviews)
+            registry.add(
+                RetentionAudit,
+                RetentionAudit(
+                    store=self.ledger,
+                    directory=self.directory,
+                    clock=self.retention.sweeper.clock,
+                ),
+            )
+
+    def _retaining(self) -> Inbox:
+        return self.inbox if self.retention is None else self.retention.inbox
 
     async def metrics(self) -> str:
         return await render_metrics(self)
@@ -266,6 +303,8 @@ class NodeRuntime:
             self.directory_consumer.stop()
         if self.reshare is not None:
             self.reshare.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.ledger_writer is not None:
             self.ledger_writer.stop()
         if self.witness is not None:

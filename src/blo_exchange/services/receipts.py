@@ -30,6 +30,8 @@ class ReceiptType(StrEnum):
     ACKNOWLEDGED = LedgerEntryType.ALERT_ACKNOWLEDGED.value
     FEEDBACK = LedgerEntryType.FEEDBACK.value
     REJECTED = LedgerEntryType.ALERT_REJECTED.value
+    NOMINAL_ERASED = LedgerEntryType.NOMINAL_ERASED.value
+    NOMINAL_RETENTION_EXTENDED = LedgerEntryType.NOMINAL_RETENTION_EXTENDED.value
 
 
 def deterministic_receipt_id(*parts: str) -> str:
