@@ -217,14 +217,14 @@ async def test_overdue_until_erased_and_extensions_only_by_the_originator(
     assert (await store.get(TJ, alert_id)) == before
 
     # A keep within the maximum, by the originator's analyst, reaches TJ.
-    until = (created + timedelta(days=60)).date()
+    new_day = (created + timedelta(days=60)).date()
     kept = await deploy.client(KG).post(
         f"/v1/retention/reviews/{alert_id}/keep",
-        json={"until": until.isoformat(), "reason": "case before the court"},
+        json={"until": new_day.isoformat(), "reason": "case before the court"},
         headers=deploy.analyst(KG),
     )
     assert kept.status_code == 200, kept.text
-    new_end = datetime.combine(until, datetime.min.time(), UTC)
+    new_end = datetime.combine(new_day, datetime.min.time(), UTC)
 
     async def extended() -> Any:
         row = await store.get(TJ, alert_id)
@@ -268,7 +268,7 @@ async def test_ledger_refuses_an_erasure_receipt_naming_another_agency(
     # KG's node signs a nominal_erased receipt that claims to speak for TJ.
     kg = deploy.runtimes[KG]
     receipt_id = str(uuid.uuid4())
-    body = {
+    body: dict[str, Any] = {
         "receipt_id": receipt_id,
         "type": "nominal_erased",
         "alert_id": str(uuid.uuid4()),

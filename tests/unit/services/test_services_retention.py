@@ -1,0 +1,198 @@
+"""The nominal lifecycle's services with fakes: delivery through the retaining inbox, the sweeper
+and its listeners, extension records at a recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
+from blo_exchange.domain.directory import Principal, Role
+from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.domain.ids import format_time
+from blo_exchange.services.feed import FeedService
+from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType
+from blo_exchange.services.retention import RetainedNominal, RetainingInbox
+from blo_exchange.services.retention_review import RetentionReviews
+from blo_exchange.services.retention_sweep import NominalSweeper
+from blo_exchange.services.signed import SignedMessages
+from tests.unit.services.fakes import FakeInbox, FakePublisher
+from tests.unit.services.world import NOW, World, clock
+
+KG, TJ = "blo-karamyk-kg", "blo-karamyk-tj"
+SUBJECT = "blo.v1.alerts.KG-TJ.seizure"
+
+
+@dataclass
+class FakeStore:
+    rows: dict[tuple[str, str], RetainedNominal] = field(default_factory=dict)
+
+    async def add(self, row: RetainedNominal) -> bool:
+        return self.rows.setdefault((row.node_id, row.alert_id), row) is row
+
+    async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
+        return self.rows.get((node_id, alert_id))
+
+    async def many(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, RetainedNominal]:
+        return {a: r for (n, a), r in self.rows.items() if n == node_id and a in alert_ids}
+
+    async def due(self, node_id: str, at: datetime) -> list[RetainedNominal]:
+        return [
+            r
+            for r in self.rows.values()
+            if r.node_id == node_id
+            and r.role == "recipient"
+            and r.erased_at is None
+            and r.expires_at <= at
+        ]
+
+    async def expiring(self, node_id: str, before: datetime) -> list[RetainedNominal]:
+        return [
+            r
+            for r in self.rows.values()
+            if r.node_id == node_id and r.role == "origin" and r.expires_at < before
+        ]
+
+    async def update(self, row: RetainedNominal) -> None:
+        self.rows[(row.node_id, row.alert_id)] = row
+
+
+@dataclass
+class FakeKeys:
+    keys: dict[date, bytes] = field(default_factory=dict)
+
+    def get(self, day: date, *, create: bool) -> bytes | None:
+        if create:
+            self.keys.setdefault(day, bytes([len(self.keys) + 1]) * 32)
+        return self.keys.get(day)
+
+    def days(self) -> list[date]:
+        return sorted(self.keys)
+
+    def destroy(self, day: date) -> bool:
+        return self.keys.pop(day, None) is not None
+
+
+@dataclass
+class Listener:
+    erased: list[str] = field(default_factory=list)
+
+    async def nominal_erased(self, row: RetainedNominal) -> None:
+        self.erased.append(row.alert_id)
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def delivered(world: World, store: FakeStore, keys: FakeKeys) -> tuple[str, RetainingInbox]:
+    submission = ALERT_SUBMISSION_ADAPTER.validate_python(EXAMPLE_SEIZURE)
+    await world.ingest(KG).submit(world.terminal(KG), submission, "key-1")
+    raw = world.publisher.published[-1][1]
+    inbox = RetainingInbox(
+        FakeInbox(), node=world.node(TJ), store=store, keys=keys, directory=world.directory
+    )
+    outcome = await world.delivery(TJ, inbox, FakePublisher()).handle(SUBJECT, raw, 1)  # type: ignore[arg-type]
+    assert outcome.status == "delivered"
+    assert outcome.alert_id is not None
+    return outcome.alert_id, inbox
+
+
+def feed(world: World, inbox: RetainingInbox) -> FeedService:
+    key = world.agency_keys["tj-drug-control-agency"]
+    return FeedService(
+        node=world.node(TJ), kem_keys={key.key_id: key}, directory=world.directory, inbox=inbox
+    )
+
+
+async def test_delivered_nominal_is_readable_until_swept_then_only_the_case() -> None:
+    world, store, keys, listener, now = World.demo(), FakeStore(), FakeKeys(), Listener(), Clock()
+    alert_id, inbox = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    assert row.role == "recipient"
+    assert row.agreement_id == "mou-kg-tj-2026"
+    analyst = Principal(
+        id="analyst-tj",
+        role=Role.ANALYST,
+        agency_id="tj-drug-control-agency",
+        label="a",
+        created_at=NOW,
+    )
+    item = await feed(world, inbox).get(analyst, alert_id)
+    assert item["nominal"]["persons"][0]["name"] == "Example Driver"
+
+    receipts = FakePublisher()
+    sweeper = NominalSweeper(
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        receipts=ReceiptPublisher(
+            node=world.node(TJ), signer=world.signing[TJ], publisher=receipts, clock=clock
+        ),
+        clock=now,
+        listeners=[listener],
+    )
+    assert await sweeper.sweep() == 0
+    now.now = row.expires_at
+    assert await sweeper.sweep() == 1
+    assert await sweeper.sweep() == 0  # once
+    assert keys.keys == {}
+    assert listener.erased == [alert_id]
+    item = await feed(world, inbox).get(analyst, alert_id)
+    assert "nominal" not in item
+    assert item["case"]["items"]
+    body = UnverifiedReceipt.parse(receipts.published[0][1]).body
+    assert body["type"] == "nominal_erased"
+    assert body["agency"] == "tj-drug-control-agency"
+    assert body["detail"]["expires_at"] == format_time(row.expires_at)
+
+
+async def test_a_recipient_applies_only_the_originators_extension_within_the_maximum() -> None:
+    world, store, keys = World.demo(), FakeStore(), FakeKeys()
+    alert_id, _ = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    reviews = RetentionReviews(
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        receipts=ReceiptPublisher(
+            node=world.node(TJ), signer=world.signing[TJ], publisher=FakePublisher(), clock=clock
+        ),
+        signed=SignedMessages(world.directory, clock=clock),
+        clock=clock,
+    )
+
+    async def extension(node: str, until: datetime, reason: str = "court") -> str | None:
+        published = FakePublisher()
+        await ReceiptPublisher(
+            node=world.node(node), signer=world.signing[node], publisher=published, clock=clock
+        ).send(
+            receipt_id=f"r-{node}-{until}",
+            type=ReceiptType.NOMINAL_RETENTION_EXTENDED,
+            border_pair="KG-TJ",
+            alert_id=alert_id,
+            kind="seizure",
+            agreement_ids=["mou-kg-tj-2026"],
+            envelope_sha256=None,
+            detail={"until": format_time(until), "reason": reason},
+        )
+        subject, data, _ = published.published[0]
+        return await reviews.handle_record(subject, data)
+
+    assert await extension(TJ, row.expires_at + timedelta(days=10)) == "not_originator"
+    assert await extension(KG, row.max_until + timedelta(days=1)) == "beyond_maximum"
+    assert await extension(KG, row.expires_at + timedelta(days=1), " ") == "reason_required"
+    assert store.rows[(TJ, alert_id)] == row
+    assert await extension(KG, row.max_until) == "extended"
+    kept = store.rows[(TJ, alert_id)]
+    assert kept.expires_at == row.max_until
+    assert kept.sealed is not None
+    assert kept.sealed.day == row.max_until.date()
+    # A malformed record, or another type, is not this service's to count.
+    assert await reviews.handle_record("blo.v1.receipts.KG-TJ", b"{}") is None
