@@ -40,7 +40,7 @@ from blo_exchange.services.retention import EpochKeyStore, RetainedNominal, Rete
 from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.signed import SignedMessages
 
-__all__ = ["RetentionReviews"]
+__all__ = ["ExtensionRefused", "RetentionReviews"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,16 @@ _REASONS = {
     "reason_required": "keeping the nominal block needs a reason (at most 500 characters)",
     "not_later": "the new end must be later than the current one",
     "beyond_maximum": "the new end is beyond what the agreement allows",
+    "ended": "the nominal block's retention has already ended",
 }
+
+
+class ExtensionRefused(PolicyError):  # noqa: N818 - like NoAgreement
+    """A keep the rules refuse (422); ``reason`` is the short code (``beyond_maximum``, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(_REASONS[reason])
+        self.reason = reason
 
 
 class RetentionReviews:
@@ -88,7 +97,7 @@ class RetentionReviews:
         if row is None or row.role != "origin" or row.origin_agency != principal.agency_id:
             raise NotFound("no nominal block of this agency's under review here")
         if row.expires_at <= self._clock():
-            raise PolicyError("the nominal block's retention has already ended")
+            raise ExtensionRefused("ended")
         return row
 
     async def let_expire(self, principal: Principal, alert_id: str) -> RetainedNominal:
@@ -112,7 +121,7 @@ class RetentionReviews:
             reason=reason,
         )
         if refused is not None:
-            raise PolicyError(_REASONS[refused])
+            raise ExtensionRefused(refused)
         await self._receipts.send(
             receipt_id=deterministic_receipt_id(
                 row.alert_id, self._node.id, "nominal_retention_extended", format_time(end)

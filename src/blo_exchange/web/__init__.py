@@ -25,6 +25,7 @@ from blo_exchange.web import (
     pages_auditor,
     pages_auth,
     pages_officer,
+    pages_retention,
     pages_statistics,
 )
 from blo_exchange.web.assets import install_assets
@@ -70,5 +71,12 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(WrongRole, wrong_role)
-    for module in (pages_auth, pages_officer, pages_analyst, pages_statistics, pages_auditor):
+    for module in (
+        pages_auth,
+        pages_officer,
+        pages_analyst,
+        pages_statistics,
+        pages_auditor,
+        pages_retention,
+    ):
         app.include_router(module.router)
