@@ -26,6 +26,7 @@ from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, parse_time, utc_now
 from blo_exchange.domain.subjects import receipt_subject
 from blo_exchange.errors import InvalidEnvelope
+from blo_exchange.interop.taxii import collection_id
 from blo_exchange.services.receipts import ReceiptType
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has, ledger_has
 
@@ -78,6 +79,17 @@ async def reviews(deploy: Deployment, node: str) -> list[dict[str, Any]]:
     return tasks
 
 
+async def taxii_objects(deploy: Deployment) -> str:
+    """TJ's TAXII collection of the pair, as its analyst's poller reads it."""
+    collection = collection_id(TJ, "KG-TJ")
+    response = await deploy.client(TJ).get(
+        f"/taxii2/{TJ}/collections/{collection}/objects/",
+        headers=deploy.analyst(TJ) | {"Accept": "application/taxii+json;version=2.1"},
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
 def day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
@@ -91,6 +103,7 @@ async def test_nominal_block_expires_at_every_recipient_and_the_ledger_says_so(
     expires = datetime.combine((created + timedelta(days=30)).date(), datetime.min.time(), UTC)
     item = await feed_has(deploy, TJ, alert_id)()
     assert item["nominal"]["persons"][0]["name"] == "Example Driver"  # before: it opens
+    assert "Example Driver" in await taxii_objects(deploy)
 
     # The row TJ stored has no nominal ciphertext: TJ's agency key opens the case only.
     tj = deploy.runtimes[TJ]
@@ -134,6 +147,7 @@ async def test_nominal_block_expires_at_every_recipient_and_the_ledger_says_so(
     # vault row (a database backup) with the agency key at hand.
     item = await feed_has(deploy, TJ, alert_id)()
     assert "nominal" not in item
+    assert "Example Driver" not in await taxii_objects(deploy)
     assert item["case"]["items"][0]["quantity"] == "12.5"
     erased = await tj.retention.sweeper._store.get(TJ, alert_id)
     assert erased is not None

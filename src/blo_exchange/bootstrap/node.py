@@ -54,6 +54,7 @@ from blo_exchange.services.ports import Directory, DirectoryView, Health, Inbox,
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
+from blo_exchange.services.retention import RetainingTaxiiIndex
 from blo_exchange.services.retention_review import RetentionReviews
 from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.taxii_index import TaxiiIndex
@@ -271,7 +272,10 @@ class NodeRuntime:
             _DirectoryAnswer(self.directory, self.trusted),
         )
         registry.add(Health, self)  # type: ignore[type-abstract]
-        registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
+        taxii: TaxiiIndex = SqlTaxiiIndex(self.engine)
+        if self.retention is not None:
+            taxii = RetainingTaxiiIndex(taxii, self.retention.inbox)
+        registry.add(TaxiiIndex, taxii)  # type: ignore[type-abstract]
         if self.reshare is not None:
             registry.add(ReshareService, self.reshare.service)
         if self.retention is not None:

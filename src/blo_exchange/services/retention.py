@@ -15,7 +15,8 @@ it unchanged). On ``add``:
    part) is stored as it came: the originating agency's own retention is its own business.
 
 On ``get`` and ``page`` the nominal part is put back, while the epoch key exists; afterwards the
-item comes without it (its case still opens).
+item comes without it (its case still opens). :class:`RetainingTaxiiIndex` does the same for the
+TAXII server's own reads of the inbox.
 
 Not here: erasing (``services.retention_sweep``), extending (``services.retention_review``).
 """
@@ -41,11 +42,13 @@ from blo_exchange.domain.directory import Node
 from blo_exchange.domain.retention import day_of, governing_retention
 from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.services.ports import Completion, Directory, Inbox, InboxItem, Rejection
+from blo_exchange.services.taxii_index import AddedAlert, TaxiiIndex
 
 __all__ = [
     "EpochKeyStore",
     "RetainedNominal",
     "RetainingInbox",
+    "RetainingTaxiiIndex",
     "RetentionStore",
 ]
 
@@ -198,6 +201,10 @@ class RetainingInbox:
             max_until=retention.max_until,
         )
 
+    async def restore(self, items: list[InboxItem]) -> list[InboxItem]:
+        """``items`` read past this inbox (the TAXII index), their nominal parts put back."""
+        return await self._restore(items)
+
     async def _restore(self, items: list[InboxItem]) -> list[InboxItem]:
         foreign = [i.alert_id for i in items if i.origin_agency != self._node.agency_id]
         if not foreign:
@@ -214,3 +221,32 @@ class RetainingInbox:
             return replace(item, envelope=join_nominal(item.envelope, record))
         except InvalidEnvelope:
             return item  # erased (or being erased): the alert without its nominal part
+
+
+class RetainingTaxiiIndex:
+    """A :class:`TaxiiIndex` whose items come with their nominal parts, like the inbox's."""
+
+    def __init__(self, inner: TaxiiIndex, inbox: RetainingInbox) -> None:
+        self._inner = inner
+        self._inbox = inbox
+
+    async def added(
+        self,
+        node_id: str,
+        agency_id: str,
+        *,
+        border_pair: str | None,
+        start: tuple[datetime, int] | None,
+        added_after: datetime | None,
+        limit: int,
+    ) -> list[AddedAlert]:
+        rows = await self._inner.added(
+            node_id,
+            agency_id,
+            border_pair=border_pair,
+            start=start,
+            added_after=added_after,
+            limit=limit,
+        )
+        items = await self._inbox.restore([row.item for row in rows])
+        return [replace(row, item=item) for row, item in zip(rows, items, strict=True)]
