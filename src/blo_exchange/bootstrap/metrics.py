@@ -81,6 +81,17 @@ class _NodeCollector(Collector):
         )
         failures.add_metric([node], runtime.consumer.failures)
         yield failures
+        if runtime.retention is not None:
+            retention = CounterMetricFamily(
+                "blo_retention",
+                "The personal-data lifecycle: nominal blocks erased, epoch keys destroyed, and "
+                "extension records by outcome (docs/retention.md).",
+                labels=["node", "outcome"],
+            )
+            counts = runtime.retention.sweeper.counts + runtime.retention.reviews.counts
+            for outcome, count in sorted(counts.items()):
+                retention.add_metric([node, outcome], count)
+            yield retention
         if runtime.ledger_writer is not None:
             appended = CounterMetricFamily(
                 "blo_ledger_appended", "Entries appended by this process's ledger writer."
