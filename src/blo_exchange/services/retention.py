@@ -27,7 +27,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.retention import (
@@ -42,6 +42,7 @@ from blo_exchange.domain.directory import Node
 from blo_exchange.domain.retention import day_of, governing_retention
 from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.services.ports import Completion, Directory, Inbox, InboxItem, Rejection
+from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
 from blo_exchange.services.taxii_index import AddedAlert, TaxiiIndex
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "RetainingInbox",
     "RetainingTaxiiIndex",
     "RetentionStore",
+    "send_about",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,28 @@ class RetainedNominal:
     decided_by: str | None = None
     reason: str | None = None
     erased_at: datetime | None = None
+
+
+async def send_about(
+    receipts: ReceiptPublisher,
+    row: RetainedNominal,
+    *,
+    type: ReceiptType,
+    key: Sequence[str],
+    detail: dict[str, Any],
+) -> None:
+    """Sign and publish a lifecycle receipt or record about ``row``'s alert (docs/retention.md);
+    its id is a UUIDv5 of the alert, this node and ``key``, so a re-sent one is deduplicated."""
+    await receipts.send(
+        receipt_id=deterministic_receipt_id(row.alert_id, row.node_id, *key),
+        type=type,
+        border_pair=row.border_pair,
+        alert_id=row.alert_id,
+        kind=row.kind,
+        agreement_ids=list(row.agreement_ids),
+        envelope_sha256=row.envelope_sha256,
+        detail={"agreement_id": row.agreement_id, **detail},
+    )
 
 
 class RetentionStore(Protocol):

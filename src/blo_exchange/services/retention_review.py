@@ -35,8 +35,13 @@ from blo_exchange.domain.ids import format_time, parse_time
 from blo_exchange.domain.retention import check_extension, day_of, expiry_day
 from blo_exchange.domain.subjects import parse_receipt_subject
 from blo_exchange.errors import Forbidden, InvalidEnvelope, NotFound, PolicyError
-from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
-from blo_exchange.services.retention import EpochKeyStore, RetainedNominal, RetentionStore
+from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType
+from blo_exchange.services.retention import (
+    EpochKeyStore,
+    RetainedNominal,
+    RetentionStore,
+    send_about,
+)
 from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.signed import SignedMessages
 
@@ -122,18 +127,12 @@ class RetentionReviews:
         )
         if refused is not None:
             raise ExtensionRefused(refused)
-        await self._receipts.send(
-            receipt_id=deterministic_receipt_id(
-                row.alert_id, self._node.id, "nominal_retention_extended", format_time(end)
-            ),
+        await send_about(
+            self._receipts,
+            row,
             type=ReceiptType.NOMINAL_RETENTION_EXTENDED,
-            border_pair=row.border_pair,
-            alert_id=row.alert_id,
-            kind=row.kind,
-            agreement_ids=list(row.agreement_ids),
-            envelope_sha256=row.envelope_sha256,
+            key=("nominal_retention_extended", format_time(end)),
             detail={
-                "agreement_id": row.agreement_id,
                 "previous": format_time(row.expires_at),
                 "until": format_time(end),
                 "reason": reason,

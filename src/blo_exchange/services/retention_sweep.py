@@ -26,8 +26,13 @@ from typing import Protocol
 
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time
-from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
-from blo_exchange.services.retention import EpochKeyStore, RetainedNominal, RetentionStore
+from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType
+from blo_exchange.services.retention import (
+    EpochKeyStore,
+    RetainedNominal,
+    RetentionStore,
+    send_about,
+)
 
 __all__ = ["Clock", "ErasureListener", "NominalSweeper"]
 
@@ -77,16 +82,12 @@ class NominalSweeper:
         for row in await self._store.due(self._node.id, now):
             for listener in self.listeners:
                 await listener.nominal_erased(row)
-            await self._receipts.send(
-                receipt_id=deterministic_receipt_id(row.alert_id, self._node.id, "nominal_erased"),
+            await send_about(
+                self._receipts,
+                row,
                 type=ReceiptType.NOMINAL_ERASED,
-                border_pair=row.border_pair,
-                alert_id=row.alert_id,
-                kind=row.kind,
-                agreement_ids=list(row.agreement_ids),
-                envelope_sha256=row.envelope_sha256,
+                key=("nominal_erased",),
                 detail={
-                    "agreement_id": row.agreement_id,
                     "origin_agency": row.origin_agency,
                     "expires_at": format_time(row.expires_at),
                     "erased_at": format_time(now),
