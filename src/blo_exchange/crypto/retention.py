@@ -40,6 +40,7 @@ from blo_exchange.errors import ConfigurationError
 __all__ = [
     "EpochKeys",
     "SealedNominal",
+    "carries_nominal",
     "join_nominal",
     "nominal_readers",
     "open_nominal",
@@ -125,6 +126,16 @@ class EpochKeys:
         finally:
             os.close(dir_fd)
         return True
+
+
+_NOMINAL_CIPHERTEXT: Final = b'"nominal":{"ciphertext":'
+"""How a nominal part that still has its ciphertext begins in canonical JSON (keys sorted)."""
+
+
+def carries_nominal(raw: bytes) -> bool:
+    """Whether ``raw`` may carry a nominal ciphertext: a byte search, so the common alert without
+    one is not parsed again. False is certain for a canonical envelope; True needs parsing."""
+    return _NOMINAL_CIPHERTEXT in raw
 
 
 def split_nominal(raw: bytes) -> tuple[bytes, bytes] | None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.retention import (
     SealedNominal,
+    carries_nominal,
     join_nominal,
     nominal_readers,
     open_nominal,
@@ -153,6 +154,8 @@ class RetainingInbox:
         return self._inner.sealed_here(envelope_sha256)
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        if not carries_nominal(item.envelope):
+            return await self._inner.add(item, completes=completes)  # (3)
         if item.origin_agency == self._node.agency_id:
             if item.origin_node == self._node.id:
                 await self._note_origin(item)  # (2)

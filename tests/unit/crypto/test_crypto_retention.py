@@ -17,6 +17,7 @@ from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
 from blo_exchange.crypto.retention import (
     EpochKeys,
     SealedNominal,
+    carries_nominal,
     join_nominal,
     nominal_readers,
     open_nominal,
@@ -60,6 +61,7 @@ def test_split_stores_a_verifiable_envelope_whose_case_alone_opens(
 ) -> None:
     raw, signer, kem = sealed
     assert nominal_readers(raw) == (TJ,)
+    assert carries_nominal(raw)
     split = split_nominal(raw)
     assert split is not None
     stored, record = split
