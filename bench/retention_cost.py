@@ -72,7 +72,7 @@ def main() -> None:
         return verified.open(AGENCY, private)
 
     def store() -> object:
-        s, r = split_nominal(raw) or (b"", b"")
+        _, r = split_nominal(raw) or (b"", b"")
         return seal_nominal(r, epoch, alert_id=header["alert_id"], day=DAY)
 
     def read() -> object:
