@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pytest
+
 from blo_exchange.crypto.receipt import UnverifiedReceipt
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time
+from blo_exchange.errors import BusError
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType
 from blo_exchange.services.retention import RetainedNominal, RetainingInbox
@@ -54,6 +57,16 @@ async def delivered(world: World, store: FakeStore, keys: FakeKeys) -> tuple[str
     return outcome.alert_id, inbox
 
 
+def tj_analyst() -> Principal:
+    return Principal(
+        id="analyst-tj",
+        role=Role.ANALYST,
+        agency_id="tj-drug-control-agency",
+        label="a",
+        created_at=NOW,
+    )
+
+
 def feed(world: World, inbox: RetainingInbox) -> FeedService:
     key = world.agency_keys["tj-drug-control-agency"]
     return FeedService(
@@ -67,13 +80,7 @@ async def test_delivered_nominal_is_readable_until_swept_then_only_the_case() ->
     row = store.rows[(TJ, alert_id)]
     assert row.role == "recipient"
     assert row.agreement_id == "mou-kg-tj-2026"
-    analyst = Principal(
-        id="analyst-tj",
-        role=Role.ANALYST,
-        agency_id="tj-drug-control-agency",
-        label="a",
-        created_at=NOW,
-    )
+    analyst = tj_analyst()
     item = await feed(world, inbox).get(analyst, alert_id)
     assert item["nominal"]["persons"][0]["name"] == "Example Driver"
 
@@ -146,3 +153,29 @@ async def test_a_recipient_applies_only_the_originators_extension_within_the_max
     assert kept.sealed.day == row.max_until.date()
     # A malformed record, or another type, is not this service's to count.
     assert await reviews.handle_record("blo.v1.receipts.KG-TJ", b"{}") is None
+
+
+async def test_a_failed_receipt_leaves_the_key_destroyed_and_the_row_for_the_next_pass() -> None:
+    world, store, keys, listener = World.demo(), FakeStore(), FakeKeys(), Listener()
+    alert_id, inbox = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    bus = FakePublisher(fail=True)
+    sweeper = NominalSweeper(
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        receipts=ReceiptPublisher(
+            node=world.node(TJ), signer=world.signing[TJ], publisher=bus, clock=clock
+        ),
+        clock=Clock(row.expires_at),
+        listeners=[listener],
+    )
+    with pytest.raises(BusError):
+        await sweeper.sweep()
+    assert keys.keys == {}  # (1) first: the part no longer opens, whatever failed after
+    assert store.rows[(TJ, alert_id)].erased_at is None
+    assert "nominal" not in await feed(world, inbox).get(tj_analyst(), alert_id)
+    bus.fail = False
+    assert await sweeper.sweep() == 1
+    assert listener.erased == [alert_id, alert_id]  # called again: listeners are idempotent
+    assert len(bus.published) == 1
