@@ -231,6 +231,8 @@ async def test_overdue_until_erased_and_extensions_only_by_the_originator(
     assert (await store.get(TJ, alert_id)) == before
     metrics = (await deploy.client(TJ).get("/metrics")).text
     assert 'blo_retention_total{node="blo-karamyk-tj",outcome="not_originator"} 1.0' in metrics
+    # The demo's streams keep every envelope for ever: the node says it outlives the retention.
+    assert 'blo_retention_stream_outlives{node="blo-karamyk-tj"} 1.0' in metrics
 
     # A keep within the maximum, by the originator's analyst, reaches TJ.
     new_day = (created + timedelta(days=60)).date()

@@ -92,6 +92,15 @@ class _NodeCollector(Collector):
             for outcome, count in sorted(counts.items()):
                 retention.add_metric([node, outcome], count)
             yield retention
+            if runtime.retention.stream_outlives is not None:
+                outlives = GaugeMetricFamily(
+                    "blo_retention_stream_outlives",
+                    "1 when the alerts stream keeps envelopes longer than the shortest nominal "
+                    "retention (their nominal parts are not erased there).",
+                    labels=["node"],
+                )
+                outlives.add_metric([node], int(runtime.retention.stream_outlives))
+                yield outlives
         if runtime.ledger_writer is not None:
             appended = CounterMetricFamily(
                 "blo_ledger_appended", "Entries appended by this process's ledger writer."

@@ -221,6 +221,7 @@ class NodeRuntime:
         )
         runtime.tasks.extend(runtime.reshare.start())
         runtime.retention = retention
+        await retention.check_stream(bus, believed, node)
         runtime.tasks.extend(retention.start())
         runtime._register()
         if settings.run_witness:

@@ -12,13 +12,17 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from blo_exchange.bus.connection import BusConnection
+from blo_exchange.bus.streams import ALERTS_STREAM
 from blo_exchange.crypto.retention import EpochKeys
 from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.retention_store import SqlRetentionStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.domain.retention import stream_outlives_retention
 from blo_exchange.services.ports import Directory, Inbox
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.retention import RetainingInbox
@@ -38,6 +42,9 @@ class RetentionRuntime:
     reviews: RetentionReviews
     interval: float
     _stopped: asyncio.Event
+    stream_outlives: bool | None = None
+    """Whether the alerts stream keeps envelopes longer than the shortest nominal retention
+    (None: not known); see :meth:`check_stream`."""
 
     @classmethod
     def build(
@@ -70,6 +77,26 @@ class RetentionRuntime:
             interval=interval,
             _stopped=asyncio.Event(),
         )
+
+    async def check_stream(self, bus: BusConnection, directory: Directory, node: Node) -> None:
+        """Warn when the alerts stream outlives the nominal retention: its original envelopes
+        still carry the nominal part, its key sealed to the agency key (docs/threat-model.md)."""
+        try:
+            info = await bus.js.stream_info(ALERTS_STREAM.name)
+            seconds = float(info.config.max_age or 0)
+        except Exception:  # not allowed to ask, or NATS down: say nothing rather than guess
+            log.info("could not read the alerts stream's max_age")
+            return
+        max_age = timedelta(seconds=seconds) if seconds > 0 else None
+        agreements = await directory.agreements()
+        self.stream_outlives = stream_outlives_retention(max_age, agreements, node.agency_id)
+        if self.stream_outlives:
+            log.warning(
+                "the alerts stream keeps envelopes longer than the shortest nominal retention: "
+                "who holds this agency's private key and the stream can still open erased "
+                "nominal parts (docs/retention.md)",
+                extra={"max_age_seconds": seconds or None},
+            )
 
     def start(self) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self._run(), name="retention")]

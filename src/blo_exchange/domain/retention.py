@@ -31,6 +31,7 @@ __all__ = [
     "day_of",
     "expiry_day",
     "governing_retention",
+    "stream_outlives_retention",
 ]
 
 _MAX_REASON = 500
@@ -92,6 +93,20 @@ def check_extension(
     if until > max_until:
         return "beyond_maximum"
     return None
+
+
+def stream_outlives_retention(
+    max_age: timedelta | None, agreements: Iterable[Agreement], agency: str
+) -> bool:
+    """Whether the alerts stream keeps envelopes (nominal ciphertext and its agency-sealed key
+    included) longer than the shortest nominal retention of ``agency``'s agreements; ``max_age``
+    None is no limit. False when the agency has no nominal agreement."""
+    shortest = min(
+        (a.retention_days for a in agreements if a.nominal and agency in a.parties), default=None
+    )
+    if shortest is None:
+        return False
+    return max_age is None or max_age > timedelta(days=shortest)
 
 
 def day_of(moment: datetime) -> date:

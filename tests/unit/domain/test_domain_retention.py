@@ -3,14 +3,19 @@ retention fields of an agreement."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from blo_exchange.demo.directory import DEMO_AGREEMENTS
 from blo_exchange.domain.directory import DEFAULT_NOMINAL_RETENTION_DAYS, Agreement
-from blo_exchange.domain.retention import check_extension, expiry_day, governing_retention
+from blo_exchange.domain.retention import (
+    check_extension,
+    expiry_day,
+    governing_retention,
+    stream_outlives_retention,
+)
 
 KG_TJ, TJ_UZ = DEMO_AGREEMENTS
 CREATED = datetime(2026, 12, 5, 14, 30, tzinfo=UTC)
@@ -88,3 +93,12 @@ def test_only_the_originator_extends_within_the_maximum(
         )
         == refused
     )
+
+
+def test_a_stream_kept_longer_than_the_retention_is_named() -> None:
+    tj = "tj-drug-control-agency"
+    assert stream_outlives_retention(None, DEMO_AGREEMENTS, tj)
+    assert stream_outlives_retention(timedelta(days=31), DEMO_AGREEMENTS, tj)
+    assert not stream_outlives_retention(timedelta(days=30), DEMO_AGREEMENTS, tj)
+    # UZ shares no personal data: nothing to outlive.
+    assert not stream_outlives_retention(None, DEMO_AGREEMENTS, "uz-customs-committee")
