@@ -5,7 +5,7 @@ with the epoch key file of its day."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -61,16 +61,24 @@ class SqlRetentionStore:
             NominalRetentionRow.expires_at < before,
         )
 
-    async def update(self, row: RetainedNominal) -> None:
+    async def update(self, row: RetainedNominal, *, if_sealed_on: date | None = None) -> bool:
+        where = [
+            NominalRetentionRow.node_id == row.node_id,
+            NominalRetentionRow.alert_id == row.alert_id,
+        ]
+        if if_sealed_on is not None:
+            where += [
+                NominalRetentionRow.erased_at.is_(None),
+                NominalRetentionRow.epoch_day == if_sealed_on,
+            ]
         async with self._sessions.begin() as session:
-            await session.execute(
+            updated = await session.scalar(
                 update(NominalRetentionRow)
-                .where(
-                    NominalRetentionRow.node_id == row.node_id,
-                    NominalRetentionRow.alert_id == row.alert_id,
-                )
+                .where(*where)
                 .values(**_values(row))
+                .returning(NominalRetentionRow.alert_id)
             )
+        return updated is not None
 
     async def _select(self, *where: object) -> list[RetainedNominal]:
         async with self._sessions() as session:

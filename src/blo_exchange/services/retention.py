@@ -127,8 +127,10 @@ class RetentionStore(Protocol):
         """Origin rows whose ``expires_at`` is before ``before``, soonest first."""
         ...
 
-    async def update(self, row: RetainedNominal) -> None:
-        """Replace the row's expiry, sealed part, decision and erasure fields."""
+    async def update(self, row: RetainedNominal, *, if_sealed_on: date | None = None) -> bool:
+        """Replace the row's expiry, sealed part, decision and erasure fields; with
+        ``if_sealed_on``, only while it is not erased and still sealed under that day's key
+        (an extension racing the sweeper loses). Whether it was replaced."""
         ...
 
 

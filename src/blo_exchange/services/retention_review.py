@@ -201,7 +201,7 @@ class RetentionReviews:
             )
         except InvalidEnvelope:
             return "too_late"  # its epoch key was destroyed meanwhile
-        await self._store.update(
+        applied = await self._store.update(
             replace(
                 row,
                 expires_at=until,
@@ -209,6 +209,7 @@ class RetentionReviews:
                 decision="kept",
                 decided_by=str(body["node"]),
                 reason=reason,
-            )
+            ),
+            if_sealed_on=row.sealed.day,
         )
-        return "extended"
+        return "extended" if applied else "too_late"  # the sweeper erased it meanwhile

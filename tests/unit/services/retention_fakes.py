@@ -41,8 +41,14 @@ class FakeStore:
             if r.node_id == node_id and r.role == "origin" and r.expires_at < before
         ]
 
-    async def update(self, row: RetainedNominal) -> None:
+    async def update(self, row: RetainedNominal, *, if_sealed_on: date | None = None) -> bool:
+        now = self.rows[(row.node_id, row.alert_id)]
+        if if_sealed_on is not None and (
+            now.erased_at is not None or now.sealed is None or now.sealed.day != if_sealed_on
+        ):
+            return False
         self.rows[(row.node_id, row.alert_id)] = row
+        return True
 
 
 @dataclass

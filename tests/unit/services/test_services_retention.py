@@ -3,7 +3,7 @@ and its listeners, extension records at a recipient."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -179,3 +179,48 @@ async def test_a_failed_receipt_leaves_the_key_destroyed_and_the_row_for_the_nex
     assert await sweeper.sweep() == 1
     assert listener.erased == [alert_id, alert_id]  # called again: listeners are idempotent
     assert len(bus.published) == 1
+
+
+class SweptMeanwhile(FakeStore):
+    """The sweeper erases the row right after an extension has read it."""
+
+    async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
+        row = self.rows.get((node_id, alert_id))
+        if row is not None:
+            self.rows[(node_id, alert_id)] = replace(row, sealed=None, erased_at=NOW)
+        return row
+
+
+async def test_an_extension_racing_the_sweeper_does_not_bring_the_part_back() -> None:
+    world, keys = World.demo(), FakeKeys()
+    store = SweptMeanwhile()
+    alert_id, _ = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    reviews = RetentionReviews(
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        receipts=ReceiptPublisher(
+            node=world.node(TJ), signer=world.signing[TJ], publisher=FakePublisher(), clock=clock
+        ),
+        signed=SignedMessages(world.directory, clock=clock),
+        clock=clock,
+    )
+    published = FakePublisher()
+    await ReceiptPublisher(
+        node=world.node(KG), signer=world.signing[KG], publisher=published, clock=clock
+    ).send(
+        receipt_id="r-1",
+        type=ReceiptType.NOMINAL_RETENTION_EXTENDED,
+        border_pair="KG-TJ",
+        alert_id=alert_id,
+        kind="seizure",
+        agreement_ids=["mou-kg-tj-2026"],
+        envelope_sha256=None,
+        detail={"until": format_time(row.max_until), "reason": "court"},
+    )
+    subject, data, _ = published.published[0]
+    assert await reviews.handle_record(subject, data) == "too_late"
+    after = store.rows[(TJ, alert_id)]
+    assert after.sealed is None
+    assert after.erased_at == NOW
