@@ -62,7 +62,9 @@ class RetentionRuntime:
         keys = EpochKeys(key_dir / "retention")
         store = SqlRetentionStore(sessions)
         return cls(
-            inbox=RetainingInbox(inner, node=node, store=store, keys=keys, directory=directory),
+            inbox=RetainingInbox(
+                inner, node=node, store=store, keys=keys, directory=directory, clock=clock
+            ),
             sweeper=NominalSweeper(
                 node=node, store=store, keys=keys, receipts=receipts, clock=clock
             ),

@@ -3,6 +3,7 @@ and its listeners, extension records at a recipient."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -44,12 +45,19 @@ class Clock:
         return self.now
 
 
-async def delivered(world: World, store: FakeStore, keys: FakeKeys) -> tuple[str, RetainingInbox]:
+async def delivered(
+    world: World, store: FakeStore, keys: FakeKeys, now: Callable[[], datetime] = clock
+) -> tuple[str, RetainingInbox]:
     submission = ALERT_SUBMISSION_ADAPTER.validate_python(EXAMPLE_SEIZURE)
     await world.ingest(KG).submit(world.terminal(KG), submission, "key-1")
     raw = world.publisher.published[-1][1]
     inbox = RetainingInbox(
-        FakeInbox(), node=world.node(TJ), store=store, keys=keys, directory=world.directory
+        FakeInbox(),
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        directory=world.directory,
+        clock=now,
     )
     outcome = await world.delivery(TJ, inbox, FakePublisher()).handle(SUBJECT, raw, 1)  # type: ignore[arg-type]
     assert outcome.status == "delivered"
@@ -224,3 +232,14 @@ async def test_an_extension_racing_the_sweeper_does_not_bring_the_part_back() ->
     after = store.rows[(TJ, alert_id)]
     assert after.sealed is None
     assert after.erased_at == NOW
+
+
+async def test_an_alert_arriving_after_its_retention_never_shows_its_nominal_part() -> None:
+    world, store, keys = World.demo(), FakeStore(), FakeKeys()
+    late = Clock(NOW + timedelta(days=400))
+    alert_id, inbox = await delivered(world, store, keys, now=late)
+    assert keys.keys == {}  # no key made for a day already over
+    assert store.rows[(TJ, alert_id)].sealed is None
+    item = await feed(world, inbox).get(tj_analyst(), alert_id)
+    assert "nominal" not in item
+    assert item["case"]["items"]
