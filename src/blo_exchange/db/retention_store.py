@@ -6,45 +6,82 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.crypto.retention import SealedNominal
-from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
 from blo_exchange.db.tables import NominalRetentionRow
 from blo_exchange.services.retention import RetainedNominal
 
 __all__ = ["SqlRetentionStore"]
 
 
+# The two statements on the delivery and feed paths, as the driver's SQL (like ``node_store``'s):
+# building and caching SQLAlchemy's compiled form on each call costs more than the statement.
+_COLUMNS = (
+    "node_id",
+    "alert_id",
+    "role",
+    "agency_id",
+    "origin_agency",
+    "border_pair",
+    "kind",
+    "agreement_id",
+    "agreement_ids",
+    "envelope_sha256",
+    "created_at",
+    "max_until",
+    "expires_at",
+    "epoch_day",
+    "wrapped_key",
+    "sealed_part",
+    "decision",
+    "decided_by",
+    "reason",
+    "erased_at",
+)
+_ADD_SQL = (
+    "INSERT INTO nominal_retention (node_id, alert_id, role, agency_id, origin_agency,"
+    " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
+    " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+    " $19, $20) ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+)
+_MANY_SQL = (
+    "SELECT node_id, alert_id, role, agency_id, origin_agency, border_pair, kind, agreement_id,"
+    " agreement_ids, envelope_sha256, created_at, max_until, expires_at, epoch_day, wrapped_key,"
+    " sealed_part, decision, decided_by, reason, erased_at"
+    " FROM nominal_retention WHERE node_id = $1 AND alert_id = ANY($2)"
+)
+
+
 class SqlRetentionStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        self._engine = engine_of(sessions)
 
     async def add(self, row: RetainedNominal) -> bool:
-        async with self._sessions.begin() as session:
-            inserted = await session.scalar(
-                insert(NominalRetentionRow)
-                .values(**_values(row), **_identity(row))
-                .on_conflict_do_nothing(index_elements=["node_id", "alert_id"])
-                .returning(NominalRetentionRow.alert_id)
-            )
-        return inserted is not None
+        fields = {**_identity(row), **_values(row)}
+        values = tuple(fields[name] for name in _COLUMNS)
+
+        async def insert(conn: AsyncConnection) -> bool:
+            added = await conn.exec_driver_sql(_ADD_SQL, values)
+            return added.scalar_one_or_none() is not None
+
+        return await in_transaction(self._engine, insert)
 
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
-        async with self._sessions() as session:
-            row = await session.get(NominalRetentionRow, (node_id, alert_id))
-        return None if row is None else _retained(row)
+        return (await self.many(node_id, [alert_id])).get(alert_id)
 
     async def many(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, RetainedNominal]:
         if not alert_ids:
             return {}
-        rows = await self._select(
-            NominalRetentionRow.node_id == node_id,
-            NominalRetentionRow.alert_id.in_(list(alert_ids)),
-        )
-        return {r.alert_id: r for r in rows}
+        async with self._engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(_MANY_SQL, (node_id, list(alert_ids)))).all()
+        return {row.alert_id: _retained(row) for row in rows}
 
     async def due(self, node_id: str, at: datetime) -> list[RetainedNominal]:
         return await self._select(
@@ -123,7 +160,8 @@ def _values(row: RetainedNominal) -> dict[str, object]:
     }
 
 
-def _retained(row: NominalRetentionRow) -> RetainedNominal:
+def _retained(row: Any) -> RetainedNominal:
+    """From an ORM row or a driver row: the same attribute names."""
     sealed = None
     if row.epoch_day is not None and row.wrapped_key is not None and row.sealed_part is not None:
         sealed = SealedNominal(
