@@ -64,10 +64,15 @@ class SqlRetentionStore:
         self._engine = engine_of(sessions)
 
     async def add(self, row: RetainedNominal) -> bool:
+        """Insert unless present; durable once the caller's following inbox write commits."""
         fields = {**_identity(row), **_values(row)}
         values = tuple(fields[name] for name in _COLUMNS)
 
         async def insert(conn: AsyncConnection) -> bool:
+            # No wait for this commit's own WAL flush: the caller's next write (the inbox row,
+            # committed synchronously) flushes the WAL up to and past it, so once the inbox has
+            # the alert this row is durable too; a crash before that loses both, or this only.
+            await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             added = await conn.exec_driver_sql(_ADD_SQL, values)
             return added.scalar_one_or_none() is not None
 
