@@ -243,3 +243,26 @@ async def test_an_alert_arriving_after_its_retention_never_shows_its_nominal_par
     item = await feed(world, inbox).get(tj_analyst(), alert_id)
     assert "nominal" not in item
     assert item["case"]["items"]
+
+
+async def test_a_row_postponed_behind_the_services_back_still_loses_its_key() -> None:
+    """A database superuser moves ``expires_at`` later: the key of the day the part was sealed
+    under is destroyed all the same (keys go by day, not by row), and no receipt claims an
+    erasure, so the auditors' report shows the node overdue."""
+    world, store, keys = World.demo(), FakeStore(), FakeKeys()
+    alert_id, inbox = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    store.rows[(TJ, alert_id)] = replace(row, expires_at=row.expires_at + timedelta(days=300))
+    receipts = FakePublisher()
+    sweeper = NominalSweeper(
+        node=world.node(TJ),
+        store=store,
+        keys=keys,
+        receipts=ReceiptPublisher(
+            node=world.node(TJ), signer=world.signing[TJ], publisher=receipts, clock=clock
+        ),
+        clock=Clock(row.expires_at),
+    )
+    assert await sweeper.sweep() == 0
+    assert receipts.published == []
+    assert "nominal" not in await feed(world, inbox).get(tj_analyst(), alert_id)
