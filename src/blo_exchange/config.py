@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         description="Every terminal must present the device certificate bound to it with its "
         "token; an unbound terminal is refused. A bound principal needs its certificate anyway.",
     )
+    retention_sweep_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the node erases nominal blocks whose retention ended "
+        "(docs/retention.md).",
+    )
 
 
 def source_domains(settings: Settings) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.statements import SqlStatementStore
 from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, DemoSeed, seed_demo
+from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.entries import entry_json
 from blo_exchange.ledger.ports import EntryFilter
 
@@ -97,10 +99,16 @@ async def eventually(
 
 @asynccontextmanager
 async def deployment(
-    database_url: str, nats_url: str, key_root: Path, *, signed: bool = False
+    database_url: str,
+    nats_url: str,
+    key_root: Path,
+    *,
+    signed: bool = False,
+    retention_clock: Callable[[], datetime] = utc_now,
 ) -> AsyncIterator[Deployment]:
     """With ``signed``, as ``make run`` does: the directory is statements signed by the agencies'
-    roots, and every node (the ledger writer too) trusts only the roots pinned in its key dir."""
+    roots, and every node (the ledger writer too) trusts only the roots pinned in its key dir.
+    ``retention_clock``: the time every node's personal-data lifecycle runs on."""
     await migrate(database_url)
     engine = create_engine(database_url, pool_size=2)
     try:
@@ -124,7 +132,7 @@ async def deployment(
                 run_ledger_writer=index == 0,
                 pinned_roots_file=key_root / node.id / PINNED_ROOTS_FILE if signed else None,
             )
-            runtime = await NodeRuntime.start(settings)
+            runtime = await NodeRuntime.start(settings, retention_clock=retention_clock)
             runtimes[node.id] = runtime
             clients[node.id] = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=create_app(settings, services=runtime.services)),

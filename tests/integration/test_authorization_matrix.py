@@ -77,6 +77,8 @@ def seizure_on(pair: str, crossing: str) -> dict[str, Any]:
 KG_TJ = seizure_on("KG-TJ", "KG-KARAMYK")
 TJ_UZ_FROM_TJ = seizure_on("TJ-UZ", "TJ-FOTEHOBOD")
 
+KEEP = {"until": "2099-01-01", "reason": "investigation open"}
+
 # (node the request goes to, method, path, body, who, expected status)
 MATRIX: list[tuple[str, str, str, Any, str, int]] = [
     # submit: only a terminal of this node, only for the node's pairs
@@ -140,6 +142,21 @@ MATRIX: list[tuple[str, str, str, Any, str, int]] = [
     # probes: no credential needed
     (KG, "GET", "/livez", None, "none", 200),
     (KG, "GET", "/readyz", None, "none", 200),
+    # retention reviews: the origin agency's analyst on its node; the report: auditors only
+    (KG, "GET", "/v1/retention/reviews", None, "analyst@" + KG, 200),
+    (TJ, "GET", "/v1/retention/reviews", None, "analyst@" + TJ, 200),  # only its own alerts
+    (KG, "GET", "/v1/retention/reviews", None, "terminal@" + KG, 403),
+    (KG, "GET", "/v1/retention/reviews", None, "auditor", 403),
+    (KG, "GET", "/v1/retention/reviews", None, "none", 401),
+    (TJ, "POST", "/v1/retention/reviews/{id}/keep", KEEP, "analyst@" + TJ, 404),  # a recipient
+    (KG, "POST", "/v1/retention/reviews/{id}/keep", KEEP, "terminal@" + KG, 403),
+    (KG, "POST", "/v1/retention/reviews/{id}/keep", KEEP, "auditor", 403),
+    (KG, "POST", "/v1/retention/reviews/{id}/keep", KEEP, "none", 401),
+    (TJ, "POST", "/v1/retention/reviews/{id}/expire", None, "analyst@" + TJ, 404),
+    (KG, "POST", "/v1/retention/reviews/{id}/expire", None, "analyst@" + KG, 200),
+    (KG, "GET", "/v1/ledger/retention", None, "auditor", 200),
+    (KG, "GET", "/v1/ledger/retention", None, "analyst@" + KG, 403),
+    (KG, "GET", "/v1/ledger/retention", None, "none", 401),
 ]
 
 

@@ -11,6 +11,7 @@ from blo_exchange.api import (
     routes_ledger,
     routes_meta,
     routes_reshare,
+    routes_retention,
     routes_search,
     routes_statistics,
     routes_taxii,
@@ -62,6 +63,7 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
         routes_ledger,
         routes_meta,
         routes_reshare,
+        routes_retention,
         routes_statistics,
         routes_search,
     ):

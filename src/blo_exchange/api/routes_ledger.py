@@ -25,6 +25,7 @@ from blo_exchange.domain.ledger import LedgerEntryType
 from blo_exchange.ledger.entries import entry_json
 from blo_exchange.ledger.ports import EntryFilter
 from blo_exchange.ledger.reads import AuditorReads, checkpoint_json
+from blo_exchange.ledger.retention_report import RetentionAudit
 
 __all__ = ["router"]
 
@@ -192,3 +193,15 @@ async def sharing(
 
 
 _SHARING_COLUMNS = ("origin_agency", "recipient_agency", "border_pair", "kind", "count")
+
+
+@router.get("/retention")
+async def retention(
+    auditor: Auditor,
+    audit: Annotated[RetentionAudit, Depends(service(RetentionAudit))],
+    at: UtcTimestamp | None = None,
+) -> dict[str, Any]:
+    """Per agreement: each nominal block erased (by which node, when, its ledger index) and
+    each overdue at ``at`` (default now): retention over and no ``nominal_erased`` receipt from
+    a recipient node that received it (docs/retention.md)."""
+    return await audit.report(at=at)

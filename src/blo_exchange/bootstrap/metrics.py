@@ -82,6 +82,26 @@ class _NodeCollector(Collector):
         )
         failures.add_metric([node], runtime.consumer.failures)
         yield failures
+        if runtime.retention is not None:
+            retention = CounterMetricFamily(
+                "blo_retention",
+                "The personal-data lifecycle: nominal blocks erased, epoch keys destroyed, and "
+                "extension records by outcome (docs/retention.md).",
+                labels=["node", "outcome"],
+            )
+            counts = runtime.retention.sweeper.counts + runtime.retention.reviews.counts
+            for outcome, count in sorted(counts.items()):
+                retention.add_metric([node, outcome], count)
+            yield retention
+            if runtime.retention.stream_outlives is not None:
+                outlives = GaugeMetricFamily(
+                    "blo_retention_stream_outlives",
+                    "1 when the alerts stream keeps envelopes longer than the shortest nominal "
+                    "retention (their nominal parts are not erased there).",
+                    labels=["node"],
+                )
+                outlives.add_metric([node], int(runtime.retention.stream_outlives))
+                yield outlives
         if runtime.ledger_writer is not None:
             appended = CounterMetricFamily(
                 "blo_ledger_appended", "Entries appended by this process's ledger writer."

@@ -23,6 +23,7 @@ from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.packages import receipt_relay
 from blo_exchange.bootstrap.reshare import ReshareRuntime
+from blo_exchange.bootstrap.retention import RetentionRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
@@ -44,6 +45,7 @@ from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.audit import LedgerQueryRecorder
 from blo_exchange.ledger.ports import LedgerReads
 from blo_exchange.ledger.reads import AuditorReads
+from blo_exchange.ledger.retention_report import RetentionAudit
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
@@ -51,11 +53,14 @@ from blo_exchange.services.feed_events import FeedStreams
 from blo_exchange.services.feedback import AnalystReceipts
 from blo_exchange.services.ingest import IngestService
 from blo_exchange.services.outages import Outages
-from blo_exchange.services.ports import Directory, DirectoryView, Health, Readiness
+from blo_exchange.services.ports import Directory, DirectoryView, Health, Inbox, Readiness
 from blo_exchange.services.receipt_queue import ReceiptRelay
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
+from blo_exchange.services.retention import RetainingTaxiiIndex
+from blo_exchange.services.retention_review import RetentionReviews
+from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.taxii_index import TaxiiIndex
 
 __all__ = ["NodeRuntime"]
@@ -87,13 +92,15 @@ class NodeRuntime:
     witness: WitnessRuntime | None = None
     reshare: ReshareRuntime | None = None
     lookout: LookoutRuntime | None = None
+    retention: RetentionRuntime | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
     receipt_relay: ReceiptRelay | None = None
     """Publishes the receipts that offline-package imports queued (docs/contracts/packages.md)."""
 
     @classmethod
-    async def start(cls, settings: Settings) -> NodeRuntime:
+    async def start(cls, settings: Settings, *, retention_clock: Clock = utc_now) -> NodeRuntime:
+        """``retention_clock``: the time the personal-data lifecycle runs on (a test's fake)."""
         engine = create_engine(settings.database_url.get_secret_value())
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
@@ -126,7 +133,19 @@ class NodeRuntime:
             raise
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
-        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
+        retention = RetentionRuntime.build(
+            node=node,
+            key_dir=require_key_dir(settings),
+            sessions=sessions,
+            inner=inbox,
+            directory=believed,
+            receipts=receipts,
+            clock=retention_clock,
+            interval=settings.retention_sweep_seconds,
+        )
+        # Every service but the raw reads of tests and metrics stores and reads through it.
+        retaining = retention.inbox
+        feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=retaining)
         consumer_spec = dataclasses.replace(
             node_consumer_spec(
                 node,
@@ -140,7 +159,7 @@ class NodeRuntime:
             node=node,
             kem_keys=keys.kem,
             directory=believed,
-            inbox=inbox,
+            inbox=retaining,
             receipts=receipts,
             clock=utc_now,
         )
@@ -167,7 +186,7 @@ class NodeRuntime:
                 suite=HpkeSuite(settings.suite),
                 directory=believed,
                 idempotency=SqlIdempotencyStore(sessions),
-                inbox=inbox,
+                inbox=retaining,
                 publisher=bus,
                 clock=utc_now,
                 stale_after=settings.stale_idempotency_seconds,
@@ -205,7 +224,8 @@ class NodeRuntime:
             bus=bus,
             sessions=sessions,
             directory=believed,
-            inbox=inbox,
+            inbox=retaining,
+            records_first=retention.reviews.handle_record,
         )
         runtime.tasks.extend(runtime.reshare.start())
         runtime.receipt_relay = receipt_relay(SqlReceiptQueue(sessions, node_id=node.id), bus)
@@ -217,11 +237,15 @@ class NodeRuntime:
             kem_keys=keys.kem,
             engine=engine,
             directory=believed,
-            inbox=inbox,
+            inbox=retaining,
             feed=feed,
             receipts=receipts,
         )
         runtime.tasks.extend(runtime.lookout.start())
+        retention.sweeper.listeners.append(runtime.lookout.index)
+        runtime.retention = retention
+        await retention.check_stream(bus, believed, node)
+        runtime.tasks.extend(retention.start())
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
@@ -247,7 +271,10 @@ class NodeRuntime:
         registry.add(
             AnalystReceipts,
             AnalystReceipts(
-                node=self.node, feed=self.feed, inbox=self.inbox, receipts=self.receipts
+                node=self.node,
+                feed=self.feed,
+                inbox=self._retaining(),
+                receipts=self.receipts,
             ),
         )
         registry.add(LedgerReads, self.ledger)  # type: ignore[type-abstract]
@@ -269,11 +296,27 @@ class NodeRuntime:
             _DirectoryAnswer(self.directory, self.trusted),
         )
         registry.add(Health, self)  # type: ignore[type-abstract]
-        registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
+        taxii: TaxiiIndex = SqlTaxiiIndex(self.engine)
+        if self.retention is not None:
+            taxii = RetainingTaxiiIndex(taxii, self.retention.inbox)
+        registry.add(TaxiiIndex, taxii)  # type: ignore[type-abstract]
         if self.reshare is not None:
             registry.add(ReshareService, self.reshare.service)
         if self.lookout is not None:
             self.lookout.register(registry)
+        if self.retention is not None:
+            registry.add(RetentionReviews, self.retention.reviews)
+            registry.add(
+                RetentionAudit,
+                RetentionAudit(
+                    store=self.ledger,
+                    directory=self.directory,
+                    clock=self.retention.sweeper.clock,
+                ),
+            )
+
+    def _retaining(self) -> Inbox:
+        return self.inbox if self.retention is None else self.retention.inbox
 
     async def metrics(self) -> str:
         return await render_metrics(self)
@@ -292,6 +335,8 @@ class NodeRuntime:
             self.reshare.stop()
         if self.lookout is not None:
             self.lookout.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.ledger_writer is not None:
             self.ledger_writer.stop()
         if self.witness is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from blo_exchange.bus.connection import BusConnection
@@ -26,14 +26,15 @@ from blo_exchange.config import Settings
 from blo_exchange.crypto.keyfiles import NodeKeys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.db.engine import SessionFactory
-from blo_exchange.db.node_store import SqlInbox
 from blo_exchange.db.reshare_store import SqlAgencies, SqlReshareStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
-from blo_exchange.services.ports import Directory
+from blo_exchange.services.ports import Directory, Inbox
 from blo_exchange.services.reshare import ReshareService
 
-__all__ = ["ReshareRuntime"]
+__all__ = ["RecordHandler", "ReshareRuntime"]
+
+RecordHandler = Callable[[str, bytes], Awaitable[str | None]]
 
 
 @dataclass
@@ -52,8 +53,11 @@ class ReshareRuntime:
         bus: BusConnection,
         sessions: SessionFactory,
         directory: Directory,
-        inbox: SqlInbox,
+        inbox: Inbox,
+        records_first: RecordHandler | None = None,
     ) -> ReshareRuntime:
+        """``records_first`` sees each record before re-share does; a non-None answer means it
+        was its record (counted under that answer) and re-share skips it."""
         service = ReshareService(
             node=node,
             signer=keys.signing,
@@ -70,7 +74,12 @@ class ReshareRuntime:
 
         async def handle(batch: Sequence[BusMessage]) -> None:
             for message in batch:
-                counts[await service.handle_record(message.subject, message.data)] += 1
+                outcome = None
+                if records_first is not None:
+                    outcome = await records_first(message.subject, message.data)
+                if outcome is None:
+                    outcome = await service.handle_record(message.subject, message.data)
+                counts[outcome] += 1
                 await message.ack()
 
         spec = dataclasses.replace(

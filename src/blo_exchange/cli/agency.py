@@ -173,9 +173,38 @@ def propose(
     root: RootOption,
     agency: AgencyOption,
     out: OutOption,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--nominal-retention-days",
+            help="Days a recipient may keep an alert's nominal block (required if nominal).",
+        ),
+    ] = None,
+    retention_max_days: Annotated[
+        int | None,
+        typer.Option(
+            "--nominal-retention-max-days",
+            help="Days from an alert's creation up to which its originator may extend that "
+            "(default: no extension).",
+        ),
+    ] = None,
 ) -> None:
-    """Sign an agreement as its first party; send the file to the others to ``sign``."""
-    agreement = Agreement.model_validate_json(file.read_bytes())
+    """Sign an agreement as its first party; send the file to the others to ``sign``.
+
+    A nominal agreement must say how long recipients may keep the nominal block: in the file
+    (``nominal_retention_days``) or with ``--nominal-retention-days``; the options win."""
+    terms = json.loads(file.read_bytes())
+    if not isinstance(terms, dict):
+        raise ConfigurationError(f"{file}: the terms are a JSON object")
+    if retention_days is not None:
+        terms["nominal_retention_days"] = retention_days
+    if retention_max_days is not None:
+        terms["nominal_retention_max_days"] = retention_max_days
+    agreement = Agreement.model_validate(terms)
+    if agreement.nominal and agreement.nominal_retention_days is None:
+        raise ConfigurationError(
+            f"{agreement.id} shares the nominal block: give --nominal-retention-days"
+        )
     if agency not in agreement.parties:
         raise ConfigurationError(f"{agency} is not a party to {agreement.id}")
     body = agreement_statement(agreement, issued_at=_now())

@@ -104,6 +104,49 @@ def verify(
         typer.echo(f"accepted checkpoint {report.accepted.tree_size} into {trust}")
 
 
+@ledger_app.command()
+def retention(
+    url: Annotated[str, typer.Option(help="The node to ask (any node of the deployment).")],
+    token: Annotated[
+        str | None, typer.Option(help="An auditor's bearer token.", envvar="BLO_TOKEN")
+    ] = None,
+    ca: Ca = None,
+    at: Annotated[
+        str | None, typer.Option(help="Overdue as of this RFC 3339 time (default: now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the node's answer as is.")] = False,
+) -> None:
+    """Per agreement: nominal blocks erased where, and overdue (docs/retention.md). Exit 1 when
+    anything is overdue, 2 on bad input."""
+    try:
+        report = _get(url, "/v1/ledger/retention", token, {"at": at} if at else None, ca)
+    except BundleError as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        for line in retention_lines(report):
+            typer.echo(line)
+    if any(section["overdue"] for section in report["agreements"]):
+        raise typer.Exit(1)
+
+
+def retention_lines(report: dict[str, Any]) -> list[str]:
+    """The report as CSV: ``agreement_id,status,alert_id,node,agency,at``."""
+    lines = ["agreement_id,status,alert_id,node,agency,at"]
+    for section in report["agreements"]:
+        agreement = section["agreement_id"]
+        for e in section["erased"]:
+            lines.append(
+                f"{agreement},erased,{e['alert_id']},{e['node']},{e['agency']},{e['erased_at']}"
+            )
+        for e in section["overdue"]:
+            lines.append(
+                f"{agreement},overdue,{e['alert_id']},{e['node']},{e['agency']},{e['expired_at']}"
+            )
+    return lines
+
+
 def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -117,20 +160,26 @@ def _read_json(path: Path) -> Any:
 
 
 def _fetch(url: str, token: str | None, cosigned: int, ca: Path | None) -> Any:
+    return _get(url, "/v1/ledger/export", token, {"cosigned": cosigned} if cosigned else None, ca)
+
+
+def _get(
+    url: str, path: str, token: str | None, params: dict[str, Any] | None, ca: Path | None
+) -> Any:
     import httpx
 
     if not token:
         raise BundleError("--url needs --token (an auditor's)")
     try:
         response = httpx.get(
-            url.rstrip("/") + "/v1/ledger/export",
-            params={"cosigned": cosigned} if cosigned else None,
+            url.rstrip("/") + path,
+            params=params,
             headers={"Authorization": f"Bearer {token}"},
             timeout=60.0,
             verify=tls_verification(ca),
         )
     except httpx.HTTPError as exc:
-        raise BundleError(f"cannot fetch the export: {exc}") from None
+        raise BundleError(f"cannot fetch {path}: {exc}") from None
     if response.status_code != 200:
         raise BundleError(f"the node answered {response.status_code}: {response.text[:200]}")
     return response.json()

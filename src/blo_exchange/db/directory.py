@@ -297,6 +297,8 @@ class SqlDirectory:
             "valid_from": agreement.valid_from,
             "valid_until": agreement.valid_until,
             "memorandum_ref": agreement.memorandum_ref,
+            "nominal_retention_days": agreement.nominal_retention_days,
+            "nominal_retention_max_days": agreement.nominal_retention_max_days,
         }
         async with self._sessions.begin() as session:
             await session.execute(
@@ -381,6 +383,8 @@ def _agreement(row: AgreementRow) -> Agreement:
             "valid_from": row.valid_from,
             "valid_until": row.valid_until,
             "memorandum_ref": row.memorandum_ref,
+            "nominal_retention_days": row.nominal_retention_days,
+            "nominal_retention_max_days": row.nominal_retention_max_days,
         }
     )
 

@@ -1,4 +1,4 @@
-"""The search index in the node's Postgres: ``search_alerts`` and ``search_keys`` (migration 0007).
+"""The search index in the node's Postgres: ``search_alerts`` and ``search_keys`` (migration 0009).
 
 The Postgres side of ``services.search_index.SearchStore``. Keys are match keys of decrypted
 content, so these rows are personal data of this node's agency: nothing here is published, and

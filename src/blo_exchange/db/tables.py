@@ -12,12 +12,13 @@ must match them (a test compares the two).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -43,6 +44,7 @@ __all__ = [
     "LedgerForkEvidenceRow",
     "LedgerNodeRow",
     "NodeRow",
+    "NominalRetentionRow",
     "PrincipalRow",
     "PublicKeyRow",
     "RejectionRow",
@@ -116,6 +118,8 @@ class AgreementRow(Base):
     valid_until: Mapped[datetime | None] = mapped_column(TZ)
     memorandum_ref: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    nominal_retention_days: Mapped[int | None] = mapped_column(Integer)
+    nominal_retention_max_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class PrincipalRow(Base):
@@ -205,6 +209,41 @@ class RejectionRow(Base):
     received_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
 
     __table_args__ = (Index("ix_node_rejections_node_seq", "node_id", "stream_seq", unique=True),)
+
+
+class NominalRetentionRow(Base):
+    """An alert's nominal block under retention at one node (docs/retention.md).
+
+    ``role`` ``origin``: the originating node's own alert, for its analysts' review (nothing is
+    sealed here). ``recipient``: the nominal part this node received, sealed under its epoch key
+    of ``epoch_day`` (a key file, never in the database); ``sealed_part`` and ``wrapped_key``
+    are cleared when it is erased.
+    """
+
+    __tablename__ = "nominal_retention"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    role: Mapped[str] = mapped_column(Text)
+    agency_id: Mapped[str] = mapped_column(Text)
+    origin_agency: Mapped[str] = mapped_column(Text)
+    border_pair: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    agreement_id: Mapped[str] = mapped_column(Text)
+    agreement_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    envelope_sha256: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    max_until: Mapped[datetime] = mapped_column(TZ)
+    epoch_day: Mapped[date | None] = mapped_column(Date)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_part: Mapped[bytes | None] = mapped_column(LargeBinary)
+    decision: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    erased_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (Index("ix_nominal_retention_node_expires", "node_id", "expires_at"),)
 
 
 # --- ledger (append-only) ----------------------------------------------------------------------

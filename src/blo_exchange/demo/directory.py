@@ -92,6 +92,8 @@ DEMO_AGREEMENTS = (
         valid_from=_VALID_FROM,
         valid_until=datetime(2031, 1, 1, tzinfo=UTC),
         memorandum_ref="UNODC-BLO/KG-TJ/2026-01",
+        nominal_retention_days=30,
+        nominal_retention_max_days=90,
     ),
     Agreement(
         id="mou-tj-uz-2026",

@@ -15,7 +15,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Self
 
-from pydantic import AfterValidator, Field, StrictBool, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    model_serializer,
+    model_validator,
+)
 
 from blo_exchange.domain._model import DomainModel
 from blo_exchange.domain.alerts import AlertKind
@@ -31,7 +39,21 @@ from blo_exchange.domain.ids import (
 )
 from blo_exchange.domain.marking import Tlp
 
-__all__ = ["Agency", "Agreement", "AgreementId", "Node", "Principal", "Role"]
+__all__ = [
+    "DEFAULT_NOMINAL_RETENTION_DAYS",
+    "Agency",
+    "Agreement",
+    "AgreementId",
+    "Node",
+    "Principal",
+    "Role",
+]
+
+DEFAULT_NOMINAL_RETENTION_DAYS: Final = 180
+"""How long the nominal block may be kept under a nominal agreement signed before agreements
+stated it (docs/statements.md). New agreements state it: ``agreement propose`` requires it."""
+
+_RETENTION_FIELDS: Final = ("nominal_retention_days", "nominal_retention_max_days")
 
 _SLUG_RE: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _URL_RE: Final = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
@@ -152,7 +174,12 @@ class Principal(DomainModel):
 class Agreement(DomainModel):
     """A sharing agreement: the legal ground on which alerts cross a border.
 
-    ``nominal`` says whether personal data (the nominal block) may be shared under it.
+    ``nominal`` says whether personal data (the nominal block) may be shared under it;
+    ``nominal_retention_days`` how long a recipient may keep it (from the alert's ``created_at``),
+    and ``nominal_retention_max_days`` how far the originating agency may extend that, alert by
+    alert, with a reason (default: not at all). Both are absent from agreements signed before
+    they existed, and then serialise as before, so those statements' ids and ledger digests stay
+    the same; such a nominal agreement keeps for :data:`DEFAULT_NOMINAL_RETENTION_DAYS`.
     """
 
     id: AgreementId
@@ -165,6 +192,8 @@ class Agreement(DomainModel):
     valid_from: UtcTimestamp
     valid_until: UtcTimestamp | None = None
     memorandum_ref: str = Field(min_length=1, max_length=300)
+    nominal_retention_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
+    nominal_retention_max_days: int | None = Field(default=None, ge=1, le=3650, strict=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -173,7 +202,40 @@ class Agreement(DomainModel):
         _unique(self.kinds, "kinds")
         if self.valid_until is not None and self.valid_until <= self.valid_from:
             raise ValueError("valid_until must be after valid_from")
+        if not self.nominal and (
+            self.nominal_retention_days is not None or self.nominal_retention_max_days is not None
+        ):
+            raise ValueError("only a nominal agreement states a nominal retention")
+        if self.nominal_retention_max_days is not None and (
+            self.nominal_retention_days is None
+            or self.nominal_retention_max_days < self.nominal_retention_days
+        ):
+            raise ValueError("nominal_retention_max_days must be at least nominal_retention_days")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_retention(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, object]:
+        fields: dict[str, object] = handler(self)
+        for name in _RETENTION_FIELDS:
+            if fields.get(name) is None:
+                fields.pop(name, None)
+        return fields
+
+    @property
+    def retention_days(self) -> int:
+        """Days a recipient may keep the nominal block of an alert under this agreement."""
+        if self.nominal_retention_days is None:
+            return DEFAULT_NOMINAL_RETENTION_DAYS
+        return self.nominal_retention_days
+
+    @property
+    def retention_max_days(self) -> int:
+        """Days from ``created_at`` beyond which no extension may keep it."""
+        if self.nominal_retention_max_days is None:
+            return self.retention_days
+        return self.nominal_retention_max_days
 
     def in_force(self, at: datetime) -> bool:
         """Whether ``valid_from <= at < valid_until``; with no end date, from ``valid_from`` on."""

@@ -5,7 +5,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["RECEIPT_ENTRY_TYPES", "RESHARE_ENTRY_TYPES", "LedgerEntryType"]
+__all__ = [
+    "RECEIPT_ENTRY_TYPES",
+    "RESHARE_ENTRY_TYPES",
+    "RETENTION_ENTRY_TYPES",
+    "LedgerEntryType",
+]
 
 
 class LedgerEntryType(StrEnum):
@@ -25,6 +30,10 @@ class LedgerEntryType(StrEnum):
     RESHARE_EXECUTED = "reshare_executed"
     HIT = "hit"
     """A lookout at a crossing matched a risk alert (the checking node's signed receipt)."""
+    NOMINAL_ERASED = "nominal_erased"
+    """A recipient node destroyed the keys that open an alert's nominal part (its receipt)."""
+    NOMINAL_RETENTION_EXTENDED = "nominal_retention_extended"
+    """The originating node kept an alert's nominal block longer, with a reason (its record)."""
 
 
 RESHARE_ENTRY_TYPES: Final = frozenset(
@@ -37,6 +46,11 @@ RESHARE_ENTRY_TYPES: Final = frozenset(
 )
 """Steps of a re-share: records signed by a node like receipts."""
 
+RETENTION_ENTRY_TYPES: Final = frozenset(
+    {LedgerEntryType.NOMINAL_ERASED, LedgerEntryType.NOMINAL_RETENTION_EXTENDED}
+)
+"""The personal-data lifecycle's receipts and records (docs/retention.md)."""
+
 RECEIPT_ENTRY_TYPES: Final = (
     frozenset(
         {
@@ -48,5 +62,6 @@ RECEIPT_ENTRY_TYPES: Final = (
         }
     )
     | RESHARE_ENTRY_TYPES
+    | RETENTION_ENTRY_TYPES
 )
 """Entries made from a node's signed receipt or record on ``blo.v1.receipts.<pair>``."""

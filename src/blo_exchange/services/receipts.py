@@ -38,6 +38,8 @@ class ReceiptType(StrEnum):
     FEEDBACK = LedgerEntryType.FEEDBACK.value
     REJECTED = LedgerEntryType.ALERT_REJECTED.value
     HIT = LedgerEntryType.HIT.value
+    NOMINAL_ERASED = LedgerEntryType.NOMINAL_ERASED.value
+    NOMINAL_RETENTION_EXTENDED = LedgerEntryType.NOMINAL_RETENTION_EXTENDED.value
 
 
 def deterministic_receipt_id(*parts: str) -> str:

@@ -32,6 +32,7 @@ from blo_exchange.domain.ids import parse_time, utc_now
 from blo_exchange.domain.transliteration import FieldKind, keys_for
 from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.services.ports import Directory, Inbox, InboxItem
+from blo_exchange.services.retention import RetainedNominal
 from blo_exchange.services.signed import SignedMessages
 
 __all__ = [
@@ -248,3 +249,8 @@ class SearchIndex:
         return await self._store.forget(
             self._node.id, alert_id, source=NOMINAL if nominal_only else None
         )
+
+    async def nominal_erased(self, row: RetainedNominal) -> None:
+        """The retention sweeper's erasure listener: the keys made from an erased nominal part
+        go with it (idempotent: a second call deletes nothing)."""
+        await self.forget(row.alert_id)

@@ -26,6 +26,7 @@ from blo_exchange.web import (
     pages_auditor,
     pages_auth,
     pages_officer,
+    pages_retention,
     pages_search,
     pages_statistics,
 )
@@ -79,5 +80,6 @@ def install(app: FastAPI) -> None:
         pages_statistics,
         pages_auditor,
         pages_search,
+        pages_retention,
     ):
         app.include_router(module.router)
