@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.receipt import record_message_id, sign_receipt
@@ -28,6 +29,7 @@ from blo_exchange.domain.subjects import receipt_subject
 from blo_exchange.errors import InvalidEnvelope
 from blo_exchange.interop.taxii import collection_id
 from blo_exchange.services.receipts import ReceiptType
+from blo_exchange.services.search_index import NOMINAL
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has, ledger_has
 
 KG, TJ = "blo-karamyk-kg", "blo-karamyk-tj"
@@ -94,6 +96,22 @@ def day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
+async def nominal_search_keys(deploy: Deployment, node: str, alert_id: str) -> int:
+    """How many search-index keys the node holds from the alert's nominal part."""
+    runtime = deploy.runtimes[node]
+    assert runtime.lookout is not None
+    await runtime.lookout.index.catch_up()
+    async with runtime.engine.connect() as conn:
+        count = await conn.scalar(
+            text(
+                "SELECT count(*) FROM search_keys"
+                " WHERE node_id = :n AND alert_id = :a AND source = :s"
+            ),
+            {"n": node, "a": alert_id, "s": NOMINAL},
+        )
+    return int(count or 0)
+
+
 async def test_nominal_block_expires_at_every_recipient_and_the_ledger_says_so(
     deploy: Deployment, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -104,6 +122,7 @@ async def test_nominal_block_expires_at_every_recipient_and_the_ledger_says_so(
     item = await feed_has(deploy, TJ, alert_id)()
     assert item["nominal"]["persons"][0]["name"] == "Example Driver"  # before: it opens
     assert "Example Driver" in await taxii_objects(deploy)
+    assert await nominal_search_keys(deploy, TJ, alert_id) > 0
 
     # The row TJ stored has no nominal ciphertext: TJ's agency key opens the case only.
     tj = deploy.runtimes[TJ]
@@ -148,6 +167,7 @@ async def test_nominal_block_expires_at_every_recipient_and_the_ledger_says_so(
     item = await feed_has(deploy, TJ, alert_id)()
     assert "nominal" not in item
     assert "Example Driver" not in await taxii_objects(deploy)
+    assert await nominal_search_keys(deploy, TJ, alert_id) == 0  # the index forgot them too
     assert item["case"]["items"][0]["quantity"] == "12.5"
     erased = await tj.retention.sweeper._store.get(TJ, alert_id)
     assert erased is not None

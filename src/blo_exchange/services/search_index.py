@@ -252,5 +252,7 @@ class SearchIndex:
 
     async def nominal_erased(self, row: RetainedNominal) -> None:
         """The retention sweeper's erasure listener: the keys made from an erased nominal part
-        go with it (idempotent: a second call deletes nothing)."""
-        await self.forget(row.alert_id)
+        go with it (idempotent: a second call deletes nothing). Under the indexing lock, so a
+        round that opened the alert before its key was destroyed writes before this deletes."""
+        async with self._lock:
+            await self.forget(row.alert_id)
