@@ -21,7 +21,6 @@ from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.lookout import LookoutRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
-from blo_exchange.bootstrap.packages import receipt_relay
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
@@ -208,7 +207,9 @@ class NodeRuntime:
             inbox=inbox,
         )
         runtime.tasks.extend(runtime.reshare.start())
-        runtime.receipt_relay = receipt_relay(SqlReceiptQueue(sessions, node_id=node.id), bus)
+        # One outbox for every receipt kept until JetStream acknowledges it: imports' and hits'.
+        outbox = SqlReceiptQueue(sessions, node_id=node.id)
+        runtime.receipt_relay = ReceiptRelay(outbox, bus)
         runtime.tasks.append(
             asyncio.create_task(runtime.receipt_relay.run(), name="queued-receipts")
         )
@@ -220,6 +221,7 @@ class NodeRuntime:
             inbox=inbox,
             feed=feed,
             receipts=receipts,
+            outbox=outbox,
         )
         runtime.tasks.extend(runtime.lookout.start())
         runtime._register()
