@@ -1,4 +1,5 @@
-"""Receipts queued while NATS is out of reach: those of alerts imported from an offline package.
+"""The node's outbox of signed receipts kept until JetStream acknowledges them: those of alerts
+imported from an offline package, and lookout ``hit`` receipts (docs/contracts/receipts.md).
 
 Revision ID: 0007_package_receipts
 Revises: 0006
@@ -6,7 +7,8 @@ Create Date: 2026-12-05
 
 Each row is a signed receipt as it will be published (its subject, bytes and ``Nats-Msg-Id``);
 ``sent_at`` is set once JetStream acknowledged it. A row is queued once per message id, so
-importing the same package again queues nothing new (docs/contracts/packages.md).
+importing the same package again, or retrying the same lookout check, queues nothing new
+(docs/contracts/packages.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A node's search index of the alerts its agency may read, and its outbox of hit receipts.
+"""A node's search index of the alerts its agency may read.
 
 Revision ID: 0009_search_lookout
 Revises: 0008_device_certificates
@@ -9,7 +9,7 @@ what it supersedes); ``search_keys``: the match keys (``domain.transliteration``
 plates, documents, phones and companies, marked by the part they came from (``case`` or
 ``nominal``), so the nominal ones can be erased with the nominal part. Keys are derived from
 decrypted alerts, so they are personal data: they stay in this node's database and are never
-published. ``hit_outbox``: signed ``hit`` receipts not yet acknowledged by JetStream.
+published. Hit receipts waiting for JetStream are kept in ``pending_receipts`` (0007).
 """
 
 from __future__ import annotations
@@ -64,30 +64,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_search_keys_lookup", "search_keys", ["node_id", "field", "key"])
-    op.create_table(
-        "hit_outbox",
-        sa.Column("node_id", sa.Text(), nullable=False),
-        sa.Column("receipt_id", sa.Text(), nullable=False),
-        sa.Column("alert_id", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("msg_id", sa.Text(), nullable=False),
-        sa.Column("record", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", TZ, server_default=sa.func.now(), nullable=False),
-        sa.Column("published_at", TZ, nullable=True),
-        sa.Column("stream_seq", sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint("node_id", "receipt_id", name="pk_hit_outbox"),
-    )
-    op.create_index(
-        "ix_hit_outbox_unpublished",
-        "hit_outbox",
-        ["node_id", "created_at"],
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_hit_outbox_unpublished", table_name="hit_outbox")
-    op.drop_table("hit_outbox")
     op.drop_index("ix_search_keys_lookup", table_name="search_keys")
     op.drop_table("search_keys")
     op.drop_index("ix_search_alerts_supersedes", table_name="search_alerts")

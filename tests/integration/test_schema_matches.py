@@ -1,4 +1,4 @@
-"""The SQLAlchemy mappings match what the migrations create (the tables the feed relies on)."""
+"""The SQLAlchemy mappings match what the migrations create (feed tables, receipt outbox)."""
 
 from __future__ import annotations
 

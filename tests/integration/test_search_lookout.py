@@ -3,7 +3,7 @@
 An analyst's search finds a name or plate however it was spelled; an officer's lookout at a
 crossing hits the active risk alerts its agency received, and the originator sees the hit in its
 sent-alerts view and in the ledger; while NATS is down the check still answers and the hit waits
-in the outbox.
+in the node's receipt outbox (``pending_receipts``) for the relay.
 """
 
 # ruff: noqa: RUF003
@@ -26,7 +26,10 @@ from typer.testing import CliRunner
 
 from blo_exchange.bootstrap.app import create_app
 from blo_exchange.cli.main import app as cli
-from blo_exchange.db.engine import create_engine
+from blo_exchange.crypto.canonical import b64u_encode
+from blo_exchange.crypto.receipt import UnverifiedReceipt
+from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.pending_receipts import SqlReceiptQueue
 from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
 from blo_exchange.embedded import NatsServer
@@ -253,12 +256,15 @@ async def test_a_hit_found_while_nats_is_down_is_published_when_it_returns(
     lookout_service = deploy.runtimes[TJ].lookout
     assert lookout_service is not None
     await lookout_service.index.catch_up()
+    outbox = SqlReceiptQueue(session_factory(deploy.runtimes[TJ].engine), node_id=TJ)
 
     nats_server.stop()
     try:
         result = await lookout(deploy, TJ, "plate", "08H808KG")  # from the node's own data
         assert hit_ids(result) == [alert_id]
         assert result["hits"][0]["receipt"] == "queued"
+        [kept] = await outbox.unsent(100)  # the node's one receipt outbox, signed bytes and all
+        assert UnverifiedReceipt.parse(kept.payload).body["type"] == "hit"
     finally:
         nats_server.start()
     [entry] = await eventually(
@@ -267,6 +273,14 @@ async def test_a_hit_found_while_nats_is_down_is_published_when_it_returns(
         what="the queued hit in the ledger once NATS is back",
     )
     assert entry["detail"]["crossing_point"] == "TJ-KARAMYK"
+    assert entry["record"] == b64u_encode(kept.payload)  # the exact bytes signed at the check
+    await eventually(
+        lambda: _nothing_unsent(outbox), what="the relay to mark the hit sent after the ack"
+    )
+
+
+async def _nothing_unsent(outbox: SqlReceiptQueue) -> bool:
+    return await outbox.unsent(100) == []
 
 
 def browser(deploy: Deployment, node: str) -> httpx.AsyncClient:

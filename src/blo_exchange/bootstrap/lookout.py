@@ -1,9 +1,10 @@
-"""A node's search index, analyst search, lookout checks and hit outbox, and the background task
-that keeps the index current and publishes hit receipts kept while the bus was unreachable.
+"""A node's search index, analyst search, lookout checks and hit receipts, and the background task
+that keeps the index current.
 
 The task runs every :data:`INTERVAL` seconds: it indexes what was stored since (at start-up,
-everything already in the inbox: the backfill) and flushes the outbox. An outage of Postgres or
-NATS only makes a round fail; the next one tries again.
+everything already in the inbox: the backfill). An outage of Postgres only makes a round fail;
+the next one tries again. Hit receipts go to the node's receipt outbox; the node's
+``ReceiptRelay`` (bootstrap/node.py) publishes those the bus did not take at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.crypto.keys import KemPrivateKey
-from blo_exchange.db.hit_outbox import SqlHitOutbox
 from blo_exchange.db.search_store import SqlSearchStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
@@ -26,6 +26,7 @@ from blo_exchange.services.feed import FeedService
 from blo_exchange.services.hits import HitReceipts
 from blo_exchange.services.lookout import Lookout
 from blo_exchange.services.ports import Directory, Inbox
+from blo_exchange.services.receipt_queue import ReceiptQueue
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.search import AlertSearch
@@ -57,6 +58,7 @@ class LookoutRuntime:
         inbox: Inbox,
         feed: FeedService,
         receipts: ReceiptPublisher,
+        outbox: ReceiptQueue,
     ) -> LookoutRuntime:
         index = SearchIndex(
             node=node,
@@ -65,7 +67,7 @@ class LookoutRuntime:
             inbox=inbox,
             store=SqlSearchStore(engine),
         )
-        hits = HitReceipts(receipts=receipts, outbox=SqlHitOutbox(engine), node_id=node.id)
+        hits = HitReceipts(receipts=receipts, outbox=outbox, node_id=node.id)
         return cls(
             index=index,
             search=AlertSearch(index=index, feed=feed),
@@ -87,7 +89,7 @@ class LookoutRuntime:
         registry.add(Lookout, self.lookout)
 
     def start(self) -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self._run(), name="search-and-hits")]
+        return [asyncio.create_task(self._run(), name="search-index")]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -96,8 +98,7 @@ class LookoutRuntime:
         while not self._stopping.is_set():
             try:
                 await self.index.catch_up()
-                await self.hits.flush()
             except Exception as exc:  # an outage: the next round tries again
-                log.warning("search index or hit outbox round failed: %s", type(exc).__name__)
+                log.warning("search index round failed: %s", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), INTERVAL)

@@ -21,7 +21,6 @@ from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.lookout import LookoutRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
 from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
-from blo_exchange.bootstrap.packages import receipt_relay
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bootstrap.retention import RetentionRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
@@ -228,7 +227,9 @@ class NodeRuntime:
             records_first=retention.reviews.handle_record,
         )
         runtime.tasks.extend(runtime.reshare.start())
-        runtime.receipt_relay = receipt_relay(SqlReceiptQueue(sessions, node_id=node.id), bus)
+        # One outbox for every receipt kept until JetStream acknowledges it: imports' and hits'.
+        outbox = SqlReceiptQueue(sessions, node_id=node.id)
+        runtime.receipt_relay = ReceiptRelay(outbox, bus)
         runtime.tasks.append(
             asyncio.create_task(runtime.receipt_relay.run(), name="queued-receipts")
         )
@@ -240,6 +241,7 @@ class NodeRuntime:
             inbox=retaining,
             feed=feed,
             receipts=receipts,
+            outbox=outbox,
         )
         runtime.tasks.extend(runtime.lookout.start())
         retention.sweeper.listeners.append(runtime.lookout.index)

@@ -2,8 +2,9 @@
 the importer of one node, built from its settings, on its own database and keys; no NATS needed.
 
 The importer delivers through a ``DeliveryService`` like the node's own, whose receipts go to the
-durable queue (``services.receipt_queue``) instead of the bus: the node process publishes them
-when NATS is reachable (:func:`receipt_relay`), or ``blo-exchange package flush-receipts`` does.
+node's receipt outbox (``services.receipt_queue``) instead of the bus: the node process's
+``ReceiptRelay`` publishes them when NATS is reachable, or ``blo-exchange package flush-receipts``
+does.
 The ledger key that checks a package's checkpoint is the directory's key of owner kind
 ``ledger`` for ``BLO_LEDGER_ORIGIN``, the one every node's witness checks checkpoints with.
 """
@@ -37,11 +38,10 @@ from blo_exchange.ledger.package_proofs import (
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.package_export import PackageExporter
 from blo_exchange.services.package_import import PackageImporter
-from blo_exchange.services.ports import Publisher
-from blo_exchange.services.receipt_queue import QueueingPublisher, ReceiptQueue, ReceiptRelay
+from blo_exchange.services.receipt_queue import QueueingPublisher, ReceiptQueue
 from blo_exchange.services.receipts import ReceiptPublisher
 
-__all__ = ["PackageServices", "package_services", "receipt_relay"]
+__all__ = ["PackageServices", "package_services"]
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,3 @@ async def package_services(settings: Settings) -> AsyncIterator[PackageServices]
         yield PackageServices(exporter=exporter, importer=importer, queue=queue)
     finally:
         await engine.dispose()
-
-
-def receipt_relay(queue: ReceiptQueue, bus: Publisher) -> ReceiptRelay:
-    """What a node process runs to publish receipts queued by package imports."""
-    return ReceiptRelay(queue, bus)

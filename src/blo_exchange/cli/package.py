@@ -4,7 +4,8 @@
 Run on a node's host with its settings (``BLO_NODE_ID``, ``BLO_DATABASE_URL``, ``BLO_KEY_DIR``,
 ``BLO_PINNED_ROOTS_FILE``): ``export`` writes the sealed envelopes for one agency with the
 statements and proofs that verify them; ``import`` verifies a package and delivers its alerts
-once; ``flush-receipts`` publishes the receipts imports queued (a running node does so itself);
+once; ``flush-receipts`` publishes the receipts waiting in the node's outbox (imports' receipts,
+and hit receipts the bus did not take at once; a running node does so itself);
 ``unconfirmed`` lists what the destination has not acknowledged yet.
 
 Exit codes: 0 done, 1 the package was refused (the reason names the member), 2 bad input or
@@ -149,11 +150,12 @@ def import_(
 
 @package_app.command("flush-receipts")
 def flush_receipts() -> None:
-    """Publish the receipts package imports queued, now (a running node does it every 2 s)."""
-    from blo_exchange.bootstrap.packages import package_services, receipt_relay
+    """Publish the receipts waiting in the node's outbox, now (a running node does it every 2 s)."""
+    from blo_exchange.bootstrap.packages import package_services
     from blo_exchange.bus.connection import connect
     from blo_exchange.bus.permissions import inbox_prefix
     from blo_exchange.errors import BusError
+    from blo_exchange.services.receipt_queue import ReceiptRelay
 
     async def run() -> int:
         settings = load_settings()
@@ -173,7 +175,7 @@ def flush_receipts() -> None:
             raise _fail(str(exc), 3) from exc
         try:
             async with package_services(settings) as services:
-                return await receipt_relay(services.queue, bus).flush()
+                return await ReceiptRelay(services.queue, bus).flush()
         finally:
             await bus.close()
 

@@ -1,7 +1,10 @@
-"""The queue of signed receipts waiting for NATS (``services.receipt_queue``), in Postgres.
+"""The node's outbox of signed receipts waiting for NATS (``services.receipt_queue``), in Postgres:
+receipts of alerts imported from packages and lookout hit receipts alike.
 
-One row per receipt and node, unique by its ``Nats-Msg-Id``; ``sent_at`` is set after
-JetStream acknowledged it. Migration ``0007_package_receipts``.
+One row per receipt and node, unique by its ``Nats-Msg-Id`` (derived from the receipt id, so a
+receipt kept twice is one row); ``payload`` is the exact signed bytes. ``sent_at`` is set after
+JetStream acknowledged it; rows are kept after that. Nothing reads them for display: hits and
+deliveries are shown from the ledger. Migration ``0007_package_receipts``.
 """
 
 from __future__ import annotations
@@ -80,14 +83,18 @@ class SqlReceiptQueue:
                     .limit(limit)
                 )
             ).all()
-        return [QueuedReceipt(r.seq, r.subject, bytes(r.payload), r.msg_id) for r in rows]
+        return [QueuedReceipt(r.subject, bytes(r.payload), r.msg_id) for r in rows]
 
-    async def mark_sent(self, seqs: Sequence[int]) -> None:
-        if not seqs:
+    async def mark_sent(self, msg_ids: Sequence[str]) -> None:
+        if not msg_ids:
             return
         async with self._sessions.begin() as session:
             await session.execute(
                 update(PendingReceiptRow)
-                .where(PendingReceiptRow.seq.in_(list(seqs)))
+                .where(
+                    PendingReceiptRow.node_id == self._node_id,
+                    PendingReceiptRow.msg_id.in_(list(msg_ids)),
+                    PendingReceiptRow.sent_at.is_(None),
+                )
                 .values(sent_at=func.now())
             )

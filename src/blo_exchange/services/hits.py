@@ -1,10 +1,11 @@
 """Signed ``hit`` receipts: telling a risk alert's originator that a lookout matched it, and where.
 
 A hit is signed by the checking node like every receipt (``ReceiptPublisher.prepare``) and kept
-in the node's outbox (its own database) *before* it is published, so a hit found while NATS or the
-hub is unreachable is not lost: :meth:`HitReceipts.flush` publishes what is left, under the same
-``Nats-Msg-Id``, and the node calls it every few seconds. The ledger writer appends it as a
-``hit`` entry, which the originator's sent-alerts view reads.
+in the node's receipt outbox (``services.receipt_queue``, its own database) *before* it is
+published, so a hit found while NATS or the hub is unreachable is not lost: it is published at
+once when the bus answers within ``publish_timeout``, and otherwise by the node's
+``ReceiptRelay``, under the same ``Nats-Msg-Id``. The ledger writer appends it as a ``hit``
+entry, which the originator's sent-alerts view reads.
 
 What the receipt says (docs/contracts/receipts.md): the alert, the crossing point, the time, the
 officer's principal id and which kind of field matched (``plate``, ``document``...). Never the
@@ -22,12 +23,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any
 
 from blo_exchange.domain.ids import format_time
 from blo_exchange.domain.transliteration import FieldKind
 from blo_exchange.errors import BusError
 from blo_exchange.services.ports import InboxItem
+from blo_exchange.services.receipt_queue import ReceiptQueue
 from blo_exchange.services.receipts import (
     PreparedReceipt,
     ReceiptPublisher,
@@ -35,40 +37,16 @@ from blo_exchange.services.receipts import (
     deterministic_receipt_id,
 )
 
-__all__ = ["HitOutbox", "HitReceipts", "QueuedRecord", "ReportedHit", "SentHit", "reported_hit"]
+__all__ = ["HitReceipts", "ReportedHit", "SentHit", "reported_hit"]
 
 log = logging.getLogger(__name__)
-
-_FLUSH_BATCH: Final = 100
-
-
-@dataclass(frozen=True)
-class QueuedRecord:
-    node_id: str
-    receipt_id: str
-    alert_id: str
-    subject: str
-    msg_id: str
-    record: bytes
-
-
-class HitOutbox(Protocol):
-    async def add(self, item: QueuedRecord) -> None:
-        """Keep a signed record until it is published (idempotent on the receipt id)."""
-        ...
-
-    async def unpublished(self, node_id: str, *, limit: int) -> list[QueuedRecord]:
-        """Records not yet acknowledged by JetStream, oldest first."""
-        ...
-
-    async def published(self, node_id: str, receipt_id: str, stream_seq: int) -> None: ...
 
 
 @dataclass(frozen=True)
 class SentHit:
     receipt_id: str
     published: bool
-    """False: kept in the outbox, to be published when the bus answers again."""
+    """False: kept in the outbox, for the relay to publish when the bus answers again."""
     body: dict[str, Any]
 
 
@@ -77,7 +55,7 @@ class HitReceipts:
         self,
         *,
         receipts: ReceiptPublisher,
-        outbox: HitOutbox,
+        outbox: ReceiptQueue,
         node_id: str,
         publish_timeout: float = 2.0,
     ) -> None:
@@ -85,7 +63,6 @@ class HitReceipts:
         self._outbox = outbox
         self._node_id = node_id
         self._timeout = publish_timeout
-        self._flushing = asyncio.Lock()
         self.queued = 0
 
     async def record(
@@ -116,51 +93,21 @@ class HitReceipts:
                 "matched": matched.value,
             },
         )
-        await self._outbox.add(_queued(self._node_id, row.alert_id, prepared))
+        await self._outbox.put(prepared.subject, prepared.raw, prepared.msg_id)
         published = await self._publish(prepared)
         if not published:
             self.queued += 1
         return SentHit(receipt_id=prepared.receipt_id, published=published, body=prepared.body)
 
-    async def flush(self) -> int:
-        """Publish the outbox's waiting records in order; stops at the first the bus refuses.
-        Returns how many were published."""
-        sent = 0
-        async with self._flushing:
-            waiting = await self._outbox.unpublished(self._node_id, limit=_FLUSH_BATCH)
-            for item in waiting:
-                prepared = PreparedReceipt(
-                    receipt_id=item.receipt_id,
-                    subject=item.subject,
-                    msg_id=item.msg_id,
-                    raw=item.record,
-                    body={},
-                )
-                if not await self._publish(prepared):
-                    break
-                sent += 1
-        return sent
-
     async def _publish(self, prepared: PreparedReceipt) -> bool:
         try:
             async with asyncio.timeout(self._timeout):
-                ack = await self._receipts.publish(prepared)
+                await self._receipts.publish(prepared)
         except (BusError, TimeoutError):
             log.info("hit receipt kept for later", extra={"receipt_id": prepared.receipt_id})
             return False
-        await self._outbox.published(self._node_id, prepared.receipt_id, ack.stream_seq)
+        await self._outbox.mark_sent([prepared.msg_id])  # only after JetStream's ack
         return True
-
-
-def _queued(node_id: str, alert_id: str, prepared: PreparedReceipt) -> QueuedRecord:
-    return QueuedRecord(
-        node_id=node_id,
-        receipt_id=prepared.receipt_id,
-        alert_id=alert_id,
-        subject=prepared.subject,
-        msg_id=prepared.msg_id,
-        record=prepared.raw,
-    )
 
 
 @dataclass(frozen=True)

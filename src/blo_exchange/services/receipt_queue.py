@@ -1,16 +1,22 @@
-"""Receipts that wait for the link: signed now, published when NATS is reachable.
+"""The node's outbox of signed receipts: kept until JetStream acknowledges them.
 
-An alert imported from an offline package is delivered while the node may have no NATS at all;
-its ``alert_delivered`` receipt must still reach the ledger, once. :class:`QueueingPublisher` is a
-``Publisher`` that keeps each signed receipt durably (``ReceiptQueue``: a Postgres table) instead
-of publishing it, so ``ReceiptPublisher`` and the delivery service work unchanged on top of it;
-:class:`ReceiptRelay` publishes what is queued, oldest first, under the message id it was
-queued with, and marks it sent only after JetStream acknowledged it.
+Two kinds of receipt must reach the ledger, once, however long NATS is away:
 
-A receipt published twice (a crash between the ack and the mark) is a duplicate of the same
-``Nats-Msg-Id`` inside the stream's window, and the ledger keys records by node and receipt id:
-it is recorded once either way. Not for: receipts of live NATS delivery, which are published at
-once (their alert is redelivered if that fails).
+- an alert imported from an offline package is delivered while the node may have no NATS at all;
+  :class:`QueueingPublisher` is a ``Publisher`` that keeps each signed receipt in the queue
+  instead of publishing it, so ``ReceiptPublisher`` and the delivery service work unchanged;
+- a lookout hit (``services.hits``) is kept first, then published at once if the bus answers.
+
+``ReceiptQueue`` (a Postgres table, ``db.pending_receipts``) holds the exact signed bytes and
+the ``Nats-Msg-Id`` they go out under, unique per node; :class:`ReceiptRelay`, which the node
+runs every few seconds, publishes what is not yet marked sent, oldest first, stops at the first
+receipt the bus refuses, and marks a receipt sent only after JetStream acknowledged it.
+
+A receipt published twice (a crash between the ack and the mark, or a hit published at once
+while the relay also had it) is a duplicate of the same ``Nats-Msg-Id`` inside the stream's
+window, and the ledger keys records by node and receipt id: it is recorded once either way.
+Not for: receipts of live NATS delivery, which are published at once (their alert is
+redelivered if that fails).
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QueuedReceipt:
-    seq: int
     subject: str
     payload: bytes
     msg_id: str
@@ -44,10 +49,12 @@ class ReceiptQueue(Protocol):
         ...
 
     async def unsent(self, limit: int) -> list[QueuedReceipt]:
-        """The oldest receipts not yet marked sent."""
+        """The oldest receipts not yet marked sent, in the order they were kept."""
         ...
 
-    async def mark_sent(self, seqs: Sequence[int]) -> None: ...
+    async def mark_sent(self, msg_ids: Sequence[str]) -> None:
+        """Record that JetStream acknowledged these (call only after the ack)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,11 @@ class ReceiptRelay:
         sent = 0
         while True:
             queued = await self._queue.unsent(self._batch)
-            done: list[int] = []
+            done: list[str] = []
             try:
                 for receipt in queued:
                     await self._bus.publish(receipt.subject, receipt.payload, msg_id=receipt.msg_id)
-                    done.append(receipt.seq)
+                    done.append(receipt.msg_id)
             except BusError:
                 await self._queue.mark_sent(done)
                 return sent + len(done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from blo_exchange.services.ports import (
     NewLedgerEntry,
     Rejection,
 )
+from blo_exchange.services.receipt_queue import QueuedReceipt
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,26 @@ class FakePublisher:
         self.published.append((subject, payload, msg_id))
         self.seen[msg_id] = len(self.published)
         return FakeAck(seq=len(self.published), duplicate=False)
+
+
+@dataclass
+class FakeReceiptQueue:
+    """The node's receipt outbox in memory: unique by message id, kept in order."""
+
+    rows: list[QueuedReceipt] = field(default_factory=list)
+    sent: set[str] = field(default_factory=set)
+
+    async def put(self, subject: str, payload: bytes, msg_id: str) -> bool:
+        if any(r.msg_id == msg_id for r in self.rows):
+            return False
+        self.rows.append(QueuedReceipt(subject, payload, msg_id))
+        return True
+
+    async def unsent(self, limit: int) -> list[QueuedReceipt]:
+        return [r for r in self.rows if r.msg_id not in self.sent][:limit]
+
+    async def mark_sent(self, msg_ids: Sequence[str]) -> None:
+        self.sent.update(msg_ids)
 
 
 @dataclass

@@ -31,14 +31,14 @@ from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.ingest import IngestService
 from blo_exchange.services.package_export import PackageExporter
 from blo_exchange.services.package_import import PackageImporter
-from blo_exchange.services.receipt_queue import QueuedReceipt, QueueingPublisher
+from blo_exchange.services.receipt_queue import QueueingPublisher
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.statements import (
     TrustedDirectory,
     accept_statement,
     verify_statements,
 )
-from tests.unit.services.fakes import FakeInbox, FakePublisher
+from tests.unit.services.fakes import FakeInbox, FakePublisher, FakeReceiptQueue
 from tests.unit.services.signed_world import NoPrincipals, Signed
 from tests.unit.services.world import NOW, SUITE, clock
 
@@ -89,24 +89,6 @@ class NodeStatements:
 
     def invalidate(self) -> None:
         pass
-
-
-@dataclass
-class FakeReceiptQueue:
-    rows: list[QueuedReceipt] = field(default_factory=list)
-    sent: set[int] = field(default_factory=set)
-
-    async def put(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        if any(r.msg_id == msg_id for r in self.rows):
-            return False
-        self.rows.append(QueuedReceipt(len(self.rows) + 1, subject, payload, msg_id))
-        return True
-
-    async def unsent(self, limit: int) -> list[QueuedReceipt]:
-        return [r for r in self.rows if r.seq not in self.sent][:limit]
-
-    async def mark_sent(self, seqs: Sequence[int]) -> None:
-        self.sent.update(seqs)
 
 
 @dataclass
@@ -330,7 +312,6 @@ __all__ = [
     "UZ_NODE",
     "Carry",
     "FakeLedger",
-    "FakeReceiptQueue",
     "Importer",
     "NodeStatements",
     "replace_member",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +13,11 @@ from blo_exchange.domain.subjects import receipt_subject
 from blo_exchange.domain.transliteration import FieldKind
 from blo_exchange.ledger.records import check_record
 from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
-from blo_exchange.services.hits import HitReceipts, QueuedRecord, reported_hit
+from blo_exchange.services.hits import HitReceipts, reported_hit
 from blo_exchange.services.ports import InboxItem
+from blo_exchange.services.receipt_queue import ReceiptRelay
 from blo_exchange.services.receipts import ReceiptPublisher
-from tests.unit.services.fakes import FakeLedgerStore, FakePublisher
+from tests.unit.services.fakes import FakeAck, FakeLedgerStore, FakePublisher, FakeReceiptQueue
 from tests.unit.services.world import NOW, World, clock
 
 TJ_KARAMYK = "blo-karamyk-tj"
@@ -98,21 +99,6 @@ async def test_a_hit_on_a_seizure_alert_is_refused() -> None:
     assert (await ledgered(world, raw))["detail"]["reason"] == "not_a_risk_alert"
 
 
-@dataclass
-class MemoryOutbox:
-    items: dict[str, QueuedRecord] = field(default_factory=dict)
-    sent: dict[str, int] = field(default_factory=dict)
-
-    async def add(self, item: QueuedRecord) -> None:
-        self.items.setdefault(item.receipt_id, item)
-
-    async def unpublished(self, node_id: str, *, limit: int) -> list[QueuedRecord]:
-        return [i for r, i in self.items.items() if r not in self.sent][:limit]
-
-    async def published(self, node_id: str, receipt_id: str, stream_seq: int) -> None:
-        self.sent[receipt_id] = stream_seq
-
-
 def row() -> InboxItem:
     return InboxItem(
         node_id=TJ_KARAMYK,
@@ -142,27 +128,57 @@ async def record(hits: HitReceipts, at: datetime = NOW) -> Any:
     )
 
 
-async def test_a_hit_is_kept_while_the_bus_is_down_and_published_once_after() -> None:
-    world = World.demo()
-    bus = FakePublisher(fail=True)
-    outbox = MemoryOutbox()
+def hit_receipts(world: World, bus: FakePublisher, outbox: FakeReceiptQueue) -> HitReceipts:
     receipts = ReceiptPublisher(
         node=world.node(TJ_KARAMYK), signer=world.signing[TJ_KARAMYK], publisher=bus, clock=clock
     )
-    hits = HitReceipts(receipts=receipts, outbox=outbox, node_id=TJ_KARAMYK)
+    return HitReceipts(receipts=receipts, outbox=outbox, node_id=TJ_KARAMYK, publish_timeout=0.05)
+
+
+async def test_a_hit_is_kept_while_the_bus_is_down_and_published_once_after() -> None:
+    world = World.demo()
+    bus = FakePublisher(fail=True)
+    outbox = FakeReceiptQueue()
+    hits = hit_receipts(world, bus, outbox)
+    relay = ReceiptRelay(outbox, bus)
     sent = await record(hits)
     assert not sent.published
     assert bus.published == []
-    assert await hits.flush() == 0  # still down: nothing lost, nothing sent
+    [kept] = await outbox.unsent(10)
+    assert await relay.flush() == 0  # still down: nothing lost, nothing sent
+    assert await outbox.unsent(10) == [kept]
 
     bus.fail = False
-    assert await hits.flush() == 1
-    [(subject, raw, msg_id)] = bus.published
-    assert subject == receipt_subject("KG-TJ")
-    assert UnverifiedReceipt.parse(raw).body["receipt_id"] == sent.receipt_id
-    assert msg_id == outbox.items[sent.receipt_id].msg_id
-    assert await hits.flush() == 0  # published once
+    assert await relay.flush() == 1
+    assert bus.published == [(receipt_subject("KG-TJ"), kept.payload, kept.msg_id)]
+    assert UnverifiedReceipt.parse(kept.payload).body["receipt_id"] == sent.receipt_id
+    assert await relay.flush() == 0  # published once
     # The same check retried (same officer, same moment) is the same receipt, not a second hit.
     again = await record(hits)
     assert again.receipt_id == sent.receipt_id
+    assert len(outbox.rows) == 1
     assert len(bus.published) == 1
+
+
+async def test_a_hit_the_bus_takes_at_once_is_kept_and_marked_sent() -> None:
+    bus = FakePublisher()
+    outbox = FakeReceiptQueue()
+    sent = await record(hit_receipts(World.demo(), bus, outbox))
+    assert sent.published
+    [(_, raw, msg_id)] = bus.published
+    assert [(r.payload, r.msg_id) for r in outbox.rows] == [(raw, msg_id)]
+    assert await outbox.unsent(10) == []  # the relay has nothing left to send
+
+
+async def test_a_hit_the_bus_never_acknowledges_is_not_marked_sent() -> None:
+    class Silent(FakePublisher):
+        async def publish(self, subject: str, payload: bytes, *, msg_id: str) -> FakeAck:
+            await asyncio.sleep(10)  # no ack within the officer's wait
+            raise AssertionError("unreachable")
+
+    outbox = FakeReceiptQueue()
+    hits = hit_receipts(World.demo(), Silent(), outbox)
+    sent = await record(hits)
+    assert not sent.published
+    assert hits.queued == 1
+    assert len(await outbox.unsent(10)) == 1  # waiting for the relay

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from blo_exchange.services.receipt_queue import QueueingPublisher, ReceiptRelay
-from tests.unit.services.fakes import FakeAck, FakePublisher
-from tests.unit.services.package_world import FakeReceiptQueue
+from tests.unit.services.fakes import FakeAck, FakePublisher, FakeReceiptQueue
 
 
 async def test_queued_receipts_wait_for_the_bus_and_are_published_once() -> None:
