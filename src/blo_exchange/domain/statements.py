@@ -44,8 +44,8 @@ from blo_exchange.domain.ids import format_time, parse_time
 __all__ = [
     "NOT_EVERY_AGENCY",
     "DirectoryFacts",
-    "NotEveryAgency",
     "KeyFact",
+    "NotEveryAgencyError",
     "agreement_statement",
     "build_facts",
     "key_statement",
@@ -59,7 +59,7 @@ __all__ = [
 NOT_EVERY_AGENCY = "ledger_key_not_signed_by_every_agency"
 
 
-class NotEveryAgency(ValueError):
+class NotEveryAgencyError(ValueError):
     """A ledger key statement that does not list every pinned agency."""
 
 
@@ -130,7 +130,7 @@ def signers_to_check(body: Mapping[str, Any], pinned: Iterable[str]) -> tuple[st
         return needed
     trusted = frozenset(pinned)
     if not trusted <= set(needed):
-        raise NotEveryAgency(NOT_EVERY_AGENCY)
+        raise NotEveryAgencyError(NOT_EVERY_AGENCY)
     return tuple(a for a in needed if a in trusted)
 
 

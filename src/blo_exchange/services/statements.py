@@ -37,8 +37,8 @@ from blo_exchange.domain.ids import format_time
 from blo_exchange.domain.statements import (
     NOT_EVERY_AGENCY,
     DirectoryFacts,
-    NotEveryAgency,
     KeyFact,
+    NotEveryAgencyError,
     build_facts,
     signers_to_check,
 )
@@ -76,7 +76,7 @@ def accept_statement(raw: bytes, roots: Mapping[str, VerifyKey]) -> VerifiedStat
     statement = UnverifiedStatement.parse(raw)
     try:
         needed = signers_to_check(statement.body, roots)
-    except NotEveryAgency:
+    except NotEveryAgencyError:
         raise InvalidStatement(NOT_EVERY_AGENCY) from None
     except (ValueError, TypeError):
         raise InvalidStatement("malformed") from None
@@ -94,7 +94,7 @@ def verify_statements(raws: Iterable[bytes], roots: Mapping[str, VerifyKey]) -> 
             verified.append(statement.verify(roots, required=needed))  # (3)
         except InvalidStatement as exc:
             refused.append((f"#{position}", exc.reason))
-        except NotEveryAgency:
+        except NotEveryAgencyError:
             refused.append((f"#{position}", NOT_EVERY_AGENCY))
         except (ValueError, TypeError):
             refused.append((f"#{position}", "malformed"))
