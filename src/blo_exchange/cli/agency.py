@@ -203,14 +203,24 @@ def cosign(
     yes: Annotated[bool, typer.Option("--yes", help="Sign without showing the terms.")] = False,
 ) -> None:
     """Add this party's signature, after showing the terms it signs."""
+    _cosign(file, root, agency, out, kind="agreement", yes=yes)
+
+
+def _cosign(file: Path, root: Path, agency: str, out: Path, *, kind: str, yes: bool) -> None:
+    """Add ``agency``'s signature to a statement of ``kind`` that needs it, after showing what
+    it grants (an agreement's terms; a ledger key's origin, agencies and key)."""
     raw = file.read_bytes().rstrip(b"\n")
-    statement = UnverifiedStatement.parse(raw)
-    body = statement.body
-    if body.get("type") != "agreement" or agency not in required_signers(body):
-        raise ConfigurationError(f"not an agreement to which {agency} is a party")
+    body = UnverifiedStatement.parse(raw).body
+    if body.get("type") != kind or agency not in required_signers(body):
+        raise ConfigurationError(f"not a {kind} statement that {agency} must sign")
     if not yes:
-        typer.echo(json.dumps(body["agreement"], indent=2))
-        typer.confirm(f"sign these terms for {agency}?", abort=True)
+        shown = (
+            body["agreement"]
+            if kind == "agreement"
+            else {k: body[k] for k in ("origin", "agencies", "key")}
+        )
+        typer.echo(json.dumps(shown, indent=2))
+        typer.confirm(f"sign this {kind} for {agency}?", abort=True)
     _write(out, cosign_statement(raw, agency=agency, root=load_root_key(root)))
 
 
@@ -247,14 +257,7 @@ def sign_ledger_key(
     yes: Annotated[bool, typer.Option("--yes", help="Sign without showing the key.")] = False,
 ) -> None:
     """Add this agency's signature to a proposed ledger key, after showing what it grants."""
-    raw = file.read_bytes().rstrip(b"\n")
-    body = UnverifiedStatement.parse(raw).body
-    if body.get("type") != "ledger_key" or agency not in required_signers(body):
-        raise ConfigurationError(f"not a ledger key statement listing {agency}")
-    if not yes:
-        typer.echo(json.dumps({k: body[k] for k in ("origin", "agencies", "key")}, indent=2))
-        typer.confirm(f"grant this key the ledger's checkpoints, for {agency}?", abort=True)
-    _write(out, cosign_statement(raw, agency=agency, root=load_root_key(root)))
+    _cosign(file, root, agency, out, kind="ledger_key", yes=yes)
 
 
 def _checked(file: Path, roots: Mapping[str, VerifyKey]) -> VerifiedStatement:
