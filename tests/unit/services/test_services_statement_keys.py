@@ -15,6 +15,7 @@ from blo_exchange.domain.statements import (
     ledger_key_statement,
     revocation_statement,
 )
+from blo_exchange.services.package_parts import statements_for
 from blo_exchange.services.statements import TrustedDirectory, verify_statements
 from tests.unit.services.signed_world import NoPrincipals, Signed
 from tests.unit.services.world import NOW
@@ -119,3 +120,18 @@ async def test_a_witness_key_is_its_agencys_word_about_one_of_its_nodes() -> Non
     directory = signed.directory()
     assert await directory.witness_keys() == [("blo-karamyk-tj", genuine.verify_key().public)]
     assert sorted(r for _, r in directory.facts.refused) == ["key_of_another_owner", "unsigned"]
+
+
+async def test_a_package_carries_the_ledger_key_and_its_revocation_for_its_checkpoint() -> None:
+    """An importer cut off during a rotation learns the ledger key from the package; it counts
+    there only as it would anywhere (``verify_statements``)."""
+    signed = Signed.demo()
+    key = SigningKey.generate()
+    signed.raws.append(ledger_key(signed, key, agencies=(KG, TJ, UZ), signers=(KG, TJ, UZ)))
+    later = NOW + timedelta(hours=1)
+    signed.add(
+        UZ, revocation_statement(agency=UZ, key_id=key.key_id, revoked_at=later, issued_at=later)
+    )
+    verified = signed.directory().facts.statements
+    carried = statements_for(verified, nodes=set(), agreement_ids=set())
+    assert [s.body["type"] for s in carried] == ["ledger_key", "revocation"]
