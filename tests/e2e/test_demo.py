@@ -71,9 +71,11 @@ async def first_sse_event(
                 return
 
 
-async def verify_with_witnesses(url: str, token: str, trust: Path, ca: str) -> str:
-    """``blo-exchange ledger verify --url … --witnesses 2``, once two witnesses cosigned."""
+async def verify_with_witnesses(url: str, token: str, trust: Path, ca: str, roots: Path) -> str:
+    """``blo-exchange ledger verify --url … --witnesses 2 --roots …``, once two witnesses
+    cosigned: the ledger and witness keys are the ones the demo agencies' roots signed."""
     args = ["ledger", "verify", "--url", url, "--token", token, "--trust", str(trust), "--ca", ca]
+    args += ["--roots", str(roots)]
     deadline = time.monotonic() + 20
     while True:
         result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--witnesses", "2"])
@@ -146,8 +148,9 @@ async def test_demo_end_to_end(demo: Demo) -> None:
 
         # The ledger verifies with two witnesses' cosignatures, as the README shows it.
         trust = demo.data_dir / "auditor-trust.json"
+        roots = demo.data_dir / "keys" / "blo-karamyk-kg" / "pinned-roots.json"
         output = await verify_with_witnesses(
-            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"]
+            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"], roots
         )
         assert "cosigned by" in output
 
@@ -169,7 +172,7 @@ async def test_demo_end_to_end(demo: Demo) -> None:
         assert [i["alert_id"] for i in feed.json()["items"]] == [accepted["alert_id"]]
         # The writer and the witnesses remember the log across runs: still consistent.
         await verify_with_witnesses(
-            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"]
+            kg["url"], credentials["auditor_token"], trust, credentials["ca_file"], roots
         )
         assert demo.interrupt() == 0
 

@@ -20,7 +20,13 @@ from blo_exchange.config import Settings
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.statements import SqlStatementStore
-from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, DemoSeed, seed_demo
+from blo_exchange.demo.directory import (
+    DEMO_NODES,
+    LEDGER_WRITER_DIR,
+    PINNED_ROOTS_FILE,
+    DemoSeed,
+    seed_demo,
+)
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.entries import entry_json
 from blo_exchange.ledger.ports import EntryFilter
@@ -68,6 +74,7 @@ class Deployment:
             bus=host.bus,
             sessions=session_factory(host.engine),
             directory=host.directory,
+            trusted=host.trusted,
         )
         host.ledger_writer = writer
         host.tasks.extend(writer.start())
@@ -131,6 +138,10 @@ async def deployment(
                 key_dir=key_root / node.id,
                 run_ledger_writer=index == 0,
                 pinned_roots_file=key_root / node.id / PINNED_ROOTS_FILE if signed else None,
+                # The ledger key the agencies' roots co-signed, where make run keeps it.
+                ledger_key_file=key_root / LEDGER_WRITER_DIR / "ledger.key"
+                if signed and index == 0
+                else None,
             )
             runtime = await NodeRuntime.start(settings, retention_clock=retention_clock)
             runtimes[node.id] = runtime

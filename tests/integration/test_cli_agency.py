@@ -192,3 +192,76 @@ def test_two_agencies_set_up_trust_and_an_agreement(
     assert facts.nodes["blo-dostuk-kg"].crossing_points == ("KG-DOSTUK",)
     assert facts.agreements["mou-kg-tj-dostuk"].parties == (KG, TJ)
     assert [k.owner_id for k in facts.keys] == ["blo-dostuk-kg"]
+
+
+def _roots(runner: CliRunner, tmp_path: Path) -> Path:
+    """Both agencies' roots created and pinned (steps 1 and 2 above)."""
+    roots = tmp_path / "pinned-roots.json"
+    for agency in (KG, TJ):
+        key = tmp_path / f"{agency}.root"
+        output = invoke(runner, "agency", "init-root", "--agency", agency, "--out", str(key))
+        record = json.loads(output.splitlines()[0])
+        (tmp_path / f"{agency}.pub").write_text(json.dumps(record))
+        invoke(
+            runner,
+            "agency",
+            "pin",
+            str(roots),
+            "--record",
+            str(tmp_path / f"{agency}.pub"),
+            "--fingerprint",
+            record["key_id"],
+        )
+    return roots
+
+
+def test_a_witness_key_and_the_ledger_key_co_signed_by_every_agency(
+    runner: CliRunner, tmp_path: Path, database_url: str
+) -> None:
+    roots = _roots(runner, tmp_path)
+    kg_root, tj_root = str(tmp_path / f"{KG}.root"), str(tmp_path / f"{TJ}.root")
+    # KG's node and its witness key, as the node prints it.
+    node_dir = tmp_path / "node-keys"
+    (tmp_path / "witness.pub").write_text(
+        invoke(runner, "keys", "witness", "--key-dir", str(node_dir))
+    )
+    assert stat.S_IMODE((node_dir / "witness.key").stat().st_mode) == 0o600
+    node = ("--root", kg_root, "--agency", KG)
+    invoke(runner, "agency", "sign-node", *node, "--node", "blo-dostuk-kg",
+           "--border-pair", "KG-TJ", "--out", str(tmp_path / "node.json"))  # fmt: skip
+    witness = ("--owner-id", "blo-dostuk-kg", "--record", str(tmp_path / "witness.pub"))
+    invoke(runner, "agency", "sign-key", *node, "--owner-kind", "witness", *witness,
+           "--out", str(tmp_path / "witness-key.json"))  # fmt: skip
+    assert "co-signed by every agency" in refused(
+        runner, "agency", "sign-key", *node, "--owner-kind", "ledger", *witness,
+        "--out", str(tmp_path / "no.json"),
+    )  # fmt: skip
+    # The ledger writer's key: KG proposes, TJ co-signs; until then it is not in force.
+    ledger_pub = tmp_path / "ledger.pub"
+    ledger_pub.write_text(
+        invoke(runner, "keys", "ledger", "--key-file", str(tmp_path / "hub" / "ledger.key"))
+    )
+    proposal = ("--origin", "hub.example/ledger", "--record", str(ledger_pub))
+    alone = tmp_path / "kg-only.json"
+    invoke(runner, "agency", "propose-ledger-key", *node, *proposal, "--member", KG,
+           "--out", str(alone))  # fmt: skip
+    assert "ledger_key_not_signed_by_every_agency" in refused(
+        runner, "statement", "verify", str(alone), "--roots", str(roots)
+    )
+    proposed = tmp_path / "ledger-key.json"
+    invoke(runner, "agency", "propose-ledger-key", *node, *proposal, "--member", KG,
+           "--member", TJ, "--out", str(proposed))  # fmt: skip
+    assert "not yet signed by tj-drug-control-agency" in refused(
+        runner, "statement", "verify", str(proposed), "--roots", str(roots)
+    )
+    shown = invoke(runner, "agency", "sign-ledger-key", str(proposed), "--root", tj_root,
+                   "--agency", TJ, "--out", str(proposed), input_="y\n")  # fmt: skip
+    assert "hub.example/ledger" in shown
+    files = [str(tmp_path / n) for n in ("node.json", "witness-key.json", "ledger-key.json")]
+    invoke(runner, "statement", "verify", *files, "--roots", str(roots))
+    invoke(runner, "statement", "publish", *files, "--roots", str(roots), "--to", "database")
+    facts = asyncio.run(believed(database_url, roots))
+    assert {(k.owner_kind, k.owner_id) for k in facts.keys} == {
+        ("witness", "blo-dostuk-kg"),
+        ("ledger", "hub.example/ledger"),
+    }

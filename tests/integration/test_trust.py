@@ -291,7 +291,7 @@ async def test_rows_planted_by_the_database_superuser_are_never_used(
     assert planted.key_id not in {k["key_id"] for k in directory["keys"]}
     kg_tj = next(a for a in directory["agreements"] if a["id"] == "mou-kg-tj-2026")
     assert kg_tj["parties"] == [KG_A, TJ_A]
-    assert len(directory["statements"]) == 3 + 4 * 2 + 2
+    assert len(directory["statements"]) == 3 + 4 * 3 + 2 + 1  # + witness keys, ledger key
     assert {r["agency"] for r in directory["pinned_roots"]} == {KG_A, TJ_A, UZ_A}
 
 

@@ -171,7 +171,19 @@ class LedgerWriterRuntime:
             await asyncio.wait(self._tasks, timeout=timeout)
 
     async def register_key(self) -> None:
-        """Publish the ledger key in the directory (a no-op when it is there already)."""
+        """Without pinned roots, publish the ledger key as a directory row (a no-op when it is
+        there already). With them, only say whether a ``ledger_key`` statement signed by every
+        agency grants it: nobody believes its checkpoints until one does."""
+        if self.trusted is not None:
+            keys = await self.trusted.verify_keys("ledger", self.origin, utc_now())
+            if self.key_id not in keys:
+                log.error(
+                    "the ledger key %s is not granted by a ledger_key statement signed by every "
+                    "agency's root: nodes, witnesses and auditors refuse its checkpoints until "
+                    "one is published (docs/administering-trust.md)",
+                    self.key_id,
+                )
+            return
         await self.directory.add_key(
             key_id=self.key_id,
             owner_kind="ledger",

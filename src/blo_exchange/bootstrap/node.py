@@ -251,7 +251,7 @@ class NodeRuntime:
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
-                settings, store=runtime.ledger, directory=directory
+                settings, store=runtime.ledger, directory=directory, trusted=trusted
             )
             runtime.tasks.extend(runtime.witness.start())
         if settings.run_ledger_writer:
@@ -284,7 +284,8 @@ class NodeRuntime:
             AuditorReads,
             AuditorReads(
                 store=self.ledger,
-                directory=self.directory,
+                directory=self.directory if self.trusted is None else self.trusted,
+                statements=self.trusted,
                 origin=self.settings.ledger_origin,
                 recorder=LedgerQueryRecorder(
                     node=self.node, signer=self.keys.signing, publisher=self.bus, clock=utc_now

@@ -5,8 +5,9 @@ The importer delivers through a ``DeliveryService`` like the node's own, whose r
 node's receipt outbox (``services.receipt_queue``) instead of the bus: the node process's
 ``ReceiptRelay`` publishes them when NATS is reachable, or ``blo-exchange package flush-receipts``
 does.
-The ledger key that checks a package's checkpoint is the directory's key of owner kind
-``ledger`` for ``BLO_LEDGER_ORIGIN``, the one every node's witness checks checkpoints with.
+The ledger key that checks a package's checkpoint is the one the importer's signed directory
+grants for ``BLO_LEDGER_ORIGIN``: a ``ledger_key`` statement signed by every pinned agency's
+root, the same every node's witness checks checkpoints with; never a database row.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ async def package_services(settings: Settings) -> AsyncIterator[PackageServices]
         queue = SqlReceiptQueue(sessions, node_id=node.id)
         importer: PackageImporter | None = None
         if trusted is not None and settings.pinned_roots_file is not None:
+            signed = trusted
 
             async def ledger_keys() -> list[NoteVerifier]:
-                found = await directory.verify_keys("ledger", origin, utc_now())
+                found = await signed.verify_keys("ledger", origin, utc_now())
                 return [NoteVerifier(origin, key.public) for key in found.values()]
 
             importer = PackageImporter(

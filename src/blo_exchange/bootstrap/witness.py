@@ -1,9 +1,15 @@
 """A node's witness of the ledger (``ledger.witness``), run inside every node process.
 
-Its key is an Ed25519 key of its own (``witness.key`` in the node's key folder), registered in
-the directory as owner kind ``witness`` and owner id the node (a signed directory statement once
-agency root keys exist); its memory is ``witness.state`` beside it. Once a second it looks at the
-latest checkpoint, and cosigns it if it extends the one it cosigned before.
+Its key is an Ed25519 key of its own (``witness.key`` in the node's key folder); its memory is
+``witness.state`` beside it. Once a second it looks at the latest checkpoint, and cosigns it if
+it extends the one it cosigned before.
+
+Which keys it believes, and how its own is known. With roots pinned (``trusted``), the ledger key
+that must have signed a checkpoint is one a ``ledger_key`` statement signed by every agency's
+root grants, and the witness key is known to auditors only through a ``key`` statement (owner
+kind ``witness``, owner id the node) signed by its agency's root (``agency sign-key``): the
+witness writes no row, and says at start when its key is not granted yet. Without pinned roots
+(a process that believes its database), both are directory rows, as before.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from blo_exchange.config import Settings, require_key_dir
 from blo_exchange.crypto.note import Cosigner, NoteVerifier
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.checkpoints import load_or_create_ledger_key
 from blo_exchange.ledger.witness import Witness, witness_name
@@ -35,21 +42,28 @@ class WitnessRuntime:
     directory: SqlDirectory
     node_id: str
     key_id: str
+    trusted: SignedDirectory | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(
-        cls, settings: Settings, *, store: SqlLedgerStore, directory: SqlDirectory
+        cls,
+        settings: Settings,
+        *,
+        store: SqlLedgerStore,
+        directory: SqlDirectory,
+        trusted: SignedDirectory | None = None,
     ) -> WitnessRuntime:
         key_dir = require_key_dir(settings)
         key = load_or_create_ledger_key(key_dir / "witness.key")
         origin = settings.ledger_origin
+        believed: SqlDirectory | SignedDirectory = directory if trusted is None else trusted
 
         async def log_keys() -> list[NoteVerifier]:
-            keys = await directory.verify_keys("ledger", origin, utc_now())
+            keys = await believed.verify_keys("ledger", origin, utc_now())
             if not keys:
-                directory.invalidate()  # the writer may have registered it since
-                keys = await directory.verify_keys("ledger", origin, utc_now())
+                believed.invalidate()  # the key may have been registered since
+                keys = await believed.verify_keys("ledger", origin, utc_now())
             return [NoteVerifier(origin, k.public) for k in keys.values()]
 
         witness = Witness(
@@ -61,11 +75,27 @@ class WitnessRuntime:
             state_path=key_dir / "witness.state",
         )
         return cls(
-            witness=witness, directory=directory, node_id=settings.node_id, key_id=key.key_id
+            witness=witness,
+            directory=directory,
+            node_id=settings.node_id,
+            key_id=key.key_id,
+            trusted=trusted,
         )
 
     async def register_key(self) -> None:
-        """Publish the witness key in the directory (a no-op when it is there already)."""
+        """Without pinned roots, publish the witness key as a directory row (a no-op when it is
+        there already). With them, only say whether a statement of its agency grants it."""
+        if self.trusted is not None:
+            granted = {public for _, public in await self.trusted.witness_keys()}
+            if self.witness.cosigner.public_key_raw not in granted:
+                log.warning(
+                    "witness key %s of %s is not granted by a statement of its agency's root "
+                    "yet: auditors will not count its cosignatures (agency sign-key "
+                    "--owner-kind witness)",
+                    self.key_id,
+                    self.node_id,
+                )
+            return
         await self.directory.add_key(
             key_id=self.key_id,
             owner_kind="witness",

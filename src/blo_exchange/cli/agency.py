@@ -39,9 +39,11 @@ from blo_exchange.domain.directory import Agreement, Node
 from blo_exchange.domain.statements import (
     agreement_statement,
     key_statement,
+    ledger_key_statement,
     node_statement,
     required_signers,
     revocation_statement,
+    signers_to_check,
 )
 from blo_exchange.domain.subjects import DIRECTORY_SUBJECT
 from blo_exchange.errors import BusError, ConfigurationError, InvalidStatement
@@ -131,11 +133,21 @@ def sign_key(
     root: RootOption,
     agency: AgencyOption,
     owner_kind: Annotated[str, typer.Option(help="node | agency | witness")],
-    owner_id: Annotated[str, typer.Option(help="The node id, or the agency id itself.")],
-    record: Annotated[Path, typer.Option(help="The public key record (keys init's output).")],
+    owner_id: Annotated[
+        str, typer.Option(help="The node id (node, witness), or the agency id itself.")
+    ],
+    record: Annotated[
+        Path, typer.Option(help="The public key record (keys init's or keys witness's output).")
+    ],
     out: OutOption,
 ) -> None:
-    """A statement registering a public key: a node's signing key or the agency's HPKE key."""
+    """A statement registering a public key: a node's signing key, the agency's HPKE key, or the
+    witness key of one of its nodes (whose cosignatures auditors then count)."""
+    if owner_kind not in ("node", "agency", "witness"):
+        raise ConfigurationError(
+            "--owner-kind is node, agency or witness (the ledger's key is "
+            "co-signed by every agency: propose-ledger-key)"
+        )
     document = json.loads(record.read_text())
     records = document if isinstance(document, list) else [document]
     if len(records) != 1:
@@ -220,15 +232,61 @@ def cosign(
     yes: Annotated[bool, typer.Option("--yes", help="Sign without showing the terms.")] = False,
 ) -> None:
     """Add this party's signature, after showing the terms it signs."""
+    _cosign(file, root, agency, out, kind="agreement", yes=yes)
+
+
+def _cosign(file: Path, root: Path, agency: str, out: Path, *, kind: str, yes: bool) -> None:
+    """Add ``agency``'s signature to a statement of ``kind`` that needs it, after showing what
+    it grants (an agreement's terms; a ledger key's origin, agencies and key)."""
     raw = file.read_bytes().rstrip(b"\n")
-    statement = UnverifiedStatement.parse(raw)
-    body = statement.body
-    if body.get("type") != "agreement" or agency not in required_signers(body):
-        raise ConfigurationError(f"not an agreement to which {agency} is a party")
+    body = UnverifiedStatement.parse(raw).body
+    if body.get("type") != kind or agency not in required_signers(body):
+        raise ConfigurationError(f"not a {kind} statement that {agency} must sign")
     if not yes:
-        typer.echo(json.dumps(body["agreement"], indent=2))
-        typer.confirm(f"sign these terms for {agency}?", abort=True)
+        shown = (
+            body["agreement"]
+            if kind == "agreement"
+            else {k: body[k] for k in ("origin", "agencies", "key")}
+        )
+        typer.echo(json.dumps(shown, indent=2))
+        typer.confirm(f"sign this {kind} for {agency}?", abort=True)
     _write(out, cosign_statement(raw, agency=agency, root=load_root_key(root)))
+
+
+@agency_app.command("propose-ledger-key")
+def propose_ledger_key(
+    root: RootOption,
+    agency: AgencyOption,
+    origin: Annotated[str, typer.Option(help="The ledger's origin (BLO_LEDGER_ORIGIN).")],
+    member: Annotated[
+        list[str], typer.Option(help="Every agency of the hub, this one included; repeat.")
+    ],
+    record: Annotated[Path, typer.Option(help="The ledger key's public record (keys ledger).")],
+    out: OutOption,
+) -> None:
+    """Sign the hub ledger's checkpoint key as its first agency; send the file to every other
+    member to ``sign-ledger-key``. Nodes believe the key only once every agency they pin signed."""
+    if agency not in member:
+        raise ConfigurationError(f"{agency} is not among the --member agencies")
+    key = public_key_from_record(json.loads(record.read_text()))
+    if not isinstance(key, VerifyKey):
+        raise ConfigurationError("a ledger key is an Ed25519 signing key's public record")
+    body = ledger_key_statement(
+        origin=origin, agencies=member, key=public_key_record(key), issued_at=_now()
+    )
+    _write(out, sign_statement(body, agency=agency, root=load_root_key(root)))
+
+
+@agency_app.command("sign-ledger-key")
+def sign_ledger_key(
+    file: Annotated[Path, typer.Argument(help="The proposed ledger key statement.")],
+    root: RootOption,
+    agency: AgencyOption,
+    out: OutOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Sign without showing the key.")] = False,
+) -> None:
+    """Add this agency's signature to a proposed ledger key, after showing what it grants."""
+    _cosign(file, root, agency, out, kind="ledger_key", yes=yes)
 
 
 def _checked(file: Path, roots: Mapping[str, VerifyKey]) -> VerifiedStatement:
@@ -236,9 +294,10 @@ def _checked(file: Path, roots: Mapping[str, VerifyKey]) -> VerifiedStatement:
     raw = file.read_bytes().rstrip(b"\n")
     try:
         statement = UnverifiedStatement.parse(raw)
-        needed = required_signers(statement.body)
+        needed = signers_to_check(statement.body, roots)
     except (InvalidStatement, ValueError) as exc:
-        raise InvalidStatement("malformed", f"{file}: not a valid statement") from exc
+        why = str(exc) if isinstance(exc, ValueError) else "not a valid statement"
+        raise InvalidStatement("malformed", f"{file}: {why}") from exc
     missing = [a for a in needed if a not in statement.signers]
     if missing:
         raise InvalidStatement("unsigned", f"{file}: not yet signed by {', '.join(missing)}")

@@ -9,9 +9,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from blo_exchange.cli.client import Ca, tls_verification
+from blo_exchange.crypto.roots import load_pinned_roots
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.ledger.merkle import MemoryTree
 from blo_exchange.ledger.verify import BundleError, TrustStore, verify_bundle
+from blo_exchange.ledger.verify_roots import GrantedKeys, granted_keys
 
 __all__ = ["ledger_app"]
 
@@ -57,6 +59,15 @@ def verify(
             "{agency, keys: [{key_id, public}]}); default: the bundle's node_keys.",
         ),
     ] = None,
+    roots: Annotated[
+        Path | None,
+        typer.Option(
+            "--roots",
+            help="Your pinned-roots file: take the ledger, witness and node keys only from the "
+            "bundle's statements that verify against it (a ledger key needs every agency's "
+            "signature).",
+        ),
+    ] = None,
     sharing: Annotated[
         bool,
         typer.Option(
@@ -74,6 +85,7 @@ def verify(
             _fetch(url, token, witnesses, ca) if url is not None else _read_json(bundle or Path())
         )
         store = TrustStore.from_json(_read_json(trust)) if trust and trust.exists() else None
+        granted = None if roots is None else _granted(data, roots)
         report = verify_bundle(
             data,
             tree=MemoryTree(),
@@ -82,6 +94,7 @@ def verify(
             witnesses=witnesses,
             witness_keys=witness_key or (),
             directory=_read_json(directory) if directory is not None else None,
+            granted=granted,
         )
     except BundleError as exc:
         _fail(str(exc), 2)
@@ -145,6 +158,23 @@ def retention_lines(report: dict[str, Any]) -> list[str]:
                 f"{agreement},overdue,{e['alert_id']},{e['node']},{e['agency']},{e['expired_at']}"
             )
     return lines
+
+
+def _granted(bundle: Any, roots: Path) -> GrantedKeys:
+    """The keys the bundle's statements grant under ``roots`` (``ledger.verify_roots``)."""
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("origin"), str):
+        raise BundleError("bundle: no origin")
+    statements = bundle.get("statements", [])
+    if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+        raise BundleError("statements: expected a list of signed statements")
+    granted = granted_keys(statements, load_pinned_roots(roots), origin=bundle["origin"])
+    typer.echo(
+        f"{granted.statements} statement(s) verify against {roots}"
+        + (f", {granted.refused} refused" if granted.refused else "")
+        + f": {len(granted.ledger)} ledger key(s), {len(granted.witnesses)} witness key(s)",
+        err=True,
+    )
+    return granted
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -185,6 +185,29 @@ def keys_init(
     typer.echo(json.dumps(records, indent=2))
 
 
+@keys_app.command("witness")
+def keys_witness(key_dir: Annotated[Path, typer.Option(envvar="BLO_KEY_DIR")]) -> None:
+    """This node's witness key (``witness.key``, created if missing): prints its public record,
+    for the agency's root to grant (``agency sign-key --owner-kind witness``)."""
+    _print_key_record(key_dir / "witness.key")
+
+
+@keys_app.command("ledger")
+def keys_ledger(
+    key_file: Annotated[Path, typer.Option(envvar="BLO_LEDGER_KEY_FILE", help="ledger.key")],
+) -> None:
+    """The ledger writer's checkpoint key (created if missing): prints its public record, for
+    every agency's root to co-sign (``agency propose-ledger-key``, ``sign-ledger-key``)."""
+    _print_key_record(key_file)
+
+
+def _print_key_record(path: Path) -> None:
+    from blo_exchange.crypto.keys import public_key_record
+    from blo_exchange.ledger.checkpoints import load_or_create_ledger_key
+
+    typer.echo(json.dumps(public_key_record(load_or_create_ledger_key(path))))
+
+
 @principals_app.command("create")
 def principals_create(
     role: Annotated[str, typer.Option(help="terminal | analyst | auditor | admin")],

@@ -386,7 +386,8 @@ class SqlLedgerStore:
         return None if value is None else int(value)
 
     async def witness_keys(self) -> list[tuple[str, bytes]]:
-        """``(node id, Ed25519 public key)`` of every unrevoked witness key in the directory."""
+        """``(node id, Ed25519 public key)`` of every unrevoked witness key row: what a process
+        without pinned roots believes (with them, ``SignedDirectory.witness_keys``)."""
         query = (
             select(PublicKeyRow.owner_id, PublicKeyRow.public)
             .where(PublicKeyRow.owner_kind == "witness", PublicKeyRow.revoked_at.is_(None))
@@ -396,7 +397,8 @@ class SqlLedgerStore:
             return [(str(o), bytes(p)) for o, p in (await session.execute(query)).all()]
 
     async def node_keys(self) -> dict[str, dict[str, Any]]:
-        """Every node's agency and Ed25519 keys (revoked ones too), as the directory has them:
+        """Every node's agency and Ed25519 keys (revoked ones too), as the directory rows have them
+        (with pinned roots, ``SignedDirectory.node_keys`` instead):
         ``{node: {"agency", "keys": [{"key_id", "public" (bytes), "revoked_at"}]}}``."""
         async with self._sessions() as session:
             nodes = dict((await session.execute(select(NodeRow.id, NodeRow.agency_id))).all())

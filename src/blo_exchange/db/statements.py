@@ -156,6 +156,20 @@ class SignedDirectory:
     async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None:
         return await self._trusted.principal_by_token_hash(token_hash)
 
+    # --- the keys the ledger's readers believe (``ledger.ports.StatementKeys``) ---------------
+
+    async def witness_keys(self) -> list[tuple[str, bytes]]:
+        await self.facts()
+        return await self._trusted.witness_keys()
+
+    async def node_keys(self) -> dict[str, dict[str, Any]]:
+        await self.facts()
+        return await self._trusted.node_keys()
+
+    async def statement_texts(self) -> list[str]:
+        await self.facts()
+        return await self._trusted.statement_texts()
+
     # --- for the ledger writer and GET /v1/directory ----------------------------------------
 
     async def directory_state(self) -> DirectoryState:
@@ -167,7 +181,7 @@ class SignedDirectory:
                     key_id=k.key_id,
                     owner_kind=k.owner_kind,
                     owner_id=k.owner_id,
-                    owner_agency=k.agency,
+                    owner_agency=k.agency or None,
                     alg=k.alg,
                     public=b64u_decode(k.public),
                     created_at=k.issued_at,
@@ -192,6 +206,7 @@ class SignedDirectory:
                     "owner_kind": k.owner_kind,
                     "owner_id": k.owner_id,
                     "agency": k.agency,
+                    "signers": list(k.signers),
                     "created_at": format_time(k.issued_at),
                     "revoked_at": None if k.revoked_at is None else format_time(k.revoked_at),
                 }

@@ -6,8 +6,10 @@ user sees and what the tests prove are the same deployment.
 With a statement store, the seed also does what each agency's administrator would do on their own
 machine (``docs/administering-trust.md``): create the agency's root key (under
 ``<key_root>/roots/``, never in a node's key directory), sign a statement for each of its nodes,
-node keys and its encryption key, co-sign both agreements with the other party, and pin the three
-roots in ``pinned-roots.json`` in every node's key directory.
+node keys, its witness keys and its encryption key, co-sign both agreements with the other
+party, all three co-sign the hub ledger's key (``ledger-writer/ledger.key`` under the key root,
+where ``make run``'s ledger writer keeps it), and pin the three roots in ``pinned-roots.json`` in
+every node's key directory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from blo_exchange.config import Settings
 from blo_exchange.crypto.keyfiles import NodeKeys, create_node_keys
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey, public_key_record
 from blo_exchange.crypto.roots import create_root_key, write_pinned_roots
@@ -26,13 +29,20 @@ from blo_exchange.db.statements import SqlStatementStore
 from blo_exchange.domain.alerts import AlertKind
 from blo_exchange.domain.directory import Agency, Agreement, Node, Principal, Role
 from blo_exchange.domain.marking import Tlp
-from blo_exchange.domain.statements import agreement_statement, key_statement, node_statement
+from blo_exchange.domain.statements import (
+    agreement_statement,
+    key_statement,
+    ledger_key_statement,
+    node_statement,
+)
+from blo_exchange.ledger.checkpoints import load_or_create_ledger_key
 from blo_exchange.services.auth import hash_token, new_token
 
 __all__ = [
     "DEMO_AGENCIES",
     "DEMO_AGREEMENTS",
     "DEMO_NODES",
+    "LEDGER_WRITER_DIR",
     "PINNED_ROOTS_FILE",
     "DemoSeed",
     "seed_demo",
@@ -40,6 +50,11 @@ __all__ = [
 
 PINNED_ROOTS_FILE = "pinned-roots.json"
 """Its name in each node's key directory."""
+
+LEDGER_WRITER_DIR = "ledger-writer"
+"""The ledger writer's key directory under the key root (its ``ledger.key``)."""
+
+_LEDGER_ORIGIN: str = Settings.model_fields["ledger_origin"].default
 
 DEMO_AGENCIES = (
     Agency(id="kg-border-service", country="KG", name="Border Service of the Kyrgyz Republic"),
@@ -212,7 +227,8 @@ async def _sign_statements(
     now: datetime,
 ) -> dict[str, SigningKey]:
     """What each agency's administrator does: (1) create its root, (2) sign its encryption key,
-    (3) its nodes and (4) their signing keys; (5) every party co-signs each agreement."""
+    (3) its nodes, (4) their signing keys and witness keys; (5) every party co-signs each
+    agreement; (6) every agency co-signs the hub ledger's key."""
     roots = {a.id: create_root_key(key_root / "roots" / f"{a.id}.key") for a in DEMO_AGENCIES}
     for agency in DEMO_AGENCIES:
         body = key_statement(
@@ -239,6 +255,15 @@ async def _sign_statements(
             issued_at=now,
         )
         await store.add(sign_statement(body, agency=node.agency_id, root=root))
+        witness = load_or_create_ledger_key(key_root / node.id / "witness.key")
+        body = key_statement(
+            agency=node.agency_id,
+            owner_kind="witness",
+            owner_id=node.id,
+            key=public_key_record(witness),
+            issued_at=now,
+        )
+        await store.add(sign_statement(body, agency=node.agency_id, root=root))
     for agreement in DEMO_AGREEMENTS:
         first, *others = agreement.parties
         raw = sign_statement(
@@ -247,4 +272,15 @@ async def _sign_statements(
         for party in others:
             raw = cosign_statement(raw, agency=party, root=roots[party])
         await store.add(raw)
+    ledger_key = load_or_create_ledger_key(key_root / LEDGER_WRITER_DIR / "ledger.key")
+    body = ledger_key_statement(
+        origin=_LEDGER_ORIGIN,
+        agencies=roots,
+        key=public_key_record(ledger_key),
+        issued_at=now,
+    )
+    raw = sign_statement(body, agency=DEMO_AGENCIES[0].id, root=roots[DEMO_AGENCIES[0].id])
+    for other in DEMO_AGENCIES[1:]:
+        raw = cosign_statement(raw, agency=other.id, root=roots[other.id])
+    await store.add(raw)
     return roots

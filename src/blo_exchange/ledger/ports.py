@@ -17,6 +17,7 @@ __all__ = [
     "EntryFilter",
     "LedgerReads",
     "SharingCount",
+    "StatementKeys",
     "StoredCheckpoint",
     "StoredEntry",
 ]
@@ -120,6 +121,16 @@ class LedgerReads(Protocol):
     async def witness_keys(self) -> list[tuple[str, bytes]]: ...
     async def fork_evidence(self) -> list[dict[str, Any]]: ...
     async def node_keys(self) -> dict[str, dict[str, Any]]: ...
+
+
+class StatementKeys(Protocol):
+    """The witness and node keys that agency-signed statements grant, and those statements
+    (``services.statements.TrustedDirectory``): where roots are pinned, what the ledger's readers
+    believe instead of ``LedgerReads.witness_keys`` and ``node_keys`` (database rows)."""
+
+    async def witness_keys(self) -> list[tuple[str, bytes]]: ...
+    async def node_keys(self) -> dict[str, dict[str, Any]]: ...
+    async def statement_texts(self) -> list[str]: ...
 
 
 class CheckpointStore(Protocol):

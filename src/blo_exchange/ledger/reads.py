@@ -1,6 +1,12 @@
 """Auditors' reads of the ledger — entries, checkpoints, proofs, the export bundle, the sharing
 summary — for the JSON API and the pages alike, and the signed record of each read.
 
+Which keys it believes: the ledger key is the directory's (``Directory.verify_keys("ledger",
+origin)``); with roots pinned that directory is the signed one, so only a ``ledger_key`` statement
+signed by every agency grants it, and a checkpoint signed by a key planted in the database is a
+``LedgerIntegrityError``. Witness and node keys are, with ``statements``, the ones agencies'
+roots granted; without, the database's rows (a process without pinned roots believes those).
+
 What it is not for: checking a request's bounds against the latest checkpoint (the edges answer
 those with their own 422), or verifying a bundle (``ledger.verify``).
 """
@@ -20,7 +26,13 @@ from blo_exchange.crypto.note import (
 from blo_exchange.errors import LedgerIntegrityError, NotFound, OutOfRange
 from blo_exchange.ledger.answers import VerifiedLedger, count_sharing
 from blo_exchange.ledger.audit import LedgerQueryRecorder
-from blo_exchange.ledger.ports import EntryFilter, LedgerReads, SharingCount, StoredCheckpoint
+from blo_exchange.ledger.ports import (
+    EntryFilter,
+    LedgerReads,
+    SharingCount,
+    StatementKeys,
+    StoredCheckpoint,
+)
 from blo_exchange.ledger.verify import build_bundle
 from blo_exchange.ledger.witness import witness_name
 from blo_exchange.services.ports import Directory
@@ -48,8 +60,10 @@ class AuditorReads:
         origin: str,
         recorder: LedgerQueryRecorder,
         clock: Callable[[], datetime],
+        statements: StatementKeys | None = None,
     ) -> None:
         self.store = store
+        self._statements = statements
         self._directory = directory
         self._origin = origin
         self._recorder = recorder
@@ -90,10 +104,12 @@ class AuditorReads:
         }
 
     async def witness_keys(self) -> list[str]:
-        """The C2SP verifier keys (type 0x04) of the directory's witnesses."""
+        """The C2SP verifier keys (type 0x04) of the directory's witnesses: granted by their
+        agencies' roots where roots are pinned, the database's rows otherwise."""
+        source = self.store if self._statements is None else self._statements
         return [
             CosignatureVerifier(witness_name(node), public).verifier_key_string()
-            for node, public in await self.store.witness_keys()
+            for node, public in await source.witness_keys()
         ]
 
     async def ledger_key(self, latest: StoredCheckpoint) -> str:
@@ -113,7 +129,10 @@ class AuditorReads:
                 except NoteError:
                     continue
                 return verifier.verifier_key_string()
-        raise NotFound("the directory holds no ledger key that signed the latest checkpoint")
+        raise NotFound(
+            "no ledger key in force signed the latest checkpoint"
+            + ("" if self._statements is None else " (none granted by every agency's root)")
+        )
 
     async def inclusion_proof(self, index: int, tree_size: int) -> dict[str, Any]:
         """The RFC 9162 audit path of entry ``index`` in the tree of ``tree_size`` entries."""
@@ -148,6 +167,7 @@ class AuditorReads:
                 raise NotFound(f"no checkpoint has {cosigned} cosignatures yet")
             latest = found[0]
         (latest,) = await self.cosigned([latest])
+        keys_from = self.store if self._statements is None else self._statements
         rows = await self.store.rows(0, latest.tree_size)
         tail = await self.store.rows(latest.tree_size, latest.tree_size + UNSIGNED_TAIL)
         return build_bundle(
@@ -158,10 +178,11 @@ class AuditorReads:
                 checkpoint_json(c) for c in await self.cosigned(await self.store.checkpoints())
             ],
             witness_keys=await self.witness_keys(),
-            node_keys=await self.store.node_keys(),
+            node_keys=await keys_from.node_keys(),
             leaves=[(r.index, r.leaf_input, r.leaf_hash) for r in rows],
             columns={r.index: r.columns for r in rows},
             unsigned=[(r.index, r.leaf_input, r.leaf_hash) for r in tail],
+            statements=[] if self._statements is None else await self._statements.statement_texts(),
         )
 
     async def verified_head(self) -> StoredCheckpoint | None:
@@ -175,7 +196,8 @@ class AuditorReads:
             await self.ledger_key(latest)
         except NotFound:
             raise LedgerIntegrityError(
-                f"checkpoint {latest.tree_size} is signed by no ledger key in the directory"
+                f"checkpoint {latest.tree_size} is signed by no ledger key in force"
+                + ("" if self._statements is None else " (granted by every agency's root)")
             ) from None
         await self.verified.catch_up(latest)
         await self.verified.audit_columns()

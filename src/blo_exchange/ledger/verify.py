@@ -29,8 +29,11 @@ An entry whose indexed database columns (exported as stored) disagree with its `
 is named too: filtered answers are selected by those columns. The who-shared-with-whom summary
 (:meth:`VerifyReport.sharing`) is computed from the verified ``leaf_input`` alone.
 
-Not checked: whether the signing key is the right one the first time a trust file is used (pin
-it with ``--key``).
+Which keys are believed. With the auditor's pinned roots (``granted``, from
+``ledger.verify_roots``), the ledger key must be one that a ``ledger_key`` statement signed by
+every pinned agency grants, and witness and node keys come from the statements too, never from
+the bundle's lists. Without, the key pinned in the trust file, ``--key``, or the bundle's own
+(trust on first use), and the bundle's witness and node keys: that is the bundle's word.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from blo_exchange.ledger.answers import count_sharing, shared_fact
 from blo_exchange.ledger.entries import ENTRY_VERSION, column_mismatches, parse_leaf_input
 from blo_exchange.ledger.ports import SharingCount
 from blo_exchange.ledger.records import check_record
+from blo_exchange.ledger.verify_roots import GrantedKeys
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -167,11 +171,13 @@ def build_bundle(
     unsigned: Sequence[tuple[int, bytes, bytes]] = (),
     witness_keys: Sequence[str] = (),
     node_keys: Mapping[str, Mapping[str, Any]] | None = None,
+    statements: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The export bundle; ``leaves`` are ``(index, leaf_input, stored leaf_hash)``, ``columns``
-    each entry's indexed database columns as stored."""
+    each entry's indexed database columns as stored; ``statements`` the signed directory
+    statements the node verified (an auditor checks them again against their own roots)."""
     columns = columns or {}
-    return {
+    bundle: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "origin": origin,
         "ledger_public_key": ledger_public_key,
@@ -202,6 +208,9 @@ def build_bundle(
             for i, leaf, h in unsigned
         ],
     }
+    if statements:
+        bundle["statements"] = list(statements)
+    return bundle
 
 
 def verify_bundle(
@@ -213,6 +222,7 @@ def verify_bundle(
     witnesses: int = 0,
     witness_keys: Sequence[str] = (),
     directory: Mapping[str, Any] | None = None,
+    granted: GrantedKeys | None = None,
 ) -> VerifyReport:
     """Check ``bundle`` against itself, the chosen key and the checkpoints in ``trust``, and,
     with ``witnesses`` > 0, that its checkpoint carries that many valid cosignatures.
@@ -245,6 +255,18 @@ def verify_bundle(
         raise BundleError(f"ledger key: {exc}") from None
     if bundle.get("ledger_public_key") != vkey:
         notes.append("note: the bundle names a different ledger key than the one used")
+    if granted is None:
+        if not trust.ledger_public_key and not key:
+            notes.append(
+                "note: the ledger key is the bundle's word (trust on first use); "
+                "check it against your agencies' roots with --roots"
+            )
+    elif vkey not in granted.ledger:
+        failures.append(
+            f"the ledger key {vkey} is not granted by a ledger_key statement signed by every "
+            f"pinned agency's root ({len(granted.ledger)} such key(s) in the bundle's "
+            f"{granted.statements} verified statement(s)): its checkpoints are refused"
+        )
 
     # (3) The latest checkpoint and every historical one are signed by that key, for this log,
     # and say what their JSON fields say.
@@ -263,7 +285,9 @@ def verify_bundle(
 
     # (3b) The witnesses: K valid cosignatures on the checkpoint by the chosen witness keys.
     wkeys = list(witness_keys) or trust.witness_keys
-    if not wkeys:
+    if not wkeys and granted is not None:
+        wkeys = list(granted.witnesses)
+    elif not wkeys:
         wkeys = [str(k) for k in _list(bundle, "witness_keys")]
         if wkeys and witnesses:
             notes.append("note: witness keys taken from the bundle (pin them with --witness-key)")
@@ -344,7 +368,9 @@ def verify_bundle(
             )
 
     # (6b) Each entry's signed record verifies with its node's key, and gives its fields.
-    if directory is None:
+    if directory is None and granted is not None:
+        directory = granted.node_keys
+    elif directory is None:
         directory = bundle.get("node_keys") or {}
         if directory:
             notes.append("note: node keys taken from the bundle (give your own: --directory)")

@@ -5,7 +5,7 @@ different histories: one log to one, a truncated or rewritten one to another. A 
 remembers, in a state file of its own (fsynced, outside the database), the largest checkpoint
 it cosigned. For each new checkpoint the log signed it:
 
-(1) the note verifies with the directory's ledger key for this log's origin (else it is ignored);
+(1) the note verifies with a ledger key in force for this log's origin (else it is ignored);
 (2) a checkpoint of the size it cosigned with another root is a fork;
 (3) a larger one must come with a consistency proof from the one it cosigned that verifies
     (the proof is read from the database, and checked, so the database is not trusted);
@@ -17,7 +17,8 @@ checkpoint it cosigned and the conflicting one, both signed by the log — logs 
 refuses to cosign from then on (across restarts: the state file keeps the evidence).
 
 Not checked here: the entries themselves (``ledger verify`` does, from an export), or whether
-the ledger key is the right one (the directory's; a signed statement once agency roots exist).
+the ledger key is the right one: ``log_keys`` gives the keys in force (with pinned roots, only
+those a ``ledger_key`` statement signed by every agency grants: ``bootstrap.witness``).
 """
 
 from __future__ import annotations

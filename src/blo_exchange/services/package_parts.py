@@ -86,9 +86,11 @@ def statements_for(
     statements: Iterable[VerifiedStatement], *, nodes: set[str], agreement_ids: set[str]
 ) -> list[VerifiedStatement]:
     """The statements an importer needs to verify envelopes of ``nodes`` citing
-    ``agreement_ids``: each node's statements, its keys' statements and their revocations, and
-    every version of each agreement. Every version is included: the importer folds them with
-    its own, and the latest wins there as here."""
+    ``agreement_ids``, and the package's checkpoint: each node's statements, its keys'
+    statements and their revocations, every version of each agreement, and every ledger key
+    statement (with its revocations: an importer cut off during a rotation learns the new key,
+    in force for it only if every agency it pins signed it). Every version is included: the
+    importer folds them with its own, and the latest wins there as here."""
     chosen: list[VerifiedStatement] = []
     keys: set[str] = set()
     later: list[VerifiedStatement] = []
@@ -97,7 +99,9 @@ def statements_for(
         kind = body.get("type")
         if kind == "node" and _get(body, "node", "id") in nodes:
             chosen.append(statement)
-        elif kind == "key" and body.get("owner_kind") == "node" and body.get("owner_id") in nodes:
+        elif (
+            kind == "key" and body.get("owner_kind") == "node" and body.get("owner_id") in nodes
+        ) or kind == "ledger_key":
             chosen.append(statement)
             keys.add(str(_get(body, "key", "key_id")))
         elif kind == "agreement" and _get(body, "agreement", "id") in agreement_ids:

@@ -5,7 +5,9 @@ bus) and the roots pinned on this machine's disk, and returns the directory they
 
 (1) each statement is parsed (malformed: refused);
 (2) the agencies that must sign it are read from its body (``domain.statements``): the agency it
-    concerns, or every party of an agreement (unknown type: refused);
+    concerns, every party of an agreement, or, for the hub's ledger key, every agency this
+    process pins, all of which it must list (unknown type, or a ledger key not listing every
+    pinned agency: refused);
 (3) each of them signed it with its pinned root (``crypto.statements``); an agency with no pinned
     root cannot grant anything here (refused);
 (4) the verified statements are folded into nodes, keys (with revocations) and agreements
@@ -25,12 +27,21 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from blo_exchange.crypto.canonical import b64u_decode
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey, public_key_from_record
 from blo_exchange.crypto.statements import UnverifiedStatement, VerifiedStatement
 from blo_exchange.domain.directory import Agreement, Node, Principal
-from blo_exchange.domain.statements import DirectoryFacts, KeyFact, build_facts, required_signers
+from blo_exchange.domain.ids import format_time
+from blo_exchange.domain.statements import (
+    NOT_EVERY_AGENCY,
+    DirectoryFacts,
+    KeyFact,
+    NotEveryAgencyError,
+    build_facts,
+    signers_to_check,
+)
 from blo_exchange.errors import InvalidStatement, NotFound
 
 __all__ = [
@@ -64,7 +75,9 @@ def accept_statement(raw: bytes, roots: Mapping[str, VerifyKey]) -> VerifiedStat
     Raises ``InvalidStatement``. Steps (4)-(5) happen when the copy is read."""
     statement = UnverifiedStatement.parse(raw)
     try:
-        needed = required_signers(statement.body)
+        needed = signers_to_check(statement.body, roots)
+    except NotEveryAgencyError:
+        raise InvalidStatement(NOT_EVERY_AGENCY) from None
     except (ValueError, TypeError):
         raise InvalidStatement("malformed") from None
     return statement.verify(roots, required=needed)
@@ -77,13 +90,17 @@ def verify_statements(raws: Iterable[bytes], roots: Mapping[str, VerifyKey]) -> 
     for position, raw in enumerate(raws):
         try:
             statement = UnverifiedStatement.parse(raw)  # (1)
-            needed = required_signers(statement.body)  # (2)
+            needed = signers_to_check(statement.body, roots)  # (2)
             verified.append(statement.verify(roots, required=needed))  # (3)
         except InvalidStatement as exc:
             refused.append((f"#{position}", exc.reason))
+        except NotEveryAgencyError:
+            refused.append((f"#{position}", NOT_EVERY_AGENCY))
         except (ValueError, TypeError):
             refused.append((f"#{position}", "malformed"))
-    facts = build_facts((s.statement_id, s.body) for s in verified)  # (4)
+    facts = build_facts(  # (4)
+        ((s.statement_id, s.body) for s in verified), ledger_members=roots
+    )
     refused.extend(facts.refused)
     kem: dict[str, KemPublicKey] = {}
     sign: dict[str, VerifyKey] = {}
@@ -168,3 +185,40 @@ class TrustedDirectory:
 
     async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None:
         return await self._principals.principal_by_token_hash(token_hash)
+
+    # --- what the ledger's readers believe (``ledger.ports.StatementKeys``) ---------------------
+
+    async def witness_keys(self) -> list[tuple[str, bytes]]:
+        """``(node id, Ed25519 public key)`` of every unrevoked witness key an agency's root
+        granted to one of its nodes."""
+        return [
+            (fact.owner_id, self._facts.verify_keys[fact.key_id].public)
+            for fact in self._facts.facts.keys
+            if fact.owner_kind == "witness"
+            and fact.revoked_at is None
+            and fact.key_id in self._facts.verify_keys
+        ]
+
+    async def node_keys(self) -> dict[str, dict[str, Any]]:
+        """Every signed node's agency and Ed25519 keys (revoked ones too, with the time), in the
+        shape of ``LedgerReads.node_keys``."""
+        out: dict[str, dict[str, Any]] = {
+            node.id: {"agency": node.agency_id, "keys": []}
+            for node in self._facts.facts.nodes.values()
+        }
+        for fact in self._facts.facts.keys:
+            if fact.owner_kind == "node" and fact.owner_id in out and fact.alg == "Ed25519":
+                out[fact.owner_id]["keys"].append(
+                    {
+                        "key_id": fact.key_id,
+                        "public": b64u_decode(fact.public),
+                        "revoked_at": None
+                        if fact.revoked_at is None
+                        else format_time(fact.revoked_at),
+                    }
+                )
+        return out
+
+    async def statement_texts(self) -> list[str]:
+        """Every verified statement as signed, for an auditor to check against their own roots."""
+        return [s.raw.decode() for s in self._facts.statements]
