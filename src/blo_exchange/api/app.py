@@ -13,6 +13,7 @@ from blo_exchange.api import (
     routes_reshare,
     routes_statistics,
     routes_taxii,
+    routes_uploads,
 )
 from blo_exchange.api.context import RequestContext
 from blo_exchange.api.limits import BodyLimit, RateLimiter, SecurityHeaders
@@ -54,6 +55,7 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
         routes_meta,
         routes_reshare,
         routes_statistics,
+        routes_uploads,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     routes_taxii.install(app)  # read-only TAXII 2.1 at /taxii2/ (docs/stix-mapping.md)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.attachments import Attachments
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
@@ -41,6 +42,7 @@ from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.audit import LedgerQueryRecorder
 from blo_exchange.ledger.ports import LedgerReads
 from blo_exchange.ledger.reads import AuditorReads
+from blo_exchange.services.attachments import AttachmentService
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
@@ -53,6 +55,7 @@ from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.registry import Services
 from blo_exchange.services.reshare import ReshareService
 from blo_exchange.services.taxii_index import TaxiiIndex
+from blo_exchange.services.uploads import UploadService
 
 __all__ = ["NodeRuntime"]
 
@@ -76,6 +79,7 @@ class NodeRuntime:
     feed: FeedService
     consumer: PullConsumer
     health: HealthMonitor
+    attachments: Attachments
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     directory_consumer: PullConsumer | None = None
@@ -129,6 +133,7 @@ class NodeRuntime:
             ),
             create=settings.manage_bus,
         )
+        attachments = Attachments.build(settings, node=node, bus=bus, sessions=sessions)
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
@@ -136,6 +141,7 @@ class NodeRuntime:
             inbox=inbox,
             receipts=receipts,
             clock=utc_now,
+            on_stored=attachments.service.expect,
         )
         runtime = cls(
             settings=settings,
@@ -163,6 +169,8 @@ class NodeRuntime:
                 publisher=bus,
                 clock=utc_now,
                 stale_after=settings.stale_idempotency_seconds,
+                uploads=attachments.uploads,
+                attachments=attachments.service,
             ),
             receipts=receipts,
             delivery=delivery,
@@ -179,8 +187,14 @@ class NodeRuntime:
                 consumer=consumer_spec,
                 max_backlog=settings.ready_max_backlog,
             ),
+            attachments=attachments,
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        runtime.tasks.append(
+            asyncio.create_task(
+                attachments.service.run(settings.attachment_interval), name="attachments"
+            )
+        )
         await runtime.health.check()  # /readyz has an answer from the first request on
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
@@ -250,6 +264,8 @@ class NodeRuntime:
         registry.add(TaxiiIndex, SqlTaxiiIndex(self.engine))  # type: ignore[type-abstract]
         if self.reshare is not None:
             registry.add(ReshareService, self.reshare.service)
+        registry.add(UploadService, self.attachments.uploads)
+        registry.add(AttachmentService, self.attachments.service)
 
     async def metrics(self) -> str:
         return await render_metrics(self)
@@ -262,6 +278,7 @@ class NodeRuntime:
     async def stop(self) -> None:
         self.health.stop()
         self.consumer.stop()
+        self.attachments.service.stop()
         if self.directory_consumer is not None:
             self.directory_consumer.stop()
         if self.reshare is not None:

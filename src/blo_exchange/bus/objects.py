@@ -82,8 +82,7 @@ class AttachmentBucket:
                 "nuid": f"{owner}.{sha256}",
                 "size": len(data),
                 "chunks": max(1, math.ceil(len(data) / self._chunk_size)),
-                "digest": "SHA-256="
-                + base64.urlsafe_b64encode(bytes.fromhex(sha256)).decode(),
+                "digest": "SHA-256=" + base64.urlsafe_b64encode(bytes.fromhex(sha256)).decode(),
             }
             await self._bus.js.publish(
                 meta_subject(owner, sha256),
