@@ -10,7 +10,6 @@ file decrypted, as a download (``Content-Disposition: attachment``, ``nosniff``,
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,12 +18,12 @@ from blo_exchange.api.deps import CurrentPrincipal, service
 from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.domain.ids import AlertId
 from blo_exchange.errors import UnsupportedMedia
-from blo_exchange.services.attachments import AttachmentService
+from blo_exchange.services.attachments import AttachmentService, download_headers
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.ports import UploadRecord
 from blo_exchange.services.uploads import UploadService
 
-__all__ = ["download_headers", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["attachments"], route_class=StrictJsonRoute)
 
@@ -129,20 +128,6 @@ async def list_attachments(
     """The files of an alert the caller may read, with whether each has arrived."""
     opened = await feed.opened(principal, alert_id)
     return {"alert_id": alert_id, "attachments": await files.listing(alert_id, opened)}
-
-
-def download_headers(name: str, media_type: str) -> dict[str, str]:
-    """A download, never rendered inline from the node's origin."""
-    ascii_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "file"
-    return {
-        "Content-Type": media_type,
-        "Content-Disposition": (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-        ),
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox; default-src 'none'",
-        "Cache-Control": "no-store",
-    }
 
 
 @router.get("/alerts/{alert_id}/attachments/{index}")

@@ -103,7 +103,7 @@ class AttachmentBucket:
             while len(assembled) < size:
                 try:
                     msg = await self._bus.js.get_msg(
-                        ATTACHMENTS_STREAM.name, seq=seq, subject=subject, next=True
+                        ATTACHMENTS_STREAM.name, seq=seq, subject=subject, next=True, direct=True
                     )
                 except NotFoundError:
                     return None

@@ -76,7 +76,7 @@ def _node_permissions(node: Node) -> dict[str, object]:
         *directory_consumer_permissions(node),
         f"$O.{ATTACHMENTS_BUCKET}.C.{node.id}.*",
         f"$O.{ATTACHMENTS_BUCKET}.M.*",
-        f"{JS}.STREAM.MSG.GET.{ATTACHMENTS_STREAM.name}",
+        f"{JS}.DIRECT.GET.{ATTACHMENTS_STREAM.name}",
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},

@@ -88,6 +88,8 @@ def stream_config(
         deny_delete=True,
         deny_purge=True,
         allow_rollup_hdrs=False,
+        # Attachment chunks are read one by one as raw messages (not base64 in a JSON answer).
+        allow_direct=spec is ATTACHMENTS_STREAM,
         sources=sources or None,
     )
 

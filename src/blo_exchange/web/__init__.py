@@ -22,6 +22,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 
 from blo_exchange.web import (
     pages_analyst,
+    pages_attachments,
     pages_auditor,
     pages_auth,
     pages_officer,
@@ -70,5 +71,12 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(WrongRole, wrong_role)
-    for module in (pages_auth, pages_officer, pages_analyst, pages_statistics, pages_auditor):
+    for module in (
+        pages_auth,
+        pages_officer,
+        pages_analyst,
+        pages_statistics,
+        pages_auditor,
+        pages_attachments,
+    ):
         app.include_router(module.router)
