@@ -16,6 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.ids import AlertId
@@ -27,7 +29,7 @@ from blo_exchange.services.uploads import UploadService
 from blo_exchange.web.deps import Viewer, require, services_of
 from blo_exchange.web.sessions import same_token
 
-__all__ = ["router", "upload_whole"]
+__all__ = ["file_limits", "form_attachments", "router", "upload_whole"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +56,7 @@ def _status(record: UploadRecord) -> JSONResponse:
             "offset": record.received,
             "length": record.length,
             "state": record.state,
+            "sha256": record.sha256,
         },
         headers={"Upload-Offset": str(record.received), "Cache-Control": "no-store"},
     )
@@ -134,6 +137,39 @@ async def upload_whole(
         keep_location=keep_location,
     )
     return (await uploads.append(principal, record.id, 0, data)).id
+
+
+def file_limits(request: Request) -> dict[str, int] | None:
+    """The node's limits the form states; None where the node takes no files."""
+    services = services_of(request)
+    if not services.has(UploadService):
+        return None
+    limits = services.get(UploadService).limits
+    return {"max_mb": limits.max_bytes // (1024 * 1024), "max_files": limits.max_files}
+
+
+async def form_attachments(request: Request, viewer: Viewer, form: FormData) -> list[str]:
+    """The uploads the form names: those ``officer.js`` sent in parts, then any file the form
+    carried itself (no JavaScript), each through the same upload service."""
+    ids = [v for v in form.getlist("attachments") if isinstance(v, str)]
+    keep = form.get("keep_location") == "1"
+    for field, nominal in (("photo", False), ("files", False), ("documents", True)):
+        for item in form.getlist(field):
+            if isinstance(item, StarletteUpload) and item.filename:
+                data = await item.read()
+                if data:
+                    ids.append(
+                        await upload_whole(
+                            request,
+                            viewer.principal,
+                            data,
+                            item.filename,
+                            item.content_type or "application/octet-stream",
+                            nominal=nominal,
+                            keep_location=keep,
+                        )
+                    )
+    return ids
 
 
 async def _opened(request: Request, viewer: Viewer, alert_id: str) -> Any:
