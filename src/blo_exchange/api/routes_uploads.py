@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from blo_exchange.api.deps import CurrentPrincipal, service
+from blo_exchange.api.problems import PROBLEM_RESPONSES
 from blo_exchange.api.strict_json import StrictJsonRoute
 from blo_exchange.domain.ids import AlertId
 from blo_exchange.errors import UnsupportedMedia
@@ -25,7 +26,13 @@ from blo_exchange.services.uploads import UploadService
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["attachments"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/v1",
+    tags=["attachments"],
+    route_class=StrictJsonRoute,
+    # Besides every route's problems: a file type the node does not take, or a lying file.
+    responses={415: PROBLEM_RESPONSES[413] | {"description": "A file type this node refuses"}},
+)
 
 Uploads = Annotated[UploadService, Depends(service(UploadService))]
 Files = Annotated[AttachmentService, Depends(service(AttachmentService))]
