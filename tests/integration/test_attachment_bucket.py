@@ -39,10 +39,10 @@ async def test_a_node_puts_its_own_objects_and_a_partner_reads_them(
     try:
         kg_bucket = AttachmentBucket(BusConnection(kg.client, timeout=2.0), chunk_size=100_000)
         tj_bucket = AttachmentBucket(BusConnection(tj.client, timeout=2.0))
-        assert await tj_bucket.fetch(KG.id, SHA, len(DATA)) is None  # not there yet
+        assert (await tj_bucket.fetch(KG.id, SHA, len(DATA))).data is None  # not there yet
         await kg_bucket.put(KG.id, SHA, DATA)
         await kg_bucket.put(KG.id, SHA, DATA)  # a retry stores nothing twice
-        assert await tj_bucket.fetch(KG.id, SHA, len(DATA)) == DATA
+        assert (await tj_bucket.fetch(KG.id, SHA, len(DATA))).data == DATA
         info = await operator.js.stream_info(ATTACHMENTS_STREAM.name)
         assert info.state.messages == 8  # 7 chunks and the object info, once
         # KG may not put an object in TJ's name, nor TJ delete or purge anything.
@@ -59,11 +59,9 @@ async def test_a_node_puts_its_own_objects_and_a_partner_reads_them(
     with pytest.raises((NatsTimeout, TimeoutError, nats.errors.Error)):
         await operator.js.purge_stream(ATTACHMENTS_STREAM.name)
     with pytest.raises(nats.js.errors.Error):
-        await operator.js.publish(
-            meta_subject(KG.id, SHA), b"{}", headers={"Nats-Rollup": "sub"}
-        )
+        await operator.js.publish(meta_subject(KG.id, SHA), b"{}", headers={"Nats-Rollup": "sub"})
     reader = AttachmentBucket(operator)
-    assert await reader.fetch(KG.id, SHA, len(DATA)) == DATA
+    assert (await reader.fetch(KG.id, SHA, len(DATA))).data == DATA
 
 
 async def test_a_partial_object_is_not_yet_here_and_a_later_chunk_does_not_replace_one(
@@ -76,10 +74,13 @@ async def test_a_partial_object_is_not_yet_here_and_a_later_chunk_does_not_repla
         subject = chunk_subject(KG.id, SHA)
         await js.publish(subject, DATA[:300_000], headers={"Blo-Offset": "0"})
         reader = AttachmentBucket(operator)
-        assert await reader.fetch(KG.id, SHA, len(DATA)) is None  # cut at 43%: waits
+        partial = await reader.fetch(KG.id, SHA, len(DATA))
+        assert partial.data is None  # cut at 43%: waits
+        assert partial.have == 300_000
         # A second chunk at offset 0 (another attempt) is skipped; the rest completes it.
         await js.publish(subject, b"x" * 300_000, headers={"Blo-Offset": "0"})
         await js.publish(subject, DATA[300_000:], headers={"Blo-Offset": "300000"})
-        assert await reader.fetch(KG.id, SHA, len(DATA)) == DATA
+        assert (await reader.fetch(KG.id, SHA, len(DATA))).data == DATA  # resumed at 300,000
+        assert (await AttachmentBucket(operator).fetch(KG.id, SHA, len(DATA))).data == DATA
     finally:
         await kg.client.close()

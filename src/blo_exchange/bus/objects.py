@@ -35,10 +35,12 @@ from nats.js.errors import NotFoundError
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.streams import ATTACHMENTS_BUCKET, ATTACHMENTS_STREAM
 from blo_exchange.errors import BusError
+from blo_exchange.services.ports import Fetched
 
 __all__ = ["CHUNK_SIZE", "AttachmentBucket", "chunk_subject", "meta_subject", "object_name"]
 
 CHUNK_SIZE: Final = 256 * 1024
+_PARTIALS: Final = 8  # partly arrived objects kept between reads: at most 8 x the size limit
 OFFSET_HEADER: Final = "Blo-Offset"
 
 
@@ -61,6 +63,7 @@ class AttachmentBucket:
     def __init__(self, bus: BusConnection, *, chunk_size: int = CHUNK_SIZE) -> None:
         self._bus = bus
         self._chunk_size = chunk_size
+        self._partial: dict[tuple[str, str], tuple[bytearray, int]] = {}
 
     async def put(self, owner: str, sha256: str, data: bytes) -> None:
         """Store ``data`` (already sealed) as ``owner``'s object; returns once JetStream has
@@ -92,13 +95,17 @@ class AttachmentBucket:
         except (NatsError, JsError, TimeoutError) as exc:
             raise BusError(f"attachment {sha256[:12]} not stored: {type(exc).__name__}") from exc
 
-    async def fetch(self, owner: str, sha256: str, size: int) -> bytes | None:
-        """The first ``size`` bytes of ``owner``'s object ``sha256``, assembled by offset;
-        ``None`` while fewer are in the stream. More bytes than ``size`` at an offset that
-        fits is impossible for the genuine object, so the hash check will refuse it."""
+    async def fetch(self, owner: str, sha256: str, size: int) -> Fetched:
+        """``owner``'s object ``sha256``, assembled by offset up to ``size`` bytes, or how far it
+        got while fewer are in the stream. More bytes than ``size`` at an offset that fits is
+        impossible for the genuine object, so the hash check will refuse it.
+
+        A partial object is kept (a few, in memory) with the sequence read up to, so the next
+        call reads only what arrived since: a file crossing a slow link is read once."""
+        key = (owner, sha256)
+        assembled, seq = self._partial.pop(key, (bytearray(), 1))
+        before = len(assembled)
         subject = chunk_subject(owner, sha256)
-        assembled = bytearray()
-        seq = 1
         try:
             while len(assembled) < size:
                 try:
@@ -106,11 +113,19 @@ class AttachmentBucket:
                         ATTACHMENTS_STREAM.name, seq=seq, subject=subject, next=True, direct=True
                     )
                 except NotFoundError:
-                    return None
+                    self._keep_partial(key, assembled, seq)
+                    return Fetched(None, have=len(assembled), grew=len(assembled) > before)
                 seq = int(msg.seq or 0) + 1
                 offset = (msg.headers or {}).get(OFFSET_HEADER)
                 if offset == str(len(assembled)) and msg.data:
                     assembled += msg.data
         except (NatsError, JsError, TimeoutError) as exc:
+            self._keep_partial(key, assembled, seq)
             raise BusError(f"attachment {sha256[:12]} not read: {type(exc).__name__}") from exc
-        return bytes(assembled[:size]) if len(assembled) == size else bytes(assembled)
+        return Fetched(bytes(assembled), have=len(assembled), grew=True)
+
+    def _keep_partial(self, key: tuple[str, str], assembled: bytearray, seq: int) -> None:
+        if assembled:
+            self._partial[key] = (assembled, seq)
+            while len(self._partial) > _PARTIALS:
+                del self._partial[next(iter(self._partial))]

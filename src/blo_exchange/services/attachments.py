@@ -133,11 +133,16 @@ class AttachmentService:
             self._wake.set()
 
     async def fetch_pending(self) -> int:
+        """Fetch what has arrived; the number of files stored, or moved on, this pass."""
         fetched = 0
         for record in await self._store.to_fetch(self._node.id, _BATCH):
-            data = await self._objects.fetch(record.origin_node, record.sha256, record.size)
+            found = await self._objects.fetch(record.origin_node, record.sha256, record.size)
+            data = found.data
             if data is None:
-                continue  # not (all) here yet: a leaf site's link, or the origin still pushing
+                # Not (all) here yet: a leaf site's link, or the origin still pushing. A file
+                # on its way counts as progress: the next pass comes soon.
+                fetched += found.grew
+                continue
             if len(data) != record.size or sha256_hex(data) != record.sha256:
                 log.warning(
                     "attachment refused",
@@ -156,14 +161,17 @@ class AttachmentService:
         is awaited, passes come sooner (from 0.05 s, doubling up to ``interval``)."""
         pause = interval
         while not self._stopped:
+            moving = False
             try:
                 await self.push_pending()
-                await self.fetch_pending()
+                moving = await self.fetch_pending() > 0
                 waiting = bool(await self._store.to_fetch(self._node.id, 1))
             except Exception as exc:  # a database or NATS outage: the next pass tries again
                 log.warning("attachment pass failed: %s", type(exc).__name__)
                 waiting = False
-            pause = min(pause * 2, interval) if waiting else interval
+            pause = (
+                _SOON if moving and waiting else min(pause * 2, interval) if waiting else interval
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
             if self._wake.is_set():

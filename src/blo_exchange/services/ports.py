@@ -23,6 +23,7 @@ __all__ = [
     "Completion",
     "Directory",
     "DirectoryView",
+    "Fetched",
     "Health",
     "IdempotencyBegin",
     "IdempotencyStore",
@@ -218,14 +219,21 @@ class DirectoryView(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """An object read from the bucket: its bytes once all ``size`` are there (the caller checks
+    the hash), else None and how many bytes have arrived (``grew``: more than last time)."""
+
+    data: bytes | None
+    have: int = 0
+    grew: bool = False
+
+
 class AttachmentObjects(Protocol):
     """The bucket sealed attachments travel in (``bus.objects``)."""
 
     async def put(self, owner: str, sha256: str, data: bytes) -> None: ...
-    async def fetch(self, owner: str, sha256: str, size: int) -> bytes | None:
-        """The object's bytes (at most ``size``; the caller checks the hash); None while it
-        has not (all) arrived."""
-        ...
+    async def fetch(self, owner: str, sha256: str, size: int) -> Fetched: ...
 
 
 @dataclass(frozen=True)
