@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         description="Media types this node accepts as attachments, comma-separated.",
     )
     attachment_max_files: int = Field(default=8, ge=0, le=16, description="Files per alert.")
+    upload_ttl_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="An upload not sealed with an alert this long after it began is deleted "
+        "from the node's disk (its bytes are in clear there).",
+    )
     attachment_interval: float = Field(
         default=1.0,
         gt=0,

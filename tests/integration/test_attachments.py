@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,13 @@ from PIL import Image
 from sqlalchemy import select
 
 from blo_exchange.bus.objects import AttachmentBucket, chunk_subject
+from blo_exchange.db.attachment_store import SqlUploadStore
 from blo_exchange.db.engine import session_factory
+from blo_exchange.db.spool import FileSpool
 from blo_exchange.db.tables import AttachmentRow
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.domain.ids import utc_now
+from blo_exchange.services.uploads import UploadService
 from tests.integration.attachment_helpers import (
     create,
     idempotency,
@@ -251,3 +256,33 @@ async def test_limits_are_problems(deploy: Deployment) -> None:
     # Analysts do not upload.
     analyst = await create(kg, deploy.analyst(KG), liar)
     assert analyst.status_code == 403
+
+
+async def test_an_unsealed_upload_expires_from_postgres_and_the_disk(
+    deploy: Deployment, tmp_path: Path
+) -> None:
+    runtime = deploy.runtimes[KG]
+    spool_dir = tmp_path / "spool"
+    uploads = UploadService(
+        node=runtime.node,
+        store=SqlUploadStore(session_factory(runtime.engine)),
+        spool=FileSpool(spool_dir),
+        limits=runtime.attachments.uploads.limits,
+        clock=utc_now,
+        ttl=timedelta(0),
+    )
+    terminal = await runtime.auth.authenticate(deploy.seed.terminal_tokens[KG])
+    data = photo(20_000, seed=9)
+    record = await uploads.create(
+        terminal, length=len(data), filename="a.jpg", content_type="image/jpeg"
+    )
+    await uploads.append(terminal, record.id, 0, data)
+    assert sorted(p.name for p in spool_dir.iterdir()) == [
+        f"{record.id}.file",
+        f"{record.id}.raw",
+        f"{record.id}.thumb",
+    ]
+    assert oct(spool_dir.stat().st_mode & 0o777) == "0o700"
+    assert await uploads.expire() >= 1
+    assert list(spool_dir.iterdir()) == []
+    assert (await uploads.status(terminal, record.id)).state == "expired"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from blo_exchange.bus.connection import BusConnection
@@ -18,7 +19,9 @@ from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.attachments import AttachmentService
 from blo_exchange.services.uploads import UploadLimits, UploadService
 
-__all__ = ["Attachments"]
+__all__ = ["EXPIRY_EVERY", "Attachments"]
+
+EXPIRY_EVERY = 600.0  # seconds between sweeps of unsealed uploads
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Attachments:
                 spool=FileSpool(upload_dir),
                 limits=limits,
                 clock=utc_now,
+                ttl=timedelta(hours=settings.upload_ttl_hours),
             ),
             service=AttachmentService(
                 node=node, store=SqlAttachmentStore(sessions), objects=AttachmentBucket(bus)

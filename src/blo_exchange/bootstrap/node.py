@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blo_exchange.bootstrap.attachments import Attachments
+from blo_exchange.bootstrap.attachments import EXPIRY_EVERY, Attachments
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
@@ -195,6 +195,9 @@ class NodeRuntime:
                 attachments.service.run(settings.attachment_interval), name="attachments"
             )
         )
+        runtime.tasks.append(
+            asyncio.create_task(attachments.uploads.run(EXPIRY_EVERY), name="upload-expiry")
+        )
         await runtime.health.check()  # /readyz has an answer from the first request on
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
@@ -279,6 +282,7 @@ class NodeRuntime:
         self.health.stop()
         self.consumer.stop()
         self.attachments.service.stop()
+        self.attachments.uploads.stop()
         if self.directory_consumer is not None:
             self.directory_consumer.stop()
         if self.reshare is not None:

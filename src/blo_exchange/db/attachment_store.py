@@ -217,3 +217,20 @@ class SqlUploadStore:
             await session.execute(
                 update(UploadRow).where(UploadRow.id.in_(list(upload_ids))).values(state="used")
             )
+
+    async def stale(self, node_id: str, before: datetime) -> list[str]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(UploadRow.id).where(
+                    UploadRow.node_id == node_id,
+                    UploadRow.state.in_(("open", "ready")),
+                    UploadRow.created_at < before,
+                )
+            )
+            return list(rows.all())
+
+    async def expire(self, upload_ids: Sequence[str]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(UploadRow).where(UploadRow.id.in_(list(upload_ids))).values(state="expired")
+            )

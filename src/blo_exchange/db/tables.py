@@ -222,7 +222,7 @@ class UploadRow(Base):
     declared_type: Mapped[str] = mapped_column(Text)
     nominal: Mapped[bool] = mapped_column(Boolean)
     keep_location: Mapped[bool] = mapped_column(Boolean)
-    state: Mapped[str] = mapped_column(Text)  # open | ready | used
+    state: Mapped[str] = mapped_column(Text)  # open | ready | used | expired
     media_type: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int | None] = mapped_column(BigInteger)

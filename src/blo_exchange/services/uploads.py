@@ -10,16 +10,19 @@ complete: its type is checked and, for a photo, its location stripped and its th
 
 Only a terminal of this node uploads, and each upload is its own: another principal's upload id
 gets the same ``NotFound`` as an unknown one. Limits (size, types, files per alert) are the
-node's settings.
+node's settings. An upload never sealed is deleted after its time to live (:meth:`expire`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath, PureWindowsPath
 
 from blo_exchange.domain.directory import Node, Principal, Role
@@ -36,6 +39,8 @@ from blo_exchange.services.media import prepare_file
 from blo_exchange.services.ports import UploadRecord, UploadSpool, UploadStore
 
 __all__ = ["ReadyFile", "UploadLimits", "UploadService"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,11 @@ class UploadService:
         limits: UploadLimits,
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = lambda: secrets.token_hex(16),
+        ttl: timedelta = timedelta(hours=24),
     ) -> None:
         self._node = node
+        self._ttl = ttl
+        self._stopped = asyncio.Event()
         self._store = store
         self._spool = spool
         self.limits = limits
@@ -192,3 +200,26 @@ class UploadService:
             await self._store.used(upload_ids)
             for upload_id in upload_ids:
                 self._spool.remove(upload_id)
+
+    async def expire(self) -> int:
+        """Delete the uploads never sealed within the time to live: their clear bytes leave the
+        disk, and their ids can no longer be named. The number expired."""
+        stale = await self._store.stale(self._node.id, self._clock() - self._ttl)
+        for upload_id in stale:
+            self._spool.remove(upload_id)
+        if stale:
+            await self._store.expire(stale)
+        return len(stale)
+
+    async def run(self, every: float) -> None:
+        """Expire uploads every ``every`` seconds until stopped; a failed pass is retried."""
+        while not self._stopped.is_set():
+            try:
+                await self.expire()
+            except Exception as exc:  # a database outage: the next pass tries again
+                log.warning("upload expiry failed: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), every)
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from PIL import Image
@@ -41,9 +41,22 @@ def _principal(pid: str, role: Role = Role.TERMINAL) -> Principal:
 class FakeStore:
     def __init__(self) -> None:
         self.rows: dict[str, UploadRecord] = {}
+        self.created: dict[str, datetime] = {}
 
     async def create(self, record: UploadRecord, *, at: datetime) -> None:
         self.rows[record.id] = record
+        self.created[record.id] = at
+
+    async def stale(self, node_id: str, before: datetime) -> list[str]:
+        return [
+            i
+            for i, row in self.rows.items()
+            if row.state in ("open", "ready") and self.created[i] < before
+        ]
+
+    async def expire(self, upload_ids: Sequence[str]) -> None:
+        for upload_id in upload_ids:
+            self.rows[upload_id] = dataclasses.replace(self.rows[upload_id], state="expired")
 
     async def get(self, upload_id: str) -> UploadRecord | None:
         return self.rows.get(upload_id)
@@ -84,7 +97,8 @@ class FakeSpool:
             del self.files[key]
 
 
-def _service() -> tuple[UploadService, FakeSpool]:
+def _service(clock: list[datetime] | None = None) -> tuple[UploadService, FakeSpool]:
+    now = clock or [NOW]
     spool = FakeSpool()
     ids = iter(f"{n:032x}" for n in range(1, 100))
     service = UploadService(
@@ -92,8 +106,9 @@ def _service() -> tuple[UploadService, FakeSpool]:
         store=FakeStore(),
         spool=spool,
         limits=UploadLimits(max_bytes=1_000_000, types=frozenset({"image/png"}), max_files=2),
-        clock=lambda: NOW,
+        clock=lambda: now[0],
         new_id=lambda: next(ids),
+        ttl=timedelta(hours=24),
     )
     return service, spool
 
@@ -149,3 +164,21 @@ async def test_uploads_are_their_terminals_own_and_limits_hold() -> None:
         await service.take(officer, [upload.id])  # not complete
     with pytest.raises(PolicyError):
         await service.take(officer, ["0" * 32, "1" * 32, "2" * 32])  # over the per-alert limit
+
+
+async def test_an_upload_never_sealed_leaves_the_disk_after_its_time_to_live() -> None:
+    clock = [NOW]
+    service, spool = _service(clock)
+    officer = _principal("t1")
+    data = _png()
+    upload = await service.create(
+        officer, length=len(data), filename="a.png", content_type="image/png"
+    )
+    await service.append(officer, upload.id, 0, data)
+    clock[0] = NOW + timedelta(hours=23)
+    assert await service.expire() == 0  # not yet
+    clock[0] = NOW + timedelta(hours=25)
+    assert await service.expire() == 1
+    assert spool.read(upload.id, "file") == b""
+    with pytest.raises(PolicyError):
+        await service.take(officer, [upload.id])  # it can no longer be sealed
