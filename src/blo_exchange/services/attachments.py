@@ -103,8 +103,11 @@ class AttachmentService:
         self._wake.set()
 
     async def push_pending(self) -> int:
+        """Push every stored file not yet in the bucket, one at a time (each is up to the
+        node's size limit: never several in memory at once)."""
         pushed = 0
-        for record, data in await self._store.to_push(self._node.id, _BATCH):
+        while batch := await self._store.to_push(self._node.id, 1):
+            [(record, data)] = batch
             await self._objects.put(self._node.id, record.sha256, data)
             await self._store.pushed(record)
             self.counts["pushed"] += 1
