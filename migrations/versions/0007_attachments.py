@@ -1,7 +1,7 @@
 """Attachments (issue 17): officers' upload sessions, and each node's sealed attachments.
 
-``upload_sessions`` holds an upload's bookkeeping (the bytes wait on the node's disk, never
-here); ``node_attachments`` holds, per node and alert, each file part's *ciphertext* as the
+``upload_sessions`` holds an upload's bookkeeping (the bytes and the file name wait on the
+node's disk, never here); ``node_attachments`` holds, per node and alert, each file part's *ciphertext* as the
 signed envelope names it (SHA-256 and size): the database never holds an attachment in clear.
 
 Revision ID: 0007_attachments
@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("principal_id", sa.Text(), nullable=False),
         sa.Column("length", sa.BigInteger(), nullable=False),
         sa.Column("received", sa.BigInteger(), nullable=False),
-        sa.Column("filename", sa.Text(), nullable=False),
         sa.Column("declared_type", sa.Text(), nullable=False),
         sa.Column("nominal", sa.Boolean(), nullable=False),
         sa.Column("keep_location", sa.Boolean(), nullable=False),

@@ -137,6 +137,7 @@ async def test_a_passport_scan_never_reaches_an_agency_without_nominal_rights(
         f"/v1/alerts/{alert_id}/attachments", headers=deploy.analyst(UZ)
     )
     assert [a["index"] for a in listing.json()["attachments"]] == [1]
+    assert listing.json()["attachments"][0]["name"] == "photo.jpg"  # from the sealed card
     scan_at_uz = await deploy.client(UZ).get(
         f"/v1/alerts/{alert_id}/attachments/2", headers=deploy.analyst(UZ)
     )
@@ -278,6 +279,7 @@ async def test_an_unsealed_upload_expires_from_postgres_and_the_disk(
     await uploads.append(terminal, record.id, 0, data)
     assert sorted(p.name for p in spool_dir.iterdir()) == [
         f"{record.id}.file",
+        f"{record.id}.name",
         f"{record.id}.raw",
         f"{record.id}.thumb",
     ]

@@ -5,7 +5,8 @@ SHA-256 and size) beside the envelope in the inbox, in the same database and its
 attachment is opened like the alert, with the agency's key, on read. Kept in the database rather
 than on the node's disk because it is bounded (the node's size limit) and then needs no second
 store to back up, secure or keep consistent with the inbox. ``upload_sessions`` holds an upload's
-state; its bytes are on disk (``db.spool``) until sealed.
+state; its bytes, and its file name (which may name a person), are on disk (``db.spool``) until
+sealed.
 """
 
 from __future__ import annotations
@@ -161,7 +162,6 @@ class SqlUploadStore:
                     principal_id=record.principal_id,
                     length=record.length,
                     received=record.received,
-                    filename=record.filename,
                     declared_type=record.declared_type,
                     nominal=record.nominal,
                     keep_location=record.keep_location,
@@ -181,7 +181,7 @@ class SqlUploadStore:
             principal_id=row.principal_id,
             length=row.length,
             received=row.received,
-            filename=row.filename,
+            filename="",  # kept beside the bytes (``db.spool``), not here
             declared_type=row.declared_type,
             nominal=row.nominal,
             keep_location=row.keep_location,

@@ -1,8 +1,9 @@
 """Where officers' uploads wait on the node's disk until sealed with an alert.
 
-One directory (0700) per node; per upload, ``<id>.raw`` (the bytes as received, written at the
-offset the client says, so a resumed upload continues the same file) and, once it is complete,
-``<id>.file`` and ``<id>.thumb`` (what will be sealed). Files are 0600 and removed when the
+One directory (0700) per node; per upload, ``<id>.name`` (the file's name, which may name a
+person), ``<id>.raw`` (the bytes as received, written at the offset the client says, so a
+resumed upload continues the same file) and, once it is complete, ``<id>.file`` and
+``<id>.thumb`` (what will be sealed). Files are 0600 and removed when the
 alert is sealed. This is the one place an attachment exists in clear outside a process's memory,
 and only at the origin, for the length of the upload: the database and NATS never see it.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 __all__ = ["FileSpool"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
-_NAMES = ("raw", "file", "thumb")
+_NAMES = ("raw", "file", "thumb", "name")
 
 
 class FileSpool:

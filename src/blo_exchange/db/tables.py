@@ -209,7 +209,8 @@ class RejectionRow(Base):
 
 class UploadRow(Base):
     """An officer's upload in progress or ready to be sealed: its bookkeeping only. The bytes
-    wait in the node's upload directory (``db.spool``), never in the database."""
+    and the file name wait in the node's upload directory (``db.spool``), never in the
+    database."""
 
     __tablename__ = "upload_sessions"
 
@@ -218,7 +219,6 @@ class UploadRow(Base):
     principal_id: Mapped[str] = mapped_column(Text)
     length: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger)
-    filename: Mapped[str] = mapped_column(Text)
     declared_type: Mapped[str] = mapped_column(Text)
     nominal: Mapped[bool] = mapped_column(Boolean)
     keep_location: Mapped[bool] = mapped_column(Boolean)

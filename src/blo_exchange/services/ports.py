@@ -271,6 +271,9 @@ class AttachmentStore(Protocol):
 
 @dataclass(frozen=True)
 class UploadRecord:
+    """An upload's state. ``filename`` is the service's (kept beside the bytes): a store need
+    not keep it, and gives it empty."""
+
     id: str
     node_id: str
     principal_id: str

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -123,6 +124,7 @@ class UploadService:
             nominal=nominal,
             keep_location=keep_location,
         )
+        self._spool.put(record.id, "name", record.filename.encode())
         await self._store.create(record, at=self._clock())
         return record
 
@@ -131,7 +133,12 @@ class UploadService:
         record = await self._store.get(upload_id)
         if record is None or record.principal_id != principal.id:
             raise NotFound("no such upload")
-        return record
+        return self._named(record)
+
+    def _named(self, record: UploadRecord) -> UploadRecord:
+        """The record with its file name, kept beside its bytes rather than in the store."""
+        name = self._spool.read(record.id, "name").decode("utf-8", "replace")
+        return dataclasses.replace(record, filename=name or "file")
 
     async def append(
         self, principal: Principal, upload_id: str, offset: int, data: bytes
@@ -168,7 +175,7 @@ class UploadService:
         )
         found = await self._store.get(record.id)
         assert found is not None
-        return found
+        return self._named(found)
 
     async def take(self, principal: Principal, upload_ids: Sequence[str]) -> list[ReadyFile]:
         """The files an alert names, complete and this principal's, in the order named."""
