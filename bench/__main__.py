@@ -47,7 +47,18 @@ from bench.harness import (
 from bench.loadgen_core import percentile
 from bench.report import print_table, table
 
-ALL = ("accept", "profile", "delivery", "ledger", "fanout", "burst", "taxii", "soak", "lookout")
+ALL = (
+    "accept",
+    "profile",
+    "delivery",
+    "ledger",
+    "fanout",
+    "burst",
+    "taxii",
+    "soak",
+    "lookout",
+    "attachments",
+)
 
 
 # --- phase B -------------------------------------------------------------------------------------
@@ -180,6 +191,12 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                 from bench.lookout_check import run as lookout_run
 
                 system_results["lookout"] = await lookout_run(nodes, KG)
+        if "attachments" in args.only:
+            with _guard(system_results, "attachments"):
+                log("attachments: 5 MiB files KG -> TJ (upload, seal, bucket, fetch) vs raw put")
+                from bench.attachments import run as attachments_run
+
+                system_results["attachments"] = await attachments_run(nodes, creds["nats_url"])
         if "soak" in args.only:
             with _guard(system_results, "soak"):
                 log(f"soak: {args.soak_seconds:.0f} s at {half:.1f}/s")
@@ -329,8 +346,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "parameters": vars(args) | {"only": sorted(args.only), "node_env": NODE_OVERRIDES},
     }
     try:
-        await accept_phase(args, work, results)
-        if set(args.only) & {"delivery", "ledger", "fanout", "burst", "taxii", "soak", "lookout"}:
+        if set(args.only) != {"attachments"}:  # the attachment scenario needs no phase A
+            await accept_phase(args, work, results)
+        if set(args.only) & {
+            "delivery",
+            "ledger",
+            "fanout",
+            "burst",
+            "taxii",
+            "soak",
+            "lookout",
+            "attachments",
+        }:
             await system_phase(args, work, results)
     finally:
         results["duration_seconds"] = time.monotonic() - started

@@ -215,6 +215,18 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "-",
             None,
         )
+    if "attachments" in system:
+        a = system["attachments"]
+        m = a["median_s"]
+        row(
+            f"10 attachment {a['size_bytes'] / 2**20:.0f} MiB KG->TJ end to end (x{a['rounds']})",
+            f"{a['end_to_end_mb_s']:.1f} MB/s (upload {m['upload_s']:.2f} s, accept "
+            f"{m['accept_s']:.2f} s, to TJ {m['delivery_s']:.2f} s)",
+            f"raw Object Store put {a['raw_put_mb_s']:.1f} MB/s",
+            a["ratio_to_raw_put"],
+            "-",
+            None,
+        )
     if "profile" in results:
         shares = results["profile"]["share_of_busy"]
         text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])

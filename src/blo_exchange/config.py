@@ -155,6 +155,31 @@ class Settings(BaseSettings):
         description="How often the node erases nominal blocks whose retention ended "
         "(docs/retention.md).",
     )
+    upload_dir: Path | None = Field(
+        default=None,
+        description="Where officers' uploads wait (0700, files 0600) until sealed with an alert; "
+        "None: a directory named after the node under the system's temporary directory.",
+    )
+    attachment_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Largest attachment this node accepts."
+    )
+    attachment_types: str = Field(
+        default="image/jpeg,image/png,image/webp,application/pdf",
+        description="Media types this node accepts as attachments, comma-separated.",
+    )
+    attachment_max_files: int = Field(default=8, ge=0, le=16, description="Files per alert.")
+    upload_ttl_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="An upload not sealed with an alert this long after it began is deleted "
+        "from the node's disk (its bytes are in clear there).",
+    )
+    attachment_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between passes that push this node's sealed attachments to the "
+        "bucket and fetch the ones partners sent.",
+    )
 
 
 def source_domains(settings: Settings) -> tuple[str, ...]:

@@ -27,12 +27,18 @@ nothing below them knows about either::
     ├── LedgerIntegrityError      stored ledger data disagrees with its signed-over bytes
     ├── BusError                  NATS is unreachable or did not acknowledge
     ├── RuntimeServiceError       an embedded server failed to start or stop
-    └── InvalidPackage            an offline package is refused (has ``reason`` and ``member``)
+    ├── InvalidPackage            an offline package is refused (has ``reason`` and ``member``)
+    └── UploadError               an attachment upload or file was refused
+        ├── UploadTooLarge        longer than the node's limit
+        ├── UnsupportedMedia      not a type the node accepts, or not what it says it is
+        ├── UploadOffsetMismatch  a chunk that does not start where the upload stands
+        └── AttachmentPending     the file has not arrived (yet), or was refused
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AttachmentPending",
     "AuthError",
     "BloExchangeError",
     "BusError",
@@ -57,6 +63,10 @@ __all__ = [
     "RateLimited",
     "RuntimeServiceError",
     "Unauthenticated",
+    "UnsupportedMedia",
+    "UploadError",
+    "UploadOffsetMismatch",
+    "UploadTooLarge",
     "http_status",
 ]
 
@@ -180,6 +190,26 @@ class InvalidPackage(BloExchangeError):  # noqa: N818
         self.reason = reason
 
 
+class UploadError(BloExchangeError):
+    pass
+
+
+class UploadTooLarge(UploadError):  # noqa: N818
+    pass
+
+
+class UnsupportedMedia(UploadError):  # noqa: N818
+    pass
+
+
+class UploadOffsetMismatch(UploadError):  # noqa: N818
+    pass
+
+
+class AttachmentPending(UploadError):  # noqa: N818
+    pass
+
+
 # The HTTP status and problem type of each error, for the two edges that speak HTTP (``api`` and
 # ``web``): kept beside the tree so a new error class gets its status where it is declared.
 _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
@@ -195,6 +225,11 @@ _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (QueryTooLong, 422, "query-too-long"),
     (LedgerIntegrityError, 500, "ledger-integrity"),
     (BusError, 503, "bus-unavailable"),
+    (UploadTooLarge, 413, "upload-too-large"),
+    (UnsupportedMedia, 415, "unsupported-media-type"),
+    (UploadOffsetMismatch, 409, "upload-offset-mismatch"),
+    (AttachmentPending, 409, "attachment-pending"),
+    (UploadError, 422, "upload"),
 ]
 
 

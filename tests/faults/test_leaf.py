@@ -21,7 +21,7 @@ import httpx
 from blo_exchange.embedded.nats import check_config
 from tests.faults.checker import Verdict, check
 from tests.faults.conftest import LONG
-from tests.faults.harness import KG, LoadResult, Terminal
+from tests.faults.harness import KG, TJ, LoadResult, Terminal, alert_body
 from tests.faults.topology import LeafSystem
 
 POSTS_DOWN = 300 if LONG else 15  # per round, all while the link is down
@@ -118,6 +118,54 @@ async def test_site_posts_while_link_down_arrive_once_in_order(runtime_dir: Path
         assert not verdict.lost, sorted(verdict.lost)
         assert not verdict.lost_in_ledger, sorted(verdict.lost_in_ledger)
         assert in_order, [key for _, key in feed]
+    finally:
+        await system.link.cut()
+        system.stop()
+
+
+async def test_a_site_photo_posted_while_the_link_is_down_arrives_after_it_is_back(
+    runtime_dir: Path,
+) -> None:
+    """Issue 17: the site's node seals the photo and puts its ciphertext in the site's bucket;
+    the alert and the object cross when the link returns (the hub's streams source the site's),
+    and TJ then fetches, checks and serves the photo byte for byte."""
+    from tests.integration.attachment_helpers import idempotency, photo, upload
+
+    base = Path(os.path.realpath(runtime_dir)) / f"leaf-files-{uuid.uuid4().hex[:8]}"
+    system = LeafSystem(base, env={"BLO_RATE_LIMIT": "0"})
+    try:
+        await system.start()
+        await system.wait_leaf()
+        kg, tj = system.node(KG), system.node(TJ)
+        terminal = {"Authorization": f"Bearer {kg['terminal_token']}"}
+        analyst = {"Authorization": f"Bearer {tj['analyst_token']}"}
+        data = photo(1_200_000, seed=7)
+        await system.link.cut()
+        await system.wait_leaf(connected=False)
+        async with (
+            httpx.AsyncClient(base_url=kg["url"], timeout=30.0) as site,
+            httpx.AsyncClient(base_url=tj["url"], timeout=30.0) as hub,
+        ):
+            status = await upload(site, terminal, data, keep_location=True)
+            body = alert_body(f"leaf-file-{uuid.uuid4().hex[:6]}") | {
+                "attachments": [status["upload_id"]]
+            }
+            posted = await site.post("/v1/alerts", json=body, headers=terminal | idempotency())
+            assert posted.status_code == 202, posted.text
+            alert_id = posted.json()["alert_id"]
+            path = f"/v1/alerts/{alert_id}/attachments/1"
+            await asyncio.sleep(HELD_FOR)
+            assert (await hub.get(path, headers=analyst)).status_code == 404  # nothing crossed
+            await system.link.restore()
+            await system.wait_leaf()
+            deadline = time.monotonic() + SETTLE
+            while True:
+                response = await hub.get(path, headers=analyst)
+                if response.status_code == 200 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert response.status_code == 200, response.text
+            assert response.content == data
     finally:
         await system.link.cut()
         system.stop()

@@ -40,7 +40,8 @@ __all__ = [
 HUB_DOMAIN = "hub"
 SITE_DOMAIN = "karamyk"
 CLUSTER = "blo-hub"
-SITE_ONLY = '["blo.v1.>"]'  # events cross the link by stream sourcing only, never as core NATS
+# Events and attachment chunks cross the link by stream sourcing only, never as core NATS.
+SITE_ONLY = '["blo.v1.>", "$O.BLO_ATTACHMENTS.>"]'
 
 
 def _distinct_ports(n: int) -> list[int]:

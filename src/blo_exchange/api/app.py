@@ -15,6 +15,7 @@ from blo_exchange.api import (
     routes_search,
     routes_statistics,
     routes_taxii,
+    routes_uploads,
 )
 from blo_exchange.api.client_certificates import ForwardedCertificate
 from blo_exchange.api.context import RequestContext
@@ -66,6 +67,7 @@ def install(app: FastAPI, settings: Settings, outages: Outages) -> None:
         routes_retention,
         routes_statistics,
         routes_search,
+        routes_uploads,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     routes_taxii.install(app)  # read-only TAXII 2.1 at /taxii2/ (docs/stix-mapping.md)

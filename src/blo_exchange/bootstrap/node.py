@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.attachments import EXPIRY_EVERY, Attachments
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
@@ -45,6 +46,7 @@ from blo_exchange.ledger.audit import LedgerQueryRecorder
 from blo_exchange.ledger.ports import LedgerReads
 from blo_exchange.ledger.reads import AuditorReads
 from blo_exchange.ledger.retention_report import RetentionAudit
+from blo_exchange.services.attachments import AttachmentService
 from blo_exchange.services.auth import Authenticator
 from blo_exchange.services.delivery import DeliveryService
 from blo_exchange.services.feed import FeedService
@@ -61,6 +63,7 @@ from blo_exchange.services.retention import RetainingTaxiiIndex
 from blo_exchange.services.retention_review import RetentionReviews
 from blo_exchange.services.retention_sweep import Clock
 from blo_exchange.services.taxii_index import TaxiiIndex
+from blo_exchange.services.uploads import UploadService
 
 __all__ = ["NodeRuntime"]
 
@@ -84,6 +87,7 @@ class NodeRuntime:
     feed: FeedService
     consumer: PullConsumer
     health: HealthMonitor
+    attachments: Attachments
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     directory_consumer: PullConsumer | None = None
@@ -154,6 +158,7 @@ class NodeRuntime:
             ),
             create=settings.manage_bus,
         )
+        attachments = Attachments.build(settings, node=node, bus=bus, sessions=sessions)
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
@@ -161,6 +166,7 @@ class NodeRuntime:
             inbox=retaining,
             receipts=receipts,
             clock=utc_now,
+            on_stored=attachments.service.expect,
         )
         runtime = cls(
             settings=settings,
@@ -189,6 +195,8 @@ class NodeRuntime:
                 publisher=bus,
                 clock=utc_now,
                 stale_after=settings.stale_idempotency_seconds,
+                uploads=attachments.uploads,
+                attachments=attachments.service,
             ),
             receipts=receipts,
             delivery=delivery,
@@ -205,8 +213,17 @@ class NodeRuntime:
                 consumer=consumer_spec,
                 max_backlog=settings.ready_max_backlog,
             ),
+            attachments=attachments,
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        runtime.tasks.append(
+            asyncio.create_task(
+                attachments.service.run(settings.attachment_interval), name="attachments"
+            )
+        )
+        runtime.tasks.append(
+            asyncio.create_task(attachments.uploads.run(EXPIRY_EVERY), name="upload-expiry")
+        )
         await runtime.health.check()  # /readyz has an answer from the first request on
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
@@ -317,6 +334,8 @@ class NodeRuntime:
                     clock=self.retention.sweeper.clock,
                 ),
             )
+        registry.add(UploadService, self.attachments.uploads)
+        registry.add(AttachmentService, self.attachments.service)
 
     def _retaining(self) -> Inbox:
         return self.inbox if self.retention is None else self.retention.inbox
@@ -332,6 +351,8 @@ class NodeRuntime:
     async def stop(self) -> None:
         self.health.stop()
         self.consumer.stop()
+        self.attachments.service.stop()
+        self.attachments.uploads.stop()
         if self.directory_consumer is not None:
             self.directory_consumer.stop()
         if self.reshare is not None:

@@ -7,7 +7,9 @@ read another node's consumer, or delete or purge a stream, whatever its code doe
   its own durable consumers (of alerts, and of re-share records; pre-created by the operator with
   the node's filters, since a consumer's filter is in the request body, not the subject the
   server checks) and ack them, and read stream info. Its replies come on an inbox prefix only
-  it may subscribe to.
+  it may subscribe to. In the attachment bucket it may publish chunks only under its own id
+  (``bus.objects``), object info (never believed by a reader), and read any message by
+  sequence: every object is ciphertext, opened only with a key the envelope gave.
 - the **ledger writer** may manage streams (create, update, info — never delete or purge), run
   its own consumers, and publish checkpoints.
 - the **operator** may read everything and manage consumers, and may not delete or purge.
@@ -25,7 +27,12 @@ from blo_exchange.bus.consumers import (
     directory_consumer_permissions,
     reshare_consumer_permissions,
 )
-from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS
+from blo_exchange.bus.streams import (
+    ALERTS_STREAM,
+    ALL_STREAMS,
+    ATTACHMENTS_BUCKET,
+    ATTACHMENTS_STREAM,
+)
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
 
@@ -67,6 +74,9 @@ def _node_permissions(node: Node) -> dict[str, object]:
         f"$JS.ACK.{stream}.{consumer}.>",
         *reshare_consumer_permissions(node),
         *directory_consumer_permissions(node),
+        f"$O.{ATTACHMENTS_BUCKET}.C.{node.id}.*",
+        f"$O.{ATTACHMENTS_BUCKET}.M.*",
+        f"{JS}.DIRECT.GET.{ATTACHMENTS_STREAM.name}",
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},

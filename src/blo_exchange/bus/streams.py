@@ -31,6 +31,8 @@ from nats.js.errors import NotFoundError
 
 __all__ = [
     "ALERTS_STREAM",
+    "ATTACHMENTS_BUCKET",
+    "ATTACHMENTS_STREAM",
     "DIRECTORY_STREAM",
     "LEDGER_STREAM",
     "RECEIPTS_STREAM",
@@ -50,9 +52,17 @@ RECEIPTS_STREAM = StreamSpec("BLO_RECEIPTS", ("blo.v1.receipts.>",))
 LEDGER_STREAM = StreamSpec("BLO_LEDGER", ("blo.v1.ledger.>",))
 # Signed directory statements: like every stream here, no delete or purge.
 DIRECTORY_STREAM = StreamSpec("BLO_DIRECTORY", ("blo.v1.directory.>",))
-ALL_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, LEDGER_STREAM, DIRECTORY_STREAM)
+# Sealed attachments (issue 17): a NATS Object Store bucket, laid out as nats-py and the `nats`
+# CLI expect (stream OBJ_<bucket>, chunks on $O.<bucket>.C.*, metadata on $O.<bucket>.M.*), but
+# declared here like every stream: no delete, no purge, no rollup (see bus/objects.py).
+ATTACHMENTS_BUCKET = "BLO_ATTACHMENTS"
+ATTACHMENTS_STREAM = StreamSpec(
+    f"OBJ_{ATTACHMENTS_BUCKET}",
+    (f"$O.{ATTACHMENTS_BUCKET}.C.>", f"$O.{ATTACHMENTS_BUCKET}.M.>"),
+)
+ALL_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, LEDGER_STREAM, DIRECTORY_STREAM, ATTACHMENTS_STREAM)
 # What a site's node publishes and the hub sources from each site's domain.
-SOURCED_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM)
+SOURCED_STREAMS = (ALERTS_STREAM, RECEIPTS_STREAM, ATTACHMENTS_STREAM)
 
 
 def stream_config(
@@ -78,6 +88,8 @@ def stream_config(
         deny_delete=True,
         deny_purge=True,
         allow_rollup_hdrs=False,
+        # Attachment chunks are read one by one as raw messages (not base64 in a JSON answer).
+        allow_direct=spec is ATTACHMENTS_STREAM,
         sources=sources or None,
     )
 

@@ -8,6 +8,7 @@ signatures; ``envelope`` turns them into one opaque ``InvalidEnvelope``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ from blo_exchange.crypto.canonical import canonical_json
 from blo_exchange.crypto.keys import HpkeSuite
 
 __all__ = [
+    "MAX_FILES",
     "NONCE_LEN",
     "PART_KEY_LEN",
     "PART_NAMES",
@@ -30,12 +32,21 @@ __all__ = [
     "VERSION",
     "check_header",
     "check_structure",
+    "file_aad",
+    "file_part_name",
     "header_aad",
     "hpke_info",
+    "is_file_part",
+    "part_order",
     "signed_bytes",
 ]
 
 PART_NAMES: Final = ("case", "nominal")
+# Attachments are parts ``file-1`` .. ``file-16``: an inline sealed card (name, type, thumbnail)
+# and a manifest of the file's ciphertext, which travels outside the envelope (Object Store).
+MAX_FILES: Final = 16
+_FILE_PART = re.compile(r"file-([1-9][0-9]?)")
+FILE_CLASSES: Final = ("case", "nominal")
 SIGNATURE_CONTEXT: Final = b"blo-exchange/v1/envelope\n"
 VERSION: Final = 1
 
@@ -49,6 +60,40 @@ _TOP_KEYS: Final = frozenset({"v", "header", "recipients", "parts", "signature"}
 _RECIPIENT_KEYS: Final = frozenset({"agency", "key_id", "parts", "enc"})
 _PART_KEYS: Final = frozenset({"nonce", "ciphertext", "sha256"})
 _REDACTED_PART_KEYS: Final = frozenset({"sha256"})
+_FILE_EXTRA_KEYS: Final = frozenset({"class", "file"})
+_FILE_MANIFEST_KEYS: Final = frozenset({"nonce", "sha256", "size"})
+_MAX_SAFE_INT: Final = 2**53 - 1
+
+
+def file_part_name(index: int) -> str:
+    """The part name of the ``index``-th attachment (from 1)."""
+    if not 1 <= index <= MAX_FILES:
+        raise ValueError(f"at most {MAX_FILES} attachments")
+    return f"file-{index}"
+
+
+def is_file_part(name: str) -> bool:
+    match = _FILE_PART.fullmatch(name)
+    return match is not None and int(match.group(1)) <= MAX_FILES
+
+
+def part_order(name: str) -> tuple[int, int]:
+    """Sort key of part names: ``case``, ``nominal``, then ``file-1``, ``file-2``..."""
+    if name in PART_NAMES:
+        return (0, PART_NAMES.index(name))
+    return (1, int(name.removeprefix("file-")))
+
+
+def _check_file_record(record: dict[str, Any]) -> None:
+    if record.get("class") not in FILE_CLASSES:
+        raise ValueError("bad file class")
+    manifest = expect_object(record.get("file"), _FILE_MANIFEST_KEYS)
+    expect_b64u(manifest["nonce"], length=NONCE_LEN)
+    if not is_sha256_hex(manifest["sha256"]):
+        raise ValueError("bad file hash")
+    size = manifest["size"]
+    if type(size) is not int or not TAG_LEN <= size <= _MAX_SAFE_INT:
+        raise ValueError("bad file size")
 
 
 def check_header(header: Any) -> None:
@@ -71,13 +116,21 @@ def check_structure(document: Any) -> None:
     check_header(document["header"])
 
     parts = document["parts"]
-    if not isinstance(parts, dict) or not parts or not set(parts) <= set(PART_NAMES):
+    if not isinstance(parts, dict) or not parts:
         raise ValueError("bad parts")
-    for record in parts.values():
-        if isinstance(record, dict) and set(record) == _REDACTED_PART_KEYS:
+    for name, record in parts.items():
+        extra: frozenset[str] = frozenset()
+        if is_file_part(name):
+            extra = _FILE_EXTRA_KEYS
+            if not isinstance(record, dict):
+                raise ValueError("bad part")
+            _check_file_record(record)
+        elif name not in PART_NAMES:
+            raise ValueError("bad parts")
+        if isinstance(record, dict) and set(record) == _REDACTED_PART_KEYS | extra:
             pass
         else:
-            expect_object(record, _PART_KEYS)
+            expect_object(record, _PART_KEYS | extra)
             expect_b64u(record["nonce"], length=NONCE_LEN)
             expect_b64u(record["ciphertext"], min_length=TAG_LEN)
         if not is_sha256_hex(record["sha256"]):
@@ -100,18 +153,31 @@ def check_structure(document: Any) -> None:
 
 
 def signed_bytes(document: Mapping[str, Any]) -> bytes:
-    """What the signature covers: context || RFC 8785(envelope, parts reduced to hashes)."""
+    """What the signature covers: context || RFC 8785(envelope, parts reduced to hashes).
+
+    A part is reduced to all but its ``nonce`` and ``ciphertext``: ``{sha256}`` for ``case`` and
+    ``nominal``; for a file part also its ``class`` and its file manifest (the ciphertext's
+    SHA-256 and size), so the signature names every attachment's bytes."""
     signed = {
         "v": document["v"],
         "header": document["header"],
         "recipients": document["recipients"],
-        "parts": {name: {"sha256": record["sha256"]} for name, record in document["parts"].items()},
+        "parts": {
+            name: {k: v for k, v in record.items() if k not in ("nonce", "ciphertext")}
+            for name, record in document["parts"].items()
+        },
     }
     return SIGNATURE_CONTEXT + canonical_json(signed)
 
 
 def header_aad(header: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(canonical_json(header)).digest()
+
+
+def file_aad(header: Mapping[str, Any], part: str, what: str) -> bytes:
+    """AAD of a file part's card (``what="card"``) or its file (``"data"``): both are under the
+    part's one key, so the AAD names the part and which of the two it is."""
+    return header_aad(header) + f"|{part}|{what}".encode()
 
 
 def hpke_info(alert_id: str, agency: str) -> bytes:

@@ -20,8 +20,7 @@ sharing policy. The caller decides those and passes only the keys it trusts.
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,35 +28,34 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from blo_exchange.crypto._envelope_format import (
-    NONCE_LEN,
     PART_KEY_LEN,
     PART_NAMES,
     SIGNATURE_CONTEXT,
-    VERSION,
-    check_header,
     check_structure,
+    file_aad,
+    file_part_name,
     header_aad,
     hpke_info,
+    is_file_part,
+    part_order,
     signed_bytes,
 )
 from blo_exchange.crypto._fields import (
-    ED25519_ALG,
     Rejected,
     expect_b64u,
     expect_object,
     rejection_reason,
 )
+from blo_exchange.crypto._seal import RecipientKey, seal, seal_alert
 from blo_exchange.crypto.canonical import (
-    b64u_encode,
     canonical_json,
     parse_canonical_json,
     sha256_hex,
 )
+from blo_exchange.crypto.files import FileManifest, open_file_ciphertext
 from blo_exchange.crypto.keys import (
     HpkeSuite,
     KemPrivateKey,
-    KemPublicKey,
-    SigningKey,
     VerifyKey,
     hpke_suite,
 )
@@ -71,120 +69,33 @@ __all__ = [
     "UnverifiedEnvelope",
     "VerifiedEnvelope",
     "envelope_sha256",
+    "file_part_name",
     "redact",
     "redact_all",
     "rejection_reason",
     "seal",
+    "seal_alert",
 ]
 
 
 @dataclass(frozen=True)
-class RecipientKey:
-    """An agency to seal to, its current HPKE public key, and the parts it may read."""
-
-    agency: str
-    key: KemPublicKey
-    parts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class OpenedEnvelope:
-    """Plaintext of the parts the opening agency may read and that were not redacted."""
+    """Plaintext of the parts the opening agency may read and that were not redacted (for a
+    file part, its card); and what opens the files it may read."""
 
     header: dict[str, Any]
     parts: dict[str, bytes] = field(repr=False)
+    files: dict[str, FileManifest] = field(default_factory=dict)
+    """The signed manifests of the file parts this agency may read."""
+    _file_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
-
-def seal(
-    header: Mapping[str, Any],
-    parts: Mapping[str, bytes],
-    recipients: Sequence[RecipientKey],
-    signer: SigningKey,
-    *,
-    rng: Callable[[int], bytes] = os.urandom,
-) -> bytes:
-    """Encrypt ``parts`` for ``recipients``, sign with ``signer``; return the envelope bytes.
-
-    ``rng`` supplies the part keys and nonces (HPKE's ephemeral keys come from OpenSSL).
-    Caller mistakes (a float in the header, an unknown part, a suite mismatch) raise
-    ``ValueError``: they are bugs, not bad input from the network.
-    """
-    # 1. The header must be float-free JSON with the fields the envelope relies on.
-    header_doc = parse_canonical_json(canonical_json(header))
-    check_header(header_doc)
-    suite = HpkeSuite(header_doc["suite"])
-
-    # 2. Parts: known names, bytes, at least one.
-    if not parts or not set(parts) <= set(PART_NAMES):
-        raise ValueError(f"parts must be a non-empty subset of {PART_NAMES}")
-    if not all(isinstance(data, bytes) for data in parts.values()):
-        raise ValueError("part plaintexts must be bytes")
-
-    # 3. Recipients: distinct agencies, keys of the header's suite, parts they can be given.
-    if not recipients:
-        raise ValueError("at least one recipient is required")
-    agencies = [recipient.agency for recipient in recipients]
-    if len(set(agencies)) != len(agencies) or not all(agencies):
-        raise ValueError("recipient agencies must be distinct and non-empty")
-    for recipient in recipients:
-        if recipient.key.suite is not suite:
-            raise ValueError(f"recipient {recipient.agency} has a key for another suite")
-        if len(set(recipient.parts)) != len(recipient.parts) or not set(recipient.parts) <= set(
-            parts
-        ):
-            raise ValueError(f"recipient {recipient.agency} parts must be distinct and given")
-
-    # 4. Each part once, under its own fresh key, bound to this header by the AAD. A fresh
-    #    key per part is why a 12-byte random nonce can never repeat under one key.
-    aad = header_aad(header_doc)
-    part_keys: dict[str, bytes] = {}
-    part_records: dict[str, dict[str, str]] = {}
-    for name in PART_NAMES:
-        if name not in parts:
-            continue
-        key, nonce = _random(rng, PART_KEY_LEN), _random(rng, NONCE_LEN)
-        ciphertext = AESGCM(key).encrypt(nonce, parts[name], aad)
-        part_keys[name] = key
-        part_records[name] = {
-            "nonce": b64u_encode(nonce),
-            "ciphertext": b64u_encode(ciphertext),
-            "sha256": sha256_hex(ciphertext),
-        }
-
-    # 5. Each recipient gets the keys of its parts, HPKE-sealed to its key, the info string
-    #    naming the alert and the agency so an enc cannot be moved to another alert or agency.
-    hpke = hpke_suite(suite)
-    recipient_records = []
-    for recipient in recipients:
-        names = [name for name in PART_NAMES if name in recipient.parts]
-        plaintext = canonical_json({name: b64u_encode(part_keys[name]) for name in names})
-        enc = hpke.encrypt(
-            plaintext,
-            recipient.key._hpke_key(),
-            info=hpke_info(header_doc["alert_id"], recipient.agency),
-        )
-        recipient_records.append(
-            {
-                "agency": recipient.agency,
-                "key_id": recipient.key.key_id,
-                "parts": names,
-                "enc": b64u_encode(enc),
-            }
-        )
-
-    # 6. Sign the envelope with every part reduced to its hash.
-    document: dict[str, Any] = {
-        "v": VERSION,
-        "header": header_doc,
-        "recipients": recipient_records,
-        "parts": part_records,
-    }
-    document["signature"] = {
-        "key_id": signer.key_id,
-        "alg": ED25519_ALG,
-        "sig": b64u_encode(signer.sign(signed_bytes(document))),
-    }
-    return canonical_json(document)
+    def open_file(self, part: str, ciphertext: bytes) -> bytes:
+        """The file of ``part`` from its fetched ciphertext, checked against the signed size and
+        hash; ``InvalidEnvelope`` if it is not that file or ``part`` is not readable here."""
+        manifest, key = self.files.get(part), self._file_keys.get(part)
+        if manifest is None or key is None:
+            raise Rejected("not_a_recipient")
+        return open_file_ciphertext(manifest, key, ciphertext, file_aad(self.header, part, "data"))
 
 
 class UnverifiedEnvelope:
@@ -356,6 +267,24 @@ class VerifiedEnvelope:
             name for name, record in self._document["parts"].items() if "ciphertext" not in record
         )
 
+    @property
+    def files(self) -> dict[str, FileManifest]:
+        """Every file part's signed manifest, by part name."""
+        return {
+            name: _manifest(name, record)
+            for name, record in self._document["parts"].items()
+            if is_file_part(name)
+        }
+
+    @property
+    def nominal_parts(self) -> frozenset[str]:
+        """The parts that are personal data: ``nominal`` and the files of class nominal."""
+        return frozenset(
+            name
+            for name, record in self._document["parts"].items()
+            if name == "nominal" or record.get("class") == "nominal"
+        )
+
     def recipient_parts(self, agency: str) -> tuple[str, ...]:
         """The parts ``agency`` may read; ``InvalidEnvelope`` if it is not a recipient."""
         return tuple(self._recipient(agency)["parts"])
@@ -392,20 +321,27 @@ class VerifiedEnvelope:
         except (ValueError, TypeError):
             raise Rejected("hpke") from None
 
-        # 5. Decrypt each readable part still present, bound to this header by the AAD.
-        aad = header_aad(header)
+        # 5. Decrypt each readable part still present, bound to this header by the AAD (a file
+        #    part's card also to its part name). A file itself is opened once fetched.
         opened: dict[str, bytes] = {}
-        for name in PART_NAMES:
+        for name in sorted(part_keys, key=part_order):
             record = document["parts"].get(name)
-            if name not in part_keys or record is None or "ciphertext" not in record:
+            if record is None or "ciphertext" not in record:
                 continue
+            aad = file_aad(header, name, "card") if is_file_part(name) else header_aad(header)
             try:
                 opened[name] = AESGCM(part_keys[name]).decrypt(
                     expect_b64u(record["nonce"]), expect_b64u(record["ciphertext"]), aad
                 )
             except (InvalidTag, ValueError):
                 raise Rejected("part_decrypt") from None
-        return OpenedEnvelope(header=copy.deepcopy(header), parts=opened)
+        files = {name: m for name, m in self.files.items() if name in part_keys}
+        return OpenedEnvelope(
+            header=copy.deepcopy(header),
+            parts=opened,
+            files=files,
+            _file_keys={name: part_keys[name] for name in files},
+        )
 
     def _recipient(self, agency: str) -> dict[str, Any]:
         for entry in self._document["recipients"]:
@@ -420,13 +356,13 @@ def redact(raw: bytes, part: str) -> bytes:
     Does not verify the envelope (a relay need not hold keys); ``InvalidEnvelope`` if it is
     malformed, ``ValueError`` if ``part`` is not one of its parts.
     """
-    if part not in PART_NAMES:
+    if part not in PART_NAMES and not is_file_part(part):
         raise ValueError(f"unknown part {part!r}")
     document = UnverifiedEnvelope.parse(raw)._document
     parts = copy.deepcopy(document["parts"])
     if part not in parts:
         raise ValueError(f"the envelope has no {part!r} part")
-    parts[part] = {"sha256": parts[part]["sha256"]}
+    parts[part] = _redacted(parts[part])
     return canonical_json({**document, "parts": parts})
 
 
@@ -434,17 +370,25 @@ def redact_all(raw: bytes) -> bytes:
     """The envelope with every part's nonce and ciphertext removed (their hashes kept): what
     the ledger keeps of it. Its signature still verifies; nothing in it can be opened."""
     document = UnverifiedEnvelope.parse(raw)._document
-    parts = {name: {"sha256": record["sha256"]} for name, record in document["parts"].items()}
+    parts = {name: _redacted(record) for name, record in document["parts"].items()}
     return canonical_json({**document, "parts": parts})
+
+
+def _redacted(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("nonce", "ciphertext")}
+
+
+def _manifest(name: str, record: Mapping[str, Any]) -> FileManifest:
+    file = record["file"]
+    return FileManifest(
+        part=name,
+        sha256=file["sha256"],
+        size=file["size"],
+        nominal=record["class"] == "nominal",
+        nonce=expect_b64u(file["nonce"]),
+    )
 
 
 def envelope_sha256(raw: bytes) -> str:
     """Hex SHA-256 of the envelope bytes (one envelope has one encoding: see ``parse``)."""
     return sha256_hex(raw)
-
-
-def _random(rng: Callable[[int], bytes], size: int) -> bytes:
-    data = rng(size)
-    if not isinstance(data, bytes) or len(data) != size:
-        raise ValueError(f"rng returned other than {size} bytes")
-    return data

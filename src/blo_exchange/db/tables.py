@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AgencyRow",
     "AgreementRow",
+    "AttachmentRow",
     "Base",
     "FeedHeadRow",
     "IdempotencyRow",
@@ -48,6 +49,7 @@ __all__ = [
     "PrincipalRow",
     "PublicKeyRow",
     "RejectionRow",
+    "UploadRow",
 ]
 
 NAMING_CONVENTION = {
@@ -244,6 +246,54 @@ class NominalRetentionRow(Base):
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
 
     __table_args__ = (Index("ix_nominal_retention_node_expires", "node_id", "expires_at"),)
+
+
+class UploadRow(Base):
+    """An officer's upload in progress or ready to be sealed: its bookkeeping only. The bytes
+    and the file name wait in the node's upload directory (``db.spool``), never in the
+    database."""
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    node_id: Mapped[str] = mapped_column(Text)
+    principal_id: Mapped[str] = mapped_column(Text)
+    length: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger)
+    declared_type: Mapped[str] = mapped_column(Text)
+    nominal: Mapped[bool] = mapped_column(Boolean)
+    keep_location: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(Text)  # open | ready | used | expired
+    media_type: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class AttachmentRow(Base):
+    """A sealed attachment of an alert in a node's inbox: the ciphertext the envelope names by
+    hash, never the file. At the origin it waits to be pushed to the bucket (``pushed``); at a
+    recipient it is ``pending`` until fetched and checked, then ``stored`` (or ``refused``)."""
+
+    __tablename__ = "node_attachments"
+
+    node_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    part: Mapped[str] = mapped_column(Text, primary_key=True)
+    # In the key: a retried accept reseals (new keys, new ciphertexts) under the same alert id,
+    # and whichever envelope the stream kept names its own.
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    origin_node: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    nominal: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(Text)  # pending | stored | refused
+    reason: Mapped[str | None] = mapped_column(Text)
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pushed: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    stored_at: Mapped[datetime | None] = mapped_column(TZ)
+
+    __table_args__ = (Index("ix_node_attachments_node_state", "node_id", "state", "pushed"),)
 
 
 # --- ledger (append-only) ----------------------------------------------------------------------

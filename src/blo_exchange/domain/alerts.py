@@ -66,8 +66,13 @@ __all__ = [
     "SeizureCase",
     "SeizureItem",
     "SeizureSubmission",
+    "UploadId",
     "parse_alert_submission",
 ]
+
+
+UploadId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+"""An upload's id: 32 lower-case hex characters."""
 
 
 class AlertKind(StrEnum):
@@ -92,6 +97,8 @@ class _Submission(DomainModel):
     case: SeizureCase | RiskCase | FeedbackCase
     nominal: NominalBlock | None = None
     supersedes: AlertId | None = None
+    attachments: list[UploadId] = Field(default_factory=list, max_length=16)
+    """Uploads (``POST /v1/uploads``) sealed with the alert as its files, in this order."""
 
     @model_validator(mode="after")
     def _crossing_point_on_pair(self) -> Self:

@@ -15,8 +15,9 @@ For an alert, in this order (the first failure is the reason):
    (``agreement_not_applicable``);
 5. every recipient other than the origin agency is a party to a cited agreement
    (``recipient_not_allowed``);
-6. the nominal block is sealed only to the origin agency and to parties of a cited agreement that
-   allows personal data (``nominal_not_allowed``).
+6. the nominal block, and every attachment marked as personal data (a passport scan), is sealed
+   only to the origin agency and to parties of a cited agreement that allows personal data
+   (``nominal_not_allowed``).
 
 For a signed record (a receipt, a re-share step, a ledger query record): its ``agency`` is its
 signing node's agency (``wrong_agency``), and the border pair it names, if any, is one the node
@@ -50,9 +51,12 @@ def check_alert_authority(
     origin: Node,
     agreements: Iterable[Agreement],
     at: datetime,
+    nominal_parts: Iterable[str] = ("nominal",),
 ) -> None:
     """Steps 1-6 of the module docstring for a verified envelope's header and recipients
-    (agency -> the parts sealed to it). Raises ``NotEntitled`` with the failing step's reason."""
+    (agency -> the parts sealed to it; ``nominal_parts`` are its personal-data parts). Raises
+    ``NotEntitled`` with the failing step's reason."""
+    personal = frozenset(nominal_parts)
     origin_agency = header.get("origin_agency")
     # (1) The origin node speaks only for its own agency.
     if origin_agency != origin.agency_id:
@@ -92,7 +96,7 @@ def check_alert_authority(
         if agency not in allowed:
             raise NotEntitled("recipient_not_allowed")
         # (6) Personal data only where an agreement allows it.
-        if "nominal" in parts and agency not in nominal_allowed:
+        if personal.intersection(parts) and agency not in nominal_allowed:
             raise NotEntitled("nominal_not_allowed")
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope, envelope_sha256
+from blo_exchange.crypto.envelope import OpenedEnvelope, UnverifiedEnvelope, envelope_sha256
 from blo_exchange.crypto.keys import KemPrivateKey
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import parse_border_pair, parse_time
@@ -48,8 +48,12 @@ class DeliveryService:
         inbox: Inbox,
         receipts: ReceiptPublisher,
         clock: Callable[[], datetime],
+        on_stored: Callable[[str, str, OpenedEnvelope], Awaitable[None]] | None = None,
     ) -> None:
         self._node = node
+        # Issue 17: told (alert id, origin node, opened) once an alert with files is stored, so
+        # the files this agency may open are fetched after it; before the ack, on redelivery too.
+        self._on_stored = on_stored
         self._kem_keys = kem_keys
         self._signed = SignedMessages(directory, clock=clock)
         self._inbox = inbox
@@ -122,6 +126,8 @@ class DeliveryService:
                 envelope_sha256=digest,
             )
         )
+        if self._on_stored is not None and opened.files:
+            await self._on_stored(alert_id, str(header["origin_node"]), opened)
         if header["origin_node"] != self._node.id:
             # Sent again on redelivery too: the deterministic id makes JetStream drop the copy.
             await self._receipts.send(

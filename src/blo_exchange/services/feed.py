@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.crypto.keys import KemPrivateKey
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import utc_now
@@ -178,6 +179,17 @@ class FeedService:
             raise NotFound("no such alert")
         return await self._open(row)
 
+    async def opened(self, principal: Principal, alert_id: str) -> OpenedEnvelope:
+        """The alert opened for ``principal``, who must be allowed to read it (its files are
+        opened with the keys in it: ``services.attachments``)."""
+        row = await self._inbox.get(self._node.id, alert_id)
+        if row is None or not self._may_read(principal, row):
+            raise NotFound("no such alert")
+        try:
+            return (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
+        except InvalidEnvelope as exc:
+            raise NotFound("the stored alert no longer verifies") from exc
+
     async def open_item(self, principal: Principal, row: InboxItem) -> dict[str, Any]:
         """:meth:`get` for a row the caller has already read (the TAXII server pages its own)."""
         if not self._may_read(principal, row):
@@ -205,4 +217,23 @@ class FeedService:
         }
         if "nominal" in opened.parts:
             result["nominal"] = json.loads(opened.parts["nominal"])
+        if opened.files:
+            result["attachments"] = [
+                _file_summary(opened, part)
+                for part in sorted(opened.files, key=lambda p: int(p.removeprefix("file-")))
+            ]
         return result
+
+
+def _file_summary(opened: OpenedEnvelope, part: str) -> dict[str, Any]:
+    """A file the reader may open, from its sealed card (the thumbnail has its own URL)."""
+    card = json.loads(opened.parts[part]) if part in opened.parts else {}
+    return {
+        "index": int(part.removeprefix("file-")),
+        "name": card.get("name"),
+        "type": card.get("type"),
+        "size": card.get("size"),
+        "sha256": card.get("sha256"),
+        "nominal": opened.files[part].nominal,
+        "thumbnail": card.get("thumbnail") is not None,
+    }

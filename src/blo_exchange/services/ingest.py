@@ -18,12 +18,14 @@ from typing import Any
 
 from blo_exchange.crypto.canonical import canonical_json
 from blo_exchange.crypto.envelope import RecipientKey
+from blo_exchange.crypto.files import FilePart
 from blo_exchange.crypto.keys import HpkeSuite, SigningKey
 from blo_exchange.domain.alerts import FeedbackSubmission, RiskSubmission, SeizureSubmission
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import alert_id_time, new_alert_id
 from blo_exchange.domain.policy import resolve_recipients
 from blo_exchange.errors import BusError, Forbidden, PolicyError
+from blo_exchange.services.attachments import AttachmentService, file_parts
 from blo_exchange.services.metrics import Histogram
 from blo_exchange.services.ports import (
     Completion,
@@ -33,6 +35,7 @@ from blo_exchange.services.ports import (
     Publisher,
 )
 from blo_exchange.services.sealing import AlertSealer
+from blo_exchange.services.uploads import UploadService
 
 __all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
 
@@ -70,6 +73,8 @@ class IngestService:
         clock: Callable[[], datetime],
         rng: Callable[[int], bytes] = os.urandom,
         stale_after: float = 30.0,
+        uploads: UploadService | None = None,
+        attachments: AttachmentService | None = None,
     ) -> None:
         self._node = node
         self._directory = directory
@@ -86,6 +91,8 @@ class IngestService:
         self._clock = clock
         self._rng = rng
         self._stale_after = stale_after
+        self._uploads = uploads
+        self._attachments = attachments
         self.accepted = 0
         self.publish_seconds = Histogram()  # JetStream publish until its ack
 
@@ -132,6 +139,14 @@ class IngestService:
             at=now,
         )
         keys = await self._sealer.keys_for(recipients.agencies)
+        # The files it names: complete, this terminal's, within the node's limits (issue 17).
+        if submission.attachments and (self._uploads is None or self._attachments is None):
+            raise PolicyError("this node takes no attachments")
+        files = (
+            file_parts(await self._uploads.take(principal, submission.attachments))
+            if submission.attachments and self._uploads is not None
+            else []
+        )
 
         claim = await self._idempotency.begin(
             principal.id,
@@ -171,13 +186,15 @@ class IngestService:
             RecipientKey(
                 agency=agency,
                 key=key,
-                parts=("case", "nominal")
-                if nominal is not None and agency in recipients.nominal_agencies
-                else ("case",),
+                parts=_parts_for(agency in recipients.nominal_agencies, nominal is not None, files),
             )
             for agency, key in keys.items()
         ]
-        raw = self._sealer.seal(header, parts, sealed_to)
+        sealed = self._sealer.seal_alert(header, parts, sealed_to, files)
+        raw = sealed.envelope
+        if self._attachments is not None and sealed.files:
+            # Kept before the alert goes out: an alert never names a file its node could lose.
+            await self._attachments.keep(alert_id, sealed, [f.nominal for f in files])
         started = time.perf_counter()
         try:
             ack = await self._sealer.publish(header, raw)
@@ -207,5 +224,17 @@ class IngestService:
                 self._sealer.own_copy(header, raw, ack),
                 completes=Completion(principal.id, idempotency_key, response),
             )
+        if self._uploads is not None:
+            await self._uploads.used(submission.attachments)
         self.accepted += 1
         return Accepted(response=response, replayed=False)
+
+
+def _parts_for(personal: bool, has_nominal: bool, files: list[FilePart]) -> tuple[str, ...]:
+    """What one recipient is given: the case, the nominal block and the personal-data files
+    where an agreement allows personal data, and every other file."""
+    names = ["case"]
+    if has_nominal and personal:
+        names.append("nominal")
+    names += [f"file-{i}" for i, f in enumerate(files, 1) if personal or not f.nominal]
+    return tuple(names)

@@ -17,9 +17,13 @@ from blo_exchange.domain.directory import Agreement, Node, Principal
 
 __all__ = [
     "Ack",
+    "AttachmentObjects",
+    "AttachmentRecord",
+    "AttachmentStore",
     "Completion",
     "Directory",
     "DirectoryView",
+    "Fetched",
     "Health",
     "IdempotencyBegin",
     "IdempotencyStore",
@@ -30,6 +34,9 @@ __all__ = [
     "Publisher",
     "Readiness",
     "Rejection",
+    "UploadRecord",
+    "UploadSpool",
+    "UploadStore",
 ]
 
 
@@ -210,3 +217,98 @@ class DirectoryView(Protocol):
         """Agencies, nodes, public keys (with revocations) and agreements, as ``/v1/directory``
         serves them."""
         ...
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An object read from the bucket: its bytes once all ``size`` are there (the caller checks
+    the hash), else None and how many bytes have arrived (``grew``: more than last time)."""
+
+    data: bytes | None
+    have: int = 0
+    grew: bool = False
+
+
+class AttachmentObjects(Protocol):
+    """The bucket sealed attachments travel in (``bus.objects``)."""
+
+    async def put(self, owner: str, sha256: str, data: bytes) -> None: ...
+    async def fetch(self, owner: str, sha256: str, size: int) -> Fetched: ...
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    """A file part of an alert in a node's inbox, as its signed manifest names it."""
+
+    node_id: str
+    alert_id: str
+    part: str
+    origin_node: str
+    sha256: str
+    size: int
+    nominal: bool
+    state: str = "pending"  # pending | stored | refused
+    reason: str | None = None
+    pushed: bool = False
+
+
+class AttachmentStore(Protocol):
+    async def add(self, records: Sequence[AttachmentRecord], ciphertexts: dict[str, bytes]) -> None:
+        """Insert records (existing ones are left as they are); ``ciphertexts`` by part, for
+        records that are stored at once (the origin's own)."""
+        ...
+
+    async def to_push(self, node_id: str, limit: int) -> list[tuple[AttachmentRecord, bytes]]: ...
+    async def pushed(self, record: AttachmentRecord) -> None: ...
+    async def to_fetch(self, node_id: str, limit: int) -> list[AttachmentRecord]: ...
+    async def store(self, record: AttachmentRecord, ciphertext: bytes) -> None: ...
+    async def refuse(self, record: AttachmentRecord, reason: str) -> None: ...
+    async def of_alert(self, node_id: str, alert_id: str) -> list[AttachmentRecord]: ...
+    async def ciphertext(
+        self, node_id: str, alert_id: str, part: str, sha256: str
+    ) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """An upload's state. ``filename`` is the service's (kept beside the bytes): a store need
+    not keep it, and gives it empty."""
+
+    id: str
+    node_id: str
+    principal_id: str
+    length: int
+    received: int
+    filename: str
+    declared_type: str
+    nominal: bool
+    keep_location: bool
+    state: str = "open"  # open | ready | used
+    media_type: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+class UploadStore(Protocol):
+    async def create(self, record: UploadRecord, *, at: datetime) -> None: ...
+    async def get(self, upload_id: str) -> UploadRecord | None: ...
+    async def advance(self, upload_id: str, expected: int, received: int) -> bool:
+        """Move ``received`` from ``expected`` on; False when it no longer is ``expected``."""
+        ...
+
+    async def ready(self, upload_id: str, *, media_type: str, sha256: str, size: int) -> None: ...
+    async def used(self, upload_ids: Sequence[str]) -> None: ...
+    async def stale(self, node_id: str, before: datetime) -> list[str]:
+        """Uploads of the node begun before ``before`` and never sealed (open or ready)."""
+        ...
+
+    async def expire(self, upload_ids: Sequence[str]) -> None: ...
+
+
+class UploadSpool(Protocol):
+    """Where an upload's bytes wait on the node's disk until sealed (``db.spool``)."""
+
+    def write_at(self, upload_id: str, offset: int, data: bytes) -> None: ...
+    def read(self, upload_id: str, name: str = "raw") -> bytes: ...
+    def put(self, upload_id: str, name: str, data: bytes) -> None: ...
+    def remove(self, upload_id: str) -> None: ...

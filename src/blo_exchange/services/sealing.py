@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256, seal
+from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256, seal, seal_alert
+from blo_exchange.crypto.files import FilePart, SealedAlert
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, SigningKey
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import format_time, parse_time
@@ -95,6 +96,18 @@ class AlertSealer:
     ) -> bytes:
         """(3) The signed envelope."""
         return seal(dict(header), dict(parts), sealed_to, self._signer, rng=self._rng)
+
+    def seal_alert(
+        self,
+        header: Mapping[str, Any],
+        parts: Mapping[str, bytes],
+        sealed_to: list[RecipientKey],
+        files: list[FilePart],
+    ) -> SealedAlert:
+        """(3) with attachments: the envelope and its files' ciphertexts."""
+        return seal_alert(
+            dict(header), dict(parts), sealed_to, self._signer, files=files, rng=self._rng
+        )
 
     async def publish(self, header: Mapping[str, Any], raw: bytes) -> Ack:
         """(4) On the alert's subject, deduplicated by its id; returns once the stream has it."""

@@ -85,6 +85,7 @@ class SignedMessages:
             origin=await self._signer(envelope.origin_node),
             agreements=await self._directory.agreements(),
             at=at,
+            nominal_parts=verified.nominal_parts,
         )
         return verified
 

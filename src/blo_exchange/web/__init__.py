@@ -23,6 +23,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 
 from blo_exchange.web import (
     pages_analyst,
+    pages_attachments,
     pages_auditor,
     pages_auth,
     pages_officer,
@@ -81,5 +82,6 @@ def install(app: FastAPI) -> None:
         pages_auditor,
         pages_search,
         pages_retention,
+        pages_attachments,
     ):
         app.include_router(module.router)

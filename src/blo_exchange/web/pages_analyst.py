@@ -22,6 +22,7 @@ from blo_exchange.domain.vocab import Outcome
 from blo_exchange.errors import NotFound
 from blo_exchange.ledger.entries import parse_leaf_input
 from blo_exchange.ledger.ports import EntryFilter, LedgerReads
+from blo_exchange.services.attachments import AttachmentService
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feed_events import (
     MAX_POSITION,
@@ -107,6 +108,10 @@ async def alert_page(request: Request, alert_id: AlertId, viewer: Analyst) -> Re
         alert = await services.get(FeedService).get(viewer.principal, alert_id)
     except NotFound:
         return render(request, "error.html", viewer=viewer, status=404, problem="not_found")
+    attachments = []
+    if alert.get("attachments") and services.has(AttachmentService):
+        opened = await services.get(FeedService).opened(viewer.principal, alert_id)
+        attachments = await services.get(AttachmentService).listing(alert_id, opened)
     rows = await services.get(LedgerReads).entries(  # type: ignore[type-abstract]
         EntryFilter(alert_id=alert_id, agency=viewer.principal.agency_id), after=-1, limit=200
     )
@@ -124,6 +129,7 @@ async def alert_page(request: Request, alert_id: AlertId, viewer: Analyst) -> Re
         header=alert["header"],
         case=alert["case"],
         nominal=alert.get("nominal"),
+        attachments=attachments,
         receipts=receipts,
         sent=request.query_params.get("sent"),
         outcomes=[o.value for o in Outcome],

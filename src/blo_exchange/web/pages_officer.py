@@ -47,6 +47,7 @@ from blo_exchange.web.forms import (
 )
 from blo_exchange.web.ledger_view import SentAlert, sent_alert
 from blo_exchange.web.messages import Catalogue, catalogue
+from blo_exchange.web.pages_attachments import file_limits, form_attachments
 from blo_exchange.web.sessions import same_token
 
 __all__ = ["router"]
@@ -132,6 +133,7 @@ def _form_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    attachments: list[str] | None = None,
 ) -> Response:
     t = catalogue(language_of(request))
     values = dict(values or {})
@@ -164,6 +166,8 @@ def _form_page(
         tlps=[tlp.value for tlp in Tlp],
         handling=HANDLING_LABELS,
         grading=GRADING_LABELS,
+        attachments=attachments or [],
+        file_limits=file_limits(request),
     )
 
 
@@ -175,17 +179,31 @@ async def officer_page(request: Request, viewer: Officer) -> Response:
 @router.post("/officer/alerts")
 async def file_alert(request: Request, viewer: Officer) -> Response:
     form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    if not same_token(values.pop("csrf", None), viewer.csrf):
-        return render(request, "error.html", viewer=viewer, status=403, problem="csrf")
-    key = values.pop("idempotency_key", "") or f"web-{uuid.uuid4()}"
-    t = catalogue(language_of(request))
-    document = submission_from_form(values)
+    try:  # the files a form carried are spooled to disk: let go of them once read
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not same_token(values.pop("csrf", None), viewer.csrf):
+            return render(request, "error.html", viewer=viewer, status=403, problem="csrf")
+        key = values.pop("idempotency_key", "") or f"web-{uuid.uuid4()}"
+        t = catalogue(language_of(request))
+        for name in ("attachments", "keep_location"):
+            values.pop(name, None)
+        try:
+            attachments = await form_attachments(request, viewer, form)
+        except BloExchangeError as exc:
+            errors = {"attachments": t("officer.upload_failed", detail=str(exc))}
+            return _form_page(
+                request, viewer, values=values, errors=errors, status=http_status(exc)[0]
+            )
+    finally:
+        await form.close()
+    document = submission_from_form(values) | {"attachments": attachments}
     try:
         submission = parse_alert_submission(document)
     except ValidationError as exc:
         errors = field_errors(exc, document["kind"], t)
-        return _form_page(request, viewer, values=values, errors=errors, status=422)
+        return _form_page(
+            request, viewer, values=values, errors=errors, status=422, attachments=attachments
+        )
     ingest = services_of(request).get(IngestService)
     try:
         accepted = await ingest.submit(viewer.principal, submission, key)
@@ -193,7 +211,9 @@ async def file_alert(request: Request, viewer: Officer) -> Response:
         status, _ = http_status(exc)
         detail = str(exc) if status != 500 else "internal error"
         errors = {"": t("officer.not_sent", detail=detail)}
-        return _form_page(request, viewer, values=values, errors=errors, status=status)
+        return _form_page(
+            request, viewer, values=values, errors=errors, status=status, attachments=attachments
+        )
     return render(
         request,
         "officer_sent.html",

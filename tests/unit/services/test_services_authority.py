@@ -20,7 +20,9 @@ from blo_exchange.crypto.envelope import (
     UnverifiedEnvelope,
     envelope_sha256,
     seal,
+    seal_alert,
 )
+from blo_exchange.crypto.files import FilePart
 from blo_exchange.crypto.receipt import sign_receipt
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.domain.ids import format_time, new_alert_id
@@ -52,22 +54,7 @@ def forge(
     **header: Any,
 ) -> tuple[str, bytes]:
     """An envelope signed with ``signer``'s genuine key, its header overridden by ``header``."""
-    node = world.node(signer)
-    fields: dict[str, Any] = {
-        "alert_id": new_alert_id(NOW, os.urandom),
-        "kind": "seizure",
-        "border_pair": "TJ-UZ",
-        "crossing_point": "UZ-OYBEK",
-        "origin_node": node.id,
-        "origin_agency": node.agency_id,
-        "created_at": format_time(NOW),
-        "tlp": "AMBER",
-        "handling": {"scheme": "none", "code": None, "conditions": []},
-        "grading": None,
-        "agreement_ids": ["mou-tj-uz-2026"],
-        "supersedes": None,
-        "suite": SUITE.value,
-    } | header
+    fields = header_of(world, signer, **header)
     sealed_to = recipients or {UZ: ("case",), TJ: ("case",)}
     parts = {"case": CASE} | (
         {"nominal": NOMINAL} if any("nominal" in p for p in sealed_to.values()) else {}
@@ -82,6 +69,26 @@ def forge(
         world.signing[signer],
     )
     return alert_subject(fields["border_pair"], fields["kind"]), raw
+
+
+def header_of(world: World, signer: str = UZ_NODE, **header: Any) -> dict[str, Any]:
+    """A UZ alert's header as ``signer`` would seal it, overridden by ``header``."""
+    node = world.node(signer)
+    return {
+        "alert_id": new_alert_id(NOW, os.urandom),
+        "kind": "seizure",
+        "border_pair": "TJ-UZ",
+        "crossing_point": "UZ-OYBEK",
+        "origin_node": node.id,
+        "origin_agency": node.agency_id,
+        "created_at": format_time(NOW),
+        "tlp": "AMBER",
+        "handling": {"scheme": "none", "code": None, "conditions": []},
+        "grading": None,
+        "agreement_ids": ["mou-tj-uz-2026"],
+        "supersedes": None,
+        "suite": SUITE.value,
+    } | header
 
 
 async def delivered_at(world: World, node_id: str, subject: str, raw: bytes) -> tuple[str, str]:
@@ -312,3 +319,28 @@ async def test_a_record_from_an_unknown_node_is_refused() -> None:
         world, receipt_subject("TJ-UZ"), sign_receipt(body, world.signing[UZ_NODE])
     )
     assert (entry["type"], entry["detail"]["reason"]) == ("alert_rejected", "unknown_node")
+
+
+async def test_a_passport_scan_sealed_where_no_agreement_allows_personal_data_is_refused() -> None:
+    """Issue #17: a file part marked personal data follows the nominal rules, like the block."""
+    world = World.demo()
+    header = header_of(world)
+
+    def sealed(nominal: bool) -> bytes:
+        return seal_alert(
+            header,
+            {"case": CASE},
+            [
+                RecipientKey(UZ, world.directory.kem_keys[UZ], ("case", "file-1")),
+                RecipientKey(TJ, world.directory.kem_keys[TJ], ("case", "file-1")),
+            ],
+            world.signing[UZ_NODE],
+            files=[FilePart(card=b"{}", data=b"scan", nominal=nominal)],
+        ).envelope
+
+    subject = alert_subject("TJ-UZ", "seizure")
+    # The control: the same file as a case photo is delivered.
+    assert (await delivered_at(world, TJ_FOTEHOBOD, subject, sealed(False)))[0] == "delivered"
+    await assert_refused_everywhere(
+        world, subject, sealed(True), "nominal_not_allowed", (TJ_FOTEHOBOD,)
+    )

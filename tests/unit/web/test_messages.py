@@ -96,6 +96,7 @@ CYRILLIC = ("ru", "tg", "ky", "uz-Cyrl")
 CODES = {
     *("BLO", "C", "CAS", "CSV", "Ed", "H", "HTTPS", "ID", "JavaScript", "RFC", "SHA", "TJ"),
     *("TLP", "UNODC", "WebCrypto", "x"),
+    *("GPS", "JPEG", "PDF", "PNG", "WebP"),  # file formats and the location they strip
     *("blo", "exchange", "cookie", "directory", "ledger", "principals", "verify"),  # commands
 }
 TURNED_COMMA = "\N{LEFT SINGLE QUOTATION MARK}"  # U+2018 after o and g, as CLDR writes Uzbek

@@ -135,6 +135,134 @@
     if (!document.hidden) open();
   }
 
+  // Files: each chosen file is sent in parts (PATCH at Upload-Offset). After a drop the upload
+  // asks the node where it stands (HEAD) and goes on from there, pausing longer after each
+  // failed try. A file sent completely becomes a hidden "attachments" field of the form, and
+  // the form is not sent while a file is still on its way.
+  function uploads(box, form) {
+    var csrf = form.querySelector("input[name=csrf]").value;
+    var list = byId("f-upload-list");
+    var part = parseInt(box.dataset.part, 10);
+    var busy = 0;
+    function fill(template, values) {
+      return template.replace(/\{(\w+)\}/g, function (_, k) { return String(values[k]); });
+    }
+    function json(r) { return r.json().catch(function () { return {}; }); }
+    function send(file, nominal) {
+      var item = document.createElement("li");
+      var name = document.createElement("span");
+      name.className = "name";
+      name.textContent = file.name;
+      var bar = document.createElement("progress");
+      bar.max = file.size;
+      bar.value = 0;
+      var state = document.createElement("span");
+      state.className = "state";
+      item.append(name, " ", bar, " ", state);
+      list.append(item);
+      busy += 1;
+      var id = null, offset = 0, pause = 500;
+      var url = function () { return box.dataset.upload + "/" + id; };
+      function headers(extra) { return Object.assign({ "X-CSRF-Token": csrf }, extra || {}); }
+      function fail(detail) {
+        busy -= 1;
+        item.className = "failed";
+        state.textContent = fill(box.dataset.msgFailed, { detail: detail });
+      }
+      function done() {
+        busy -= 1;
+        item.className = "ready";
+        state.textContent = box.dataset.msgDone;
+        var hidden = document.createElement("input");
+        hidden.type = "hidden";
+        hidden.name = "attachments";
+        hidden.value = id;
+        box.append(hidden);
+      }
+      function later(what) {
+        state.textContent = box.dataset.msgRetry;
+        setTimeout(what, pause);
+        pause = Math.min(pause * 2, 15000);
+      }
+      function resume() {
+        fetch(url(), { method: "HEAD", credentials: "same-origin", headers: headers() })
+          .then(function (r) {
+            if (!r.ok) throw new Error(String(r.status));
+            offset = parseInt(r.headers.get("Upload-Offset"), 10);
+            pause = 500;
+            next();
+          })
+          .catch(function () { later(resume); });
+      }
+      function next() {
+        fetch(url(), {
+          method: "PATCH",
+          credentials: "same-origin",
+          headers: headers({
+            "Upload-Offset": String(offset),
+            "Content-Type": "application/offset+octet-stream",
+          }),
+          body: file.slice(offset, offset + part),
+        })
+          .then(function (r) {
+            return json(r).then(function (body) {
+              if (r.status === 409 || r.status >= 500) return later(resume);
+              if (!r.ok) return fail(body.detail || r.status);
+              offset = body.offset;
+              bar.value = offset;
+              state.textContent = fill(box.dataset.msgProgress, {
+                percent: Math.floor((100 * offset) / file.size),
+              });
+              if (body.state === "ready") done(); else next();
+            });
+          })
+          .catch(function () { later(resume); });
+      }
+      function start() {
+        fetch(box.dataset.upload, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: headers({ "Content-Type": "application/json" }),
+          body: JSON.stringify({
+            length: file.size,
+            filename: file.name,
+            content_type: file.type || "application/octet-stream",
+            nominal: nominal,
+            keep_location: byId("f-keep-location").checked,
+          }),
+        })
+          .then(function (r) {
+            return json(r).then(function (body) {
+              if (r.status >= 500) return later(start);
+              if (!r.ok) return fail(body.detail || r.status);
+              id = body.upload_id;
+              next();
+            });
+          })
+          .catch(function () { later(start); });
+      }
+      start();
+    }
+    box.querySelectorAll("input[type=file]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        Array.prototype.forEach.call(input.files, function (file) {
+          send(file, input.dataset.nominal === "1");
+        });
+        input.value = "";  // sent by this script, not a second time with the form
+      });
+    });
+    form.addEventListener("submit", function (event) {
+      if (busy === 0) return;
+      event.preventDefault();
+      var wait = byId("f-upload-wait") || document.createElement("p");
+      wait.id = "f-upload-wait";
+      wait.className = "error";
+      wait.setAttribute("role", "alert");
+      wait.textContent = box.dataset.msgWait;
+      list.before(wait);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = byId("alert-form");
     if (form) {
@@ -155,6 +283,7 @@
         summary.focus();
       }
     }
+    if (form && byId("f-attachments")) uploads(byId("f-attachments"), form);
     if (byId("sent-table")) liveSent(byId("sent-table"));
   });
 })();
