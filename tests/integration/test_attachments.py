@@ -271,7 +271,7 @@ async def test_an_unsealed_upload_expires_from_postgres_and_the_disk(
         clock=utc_now,
         ttl=timedelta(0),
     )
-    terminal = await runtime.auth.authenticate(deploy.seed.terminal_tokens[KG])
+    terminal = await runtime.auth.authenticate(deploy.seed.terminal_tokens[KG], certificate=None)
     data = photo(20_000, seed=9)
     record = await uploads.create(
         terminal, length=len(data), filename="a.jpg", content_type="image/jpeg"
