@@ -32,12 +32,14 @@ nothing below them knows about either::
         ├── UploadTooLarge        longer than the node's limit
         ├── UnsupportedMedia      not a type the node accepts, or not what it says it is
         ├── UploadOffsetMismatch  a chunk that does not start where the upload stands
-        └── AttachmentPending     the file has not arrived (yet), or was refused
+        ├── AttachmentPending     the file has not arrived (yet), or was refused
+        └── AttachmentErased      a nominal file whose retention ended here (crypto-shredded)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AttachmentErased",
     "AttachmentPending",
     "AuthError",
     "BloExchangeError",
@@ -210,6 +212,10 @@ class AttachmentPending(UploadError):  # noqa: N818
     pass
 
 
+class AttachmentErased(UploadError):  # noqa: N818
+    pass
+
+
 # The HTTP status and problem type of each error, for the two edges that speak HTTP (``api`` and
 # ``web``): kept beside the tree so a new error class gets its status where it is declared.
 _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
@@ -229,6 +235,7 @@ _HTTP_STATUS: list[tuple[type[BloExchangeError], int, str]] = [
     (UnsupportedMedia, 415, "unsupported-media-type"),
     (UploadOffsetMismatch, 409, "upload-offset-mismatch"),
     (AttachmentPending, 409, "attachment-pending"),
+    (AttachmentErased, 410, "attachment-erased"),
     (UploadError, 422, "upload"),
 ]
 

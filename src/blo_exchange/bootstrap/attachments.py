@@ -16,7 +16,7 @@ from blo_exchange.db.engine import SessionFactory
 from blo_exchange.db.spool import FileSpool
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
-from blo_exchange.services.attachments import AttachmentService
+from blo_exchange.services.attachments import AttachmentService, NominalFileVault
 from blo_exchange.services.uploads import UploadLimits, UploadService
 
 __all__ = ["EXPIRY_EVERY", "Attachments"]
@@ -31,7 +31,13 @@ class Attachments:
 
     @classmethod
     def build(
-        cls, settings: Settings, *, node: Node, bus: BusConnection, sessions: SessionFactory
+        cls,
+        settings: Settings,
+        *,
+        node: Node,
+        bus: BusConnection,
+        sessions: SessionFactory,
+        vault: NominalFileVault | None = None,
     ) -> Attachments:
         upload_dir = settings.upload_dir or Path(tempfile.gettempdir()) / f"blo-uploads-{node.id}"
         limits = UploadLimits(
@@ -49,6 +55,9 @@ class Attachments:
                 ttl=timedelta(hours=settings.upload_ttl_hours),
             ),
             service=AttachmentService(
-                node=node, store=SqlAttachmentStore(sessions), objects=AttachmentBucket(bus)
+                node=node,
+                store=SqlAttachmentStore(sessions),
+                objects=AttachmentBucket(bus),
+                vault=vault,
             ),
         )

@@ -158,7 +158,9 @@ class NodeRuntime:
             ),
             create=settings.manage_bus,
         )
-        attachments = Attachments.build(settings, node=node, bus=bus, sessions=sessions)
+        attachments = Attachments.build(
+            settings, node=node, bus=bus, sessions=sessions, vault=retention.files
+        )
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
@@ -262,6 +264,7 @@ class NodeRuntime:
         )
         runtime.tasks.extend(runtime.lookout.start())
         retention.sweeper.listeners.append(runtime.lookout.index)
+        retention.sweeper.listeners.append(attachments.service)  # nominal files' ciphertexts
         runtime.retention = retention
         await retention.check_stream(bus, believed, node)
         runtime.tasks.extend(retention.start())

@@ -26,6 +26,7 @@ from blo_exchange.domain.retention import stream_outlives_retention
 from blo_exchange.services.ports import Directory, Inbox
 from blo_exchange.services.receipts import ReceiptPublisher
 from blo_exchange.services.retention import RetainingInbox
+from blo_exchange.services.retention_files import NominalFiles
 from blo_exchange.services.retention_review import RetentionReviews
 from blo_exchange.services.retention_sweep import Clock, NominalSweeper
 from blo_exchange.services.signed import SignedMessages
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RetentionRuntime:
     inbox: RetainingInbox
+    files: NominalFiles
     sweeper: NominalSweeper
     reviews: RetentionReviews
     interval: float
@@ -65,6 +67,7 @@ class RetentionRuntime:
             inbox=RetainingInbox(
                 inner, node=node, store=store, keys=keys, directory=directory, clock=clock
             ),
+            files=NominalFiles(node=node, store=store, keys=keys),
             sweeper=NominalSweeper(
                 node=node, store=store, keys=keys, receipts=receipts, clock=clock
             ),

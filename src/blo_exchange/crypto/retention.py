@@ -1,18 +1,22 @@
-"""Crypto-shredding of a recipient's nominal block (docs/retention.md): the node-local keys that
-alone open a stored nominal part, and destroying them.
+"""Crypto-shredding of a recipient's nominal parts (docs/retention.md): the node-local keys that
+alone open a stored nominal block or nominal file, and destroying them.
 
-A recipient node stores an alert as its envelope with the nominal part's ciphertext removed
-(:func:`split_nominal`; the signature covers parts by hash, so the stored form still verifies
-and its ``case`` still opens with the agency key). The removed part record (nonce, ciphertext,
-hash) is sealed once more under a fresh 32-byte data key (AES-256-GCM), and that data key is
-wrapped under the node's **epoch key** of the day the block expires: one random 32-byte key per
-UTC day, a 0600 file ``<key dir>/retention/<YYYY-MM-DD>.key``, never in the database.
+A recipient node stores an alert as its envelope with the ciphertexts of its nominal parts
+removed (:func:`split_nominal`): the ``nominal`` block, and the card (name, hash, thumbnail) of
+each ``class: nominal`` file. The signature covers parts by hash, so the stored form still
+verifies and its ``case`` (and case files) still open with the agency key. The removed part
+records are sealed once more under a fresh 32-byte **data key** (AES-256-GCM), and that data key
+is wrapped under the node's **epoch key** of the day the block expires: one random 32-byte key
+per UTC day, a 0600 file ``<key dir>/retention/<YYYY-MM-DD>.key``, never in the database. A
+nominal file's ciphertext, fetched later, is sealed under the same data key
+(:func:`seal_nominal_file`) before the node stores it.
 
 So the database alone (or a backup of it), even with the agency's private key, opens no
-nominal part: the agency key opens the part's original key, but the only copy of the part the
-node kept is under the epoch key. Destroying the epoch key file (:meth:`EpochKeys.destroy`)
+nominal part: the agency key opens the parts' original keys, but the only copies of the parts
+the node kept are under the epoch key. Destroying the epoch key file (:meth:`EpochKeys.destroy`)
 makes every nominal part of that day unopenable at this node. Not covered here: the original
-envelope still in the JetStream stream (docs/threat-model.md says what bounds it).
+envelope and files still in the JetStream stream and bucket (docs/threat-model.md says what
+bounds them).
 
 Failures to open are the opaque :class:`~blo_exchange.errors.InvalidEnvelope` (reason
 ``nominal_erased`` when the epoch key is gone).
@@ -44,8 +48,10 @@ __all__ = [
     "join_nominal",
     "nominal_readers",
     "open_nominal",
+    "open_nominal_file",
     "rewrap_nominal",
     "seal_nominal",
+    "seal_nominal_file",
     "split_nominal",
 ]
 
@@ -53,6 +59,7 @@ _KEY_LEN: Final = 32
 _NONCE_LEN: Final = 12
 _PART_CONTEXT: Final = b"blo-exchange/v1/nominal-vault\n"
 _WRAP_CONTEXT: Final = b"blo-exchange/v1/nominal-epoch\n"
+_FILE_CONTEXT: Final = b"blo-exchange/v1/nominal-file\n"
 _FILE_RE: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.key")
 
 
@@ -130,31 +137,54 @@ class EpochKeys:
 
 _NOMINAL_CIPHERTEXT: Final = b'"nominal":{"ciphertext":'
 """How a nominal part that still has its ciphertext begins in canonical JSON (keys sorted)."""
+_NOMINAL_CLASS: Final = b'"class":"nominal"'
+"""What a nominal file part (a passport scan) carries in canonical JSON."""
+_SEALED_MEMBERS: Final = ("nonce", "ciphertext")
 
 
 def carries_nominal(raw: bytes) -> bool:
-    """Whether ``raw`` may carry a nominal ciphertext: a byte search, so the common alert without
-    one is not parsed again. False is certain for a canonical envelope; True needs parsing."""
-    return _NOMINAL_CIPHERTEXT in raw
+    """Whether ``raw`` may carry a nominal ciphertext (the block or a nominal file's card): a
+    byte search, so the common alert without one is not parsed again. False is certain for a
+    canonical envelope; True needs parsing."""
+    return _NOMINAL_CIPHERTEXT in raw or _NOMINAL_CLASS in raw
+
+
+def _is_nominal(name: str, record: Any) -> bool:
+    return isinstance(record, dict) and (name == "nominal" or record.get("class") == "nominal")
 
 
 def split_nominal(raw: bytes) -> tuple[bytes, bytes] | None:
-    """``raw`` without the nominal part's ciphertext, and that part's record as canonical JSON;
-    None when the envelope carries no nominal ciphertext. The caller verified ``raw``."""
+    """``raw`` without the ciphertexts of its nominal parts (the ``nominal`` block and the cards
+    of ``class: nominal`` files, each left as a redacted part keeps it), and those parts'
+    records as canonical JSON ``{part: record}``; None when it carries no nominal ciphertext.
+    The caller verified ``raw``."""
     document = _document(raw)
-    record = document["parts"].get("nominal")
-    if not isinstance(record, dict) or "ciphertext" not in record:
+    taken = {
+        name: record
+        for name, record in document["parts"].items()
+        if _is_nominal(name, record) and "ciphertext" in record
+    }
+    if not taken:
         return None
-    parts = {**document["parts"], "nominal": {"sha256": record["sha256"]}}
-    return canonical_json({**document, "parts": parts}), canonical_json(record)
+    kept = {
+        name: {k: v for k, v in record.items() if k not in _SEALED_MEMBERS}
+        for name, record in taken.items()
+    }
+    parts = {**document["parts"], **kept}
+    return canonical_json({**document, "parts": parts}), canonical_json(taken)
 
 
 def nominal_readers(raw: bytes) -> tuple[str, ...]:
-    """The agencies ``raw`` seals its nominal part to, when it still carries its ciphertext
-    (structure only: for the origin's own copy, which it sealed itself)."""
+    """The agencies ``raw`` seals a nominal part to (the block or a nominal file), among those
+    still carrying their ciphertext (structure only: for the origin's own copy, which it
+    sealed itself)."""
     document = _document(raw)
-    record = document["parts"].get("nominal")
-    if not isinstance(record, dict) or "ciphertext" not in record:
+    nominal = {
+        name
+        for name, record in document["parts"].items()
+        if _is_nominal(name, record) and "ciphertext" in record
+    }
+    if not nominal:
         return ()
     recipients = document.get("recipients")
     if not isinstance(recipients, list):
@@ -162,19 +192,29 @@ def nominal_readers(raw: bytes) -> tuple[str, ...]:
     return tuple(
         str(entry["agency"])
         for entry in recipients
-        if isinstance(entry, dict) and "nominal" in (entry.get("parts") or ())
+        if isinstance(entry, dict) and nominal & set(entry.get("parts") or ())
     )
 
 
 def join_nominal(stored: bytes, record: bytes) -> bytes:
-    """The envelope ``split_nominal`` took ``record`` from. The part's hash must match the one
-    kept (and signed); verifying the result is still the caller's job."""
+    """The envelope ``split_nominal`` took ``record`` from. Each part's hash must match the one
+    kept (and signed); verifying the result is still the caller's job. A record kept before
+    nominal files were (the ``nominal`` part's record alone) is read as ``{"nominal": record}``."""
     document = _document(stored)
-    kept = document["parts"].get("nominal")
-    part = _object(_parse(record))
-    if not isinstance(kept, dict) or part.get("sha256") != kept.get("sha256"):
-        raise Rejected("nominal_mismatch")
-    return canonical_json({**document, "parts": {**document["parts"], "nominal": part}})
+    taken = _object(_parse(record))
+    if "ciphertext" in taken:
+        taken = {"nominal": taken}
+    parts = dict(document["parts"])
+    for name, part in taken.items():
+        kept = parts.get(name)
+        if (
+            not isinstance(kept, dict)
+            or not isinstance(part, dict)
+            or part.get("sha256") != kept.get("sha256")
+        ):
+            raise Rejected("nominal_mismatch")
+        parts[name] = part
+    return canonical_json({**document, "parts": parts})
 
 
 def seal_nominal(
@@ -207,6 +247,41 @@ def open_nominal(sealed: SealedNominal, epoch_key: bytes | None, *, alert_id: st
         )
     except (InvalidTag, ValueError):
         raise Rejected("nominal_vault") from None
+
+
+def seal_nominal_file(
+    sealed: SealedNominal,
+    epoch_key: bytes | None,
+    *,
+    alert_id: str,
+    part: str,
+    data: bytes,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """A nominal file's ciphertext sealed under the data key of its alert's vault row (AAD
+    ``blo-exchange/v1/nominal-file\n`` ‖ ``alert_id|part``); ``InvalidEnvelope``
+    (``nominal_erased``) once the epoch key is gone."""
+    data_key = _unwrap(sealed, epoch_key, alert_id)
+    nonce = _random(rng, _NONCE_LEN)
+    return nonce + AESGCM(data_key).encrypt(nonce, data, _file_aad(alert_id, part))
+
+
+def open_nominal_file(
+    sealed: SealedNominal, epoch_key: bytes | None, *, alert_id: str, part: str, stored: bytes
+) -> bytes:
+    """The file's ciphertext as the envelope names it, from what :func:`seal_nominal_file`
+    returned; ``InvalidEnvelope`` without the epoch key, or for another alert or part."""
+    data_key = _unwrap(sealed, epoch_key, alert_id)
+    try:
+        return AESGCM(data_key).decrypt(
+            stored[:_NONCE_LEN], stored[_NONCE_LEN:], _file_aad(alert_id, part)
+        )
+    except (InvalidTag, ValueError):
+        raise Rejected("nominal_vault") from None
+
+
+def _file_aad(alert_id: str, part: str) -> bytes:
+    return _FILE_CONTEXT + f"{alert_id}|{part}".encode()
 
 
 def rewrap_nominal(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from blo_exchange.db.engine import SessionFactory
@@ -134,6 +134,17 @@ class SqlAttachmentStore:
         if row is None or row.state != "stored" or row.ciphertext is None:
             return None
         return bytes(row.ciphertext)
+
+    async def forget_nominal(self, node_id: str, alert_id: str) -> int:
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(AttachmentRow).where(
+                    AttachmentRow.node_id == node_id,
+                    AttachmentRow.alert_id == alert_id,
+                    AttachmentRow.nominal.is_(True),
+                )
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _set(self, record: AttachmentRecord, **values: object) -> None:
         async with self._sessions.begin() as session:

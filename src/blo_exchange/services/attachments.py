@@ -10,9 +10,16 @@ fetches the ones it may open, checks them against the signed envelope and keeps 
     nominal rights is never even fetched elsewhere — and a background pass fetches each
     (``fetch_pending``). Fewer bytes than signed: not yet here, asked again next pass. A
     ciphertext whose size or SHA-256 is not the signed one is refused, logged and kept as
-    ``refused`` with its reason, never stored or served.
+    ``refused`` with its reason, never stored or served. A nominal file's ciphertext is
+    sealed under its alert's retention vault (``NominalFileVault``) before it is stored, so the
+    database opens it only while the alert's epoch key exists.
 (3) Reading (``file``, ``thumbnail``) opens the stored ciphertext with the key from the alert the
-    caller was allowed to open (``FeedService.opened``), and checks it again.
+    caller was allowed to open (``FeedService.opened``), and checks it again. A **nominal** file
+    is served only with its card: at a recipient the card is kept in the retention vault
+    (``services.retention``) and is gone once the retention ended, and then the file and its
+    thumbnail are ``AttachmentErased`` (410), whatever bytes might linger.
+(4) Erasure (``nominal_erased``, an erasure listener of ``services.retention_sweep``): the
+    recipient deletes its nominal files' records and ciphertexts.
 
 Not here: who may read an alert (the feed decides), the bucket's permissions (``bus``).
 """
@@ -26,22 +33,30 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from blo_exchange.crypto.canonical import b64u_decode, b64u_encode, canonical_json, sha256_hex
 from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.crypto.files import FilePart, SealedAlert
 from blo_exchange.domain.directory import Node
-from blo_exchange.errors import AttachmentPending, InvalidEnvelope, NotFound
+from blo_exchange.errors import AttachmentErased, AttachmentPending, InvalidEnvelope, NotFound
 from blo_exchange.services.ports import AttachmentObjects, AttachmentRecord, AttachmentStore
+from blo_exchange.services.retention import RetainedNominal
 from blo_exchange.services.uploads import ReadyFile
 
-__all__ = ["AttachmentFile", "AttachmentService", "download_headers", "file_parts"]
+__all__ = [
+    "AttachmentFile",
+    "AttachmentService",
+    "NominalFileVault",
+    "download_headers",
+    "file_parts",
+]
 
 log = logging.getLogger(__name__)
 _BATCH = 16
 _SOON = 0.05  # the first wait for a file that was just announced
+_ERASED = "this personal-data file was erased here when its retention ended"
 
 
 def file_parts(files: Sequence[ReadyFile]) -> list[FilePart]:
@@ -68,11 +83,32 @@ class AttachmentFile:
     data: bytes = field(repr=False)
 
 
+class NominalFileVault(Protocol):
+    """Where a recipient keeps its nominal files' ciphertexts crypto-shreddable
+    (``services.retention_files.NominalFiles``)."""
+
+    async def seal(self, alert_id: str, part: str, ciphertext: bytes) -> bytes | None:
+        """What to store; None when the file's retention ended here (store nothing)."""
+        ...
+
+    async def open(self, alert_id: str, part: str, stored: bytes) -> bytes | None:
+        """The ciphertext back; None once the retention ended."""
+        ...
+
+
 class AttachmentService:
-    def __init__(self, *, node: Node, store: AttachmentStore, objects: AttachmentObjects) -> None:
+    def __init__(
+        self,
+        *,
+        node: Node,
+        store: AttachmentStore,
+        objects: AttachmentObjects,
+        vault: NominalFileVault | None = None,
+    ) -> None:
         self._node = node
         self._store = store
         self._objects = objects
+        self._vault = vault
         self.counts: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._stopped = False
@@ -154,6 +190,13 @@ class AttachmentService:
                 await self._store.refuse(record, "file_hash")
                 self.counts["refused"] += 1
                 continue
+            if record.nominal and self._vault is not None:
+                sealed = await self._vault.seal(record.alert_id, record.part, data)
+                if sealed is None:  # its retention ended before it arrived: never kept
+                    await self._store.refuse(record, "nominal_erased")
+                    self.counts["erased"] += 1
+                    continue
+                data = sealed
             await self._store.store(record, data)
             self.counts["fetched"] += 1
             fetched += 1
@@ -201,7 +244,9 @@ class AttachmentService:
                     "sha256": card.get("sha256"),
                     "nominal": manifest.nominal,
                     "thumbnail": card.get("thumbnail") is not None,
-                    "state": states.get((part, manifest.sha256), "pending"),
+                    "state": "erased"
+                    if _erased(opened, part)
+                    else states.get((part, manifest.sha256), "pending"),
                 }
             )
         return listing
@@ -211,10 +256,16 @@ class AttachmentService:
         manifest = opened.files.get(part)
         if manifest is None:
             raise NotFound("no such attachment")
+        if _erased(opened, part):
+            raise AttachmentErased(_ERASED)
         card = _card(opened, part)
         ciphertext = await self._store.ciphertext(self._node.id, alert_id, part, manifest.sha256)
         if ciphertext is None:
             raise AttachmentPending("the file has not arrived yet (or was refused)")
+        if manifest.nominal and self._vault is not None:
+            ciphertext = await self._vault.open(alert_id, part, ciphertext)
+            if ciphertext is None:
+                raise AttachmentErased(_ERASED)
         try:
             data = opened.open_file(part, ciphertext)
         except InvalidEnvelope:
@@ -229,10 +280,27 @@ class AttachmentService:
         part = f"file-{index}"
         if part not in opened.files:
             raise NotFound("no such attachment")
+        if _erased(opened, part):
+            raise AttachmentErased(_ERASED)
         encoded = _card(opened, part).get("thumbnail")
         if not isinstance(encoded, str):
             raise NotFound("this attachment has no thumbnail")
         return b64u_decode(encoded)
+
+    # (4) erasure ----------------------------------------------------------------------------
+
+    async def nominal_erased(self, row: RetainedNominal) -> None:
+        """Delete the nominal files of ``row``'s alert at this node, records and ciphertexts;
+        idempotent."""
+        forgotten = await self._store.forget_nominal(row.node_id, row.alert_id)
+        self.counts["erased"] += forgotten
+
+
+def _erased(opened: OpenedEnvelope, part: str) -> bool:
+    """A nominal file whose card this reader cannot open: its retention ended here (or a relay
+    stripped the card in transit, which the node cannot tell apart: it fails closed)."""
+    manifest = opened.files.get(part)
+    return manifest is not None and manifest.nominal and part not in opened.parts
 
 
 def _index(part: str) -> int:

@@ -267,6 +267,9 @@ class AttachmentStore(Protocol):
     async def ciphertext(
         self, node_id: str, alert_id: str, part: str, sha256: str
     ) -> bytes | None: ...
+    async def forget_nominal(self, node_id: str, alert_id: str) -> int:
+        """Delete the records and ciphertexts of the alert's nominal files; how many."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from blo_exchange.crypto.canonical import canonical_json, parse_canonical_json
-from blo_exchange.crypto.envelope import RecipientKey, UnverifiedEnvelope, seal
+from blo_exchange.crypto.envelope import RecipientKey, UnverifiedEnvelope, seal, seal_alert
+from blo_exchange.crypto.files import FilePart
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey
 from blo_exchange.crypto.retention import (
     EpochKeys,
@@ -21,8 +22,10 @@ from blo_exchange.crypto.retention import (
     join_nominal,
     nominal_readers,
     open_nominal,
+    open_nominal_file,
     rewrap_nominal,
     seal_nominal,
+    seal_nominal_file,
     split_nominal,
 )
 from blo_exchange.errors import ConfigurationError, InvalidEnvelope
@@ -82,12 +85,56 @@ def test_join_refuses_a_part_other_than_the_signed_one(
     split = split_nominal(sealed[0])
     assert split is not None
     stored, record = split
-    part = parse_canonical_json(record)
-    part["sha256"] = "0" * 64
+    parts = parse_canonical_json(record)
+    parts["nominal"]["sha256"] = "0" * 64
     with pytest.raises(InvalidEnvelope):
-        join_nominal(stored, canonical_json(part))
+        join_nominal(stored, canonical_json(parts))
+    with pytest.raises(InvalidEnvelope):  # a part the stored envelope does not have
+        join_nominal(stored, canonical_json({"file-1": parse_canonical_json(record)["nominal"]}))
     with pytest.raises(InvalidEnvelope):
         join_nominal(stored, b"not json")
+
+
+def test_a_record_kept_before_nominal_files_still_joins(
+    sealed: tuple[bytes, SigningKey, KemPrivateKey],
+) -> None:
+    split = split_nominal(sealed[0])
+    assert split is not None
+    stored, record = split
+    old_form = canonical_json(parse_canonical_json(record)["nominal"])
+    assert join_nominal(stored, old_form) == sealed[0]
+
+
+def test_a_nominal_files_card_goes_to_the_vault_with_the_block_and_a_case_files_stays() -> None:
+    """A passport scan's card (its name, hash and thumbnail) is split off like the block: the
+    stored envelope still verifies and names the file, but the agency key opens no card of it,
+    and without the card the node serves no file (services.attachments)."""
+    signer, kem = SigningKey.generate(), KemPrivateKey.generate(HpkeSuite.X25519)
+    sealed = seal_alert(
+        HEADER,
+        {"case": b'{"case":1}'},
+        [RecipientKey(TJ, kem.public_key(), ("case", "file-1", "file-2"))],
+        signer,
+        files=[
+            FilePart(card=b'{"name":"photo.jpg"}', data=b"photo"),
+            FilePart(card=b'{"name":"passport.pdf","thumbnail":"AA"}', data=b"scan", nominal=True),
+        ],
+    )
+    assert nominal_readers(sealed.envelope) == (TJ,)
+    assert carries_nominal(sealed.envelope)
+    split = split_nominal(sealed.envelope)
+    assert split is not None
+    stored, record = split
+    assert set(parse_canonical_json(record)) == {"file-2"}
+    keys = {signer.key_id: signer.verify_key()}
+    verified = UnverifiedEnvelope.parse(stored).verify(
+        keys, subject_border_pair="KG-TJ", subject_kind="seizure", recipient_agency=TJ
+    )
+    assert verified.redacted_parts == ("file-2",)
+    opened = verified.open(TJ, {kem.key_id: kem})
+    assert set(opened.parts) == {"case", "file-1"}
+    assert split_nominal(stored) is None
+    assert join_nominal(stored, record) == sealed.envelope
 
 
 def test_the_part_opens_only_with_its_days_key_for_its_alert() -> None:
@@ -108,6 +155,32 @@ def test_the_part_opens_only_with_its_days_key_for_its_alert() -> None:
     flipped[-1] ^= 1
     with pytest.raises(InvalidEnvelope):
         open_nominal(SealedNominal(DAY, vault.wrapped_key, bytes(flipped)), key, alert_id=ALERT_ID)
+
+
+def test_a_nominal_file_opens_only_with_its_days_key_for_its_alert_and_part() -> None:
+    key = os.urandom(32)
+    vault = seal_nominal(b"record", key, alert_id=ALERT_ID, day=DAY)
+    stored = seal_nominal_file(vault, key, alert_id=ALERT_ID, part="file-2", data=b"scan")
+    assert b"scan" not in stored
+    assert open_nominal_file(vault, key, alert_id=ALERT_ID, part="file-2", stored=stored) == b"scan"
+    # Kept after an extension: the data key is the same, wrapped under the later day's key.
+    later = os.urandom(32)
+    kept = rewrap_nominal(vault, key, later, alert_id=ALERT_ID, day=LATER)
+    kept_file = open_nominal_file(kept, later, alert_id=ALERT_ID, part="file-2", stored=stored)
+    assert kept_file == b"scan"
+    flipped = bytearray(stored)
+    flipped[-1] ^= 1
+    for epoch_key, alert_id, part, data in (
+        (None, ALERT_ID, "file-2", stored),  # the key destroyed: erased
+        (os.urandom(32), ALERT_ID, "file-2", stored),
+        (key, "another-alert", "file-2", stored),
+        (key, ALERT_ID, "file-1", stored),  # moved to another part
+        (key, ALERT_ID, "file-2", bytes(flipped)),
+    ):
+        with pytest.raises(InvalidEnvelope):
+            open_nominal_file(vault, epoch_key, alert_id=alert_id, part=part, stored=data)
+    with pytest.raises(InvalidEnvelope):
+        seal_nominal_file(vault, None, alert_id=ALERT_ID, part="file-2", data=b"scan")
 
 
 def test_rewrap_moves_the_part_to_a_later_days_key() -> None:
