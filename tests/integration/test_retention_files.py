@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from blo_exchange.crypto.envelope import UnverifiedEnvelope
@@ -28,7 +29,9 @@ from tests.integration.attachment_helpers import idempotency, photo, upload
 from tests.integration.pipeline import Deployment, deployment, eventually, feed_has, ledger_has
 from tests.integration.test_attachments import file_arrived, rows
 from tests.integration.test_retention import KG, TJ, TJ_AGENCY, FakeClock
+from tests.integration.test_web_pages import sign_in
 
+UZ = "blo-oybek-uz"
 SCAN = photo(40_000, seed=11)  # a phone photo of a passport page: it gets a thumbnail
 PHOTO = photo(60_000, seed=12)
 
@@ -135,6 +138,22 @@ async def test_a_nominal_files_key_is_erased_with_the_nominal_block_and_the_case
     assert "file-2" not in reopened.open(TJ_AGENCY, tj.keys.kem).parts
     with pytest.raises(InvalidEnvelope):
         open_nominal(vault.sealed, None, alert_id=alert_id)
+    # The analyst's page says so, and its file route answers the same 410; a non-recipient
+    # still gets 404 (not 410: nothing about the alert is its to know).
+    page = httpx.AsyncClient(transport=deploy.client(TJ)._transport, base_url=f"https://{TJ}.test")
+    async with page:
+        await sign_in(page, deploy.seed.analyst_tokens[TJ])
+        html = (await page.get(f"/analyst/alerts/{alert_id}")).text
+        assert 'id="attachment-2" data-state="erased"' in html
+        assert f"/files/{alert_id}/2/thumbnail" not in html
+        assert f"/files/{alert_id}/1/thumbnail" in html
+        for path in (f"/files/{alert_id}/2", f"/files/{alert_id}/2/thumbnail"):
+            erased_page = await page.get(path)
+            assert erased_page.status_code == 410
+            assert SCAN[:64] not in erased_page.content
+    outsider = await deploy.client(UZ).get(f"{base}/2", headers=deploy.analyst(UZ))
+    assert outsider.status_code == 404
+
     # The photo still downloads byte-identical.
     status, photo_after, _ = await get(deploy, f"{base}/1")
     assert status == 200
