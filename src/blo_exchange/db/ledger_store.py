@@ -47,6 +47,35 @@ append and checkpoint transaction takes it with ``SET LOCAL ROLE``."""
 _TAKE_WRITER_ROLE = text("SET LOCAL ROLE blo_ledger_writer")
 
 
+_ENTRY_COLUMNS = (
+    "idx",
+    "event_id",
+    "type",
+    "alert_id",
+    "actor_node",
+    "actor_agency",
+    "recipients",
+    "border_pair",
+    "kind",
+    "occurred_at",
+    "leaf_input",
+    "leaf_hash",
+)
+
+
+async def _copy(
+    session: Any, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` (binary) on the session's own connection, inside its
+    transaction: one statement per batch, and no SQL text or parameters per row to build or
+    parse (``make bench-ledger``, issue 14: about 1.7x the appends/s of the SQLAlchemy insert it
+    replaced, against same-run baselines). The tables' statement triggers (writer role only,
+    append only) fire for COPY as for INSERT."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(table, records=records, columns=columns)
+
+
 def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
     e = LedgerEntryRow
     conditions: list[ColumnElement[bool]] = []
@@ -125,30 +154,29 @@ class SqlLedgerStore:
                 frontier = dict(guard.frontier())
             leaf_hashes = [merkle.leaf_hash(e.leaf_input) for e in fresh]
             new_nodes = merkle.append_many(size, leaf_hashes, lambda lv, ix: frontier[(lv, ix)])
-            await session.execute(
-                insert(LedgerEntryRow),
+            await _copy(
+                session,
+                "ledger_entries",
+                _ENTRY_COLUMNS,
                 [
-                    {
-                        "idx": size + i,
-                        "event_id": e.event_id,
-                        "type": e.type,
-                        "alert_id": e.alert_id,
-                        "actor_node": e.actor_node,
-                        "actor_agency": e.actor_agency,
-                        "recipients": list(e.recipients),
-                        "border_pair": e.border_pair,
-                        "kind": e.kind,
-                        "occurred_at": e.occurred_at,
-                        "leaf_input": e.leaf_input,
-                        "leaf_hash": leaf_hashes[i],
-                    }
+                    (
+                        size + i,
+                        e.event_id,
+                        e.type,
+                        e.alert_id,
+                        e.actor_node,
+                        e.actor_agency,
+                        list(e.recipients),
+                        e.border_pair,
+                        e.kind,
+                        e.occurred_at,
+                        e.leaf_input,
+                        leaf_hashes[i],
+                    )
                     for i, e in enumerate(fresh)
                 ],
             )
-            await session.execute(
-                insert(LedgerNodeRow),
-                [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
-            )
+            await _copy(session, "ledger_tree_nodes", ("level", "idx", "hash"), new_nodes)
             if guard is not None:
                 guard.prepare(size, leaf_hashes)  # durable before the commit below
         return [size + i for i in range(len(fresh))]
