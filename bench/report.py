@@ -195,6 +195,27 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "none missed",
             t["missed"] == 0,
         )
+    if "e2e" in system and "composed" in system["e2e"]:
+        e = system["e2e"]
+        composed = e["composed"]["total_ms"]
+        ratio = e["ratio_to_composed"]
+        first = e["steps"][0]["offered_rps"] if e["steps"] else None
+        row(
+            f"9 end to end: CPU per alert, all processes (@ {_fmt(e['cpu_ms_per_alert_at'])}/s)",
+            f"{_fmt(e['cpu_ms_per_alert'])} ms",
+            f"composed {composed:.1f} ms (raw steps)",
+            ratio,
+            "<= 2x",
+            ratio is not None and ratio <= 2,
+        )
+        row(
+            "9 end to end: max sustained rate, delivery p99 <= 50 ms",
+            f"{_fmt(e['max_sustained_rps'])} alerts/s",
+            f"{len(e['steps'])} steps from {_fmt(first)}/s",
+            None,
+            ">= 4x today's",
+            None,
+        )
     if "profile" in results:
         shares = results["profile"]["share_of_busy"]
         text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])
