@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from blo_exchange.api.slow_clients import guarded_protocol
 from blo_exchange.bootstrap.app import create_app
 from blo_exchange.cli.main import server_options
 from blo_exchange.crypto.tls import demo_pki
@@ -24,10 +25,12 @@ HEADER_SECONDS = 1.0
 BODY_IDLE_SECONDS = 1.5
 
 
-@pytest.fixture
+@pytest.fixture(params=["httptools", "h11"])
 async def node(
-    database_url: str, nats_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, database_url: str, nats_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[int, ssl.SSLContext, Deployment]]:
+    """The node's server on each HTTP parser the deadlines are built for (httptools, the
+    default since issue 14, and h11 where httptools is not installed)."""
     async with deployment(database_url, nats_url, tmp_path / "keys") as deploy:
         pki = demo_pki(tmp_path / "tls", [KG], hosts=["127.0.0.1"], now=dt.datetime.now(dt.UTC))
         cert_file, key_file = pki.certificates[KG]
@@ -46,7 +49,14 @@ async def node(
                 host="127.0.0.1",
                 port=port,
                 lifespan="off",
-                **server_options(settings),
+                **server_options(settings)
+                | {
+                    "http": guarded_protocol(
+                        header_seconds=HEADER_SECONDS,
+                        body_idle_seconds=BODY_IDLE_SECONDS,
+                        parser=request.param,
+                    )
+                },
             )
         )
         serving = asyncio.create_task(server.serve())

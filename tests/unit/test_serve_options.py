@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from blo_exchange.api.slow_clients import guarded_protocol
 from blo_exchange.cli.main import server_options
 from blo_exchange.config import Settings
 from blo_exchange.crypto.tls import demo_pki
@@ -33,3 +34,17 @@ def test_tls_12_or_later_with_forward_secret_aead_suites(tmp_path: Path) -> None
     assert tls12
     assert all(name.startswith("ECDHE-") for name in tls12)
     assert all("GCM" in name or "CHACHA20" in name for name in tls12)
+
+
+def test_serve_guards_the_httptools_parser_when_it_is_installed() -> None:
+    """The deadlines against slow clients ride on the parser ``serve`` actually uses: httptools
+    (a dependency since issue 14), not uvicorn's "auto" choice of an unguarded one."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from blo_exchange.api.slow_clients import GuardedH11Protocol
+
+    protocol = server_options(Settings(allow_plain_http=True))["http"]
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_seconds == Settings().header_timeout
+    h11 = guarded_protocol(header_seconds=1, body_idle_seconds=2, parser="h11")
+    assert issubclass(h11, GuardedH11Protocol)
