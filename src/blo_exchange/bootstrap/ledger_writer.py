@@ -50,6 +50,14 @@ appends, so the writer cuts at most four a second (a cut is ~8 round trips and 2
 CPU than an append), and an entry waits at most this long (plus one cut) for the checkpoint
 the API needs to serve it (the ledger lag goal is 1 s)."""
 
+CLOSE_TIMEOUT = 10.0
+"""Seconds a stop waits for the consumers' batch in hand (and then for the last cut)."""
+
+APPEND_LINGER = 0.05
+"""Seconds a small batch (under 64 messages) waits for more before its append: an alert's entry
+and its receipts then share one transaction, journal fsync and checkpoint (issue 14); under load
+batches are large and append at once."""
+
 DIRECTORY_INTERVAL = 1.0
 """Seconds between reads of the directory for changes to record."""
 
@@ -103,7 +111,7 @@ class LedgerWriterRuntime:
 
         # The consumers' batches go into one append at a time (ledger.batches), and the
         # checkpoint task cuts one after them, at most every CHECKPOINT_SPACING s (issue 14).
-        batcher: AppendBatcher[InboundMessage] = AppendBatcher(append)
+        batcher: AppendBatcher[InboundMessage] = AppendBatcher(append, linger=APPEND_LINGER)
         cut_wanted = asyncio.Event()
 
         async def handle(batch: Sequence[BusMessage]) -> None:
@@ -181,7 +189,7 @@ class LedgerWriterRuntime:
         if self._stopping is not None:
             self._stopping.set()
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = 2 * CLOSE_TIMEOUT) -> None:
         """Stop, and wait until the batch in hand is committed and acked (or ``timeout``)."""
         self.stop()
         if self._tasks:
@@ -199,28 +207,34 @@ class LedgerWriterRuntime:
 
     async def _checkpoints(self, stopping: asyncio.Event) -> None:
         """A cut soon after appends (``cut_wanted``), at most every CHECKPOINT_SPACING s, and
-        one every CHECKPOINT_INTERVAL s anyway; a last one for appends made while stopping."""
+        one every CHECKPOINT_INTERVAL s anyway; on stop, a last one once the consumers have
+        committed the batch in hand (so the state file holds no batch still pending)."""
         try:
             await self.register_key()
         except Exception:
             log.exception("could not register the ledger key in the directory")
         loop = asyncio.get_running_loop()
-        while True:
+        while not stopping.is_set():
             self.cut_wanted.clear()
             started = loop.time()
-            try:
-                await self.journal_ready()
-            except Exception:
-                log.exception("could not read the ledger writer's state")
-            else:
-                await _cut(self.checkpointer)
-            if stopping.is_set() and not self.cut_wanted.is_set():
-                return
+            await self._cut_now()
             await _first(stopping, self.cut_wanted, timeout=CHECKPOINT_INTERVAL)
             if not stopping.is_set():
                 spacing = started + CHECKPOINT_SPACING - loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), max(0.0, spacing))
+        consumers = [t for t in self._tasks if t.get_name().startswith("ledger-writer-")]
+        if consumers:
+            await asyncio.wait(consumers, timeout=CLOSE_TIMEOUT)
+        await self._cut_now()
+
+    async def _cut_now(self) -> None:
+        try:
+            await self.journal_ready()
+        except Exception:
+            log.exception("could not read the ledger writer's state")
+        else:
+            await _cut(self.checkpointer)
 
     async def record_directory(self) -> list[int]:
         """Append the directory's changes the ledger does not have yet; their indexes."""

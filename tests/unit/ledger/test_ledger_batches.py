@@ -97,3 +97,15 @@ async def test_a_cancelled_append_fails_the_other_batches_in_it() -> None:
     with pytest.raises(RuntimeError, match="cut off"):
         await third  # not known to be committed: its consumer hands it back
     assert store.appends == [["a1"]]
+
+
+async def test_a_small_batch_lingers_for_the_next_and_enough_messages_append_alone() -> None:
+    store = Store()
+    batcher = AppendBatcher(store.append, linger=0.05, linger_below=3)
+    first = asyncio.create_task(batcher.submit(["alert"]))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(batcher.submit(["receipt"]))  # arrives 10 ms later
+    await asyncio.gather(first, second)
+    assert store.appends == [["alert", "receipt"]]
+    await batcher.submit(["a", "b", "c"])  # enough already: appended at once, alone
+    assert store.appends[-1] == ["a", "b", "c"]
