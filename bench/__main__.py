@@ -56,9 +56,11 @@ ALL = (
     "burst",
     "taxii",
     "soak",
+    "e2e",
     "lookout",
     "attachments",
 )
+SYSTEM = {"delivery", "ledger", "fanout", "burst", "taxii", "soak", "e2e", "lookout", "attachments"}
 
 
 # --- phase B -------------------------------------------------------------------------------------
@@ -96,6 +98,21 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
             out["cpu_cores"] = {p: round(sampler.cpu_share(p), 3) for p in pids}
             return out, sampler
 
+        if "e2e" in args.only:  # first, on the fresh system (bench/e2e.py)
+            with _guard(system_results, "e2e"):
+                from bench.e2e import e2e_run
+
+                bare = results.get("accept", {}).get("w1", {}).get("bare", {})
+                system_results["e2e"] = await e2e_run(
+                    creds=creds,
+                    pids=pids,
+                    post=post,
+                    sse=sse,
+                    cursor=lambda: _current_seq(kg, post, sse),
+                    work=work,
+                    start_rate=args.e2e_rate or max(4.0, half / 4),
+                    bare_http_s=bare["server_cpu_cores"] / bare["rps"] if bare.get("rps") else None,
+                )
         if "delivery" in args.only:
             with _guard(system_results, "delivery"):
                 log(f"delivery latency: open loop at {half:.1f}/s (half of {max_rate:.1f})")
@@ -348,16 +365,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if set(args.only) != {"attachments"}:  # the attachment scenario needs no phase A
             await accept_phase(args, work, results)
-        if set(args.only) & {
-            "delivery",
-            "ledger",
-            "fanout",
-            "burst",
-            "taxii",
-            "soak",
-            "lookout",
-            "attachments",
-        }:
+        if set(args.only) & SYSTEM:
             await system_phase(args, work, results)
     finally:
         results["duration_seconds"] = time.monotonic() - started
@@ -375,6 +383,9 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated: " + ",".join(ALL))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument(
+        "--e2e-rate", type=float, default=0.0, help="e2e: first offered rate (default: max/8)"
+    )
     args = parser.parse_args()
     args.only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(args.only) - set(ALL)

@@ -28,6 +28,10 @@ from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+# This checkout's code, also where the venv's editable install points at another checkout (a
+# git worktree sharing a venv): the bench measures the tree it is run from, or BENCH_SRC's (a
+# before/after comparison with the same bench).
+PYTHONPATH = os.pathsep.join([os.environ.get("BENCH_SRC", str(REPO / "src")), str(REPO)])
 KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
 
 
@@ -95,7 +99,7 @@ class System:
             BLO_NATS_URL=self.credentials["nats_url"],
             BLO_NODE_ID=node_id,
             BLO_KEY_DIR=str(self.root / "keys" / node_id),
-            PYTHONPATH=str(REPO),
+            PYTHONPATH=PYTHONPATH,
         )
         env.update(NODE_OVERRIDES)
         env.update(extra)
@@ -260,7 +264,7 @@ async def run_loadgen(spec: dict[str, Any], workdir: Path, name: str) -> dict[st
             str(spec_path),
             str(out_path),
             cwd=REPO,
-            env=os.environ | {"PYTHONPATH": str(REPO)},
+            env=os.environ | {"PYTHONPATH": PYTHONPATH},
             stdout=handle,
             stderr=subprocess.STDOUT,
         )

@@ -17,7 +17,8 @@ the signed checkpoint (``ledger.answers.VerifiedLedger``) and reports the storag
 
 Baseline, measured in the same run on the same server: the same rows inserted with the same
 statement shape into a copy of ``ledger_entries`` (same indexes, no triggers) without any Merkle
-work. The ratio says what the tree costs on top of storing the rows at all. Goals (issue 3):
+work, once by INSERT and once by ``COPY`` (as the store appends since issue 14). The ratios say
+what the tree costs on top of storing the rows at all. Goals (issue 3):
 at least 10,000 appended entries/s, and an inclusion proof p99 under 20 ms at 1M entries.
 """
 
@@ -123,13 +124,15 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(at(0.50), 3), "p99_ms": round(at(0.99), 3), "max_ms": round(at(1.0), 3)}
 
 
-async def baseline(sessions: Any, batch: int, total: int, rng: random.Random) -> dict[str, Any]:
-    """Plain inserts of the same rows into a twin table with the same indexes, no tree."""
+async def baseline(
+    sessions: Any, batch: int, total: int, rng: random.Random, *, copy: bool = False
+) -> dict[str, Any]:
+    """Plain inserts of the same rows into a twin table with the same indexes, no tree; with
+    ``copy``, the same rows by ``COPY`` (binary) into another twin, as the store now appends."""
+    table = "bench_raw_copy" if copy else "bench_raw"
     async with sessions.begin() as session:
         await session.execute(
-            text(
-                "CREATE TABLE bench_raw (LIKE ledger_entries INCLUDING DEFAULTS INCLUDING INDEXES)"
-            )
+            text(f"CREATE TABLE {table} (LIKE ledger_entries INCLUDING DEFAULTS INCLUDING INDEXES)")
         )
     insert = text(
         "INSERT INTO bench_raw (idx, event_id, type, alert_id, actor_node, actor_agency, "
@@ -158,7 +161,13 @@ async def baseline(sessions: Any, batch: int, total: int, rng: random.Random) ->
         ]
         start = time.perf_counter()
         async with sessions.begin() as session:
-            await session.execute(insert, rows)
+            if copy:
+                raw = await (await session.connection()).get_raw_connection()
+                await raw.driver_connection.copy_records_to_table(
+                    table, records=[tuple(r.values()) for r in rows], columns=list(rows[0])
+                )
+            else:
+                await session.execute(insert, rows)
         seconds += time.perf_counter() - start
         done += batch
     return {"rows": done, "rows_per_s": round(done / seconds)}
@@ -230,6 +239,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results: dict[str, Any] = {
             "baseline": await baseline(sessions, args.batch, args.baseline_rows, rng)
         }
+        log(f"baseline: plain COPY of {args.baseline_rows} rows")
+        results["baseline_copy"] = await baseline(
+            sessions, args.batch, args.baseline_rows, rng, copy=True
+        )
         signer = note_signer(ORIGIN, SigningKey.generate())
         journal = None if args.plain else WriterJournal(origin=ORIGIN, path=work / "ledger.state")
         checkpointer = Checkpointer(
@@ -322,6 +335,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             plain=args.plain,
             cosign=percentiles(cosign_seconds) if cosign_seconds else None,
             ratio_to_plain_inserts=round(rate / results["baseline"]["rows_per_s"], 3),
+            ratio_to_plain_copy=round(rate / results["baseline_copy"]["rows_per_s"], 3),
             milestones=milestones,
         )
         return results
@@ -342,7 +356,9 @@ def table(results: dict[str, Any]) -> str:
         f"{(results['cosign'] or {}).get('p50_ms')} / {(results['cosign'] or {}).get('p99_ms')} "
         "ms p50 / p99",
         f"baseline: plain inserts of the same rows {base} rows/s -> ratio "
-        f"{results['ratio_to_plain_inserts']}",
+        f"{results['ratio_to_plain_inserts']}; plain COPY of the same rows "
+        f"{results['baseline_copy']['rows_per_s']} rows/s -> ratio "
+        f"{results['ratio_to_plain_copy']}",
         f"entries built (canonical JSON) at {results['entry_build_per_s']}/s, outside the timing",
         "size       inclusion p50 / p99 ms     consistency p50 / p99 ms   verified/s  "
         "bytes/entry (row + nodes; leaf_input)",

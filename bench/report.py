@@ -199,7 +199,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         lk = system["lookout"]
         h, m, g = lk["lookout_hit"], lk["lookout_miss"], lk["get_alert"]
         row(
-            f"9 lookout check among {lk['alerts']} risk alerts: hit / miss p50",
+            f"10 lookout check among {lk['alerts']} risk alerts: hit / miss p50",
             f"{_fmt(h['p50_ms'])} / {_fmt(m['p50_ms'])} ms (hit p99 {_fmt(h['p99_ms'])})",
             f"GET /v1/alerts/{{id}} {_fmt(g['p50_ms'])} ms",
             h["ratio_p50"],
@@ -208,7 +208,7 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         )
         sr, fp = lk["search"], lk["feed_page"]
         row(
-            f"9 search, {sr['matching']} matches: p50",
+            f"10 search, {sr['matching']} matches: p50",
             f"{_fmt(sr['p50_ms'])} ms",
             f"GET /v1/feed?limit={sr['matching']} {_fmt(fp['p50_ms'])} ms",
             sr["ratio_p50"],
@@ -219,12 +219,33 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         a = system["attachments"]
         m = a["median_s"]
         row(
-            f"10 attachment {a['size_bytes'] / 2**20:.0f} MiB KG->TJ end to end (x{a['rounds']})",
+            f"11 attachment {a['size_bytes'] / 2**20:.0f} MiB KG->TJ end to end (x{a['rounds']})",
             f"{a['end_to_end_mb_s']:.1f} MB/s (upload {m['upload_s']:.2f} s, accept "
             f"{m['accept_s']:.2f} s, to TJ {m['delivery_s']:.2f} s)",
             f"raw Object Store put {a['raw_put_mb_s']:.1f} MB/s",
             a["ratio_to_raw_put"],
             "-",
+            None,
+        )
+    if "e2e" in system and "composed" in system["e2e"]:
+        e = system["e2e"]
+        composed = e["composed"]["total_ms"]
+        ratio = e["ratio_to_composed"]
+        first = e["steps"][0]["offered_rps"] if e["steps"] else None
+        row(
+            f"9 end to end: CPU per alert, all processes (@ {_fmt(e['cpu_ms_per_alert_at'])}/s)",
+            f"{_fmt(e['cpu_ms_per_alert'])} ms",
+            f"composed {composed:.1f} ms (raw steps)",
+            ratio,
+            "<= 2x",
+            ratio is not None and ratio <= 2,
+        )
+        row(
+            "9 end to end: max sustained rate, delivery p99 <= 50 ms",
+            f"{_fmt(e['max_sustained_rps'])} alerts/s",
+            f"{len(e['steps'])} steps from {_fmt(first)}/s",
+            None,
+            ">= 4x today's",
             None,
         )
     if "profile" in results:

@@ -33,6 +33,9 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
     "access_log": False,
     "timeout_graceful_shutdown": 10,
+    # Named, not "auto" (which takes httptools whenever it is installed): BENCH_HTTP=httptools
+    # measures the other parser against the same bench (issue 14).
+    "http": os.environ.get("BENCH_HTTP", "h11"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 
@@ -17,16 +18,16 @@ from tests.integration.pipeline import eventually
 
 
 @asynccontextmanager
-async def served(settings: Settings, services: Services) -> AsyncIterator[int]:
-    """Serve the node of ``services`` with ``settings`` (its TLS, its protocol) on 127.0.0.1;
-    yields the port and stops the server on exit."""
+async def served(settings: Settings, services: Services, **overrides: Any) -> AsyncIterator[int]:
+    """Serve the node of ``services`` with ``settings`` (its TLS, its protocol; ``overrides``
+    replace uvicorn options) on 127.0.0.1; yields the port and stops the server on exit."""
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, services=services),
         host="127.0.0.1",
         port=port,
         lifespan="off",
-        **server_options(settings),
+        **server_options(settings) | overrides,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

@@ -9,8 +9,8 @@ import random
 from datetime import UTC, datetime
 
 from blo_exchange.db.engine import create_engine, migrate, session_factory
-from blo_exchange.db.node_store import SqlInbox
-from blo_exchange.services.ports import InboxItem
+from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.services.ports import Completion, InboxItem
 
 NODE, AGENCY = "blo-test-tj", "tj-agency"
 
@@ -120,3 +120,31 @@ async def test_the_migration_numbers_stored_alerts_in_stream_order(database_url:
 
 def _for(node: str, base: InboxItem) -> InboxItem:
     return dataclasses.replace(base, node_id=node, agency_id="ag")
+
+
+async def test_an_accept_racing_its_own_consumer_takes_one_position_and_completes(
+    database_url: str,
+) -> None:
+    """The accept path stores and completes in one statement (issue 14); the node's own consumer
+    storing the same alert at the same moment must leave neither a gap nor an open key."""
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=4)
+    sessions = session_factory(engine)
+    inbox, keys = SqlInbox(sessions), SqlIdempotencyStore(sessions)
+    try:
+        for n in range(40):
+            key, stored = f"key-{n:05d}", item(n)
+            claim = await keys.begin("terminal", key, "sha", stored.alert_id, stale_after=30)
+            assert claim.state == "new"
+            answer = {"alert_id": stored.alert_id}
+            outcomes = await asyncio.gather(
+                inbox.add(stored, completes=Completion("terminal", key, answer)),
+                inbox.add(stored),  # the node's own consumer, with the envelope from the stream
+            )
+            assert sorted(outcomes) == [False, True]
+            replay = await keys.begin("terminal", key, "sha", "another-id", stale_after=30)
+            assert (replay.state, replay.response) == ("replay", answer)
+        rows = await inbox.page(NODE, AGENCY, after=0, limit=100)
+        assert [r.feed_seq for r in rows] == list(range(1, 41))  # one position each, no gap
+    finally:
+        await engine.dispose()

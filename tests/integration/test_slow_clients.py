@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from blo_exchange.api.client_certificates import PeerCertificateProtocol
+from blo_exchange.api.slow_clients import guarded_protocol
 from blo_exchange.crypto.tls import demo_pki
 from tests.integration.pipeline import Deployment, deployment
 from tests.integration.served import served
@@ -21,10 +23,12 @@ HEADER_SECONDS = 1.0
 BODY_IDLE_SECONDS = 1.5
 
 
-@pytest.fixture
+@pytest.fixture(params=["httptools", "h11"])
 async def node(
-    database_url: str, nats_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, database_url: str, nats_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[int, ssl.SSLContext, Deployment]]:
+    """The node's server on each HTTP parser the deadlines are built for (httptools, the
+    default since issue 14, and h11 where httptools is not installed)."""
     async with deployment(database_url, nats_url, tmp_path / "keys") as deploy:
         pki = demo_pki(tmp_path / "tls", [KG], hosts=["127.0.0.1"], now=dt.datetime.now(dt.UTC))
         cert_file, key_file = pki.certificates[KG]
@@ -36,7 +40,13 @@ async def node(
                 "body_idle_timeout": BODY_IDLE_SECONDS,
             }
         )
-        async with served(settings, deploy.runtimes[KG].services) as port:
+        protocol = guarded_protocol(
+            header_seconds=HEADER_SECONDS,
+            body_idle_seconds=BODY_IDLE_SECONDS,
+            parser=request.param,
+            mixins=(PeerCertificateProtocol,),
+        )
+        async with served(settings, deploy.runtimes[KG].services, http=protocol) as port:
             yield port, ssl.create_default_context(cafile=str(pki.ca_file)), deploy
 
 

@@ -10,6 +10,7 @@ import pytest
 import typer
 
 from blo_exchange.api.client_certificates import PeerCertificateProtocol
+from blo_exchange.api.slow_clients import guarded_protocol
 from blo_exchange.cli.main import server_options
 from blo_exchange.config import Settings
 from blo_exchange.crypto.tls import demo_pki
@@ -57,3 +58,17 @@ def test_a_client_ca_asks_for_device_certificates_and_needs_the_nodes_own_tls(
     # Behind a TLS-terminating proxy the node never sees a handshake to verify.
     with pytest.raises(typer.Exit):
         server_options(Settings(allow_plain_http=True, client_ca_file=devices.ca_file))
+
+
+def test_serve_guards_the_httptools_parser_when_it_is_installed() -> None:
+    """The deadlines against slow clients ride on the parser ``serve`` actually uses: httptools
+    (a dependency since issue 14), not uvicorn's "auto" choice of an unguarded one."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from blo_exchange.api.slow_clients import GuardedH11Protocol
+
+    protocol = server_options(Settings(allow_plain_http=True))["http"]
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_seconds == Settings().header_timeout
+    h11 = guarded_protocol(header_seconds=1, body_idle_seconds=2, parser="h11")
+    assert issubclass(h11, GuardedH11Protocol)

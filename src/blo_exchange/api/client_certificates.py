@@ -26,8 +26,6 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from blo_exchange.api.slow_clients import GuardedH11Protocol
-
 __all__ = ["ForwardedCertificate", "PeerCertificateProtocol", "tls_extension"]
 
 UNTRUSTED_PROXY = "client certificates are accepted only through the trusted proxy"
@@ -59,11 +57,15 @@ def _with_extension(app: Any, tls: dict[str, Any]) -> Any:
     return connection_app
 
 
-class PeerCertificateProtocol(GuardedH11Protocol):
-    """The node's HTTP protocol: the slow-client deadlines, and the TLS extension in each scope."""
+class PeerCertificateProtocol:
+    """A mixin in front of the node's uvicorn protocol (h11 or httptools, with the slow-client
+    deadlines: ``api.slow_clients.guarded_protocol(mixins=...)``): the TLS extension in each
+    request's scope. Both uvicorn protocols keep the app they call in ``self.app``."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    app: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         tls = tls_extension(transport)
         if tls is not None:  # this connection's requests go through an app that adds it
             self.app = _with_extension(self.app, tls)

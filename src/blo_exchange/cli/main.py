@@ -90,7 +90,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "http": guarded_protocol(
             header_seconds=settings.header_timeout,
             body_idle_seconds=settings.body_idle_timeout,
-            base=PeerCertificateProtocol,  # puts a verified client certificate in the scope
+            mixins=(PeerCertificateProtocol,),  # a verified client certificate in the scope
         ),
         "log_level": "warning",
         "access_log": False,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.engine import SessionFactory, read_sessions
 from blo_exchange.db.tables import (
     LedgerCheckpointRow,
     LedgerCosignatureRow,
@@ -45,6 +45,49 @@ WRITER_ROLE = "blo_ledger_writer"
 """The database role that alone may insert into the ledger tables (migration 0004); each
 append and checkpoint transaction takes it with ``SET LOCAL ROLE``."""
 _TAKE_WRITER_ROLE = text("SET LOCAL ROLE blo_ledger_writer")
+_TAKE_LOCK = f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})"
+_SIZE_AND_KNOWN = (
+    "SELECT (SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries),"
+    " array(SELECT event_id FROM ledger_entries WHERE event_id = any($1::text[]))"
+)
+
+
+_ENTRY_COLUMNS = (
+    "idx",
+    "event_id",
+    "type",
+    "alert_id",
+    "actor_node",
+    "actor_agency",
+    "recipients",
+    "border_pair",
+    "kind",
+    "occurred_at",
+    "leaf_input",
+    "leaf_hash",
+)
+
+
+async def _driver(session: Any) -> Any:
+    """The asyncpg connection under ``session``, inside the transaction the session began
+    (checked: a statement sent before it would run, and commit, on its own)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if not driver.is_in_transaction():
+        raise RuntimeError("the ledger store's statements must run in a transaction")
+    return driver
+
+
+async def _copy(
+    session: Any, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` (binary) on the session's own connection, inside its
+    transaction: one statement per batch, and no SQL text or parameters per row to build or
+    parse (``make bench-ledger``, issue 14: about 1.7x the appends/s of the SQLAlchemy insert it
+    replaced, against same-run baselines). The tables' statement triggers (writer role only,
+    append only) fire for COPY as for INSERT."""
+    await (await _driver(session)).copy_records_to_table(table, records=records, columns=columns)
 
 
 def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
@@ -72,6 +115,7 @@ def _conditions(wanted: EntryFilter) -> list[ColumnElement[bool]]:
 class SqlLedgerStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        self._reads = read_sessions(sessions)
 
     async def append(
         self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None = None
@@ -95,16 +139,13 @@ class SqlLedgerStore:
         self, entries: Sequence[NewLedgerEntry], guard: AppendGuard | None
     ) -> list[int]:
         async with self._sessions.begin() as session:
-            await session.execute(_TAKE_WRITER_ROLE)
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            await session.execute(_TAKE_WRITER_ROLE)  # also begins the transaction
+            driver = await _driver(session)
+            await driver.execute(_TAKE_LOCK)
+            # The size and which event ids are known, in one round trip, under the lock.
             ids = list({e.event_id for e in entries})
-            existing = set(
-                (
-                    await session.scalars(
-                        select(LedgerEntryRow.event_id).where(LedgerEntryRow.event_id.in_(ids))
-                    )
-                ).all()
-            )
+            size, known = await driver.fetchrow(_SIZE_AND_KNOWN, ids)
+            size, existing = int(size), set(known)
             fresh: list[NewLedgerEntry] = []
             for entry in entries:
                 if entry.event_id not in existing:
@@ -112,10 +153,6 @@ class SqlLedgerStore:
                     fresh.append(entry)
             if not fresh:
                 return []
-            size = int(
-                await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
-                or 0
-            )
             if guard is None:
                 frontier = await self._nodes(session, merkle.root_nodes(size))
             else:
@@ -125,30 +162,29 @@ class SqlLedgerStore:
                 frontier = dict(guard.frontier())
             leaf_hashes = [merkle.leaf_hash(e.leaf_input) for e in fresh]
             new_nodes = merkle.append_many(size, leaf_hashes, lambda lv, ix: frontier[(lv, ix)])
-            await session.execute(
-                insert(LedgerEntryRow),
+            await _copy(
+                session,
+                "ledger_entries",
+                _ENTRY_COLUMNS,
                 [
-                    {
-                        "idx": size + i,
-                        "event_id": e.event_id,
-                        "type": e.type,
-                        "alert_id": e.alert_id,
-                        "actor_node": e.actor_node,
-                        "actor_agency": e.actor_agency,
-                        "recipients": list(e.recipients),
-                        "border_pair": e.border_pair,
-                        "kind": e.kind,
-                        "occurred_at": e.occurred_at,
-                        "leaf_input": e.leaf_input,
-                        "leaf_hash": leaf_hashes[i],
-                    }
+                    (
+                        size + i,
+                        e.event_id,
+                        e.type,
+                        e.alert_id,
+                        e.actor_node,
+                        e.actor_agency,
+                        list(e.recipients),
+                        e.border_pair,
+                        e.kind,
+                        e.occurred_at,
+                        e.leaf_input,
+                        leaf_hashes[i],
+                    )
                     for i, e in enumerate(fresh)
                 ],
             )
-            await session.execute(
-                insert(LedgerNodeRow),
-                [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in new_nodes],
-            )
+            await _copy(session, "ledger_tree_nodes", ("level", "idx", "hash"), new_nodes)
             if guard is not None:
                 guard.prepare(size, leaf_hashes)  # durable before the commit below
         return [size + i for i in range(len(fresh))]
@@ -168,7 +204,7 @@ class SqlLedgerStore:
         if not wanted:
             return set()
         query = select(LedgerEntryRow.event_id).where(LedgerEntryRow.event_id.in_(wanted))
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return set((await session.scalars(query)).all())
 
     @staticmethod
@@ -185,11 +221,11 @@ class SqlLedgerStore:
         return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
 
     async def nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await self._nodes(session, wanted)
 
     async def size(self) -> int:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             value = await session.scalar(select(func.coalesce(func.max(LedgerEntryRow.idx) + 1, 0)))
         return int(value or 0)
 
@@ -203,7 +239,7 @@ class SqlLedgerStore:
             .order_by(LedgerEntryRow.idx)
             .limit(limit)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(query)).all()
         return [(int(i), bytes(b)) for i, b in rows]
 
@@ -217,7 +253,7 @@ class SqlLedgerStore:
             .order_by(LedgerEntryRow.idx)
             .limit(limit)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.scalars(query)).all()
         return [_stored_entry(r) for r in rows]
 
@@ -227,7 +263,7 @@ class SqlLedgerStore:
             .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < end)
             .order_by(LedgerEntryRow.idx)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.scalars(query)).all()
         return [_stored_entry(r) for r in rows]
 
@@ -249,7 +285,7 @@ class SqlLedgerStore:
             .where(e.idx >= start, e.idx < end)
             .order_by(e.idx)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(query)).all()
         return [
             (
@@ -272,17 +308,17 @@ class SqlLedgerStore:
 
     async def root_at(self, size: int) -> bytes:
         """The root of the first ``size`` entries, from the stored perfect nodes."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             nodes = await self._nodes(session, merkle.root_nodes(size))
         return merkle.root_hash(size, nodes)
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             nodes = await self._nodes(session, merkle.inclusion_proof_nodes(index, size))
         return merkle.inclusion_proof(index, size, nodes)
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             nodes = await self._nodes(session, merkle.consistency_proof_nodes(first, second))
         return merkle.consistency_proof(first, second, nodes)
 
@@ -290,7 +326,7 @@ class SqlLedgerStore:
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size.desc()).limit(1)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await session.scalar(query)
         return None if row is None else _checkpoint(row)
 
@@ -299,7 +335,7 @@ class SqlLedgerStore:
         query = select(LedgerCheckpointRow).order_by(LedgerCheckpointRow.tree_size)
         if up_to is not None:
             query = query.where(LedgerCheckpointRow.tree_size <= up_to)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.scalars(query)).all()
         return [_checkpoint(r) for r in rows]
 
@@ -344,7 +380,7 @@ class SqlLedgerStore:
 
     async def fork_evidence(self) -> list[dict[str, Any]]:
         query = select(LedgerForkEvidenceRow).order_by(LedgerForkEvidenceRow.id)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.scalars(query)).all()
         return [
             {
@@ -367,7 +403,7 @@ class SqlLedgerStore:
             .order_by(LedgerCosignatureRow.tree_size, LedgerCosignatureRow.witness)
         )
         out: dict[int, list[str]] = {}
-        async with self._sessions() as session:
+        async with self._reads() as session:
             for size, line in (await session.execute(query)).all():
                 out.setdefault(int(size), []).append(line)
         return out
@@ -381,7 +417,7 @@ class SqlLedgerStore:
             .order_by(LedgerCosignatureRow.tree_size.desc())
             .limit(1)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             value = await session.scalar(query)
         return None if value is None else int(value)
 
@@ -393,14 +429,14 @@ class SqlLedgerStore:
             .where(PublicKeyRow.owner_kind == "witness", PublicKeyRow.revoked_at.is_(None))
             .order_by(PublicKeyRow.owner_id, PublicKeyRow.key_id)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return [(str(o), bytes(p)) for o, p in (await session.execute(query)).all()]
 
     async def node_keys(self) -> dict[str, dict[str, Any]]:
         """Every node's agency and Ed25519 keys (revoked ones too), as the directory rows have them
         (with pinned roots, ``SignedDirectory.node_keys`` instead):
         ``{node: {"agency", "keys": [{"key_id", "public" (bytes), "revoked_at"}]}}``."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             nodes = dict((await session.execute(select(NodeRow.id, NodeRow.agency_id))).all())
             keys = (
                 await session.scalars(
@@ -432,7 +468,7 @@ class SqlLedgerStore:
             .where(LedgerEntryRow.idx < size)
             .order_by(LedgerEntryRow.idx)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(query)).all()
         return [(int(i), bytes(b), bytes(h)) for i, b, h in rows]
 
@@ -459,7 +495,7 @@ class SqlLedgerStore:
             .group_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
             .order_by(sub.c.origin, sub.c.recipient, sub.c.border_pair, sub.c.kind)
         )
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(query)).all()
         return [SharingCount(str(o), str(r), str(b), str(k), int(n)) for o, r, b, k, n in rows]
 

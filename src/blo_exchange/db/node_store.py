@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
@@ -41,8 +43,8 @@ _EXISTS_SQL = "SELECT 1 FROM node_inbox WHERE node_id = $1 AND alert_id = $2"
 # first has committed (or rolled back, which gives its position back), so positions become
 # visible in the order they are taken, with no gaps. A bigserial would give numbers in order but
 # commits out of order: a reader could see 7 before 6 and move its cursor past 6 for ever.
-_STORE_SQL = (
-    "WITH head AS ("
+_TAKE_AND_STORE = (
+    "head AS ("
     " INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 1)"
     " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING last_seq)"
     " INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
@@ -50,6 +52,7 @@ _STORE_SQL = (
     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, head.last_seq FROM head"
     " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
 )
+_STORE_SQL = "WITH " + _TAKE_AND_STORE
 # Stored meanwhile by another transaction (we waited for it on the head's lock): give the
 # position back. The lock is still ours, so nobody took a later one.
 _UNTAKE_SQL = "UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id = $1"
@@ -57,6 +60,15 @@ _COMPLETE_SQL = (
     "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
     " WHERE principal_id = $1 AND key = $2"
 )
+# The accept path's second transaction in one statement (issue 14): the envelope at the next
+# position and the request's answer. No look first: the alert was sealed a moment ago, so only
+# the node's own consumer racing it can have stored it (then the position is given back).
+# A data-modifying WITH runs to completion whatever the main statement returns.
+_COMPLETING = (
+    "WITH done AS (UPDATE idempotency_keys SET state = 'done', response = $15,"
+    " updated_at = now() WHERE principal_id = $13 AND key = $14), "
+)
+_STORE_COMPLETING_SQL = _COMPLETING + _TAKE_AND_STORE
 
 
 class SqlIdempotencyStore:
@@ -65,10 +77,21 @@ class SqlIdempotencyStore:
 
     def __init__(self, sessions: SessionFactory) -> None:
         self._engine = engine_of(sessions)
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
     ) -> IdempotencyBegin:
+        # A new key (nearly every request) is one statement in autocommit: one round trip, not
+        # BEGIN, INSERT, COMMIT (issue 14). A key seen before takes the transaction below.
+        with contextlib.suppress(DBAPIError):
+            async with self._autocommit.connect() as conn:
+                inserted = await conn.exec_driver_sql(
+                    _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
+                )
+                if inserted.scalar_one_or_none() is not None:
+                    return IdempotencyBegin(state="new", alert_id=alert_id)
+
         async def claim(conn: AsyncConnection) -> IdempotencyBegin:
             inserted = (
                 await conn.exec_driver_sql(
@@ -159,17 +182,17 @@ class SqlInbox:
         )
 
         async def store(conn: AsyncConnection) -> bool:
-            # A redelivered envelope is common and needs no position: look before taking one.
-            known = await conn.exec_driver_sql(_EXISTS_SQL, (item.node_id, item.alert_id))
-            inserted = False
-            if known.first() is None:
-                stored = await conn.exec_driver_sql(_STORE_SQL, values)
-                inserted = stored.scalar_one_or_none() is not None
-                if not inserted:
-                    await conn.exec_driver_sql(_UNTAKE_SQL, (item.node_id,))
             if completes is not None:
                 done = (completes.principal_id, completes.key, json.dumps(completes.response))
-                await conn.exec_driver_sql(_COMPLETE_SQL, done)
+                stored = await conn.exec_driver_sql(_STORE_COMPLETING_SQL, values + done)
+            # A redelivered envelope is common and needs no position: look before taking one.
+            elif (await conn.exec_driver_sql(_EXISTS_SQL, (item.node_id, item.alert_id))).first():
+                return False
+            else:
+                stored = await conn.exec_driver_sql(_STORE_SQL, values)
+            inserted = stored.scalar_one_or_none() is not None
+            if not inserted:
+                await conn.exec_driver_sql(_UNTAKE_SQL, (item.node_id,))
             return inserted
 
         inserted = await in_transaction(self._engine, store)
