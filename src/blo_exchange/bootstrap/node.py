@@ -7,14 +7,13 @@ the batches in hand, then closes NATS and the database pool.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blo_exchange.bootstrap.delivery_lanes import delivery_consumers
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
@@ -23,8 +22,8 @@ from blo_exchange.bootstrap.outages import ADAPTER_OUTAGES
 from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
-from blo_exchange.bus.consumer import BusMessage, PullConsumer
-from blo_exchange.bus.consumers import node_consumer_spec, node_directory_durable
+from blo_exchange.bus.consumer import PullConsumer
+from blo_exchange.bus.consumers import node_directory_durable
 from blo_exchange.bus.permissions import inbox_prefix
 from blo_exchange.bus.streams import ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
@@ -76,6 +75,8 @@ class NodeRuntime:
     feed: FeedService
     consumer: PullConsumer
     health: HealthMonitor
+    bulk_consumer: PullConsumer | None = None
+    """The bulk lane's delivery consumer (items of ``:batch`` posts)."""
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     directory_consumer: PullConsumer | None = None
@@ -120,15 +121,6 @@ class NodeRuntime:
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
-        consumer_spec = dataclasses.replace(
-            node_consumer_spec(
-                node,
-                max_deliver=settings.max_deliver,
-                batch=settings.consumer_batch,
-                ack_wait=settings.ack_wait,
-            ),
-            create=settings.manage_bus,
-        )
         delivery = DeliveryService(
             node=node,
             kem_keys=keys.kem,
@@ -136,7 +128,10 @@ class NodeRuntime:
             inbox=inbox,
             receipts=receipts,
             clock=utc_now,
+            # Where a stored alert is handed on: the feed keeps its opened frame.
+            on_stored=[feed.stored],
         )
+        live, bulk = delivery_consumers(bus, settings, node, delivery)
         runtime = cls(
             settings=settings,
             node=node,
@@ -167,20 +162,20 @@ class NodeRuntime:
             receipts=receipts,
             delivery=delivery,
             feed=feed,
-            consumer=PullConsumer(
-                bus,
-                consumer_spec,
-                handler=lambda batch: _deliver(delivery, feed, batch),
-                on_poison=lambda m: _set_aside(delivery, m),
-            ),
+            consumer=live,
+            bulk_consumer=bulk,
             health=HealthMonitor(
                 bus=bus,
                 engine=engine,
-                consumer=consumer_spec,
+                consumer=live.spec,
                 max_backlog=settings.ready_max_backlog,
             ),
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        if runtime.bulk_consumer is not None:
+            runtime.tasks.append(
+                asyncio.create_task(runtime.bulk_consumer.run(), name="delivery-bulk")
+            )
         await runtime.health.check()  # /readyz has an answer from the first request on
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
@@ -262,6 +257,8 @@ class NodeRuntime:
     async def stop(self) -> None:
         self.health.stop()
         self.consumer.stop()
+        if self.bulk_consumer is not None:
+            self.bulk_consumer.stop()
         if self.directory_consumer is not None:
             self.directory_consumer.stop()
         if self.reshare is not None:
@@ -291,19 +288,3 @@ class _DirectoryAnswer:
         if self.trusted is not None:
             snapshot |= await self.trusted.snapshot()
         return snapshot
-
-
-async def _deliver(
-    delivery: DeliveryService, feed: FeedService, batch: Sequence[BusMessage]
-) -> None:
-    for message in batch:
-        outcome = await delivery.handle(message.subject, message.data, message.stream_seq)
-        await message.ack()
-        if outcome.status == "delivered":
-            # Wake the live feeds now, not after the batch: the first alert of a burst should
-            # not wait for the last one's receipt.
-            await feed.notify()
-
-
-async def _set_aside(delivery: DeliveryService, message: BusMessage) -> None:
-    await delivery.set_aside(message.subject, message.data, message.stream_seq)

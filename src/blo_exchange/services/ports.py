@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.domain.directory import Agreement, Node, Principal
 
@@ -30,6 +31,7 @@ __all__ = [
     "Publisher",
     "Readiness",
     "Rejection",
+    "StoredAlert",
 ]
 
 
@@ -135,6 +137,12 @@ class Inbox(Protocol):
         (``add(..., completes=)`` inserted and committed them); False when unsure. From memory."""
         ...
 
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """Store received envelopes in one transaction, in the order given: each one's new feed
+        position, or None where the alert was already stored (a redelivery). Positions of one
+        batch are consecutive and become visible together, after every lower one."""
+        ...
+
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
     async def page(
         self, node_id: str, agency_id: str, *, after: int, limit: int
@@ -210,3 +218,15 @@ class DirectoryView(Protocol):
         """Agencies, nodes, public keys (with revocations) and agreements, as ``/v1/directory``
         serves them."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert delivery has just stored and committed, with what opening it gave: what the
+    post-store hooks (``DeliveryService.on_stored``) are handed. Plaintext: memory only."""
+
+    item: InboxItem
+    """The stored row, with its feed position."""
+    opened: OpenedEnvelope
+    signature_key_id: str
+    """The origin node's key that signed it, as verified."""
