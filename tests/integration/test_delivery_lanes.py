@@ -89,10 +89,11 @@ async def test_twenty_readers_share_one_open_per_alert(deploy: Deployment) -> No
 
     async def read(seen: list[str]) -> None:
         stream = streams.open(principal, start=start, disconnected=no, admitted=yes)
-        async for frame in stream.frames:
-            if frame.startswith(b"id: "):
-                seen.append(frame.split(b'"alert_id":"')[1].split(b'"')[0].decode())
-            if len(seen) == 5:
+        async for chunk in stream.frames:
+            for event in chunk.split(b"\n\n"):
+                if event.startswith(b"id: "):
+                    seen.append(event.split(b'"alert_id":"')[1].split(b'"')[0].decode())
+            if len(seen) >= 5:
                 return
 
     readers = [asyncio.create_task(read(seen)) for seen in got]
