@@ -290,7 +290,9 @@ async def run_loadgen(spec: dict[str, Any], workdir: Path, name: str) -> dict[st
             str(spec_path),
             str(out_path),
             cwd=REPO,
-            env=os.environ | {"PYTHONPATH": str(REPO)},
+            # This tree's package, not whichever one the venv has installed: the queue task
+            # seals with the same code the nodes run.
+            env=os.environ | {"PYTHONPATH": os.pathsep.join((str(REPO / "src"), str(REPO)))},
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
