@@ -46,11 +46,23 @@ def delivery_consumers(
     return consumers[0], consumers[1]
 
 
+DEFER_SECONDS = 1.0
+"""When a deferred message (this node's own alert, its own copy not yet committed) comes again."""
+
+
 async def deliver_and_ack(delivery: DeliveryService, batch: Sequence[BusMessage]) -> None:
     """The whole batch, then every ack: nothing is acked before its effect is committed, and
-    nothing of a batch that raised (the consumer then tries its messages one by one)."""
-    await delivery.handle_batch([Incoming(m.subject, m.data, m.stream_seq) for m in batch])
-    await asyncio.gather(*(message.ack() for message in batch))
+    nothing of a batch that raised (the consumer then tries its messages one by one). A deferred
+    message is handed back (nak) to come again in ``DEFER_SECONDS``."""
+    outcomes = await delivery.handle_batch(
+        [Incoming(m.subject, m.data, m.stream_seq, m.num_delivered <= 1) for m in batch]
+    )
+    await asyncio.gather(
+        *(
+            message.nak(delay=DEFER_SECONDS) if outcome.status == "deferred" else message.ack()
+            for message, outcome in zip(batch, outcomes, strict=True)
+        )
+    )
 
 
 async def set_aside(delivery: DeliveryService, message: BusMessage) -> None:

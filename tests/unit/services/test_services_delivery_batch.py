@@ -40,10 +40,15 @@ class FakeMessage:
     subject: str
     data: bytes
     stream_seq: int
+    num_delivered: int = 1
     acked: bool = False
+    naked: list[float | None] = field(default_factory=list)
 
     async def ack(self) -> None:
         self.acked = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.naked.append(delay)
 
 
 async def alerts(world: World, count: int) -> list[bytes]:
@@ -194,3 +199,26 @@ async def test_the_bulk_lane_subject_is_delivered_and_checked_like_the_live_one(
 
 def _as_bus(messages: list[FakeMessage]) -> list[BusMessage]:
     return messages  # type: ignore[return-value]
+
+
+async def test_the_origin_defers_its_own_alert_until_its_own_copy_is_committed() -> None:
+    """The origin's consumer meets its alert before ingest committed the own copy: handed back
+    (not checked, stored or acked); on the next delivery it is recognised, or, the own copy
+    lost in a crash, checked and stored like any other."""
+    world = World.demo()
+    (raw,) = await alerts(world, 1)
+    inbox, receipts = FakeInbox(), CountingPublisher()
+    service = world.delivery(KG, inbox, receipts)
+    first = FakeMessage(SUBJECT, raw, 1)
+    await deliver_and_ack(service, _as_bus([first]))
+    assert (first.acked, first.naked) == (False, [1.0])
+    assert inbox.items == {}
+    assert service.counts["deferred"] == 1
+
+    again = FakeMessage(SUBJECT, raw, 1, num_delivered=2)  # the own copy never came
+    await deliver_and_ack(service, _as_bus([again]))
+    assert again.acked
+    assert [item.alert_id for item in inbox.items.values()] == [
+        json.loads(raw)["header"]["alert_id"]
+    ]
+    assert receipts.calls == []  # the origin sends itself no delivered receipt
