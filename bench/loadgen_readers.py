@@ -172,7 +172,12 @@ async def run_ledger_tail(task: dict[str, Any], shared: Shared, drain: float) ->
         nonlocal cursor, polls
         path = f"/v1/ledger/entries?type=alert_shared&cursor={cursor}&limit=1000"
         polls += 1
-        status, body = await conn.request(raw_request("GET", task["url"], path, headers))
+        try:
+            status, body = await conn.request(raw_request("GET", task["url"], path, headers))
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append(type(exc).__name__)  # counted; the next poll reconnects
+            await conn.close()
+            return
         now = time.monotonic()
         if status != 200:
             errors.append(f"{status}: {body[:200]!r}")
