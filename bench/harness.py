@@ -125,7 +125,7 @@ class System:
             BLO_NATS_URL=self.credentials["nats_url"],
             BLO_NODE_ID=node_id,
             BLO_KEY_DIR=str(self.root / "keys" / node_id),
-            PYTHONPATH=str(REPO),
+            PYTHONPATH=os.pathsep.join((str(REPO / "src"), str(REPO))),  # this tree's package
         )
         env.update(NODE_OVERRIDES)
         env.update(extra)
