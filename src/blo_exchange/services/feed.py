@@ -103,18 +103,36 @@ class FeedService:
 
     async def stored(self, alerts: Sequence[StoredAlert]) -> None:
         """Delivery's post-store hook: keep the frames of what it has just opened, then wake the
-        live feeds."""
+        live feeds. Frames that follow the window's newest item without a gap join the window at
+        once (no page read): they were stored under the head's lock, so every lower position was
+        committed before them; anything else (a gap: an alert stored by ingest or by another
+        process) leaves the window to be loaded from the database as before."""
+        fresh: list[tuple[int, str]] = []
         for alert in alerts:
             row = alert.item
             if row.agency_id != self._node.agency_id or row.feed_seq <= 0:
                 continue
+            text = _json(_item(row, alert.opened))
             self.frames.put(
                 (row.agency_id, row.feed_seq),
-                text=_json(_item(row, alert.opened)),
+                text=text,
                 envelope_sha256=row.envelope_sha256,
                 signature_key_id=alert.signature_key_id,
             )
+            fresh.append((row.feed_seq, text))
+        in_step = (
+            self._floor is not None
+            and self._loaded == self._notified
+            and not self._loading.locked()
+            and bool(fresh)
+            and [seq for seq, _ in fresh]
+            == list(range(self._head + 1, self._head + 1 + len(fresh)))
+        )
+        if in_step:
+            self._append(fresh)
         await self.notify()
+        if in_step:
+            self._loaded = self._notified
 
     async def notify(self) -> None:
         """Called by the delivery consumer after a commit: wakes the live feeds."""
@@ -182,14 +200,20 @@ class FeedService:
             # stream) leaves the window as it was, and the next caller loads the same page.
             if rows:
                 self._head = rows[-1].feed_seq
-            self._window.extend(fresh)
-            self._window_seqs.extend(seq for seq, _ in fresh)
-            excess = len(self._window) - _WINDOW
-            if excess > 0:
-                self._floor = self._window_seqs[excess - 1]
-                del self._window[:excess], self._window_seqs[:excess]
+            self._append(fresh)
             if len(rows) < _PAGE:
                 self._loaded = target
+
+    def _append(self, fresh: list[tuple[int, str]]) -> None:
+        """Items after the head into the window, the oldest dropped past ``_WINDOW``."""
+        if fresh:
+            self._head = max(self._head, fresh[-1][0])
+        self._window.extend(fresh)
+        self._window_seqs.extend(seq for seq, _ in fresh)
+        excess = len(self._window) - _WINDOW
+        if excess > 0:
+            self._floor = self._window_seqs[excess - 1]
+            del self._window[:excess], self._window_seqs[:excess]
 
     async def page(self, principal: Principal, *, cursor: int, limit: int) -> FeedPage:
         self.require_analyst(principal)

@@ -12,6 +12,7 @@ from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.errors import Forbidden, NotFound
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feed_frames import OpenedFrames
+from blo_exchange.services.ports import InboxItem
 from tests.unit.services.fakes import FakeInbox, FakePublisher
 from tests.unit.services.test_services_delivery_batch import alerts, flipped
 from tests.unit.services.test_services_feed import TJ, analyst
@@ -131,3 +132,33 @@ def test_the_frames_stay_within_their_bounds() -> None:
     assert frames.size_bytes <= 25
     now[0] = 11.0
     assert frames.get(("a", 9), "d9") is None  # too old: opened again
+
+
+async def test_frames_in_step_with_the_window_join_it_without_a_page_read() -> None:
+    world = World.demo()
+    pages: list[int] = []
+
+    @dataclasses.dataclass
+    class CountingInbox(FakeInbox):
+        async def page(
+            self, node_id: str, agency_id: str, *, after: int, limit: int
+        ) -> list[InboxItem]:
+            pages.append(after)
+            return await super().page(node_id, agency_id, after=after, limit=limit)
+
+    inbox = CountingInbox()
+    feed = feed_of(world, inbox)
+    reader = analyst(world)
+    assert (await feed.live(reader, cursor=0)).items == []
+    pages.clear()  # the window's first load
+    await delivered(world, inbox, feed, 3)
+    assert [seq for seq, _ in (await feed.live(reader, cursor=0)).items] == [1, 2, 3]
+    assert pages == []  # straight from the hook
+
+    # An alert stored meanwhile without the hook (the node's own, by ingest): a gap, so the
+    # next batch is read from the database, the gap included.
+    other = dataclasses.replace(next(iter(inbox.items.values())), alert_id="own-copy")
+    await inbox.add(other)
+    await delivered(world, inbox, feed, 1)
+    assert [seq for seq, _ in (await feed.live(reader, cursor=3)).items] == [4, 5]
+    assert pages == [3]
