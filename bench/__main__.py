@@ -54,13 +54,25 @@ ALL = (
     "ledger",
     "fanout",
     "burst",
+    "drain",
     "taxii",
     "soak",
     "e2e",
     "lookout",
     "attachments",
 )
-SYSTEM = {"delivery", "ledger", "fanout", "burst", "taxii", "soak", "e2e", "lookout", "attachments"}
+SYSTEM = {
+    "delivery",
+    "ledger",
+    "fanout",
+    "burst",
+    "drain",
+    "taxii",
+    "soak",
+    "e2e",
+    "lookout",
+    "attachments",
+}
 
 
 # --- phase B -------------------------------------------------------------------------------------
@@ -163,7 +175,12 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     "fanout",
                     {
                         "tasks": [
-                            {**sse, "subscribers": 100, "behind_after": 1.0},
+                            {
+                                **sse,
+                                "subscribers": 100,
+                                "tokens": tj["analyst_tokens"],
+                                "behind_after": 1.0,
+                            },
                             {**post, "type": "open", "rate": 100, "duration": 15, "name": "alerts"},
                         ],
                         "drain": 20,
@@ -196,6 +213,32 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     },
                 )
                 system_results["burst"] = _pick(out)
+        if "drain" in args.only:
+            with _guard(system_results, "drain"):
+                log("drain: 10,000 sealed alerts queued on the bulk lane, live alerts at 5/s")
+                out, _ = await scenario(
+                    "drain",
+                    {
+                        "tasks": [
+                            {**sse, "subscribers": 1, "last_arrival": True},
+                            {
+                                "type": "queue",
+                                "count": 10_000,
+                                "node_id": KG,
+                                "key_dir": str(system.root / "keys" / KG),
+                                "database_url": creds["database_url"],
+                                "nats_url": creds["nats_url"],
+                                "bulk": _has_bulk_lane(),
+                                "name": "queued",
+                            },
+                            {**post, "type": "open", "rate": 5, "duration": 30, "name": "live"},
+                            {**tail, "last_arrival": True},
+                        ],
+                        "drain": 60,
+                        "timeout": 300,
+                    },
+                )
+                system_results["drain"] = _pick(out)
         if "taxii" in args.only:
             with _guard(system_results, "taxii"):
                 log("taxii: feed vs TAXII read throughput on blo-karamyk-tj; SSE vs TAXII poll")
@@ -292,6 +335,15 @@ async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str
                 await asyncio.sleep(0.05)
             cursor = body["next_cursor"]
         raise RuntimeError("the marker alert never reached the SSE node's feed")
+
+
+def _has_bulk_lane() -> bool:
+    """Whether the nodes under test read a bulk lane (a tree from before it does not)."""
+    import inspect
+
+    from blo_exchange.domain.subjects import alert_subject
+
+    return "bulk" in inspect.signature(alert_subject).parameters
 
 
 def _pick(out: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
 from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
+from blo_exchange.services.auth import hash_token, new_token
 
 REPO = Path(__file__).resolve().parents[1]
 # This checkout's code, also where the venv's editable install points at another checkout (a
@@ -33,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 # before/after comparison with the same bench).
 PYTHONPATH = os.pathsep.join([os.environ.get("BENCH_SRC", str(REPO / "src")), str(REPO)])
 KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
+ANALYSTS = 100
+"""Analysts of the SSE node's agency the bench adds, one per fan-out subscriber."""
 
 
 def log(message: str) -> None:
@@ -68,6 +73,7 @@ class System:
         self.postgres = self._stack.enter_context(PostgresServer(self.root / "postgres" / "data"))
         self.credentials = await prepare_demo(self.root, self.nats, self.postgres)
         await self._add_x25519_keys()
+        await self._add_analysts(TJ, ANALYSTS)
 
     async def _add_x25519_keys(self) -> None:
         """The demo seeds ML-KEM-768+X25519 agency keys only; add an X25519 one per agency."""
@@ -91,6 +97,30 @@ class System:
                         save_private_key(path, key)
         finally:
             await engine.dispose()
+
+    async def _add_analysts(self, node_id: str, count: int) -> None:
+        """``count`` more analysts of ``node_id``'s agency, for the fan-out: a hundred screens
+        are a hundred analysts (a node lets one principal hold only a few streams open)."""
+        agency = next(n.agency_id for n in DEMO_NODES if n.id == node_id)
+        engine = create_engine(self.credentials["database_url"], pool_size=1)
+        tokens: list[str] = []
+        try:
+            directory = SqlDirectory(session_factory(engine))
+            for n in range(count):
+                token = new_token()
+                principal = Principal(
+                    id=f"bench-analyst-{n:03d}",
+                    role=Role.ANALYST,
+                    node_id=None,
+                    agency_id=agency,
+                    label=f"bench analyst {n}",
+                    created_at=datetime.now(UTC),
+                )
+                await directory.add_principal(principal, hash_token(token))
+                tokens.append(token)
+        finally:
+            await engine.dispose()
+        self.credentials["nodes"][node_id]["analyst_tokens"] = tokens
 
     def node_env(self, node_id: str, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLO_")}

@@ -4,8 +4,8 @@
 
 SPEC is ``{"tasks": [...], "drain": seconds}``; the tasks run concurrently in one asyncio loop.
 Listener tasks (``sse``, ``ledger_tail``) connect first; posting tasks (``closed``, ``open``,
-``batch``) start once every listener is connected. Listeners stop when they have seen every alert
-the posters got a 202 for, or ``drain`` seconds after the last poster finished.
+``batch``, ``queue``) start once every listener is connected. Listeners stop when they have seen
+every alert the posters got a 202 for, or ``drain`` seconds after the last poster finished.
 
 HTTP/1.1 with keep-alive over raw asyncio streams, not httpx: the generator shares the machine's
 two cores with the system under test, and a client that spends 1 ms of CPU per request would
@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.loadgen_core import Shared, process_cpu
 from bench.loadgen_posters import run_batch, run_closed, run_open
+from bench.loadgen_queue import run_queue
 from bench.loadgen_readers import run_ledger_tail, run_sse
 
 
@@ -33,7 +34,7 @@ async def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     shared = Shared(t0=time.monotonic())
     drain = float(spec.get("drain", 10))
     tasks = spec["tasks"]
-    posters = [t for t in tasks if t["type"] in ("closed", "open", "batch")]
+    posters = [t for t in tasks if t["type"] in ("closed", "open", "batch", "queue")]
     shared.posters_left = len(posters)
     listeners = [t for t in tasks if t["type"] == "sse"]
     cpu0, wall0 = process_cpu(), time.monotonic()
@@ -45,6 +46,8 @@ async def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
             coros.append(run_open(task, shared))
         elif task["type"] == "batch":
             coros.append(run_batch(task, shared))
+        elif task["type"] == "queue":
+            coros.append(run_queue(task, shared))
         elif task["type"] == "sse":
             coros.append(run_sse(task, shared, drain))
         elif task["type"] == "ledger_tail":

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import resource
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,12 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+KEEPALIVE_EXPIRY = 4.0
+"""Seconds a client keeps an idle connection: less than the node's keep-alive (5 s), as httpx's
+``keepalive_expiry`` does, so a request is never written into a connection the server is closing
+(a slow open-loop poster over a pool of 32 met exactly that, and counted it as a reset)."""
+
+
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection; requests are sent one at a time."""
 
@@ -52,6 +59,7 @@ class HttpConnection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.idle_since = 0.0
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(
@@ -66,6 +74,8 @@ class HttpConnection:
         self.reader = self.writer = None
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is not None and time.monotonic() - self.idle_since > KEEPALIVE_EXPIRY:
+            await self.close()
         if self.writer is None:
             await self.connect()
         assert self.reader is not None
@@ -84,6 +94,7 @@ class HttpConnection:
             body = b""
         if b"\r\nconnection: close" in lower:
             await self.close()
+        self.idle_since = time.monotonic()
         return status, body
 
     async def _chunked(self) -> bytes:

@@ -23,7 +23,13 @@ async def run_sse(task: dict[str, Any], shared: Shared, drain: float) -> dict[st
     stream seq one of the posters got a 202 for, latency = arrival - that 202."""
     host, port = host_port(task["url"])
     path = f"/v1/feed/stream?cursor={int(task.get('cursor', 0))}"
-    raw = raw_request("GET", task["url"], path, {"Authorization": f"Bearer {task['token']}"})
+    # One analyst per subscriber where the spec gives several (``tokens``): a node caps the
+    # streams one principal holds open.
+    tokens = list(task.get("tokens") or [task["token"]])
+    requests = [
+        raw_request("GET", task["url"], path, {"Authorization": f"Bearer {token}"})
+        for token in tokens
+    ]
     n = int(task.get("subscribers", 1))
     arrivals: list[dict[int, float]] = [{} for _ in range(n)]
     connected = 0
@@ -40,7 +46,7 @@ async def run_sse(task: dict[str, Any], shared: Shared, drain: float) -> dict[st
             if connected == n:
                 all_connected.set()
             return
-        writer.write(raw)
+        writer.write(requests[i % len(requests)])
         head = await reader.readuntil(b"\r\n\r\n")
         if int(head[9:12]) != 200:
             errors.append(head[:12].decode())
@@ -166,7 +172,12 @@ async def run_ledger_tail(task: dict[str, Any], shared: Shared, drain: float) ->
         nonlocal cursor, polls
         path = f"/v1/ledger/entries?type=alert_shared&cursor={cursor}&limit=1000"
         polls += 1
-        status, body = await conn.request(raw_request("GET", task["url"], path, headers))
+        try:
+            status, body = await conn.request(raw_request("GET", task["url"], path, headers))
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append(type(exc).__name__)  # counted; the next poll reconnects
+            await conn.close()
+            return
         now = time.monotonic()
         if status != 200:
             errors.append(f"{status}: {body[:200]!r}")

@@ -79,6 +79,18 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             and d["p99_ms"] <= 50
             and not system["delivery"]["sse"]["missing"],
         )
+    if "delivery" in system:
+        # The event may reach the SSE reader before the 202 reaches the poster (delivery runs
+        # while the origin still commits its own copy): from the request sent, never negative.
+        sent = system["delivery"]["sse"].get("latency_from_request_sent", {})
+        row(
+            "2 delivery p50/p99 from request sent",
+            f"{_fmt(sent.get('p50_ms'))} / {_fmt(sent.get('p99_ms'))} ms",
+            hop_text,
+            (sent.get("p99_ms") or 0) / hop_p99 if hop_p99 else None,
+            "-",
+            None,
+        )
     if "fanout" in system:
         f = system["fanout"]["sse"]
         single = system.get("delivery", {}).get("sse", {}).get("latency", {}).get("p99_ms")
@@ -132,6 +144,8 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             "p99 < 1000 ms",
             lp99 is not None and lp99 < 1000 and not live.get("missing"),
         )
+    if "drain" in system:
+        _drain_rows(system["drain"], row, hop_text, hop_p99)
     if "ledger" in system:
         t = system["ledger"]["ledger_tail"]
         c = system["ledger"]["closed-alerts"]
@@ -261,3 +275,38 @@ def print_table(rows: list[tuple[str, ...]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _drain_rows(drain: dict[str, Any], row: Any, hop_text: str, hop_p99: float | None) -> None:
+    """10,000 alerts queued on JetStream at once (the bulk lane): how long until the partner node
+    delivered them all and the ledger has them all; and live alerts posted meanwhile."""
+    queue = drain["queue-queued"]
+    by_sse = drain["sse"].get("by_poster", {})
+    by_tail = drain["ledger_tail"].get("by_poster", {})
+    queued_sse, queued_tail = by_sse.get("queued", {}), by_tail.get("queued", {})
+    ends = [x.get("last_arrival") for x in (queued_sse, queued_tail)]
+    done_in = (
+        max(e for e in ends if e is not None) - queue["started"]
+        if all(e is not None for e in ends)
+        else None
+    )
+    complete = not queued_sse.get("missing", 1) and not queued_tail.get("missing", 1)
+    row(
+        f"4b drain {queue['queued']} queued ({queue['lane']} lane)",
+        f"delivered+ledgered after {_fmt(done_in)} s (missing {queued_sse.get('missing')}/"
+        f"{queued_tail.get('missing')})",
+        f"queued on JetStream in {queue['publish_seconds']:.1f} s",
+        done_in / queue["publish_seconds"] if done_in and queue["publish_seconds"] else None,
+        "<= 30 s",
+        complete and done_in is not None and done_in <= 30,
+    )
+    live = by_sse.get("live", {})
+    lp99 = live.get("latency", {}).get("p99_ms")
+    row(
+        "4b drain: live alerts' delivery",
+        f"p99 {_fmt(lp99)} ms (n {live.get('latency', {}).get('n')})",
+        hop_text,
+        (lp99 or 0) / hop_p99 if hop_p99 and lp99 else None,
+        "p99 < 1000 ms",
+        lp99 is not None and lp99 < 1000 and not live.get("missing"),
+    )

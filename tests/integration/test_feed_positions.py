@@ -148,3 +148,36 @@ async def test_an_accept_racing_its_own_consumer_takes_one_position_and_complete
         assert [r.feed_seq for r in rows] == list(range(1, 41))  # one position each, no gap
     finally:
         await engine.dispose()
+
+
+async def test_batches_and_single_inserts_share_one_gapless_order(database_url: str) -> None:
+    """Delivery stores a batch in one insert (``add_batch``) while ingest stores one at a time:
+    positions stay gapless and each batch's are consecutive; a redelivered batch, or one item of
+    it stored meanwhile, takes no position."""
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=8)
+    inbox = SqlInbox(session_factory(engine))
+    batches = [[item(n) for n in range(start, start + 16)] for start in range(0, 160, 16)]
+    try:
+
+        async def deliver(batch: list[InboxItem]) -> None:
+            positions = await inbox.add_batch(batch)
+            assert None not in positions
+            first = positions[0]
+            assert first is not None
+            assert positions == list(range(first, first + len(batch)))  # consecutive
+            assert await inbox.add_batch(batch) == [None] * len(batch)  # redelivered
+
+        async def single(numbers: range) -> None:
+            for n in numbers:
+                assert await inbox.add(item(n))
+
+        await asyncio.gather(*(deliver(b) for b in batches), single(range(160, 200)))
+        # A batch in which one alert was stored meanwhile, and one alert twice: the others only.
+        mixed = [item(200), item(5), item(201), item(200)]
+        assert await inbox.add_batch(mixed) == [201, None, 202, None]
+        rows = await inbox.page(NODE, AGENCY, after=0, limit=500)
+        assert [r.feed_seq for r in rows] == list(range(1, 203))  # gapless
+        assert len({r.alert_id for r in rows}) == 202
+    finally:
+        await engine.dispose()

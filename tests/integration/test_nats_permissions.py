@@ -133,6 +133,34 @@ async def test_node_reads_only_its_own_consumer(
         await kg.client.close()
 
 
+async def test_the_bulk_lane_is_its_own_pairs_and_its_own_consumer_only(
+    secured: tuple[NatsServer, NatsAuth], operator: BusConnection
+) -> None:
+    server, auth = secured
+    kg = await as_node(server, auth, KG.id)
+    try:
+        js = kg.client.jetstream(timeout=1.0)
+        await js.publish("blo.v1.alerts.KG-TJ.seizure.bulk", b"x", headers={"Nats-Msg-Id": "b1"})
+        await refused(kg, js.publish("blo.v1.alerts.TJ-UZ.seizure.bulk", b"x"))
+        own = await js.pull_subscribe_bind(
+            durable=node_consumer_spec(KG, bulk=True).durable, stream="BLO_ALERTS"
+        )
+        [message] = await own.fetch(1, timeout=2.0)
+        assert message.subject == "blo.v1.alerts.KG-TJ.seizure.bulk"
+        await message.ack()
+        other = await js.pull_subscribe_bind(
+            durable=node_consumer_spec(TJ, bulk=True).durable, stream="BLO_ALERTS"
+        )
+        await refused(kg, other.fetch(1, timeout=1.0))
+        live = await js.pull_subscribe_bind(
+            durable=node_consumer_spec(KG).durable, stream="BLO_ALERTS"
+        )
+        with pytest.raises((NatsTimeout, TimeoutError)):  # the live lane never sees it
+            await live.fetch(1, timeout=1.0)
+    finally:
+        await kg.client.close()
+
+
 async def test_nobody_deletes_or_purges(
     secured: tuple[NatsServer, NatsAuth], operator: BusConnection
 ) -> None:

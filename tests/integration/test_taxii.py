@@ -94,6 +94,8 @@ async def world(postgres_server: PostgresServer, runtime_dir: Path) -> AsyncIter
             before = datetime.now(UTC) - timedelta(seconds=1)
             seizure = await _post(deploy, KG, EXAMPLE_SEIZURE, "taxii-0001")
             risk = await _post(deploy, KG, EXAMPLE_RISK, "taxii-0002")
+            # Feedback may name only an alert TJ holds: wait for the seizure to get there.
+            await eventually(feed_has(deploy, TJ, seizure), what="the seizure at TJ")
             feedback = await _post(
                 deploy,
                 TJ,

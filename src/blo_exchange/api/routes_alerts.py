@@ -98,7 +98,10 @@ async def submit_batch(
             return
         try:
             async with room:
-                accepted = await ingest.submit(principal, submission, item.idempotency_key)
+                # The bulk lane: partners deliver live alerts before a batch's items.
+                accepted = await ingest.submit(
+                    principal, submission, item.idempotency_key, bulk=True
+                )
         except BloExchangeError as exc:
             status, _ = http_status(exc)
             results[index] = {"index": index, "status": status, "detail": str(exc)}

@@ -80,8 +80,23 @@ class _NodeCollector(Collector):
             "Batches whose handler failed and were redelivered.",
             labels=["node"],
         )
-        failures.add_metric([node], runtime.consumer.failures)
+        bulk = runtime.bulk_consumer
+        failures.add_metric([node], runtime.consumer.failures + (bulk.failures if bulk else 0))
         yield failures
+        opens = CounterMetricFamily(
+            "blo_feed_opens",
+            "Stored alerts the feed verified and opened itself (no shared frame held them).",
+            labels=["node"],
+        )
+        opens.add_metric([node], runtime.feed.opens)
+        yield opens
+        frames = GaugeMetricFamily(
+            "blo_feed_frame_bytes",
+            "Plaintext held in memory as opened frames shared by the feed's readers.",
+            labels=["node"],
+        )
+        frames.add_metric([node], runtime.feed.frames.size_bytes)
+        yield frames
         if runtime.retention is not None:
             retention = CounterMetricFamily(
                 "blo_retention",

@@ -7,15 +7,14 @@ the batches in hand, then closes NATS and the database pool.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.bootstrap.attachments import EXPIRY_EVERY, Attachments
+from blo_exchange.bootstrap.delivery_lanes import delivery_consumers
 from blo_exchange.bootstrap.directory import directory_copier, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
@@ -26,8 +25,8 @@ from blo_exchange.bootstrap.reshare import ReshareRuntime
 from blo_exchange.bootstrap.retention import RetentionRuntime
 from blo_exchange.bootstrap.witness import WitnessRuntime
 from blo_exchange.bus.connection import BusConnection, connect
-from blo_exchange.bus.consumer import BusMessage, PullConsumer
-from blo_exchange.bus.consumers import node_consumer_spec, node_directory_durable
+from blo_exchange.bus.consumer import PullConsumer
+from blo_exchange.bus.consumers import node_directory_durable
 from blo_exchange.bus.permissions import inbox_prefix
 from blo_exchange.bus.streams import ensure_streams
 from blo_exchange.config import Settings, require_key_dir, source_domains
@@ -88,6 +87,8 @@ class NodeRuntime:
     consumer: PullConsumer
     health: HealthMonitor
     attachments: Attachments
+    bulk_consumer: PullConsumer | None = None
+    """The bulk lane's delivery consumer (items of ``:batch`` posts)."""
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
     directory_consumer: PullConsumer | None = None
@@ -149,15 +150,6 @@ class NodeRuntime:
         # Every service but the raw reads of tests and metrics stores and reads through it.
         retaining = retention.inbox
         feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=retaining)
-        consumer_spec = dataclasses.replace(
-            node_consumer_spec(
-                node,
-                max_deliver=settings.max_deliver,
-                batch=settings.consumer_batch,
-                ack_wait=settings.ack_wait,
-            ),
-            create=settings.manage_bus,
-        )
         attachments = Attachments.build(
             settings, node=node, bus=bus, sessions=sessions, vault=retention.files
         )
@@ -168,8 +160,11 @@ class NodeRuntime:
             inbox=retaining,
             receipts=receipts,
             clock=utc_now,
-            on_stored=attachments.service.expect,
+            # Where a stored alert is handed on: the feed keeps its opened frame.
+            on_stored=[feed.stored],
+            on_files=attachments.service.expect,  # before the ack: files to fetch
         )
+        live, bulk = delivery_consumers(bus, settings, node, delivery)
         runtime = cls(
             settings=settings,
             node=node,
@@ -203,21 +198,21 @@ class NodeRuntime:
             receipts=receipts,
             delivery=delivery,
             feed=feed,
-            consumer=PullConsumer(
-                bus,
-                consumer_spec,
-                handler=lambda batch: _deliver(delivery, feed, batch),
-                on_poison=lambda m: _set_aside(delivery, m),
-            ),
+            consumer=live,
+            bulk_consumer=bulk,
             health=HealthMonitor(
                 bus=bus,
                 engine=engine,
-                consumer=consumer_spec,
+                consumer=live.spec,
                 max_backlog=settings.ready_max_backlog,
             ),
             attachments=attachments,
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
+        if runtime.bulk_consumer is not None:
+            runtime.tasks.append(
+                asyncio.create_task(runtime.bulk_consumer.run(), name="delivery-bulk")
+            )
         runtime.tasks.append(
             asyncio.create_task(
                 attachments.service.run(settings.attachment_interval), name="attachments"
@@ -265,6 +260,7 @@ class NodeRuntime:
         runtime.tasks.extend(runtime.lookout.start())
         retention.sweeper.listeners.append(runtime.lookout.index)
         retention.sweeper.listeners.append(attachments.service)  # nominal files' ciphertexts
+        retention.sweeper.listeners.append(feed)  # no opened frame outlives the erasure
         runtime.retention = retention
         await retention.check_stream(bus, believed, node)
         runtime.tasks.extend(retention.start())
@@ -354,6 +350,8 @@ class NodeRuntime:
     async def stop(self) -> None:
         self.health.stop()
         self.consumer.stop()
+        if self.bulk_consumer is not None:
+            self.bulk_consumer.stop()
         self.attachments.service.stop()
         self.attachments.uploads.stop()
         if self.directory_consumer is not None:
@@ -391,19 +389,3 @@ class _DirectoryAnswer:
         if self.trusted is not None:
             snapshot |= await self.trusted.snapshot()
         return snapshot
-
-
-async def _deliver(
-    delivery: DeliveryService, feed: FeedService, batch: Sequence[BusMessage]
-) -> None:
-    for message in batch:
-        outcome = await delivery.handle(message.subject, message.data, message.stream_seq)
-        await message.ack()
-        if outcome.status == "delivered":
-            # Wake the live feeds now, not after the batch: the first alert of a burst should
-            # not wait for the last one's receipt.
-            await feed.notify()
-
-
-async def _set_aside(delivery: DeliveryService, message: BusMessage) -> None:
-    await delivery.set_aside(message.subject, message.data, message.stream_seq)

@@ -1,7 +1,9 @@
 """The durable consumers of a deployment, named and filtered in one place.
 
-A node's consumer is created by whoever manages the bus (the operator's provisioning, or the node
-itself where NATS has no per-node permissions), always with the same filter: the node's pairs.
+A node's consumers are created by whoever manages the bus (the operator's provisioning, or the
+node itself where NATS has no per-node permissions), always with the same filters: the node's
+pairs. A node reads alerts through two: ``node-<id>`` for the live lane and ``node-<id>-bulk`` for
+the bulk lane (``domain.subjects``), so a burst of bulk alerts never queues before a live one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from blo_exchange.domain.subjects import (
 __all__ = [
     "directory_consumer_permissions",
     "directory_consumer_spec",
+    "node_consumer_permissions",
     "node_consumer_spec",
     "node_directory_durable",
     "provision_bus",
@@ -35,16 +38,37 @@ __all__ = [
 
 
 def node_consumer_spec(
-    node: Node, *, max_deliver: int = 20, batch: int = 64, ack_wait: float = 10.0
+    node: Node,
+    *,
+    bulk: bool = False,
+    max_deliver: int = 20,
+    batch: int = 64,
+    ack_wait: float = 10.0,
 ) -> ConsumerSpec:
+    """The node's live lane's consumer, or with ``bulk`` its bulk lane's."""
     return ConsumerSpec(
         stream=ALERTS_STREAM.name,
-        durable=f"node-{node.id}",
-        filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs)),
+        durable=f"node-{node.id}-bulk" if bulk else f"node-{node.id}",
+        filter_subjects=tuple(alert_subjects_for_pairs(node.border_pairs, bulk=bulk)),
         max_deliver=max_deliver,
         batch=batch,
         ack_wait=ack_wait,
     )
+
+
+def node_consumer_permissions(node: Node) -> list[str]:
+    """The publish subjects a node needs to read its two alert consumers under NATS
+    permissions."""
+    stream = ALERTS_STREAM.name
+    subjects: list[str] = []
+    for bulk in (False, True):
+        durable = node_consumer_spec(node, bulk=bulk).durable
+        subjects += [
+            f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+            f"$JS.ACK.{stream}.{durable}.>",
+        ]
+    return subjects
 
 
 def reshare_consumer_spec(node: Node, *, max_deliver: int = 20, batch: int = 64) -> ConsumerSpec:
@@ -105,6 +129,7 @@ async def provision_bus(
     for node in nodes:
         for spec in (
             node_consumer_spec(node),
+            node_consumer_spec(node, bulk=True),
             reshare_consumer_spec(node),
             directory_consumer_spec(node_directory_durable(node)),
         ):

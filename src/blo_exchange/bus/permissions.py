@@ -3,13 +3,14 @@
 The server enforces it, so a compromised node can't publish for a border pair it does not serve,
 read another node's consumer, or delete or purge a stream, whatever its code does:
 
-- a **node** may publish alerts and receipts of its own border pairs and its audit records, read
-  its own durable consumers (of alerts, and of re-share records; pre-created by the operator with
-  the node's filters, since a consumer's filter is in the request body, not the subject the
-  server checks) and ack them, and read stream info. Its replies come on an inbox prefix only
-  it may subscribe to. In the attachment bucket it may publish chunks only under its own id
-  (``bus.objects``), object info (never believed by a reader), and read any message by
-  sequence: every object is ciphertext, opened only with a key the envelope gave.
+- a **node** may publish alerts (both lanes) and receipts of its own border pairs and its audit
+  records, read its own durable consumers (of live and bulk alerts, and of re-share records;
+  pre-created by the operator with the node's filters, since a consumer's filter is in the
+  request body, not the subject the server checks) and ack them, and read stream info. Its
+  replies come on an inbox prefix only it may subscribe to. In the attachment bucket it may
+  publish chunks only under its own id (``bus.objects``), object info (never believed by a
+  reader), and read any message by sequence: every object is ciphertext, opened only with a key
+  the envelope gave.
 - the **ledger writer** may manage streams (create, update, info — never delete or purge), run
   its own consumers, and publish checkpoints.
 - the **operator** may read everything and manage consumers, and may not delete or purge.
@@ -25,16 +26,17 @@ from pathlib import Path
 
 from blo_exchange.bus.consumers import (
     directory_consumer_permissions,
+    node_consumer_permissions,
     reshare_consumer_permissions,
 )
 from blo_exchange.bus.streams import (
-    ALERTS_STREAM,
     ALL_STREAMS,
     ATTACHMENTS_BUCKET,
     ATTACHMENTS_STREAM,
 )
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
+from blo_exchange.domain.subjects import BULK_TOKEN
 
 __all__ = [
     "LEDGER_WRITER_USER",
@@ -61,17 +63,14 @@ def inbox_prefix(user: str) -> str:
 
 
 def _node_permissions(node: Node) -> dict[str, object]:
-    consumer = node_consumer_name(node.id)
-    stream = ALERTS_STREAM.name
     publish = [f"blo.v1.alerts.{pair}.*" for pair in node.border_pairs]
+    publish += [f"blo.v1.alerts.{pair}.*.{BULK_TOKEN}" for pair in node.border_pairs]
     publish += [f"blo.v1.receipts.{pair}" for pair in node.border_pairs]
     publish += [
         "blo.v1.ledger.queries",
         f"{JS}.INFO",
         *(f"{JS}.STREAM.INFO.{s.name}" for s in ALL_STREAMS),
-        f"{JS}.CONSUMER.INFO.{stream}.{consumer}",
-        f"{JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
-        f"$JS.ACK.{stream}.{consumer}.>",
+        *node_consumer_permissions(node),
         *reshare_consumer_permissions(node),
         *directory_consumer_permissions(node),
         f"$O.{ATTACHMENTS_BUCKET}.C.{node.id}.*",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -56,6 +57,22 @@ _STORE_SQL = "WITH " + _TAKE_AND_STORE
 # Stored meanwhile by another transaction (we waited for it on the head's lock): give the
 # position back. The lock is still ours, so nobody took a later one.
 _UNTAKE_SQL = "UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id = $1"
+# A delivered batch, in one transaction (SqlInbox.add_batch): (1) which are stored already, (2) the
+# head's lock, (3) which are stored already now that every earlier storer has committed, (4) the
+# rows at consecutive positions after the head, in one statement, (5) the head moved past them.
+_KNOWN_SQL = "SELECT alert_id FROM node_inbox WHERE node_id = $1 AND alert_id = ANY($2::text[])"
+_LOCK_HEAD_SQL = (
+    "INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 0)"
+    " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq RETURNING last_seq"
+)
+_STORE_MANY_SQL = (
+    "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
+    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256, feed_seq)"
+    " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
+    " $13::bigint[])"
+)
+_MOVE_HEAD_SQL = "UPDATE node_feed_heads SET last_seq = $2 WHERE node_id = $1"
 _COMPLETE_SQL = (
     "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
     " WHERE principal_id = $1 AND key = $2"
@@ -202,6 +219,41 @@ class SqlInbox:
                 self._sealed.popitem(last=False)
         return inserted
 
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """One transaction and one insert for a delivered batch (items of one node).
+
+        A batch of redeliveries only looks (1) and takes no lock. Safe to run twice (see
+        ``in_transaction``): what the first run committed is "already stored" to the second.
+        """
+        if not items:
+            return []
+        node_id = items[0].node_id
+        if any(item.node_id != node_id for item in items):
+            raise ValueError("a batch is one node's")
+        ids = [item.alert_id for item in items]
+
+        async def store(conn: AsyncConnection) -> list[int | None]:
+            known = await _known(conn, node_id, ids)  # (1)
+            if all(alert_id in known for alert_id in ids):
+                return [None] * len(items)
+            head = (await conn.exec_driver_sql(_LOCK_HEAD_SQL, (node_id,))).scalar_one()  # (2)
+            known = await _known(conn, node_id, ids)  # (3)
+            positions: list[int | None] = []
+            fresh: list[InboxItem] = []
+            for item in items:
+                if item.alert_id in known:
+                    positions.append(None)
+                    continue
+                known.add(item.alert_id)  # twice in one batch: the first one is stored
+                fresh.append(item)
+                positions.append(head + len(fresh))
+            if fresh:
+                await conn.exec_driver_sql(_STORE_MANY_SQL, _columns(node_id, fresh, head))  # (4)
+                await conn.exec_driver_sql(_MOVE_HEAD_SQL, (node_id, head + len(fresh)))  # (5)
+            return positions
+
+        return await in_transaction(self._engine, store)
+
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         async with self._sessions() as session:
             row = await session.get(InboxRow, (node_id, alert_id))
@@ -271,6 +323,30 @@ class SqlInbox:
             )
             for r in rows
         ]
+
+
+async def _known(conn: AsyncConnection, node_id: str, alert_ids: list[str]) -> set[str]:
+    rows = await conn.exec_driver_sql(_KNOWN_SQL, (node_id, alert_ids))
+    return {str(row[0]) for row in rows}
+
+
+def _columns(node_id: str, items: list[InboxItem], head: int) -> tuple[object, ...]:
+    """``_STORE_MANY_SQL``'s parameters: the node, then one array per column."""
+    return (
+        node_id,
+        [i.alert_id for i in items],
+        [i.agency_id for i in items],
+        [i.origin_agency for i in items],
+        [i.origin_node for i in items],
+        [i.border_pair for i in items],
+        [i.kind for i in items],
+        [i.tlp for i in items],
+        [i.created_at for i in items],
+        [i.stream_seq for i in items],
+        [i.envelope for i in items],
+        [i.envelope_sha256 for i in items],
+        [head + n for n in range(1, len(items) + 1)],
+    )
 
 
 def _of(principal_id: str, key: str) -> ColumnElement[bool]:

@@ -1,9 +1,14 @@
-"""Reading alerts: an analyst's feed and single alerts, opened on demand from the sealed inbox.
+"""Reading alerts: an analyst's feed and single alerts, from the sealed inbox.
 
-Every read verifies the stored envelope again before opening it, so a row altered in the database
-is refused rather than shown. The live feed (:meth:`FeedService.live`) shares that work: each
-newly stored item is verified, opened and encoded once into a bounded window of recent items,
-which every live subscriber reads; a subscriber further behind pages the database like a reader.
+Every read is served from frames opened once per alert per node (``feed_frames``): delivery
+hands each alert it has just verified and opened to :meth:`FeedService.stored`, and a row without
+a frame is verified and opened here, once however many readers ask for it at the same time. A
+frame is served only for a row holding exactly the bytes it was opened from, while the key that
+signed them is still one the directory believes for its origin node at its ``created_at``; so a
+row altered in the database is verified again and refused rather than shown, and a revocation
+dated before an alert stops it being shown. The live feed (:meth:`FeedService.live`) keeps a
+window of the newest frames that every live subscriber reads; a subscriber further behind (a
+catch-up from an old cursor) pages the database and takes the same frames.
 
 Positions (cursors, SSE ids) are the node's own order of storing alerts (``feed_seq``), not the
 stream's sequence: an alert redelivered after a crash is stored after alerts with later stream
@@ -22,17 +27,21 @@ import asyncio
 import bisect
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blo_exchange.crypto.envelope import OpenedEnvelope
+from blo_exchange.crypto.envelope import OpenedEnvelope, envelope_sha256
 from blo_exchange.crypto.keys import KemPrivateKey
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.errors import Forbidden, InvalidEnvelope, NotFound
-from blo_exchange.services.ports import Directory, Inbox, InboxItem
+from blo_exchange.services.feed_frames import OpenedFrames
+from blo_exchange.services.ports import Directory, Inbox, InboxItem, StoredAlert
 from blo_exchange.services.signed import SignedMessages
+
+if TYPE_CHECKING:
+    from blo_exchange.services.retention import RetainedNominal
 
 __all__ = ["FeedPage", "FeedService", "LivePage"]
 
@@ -69,11 +78,17 @@ class FeedService:
         kem_keys: Mapping[str, KemPrivateKey],
         directory: Directory,
         inbox: Inbox,
+        frames: OpenedFrames | None = None,
     ) -> None:
         self._node = node
         self._kem_keys = kem_keys
+        self._directory = directory
         self._signed = SignedMessages(directory, clock=utc_now)
         self._inbox = inbox
+        self.frames = OpenedFrames() if frames is None else frames
+        self.opens = 0
+        """Envelopes this feed verified and opened itself (frames it had to make)."""
+        self._opening: dict[tuple[str, int, str], asyncio.Future[str]] = {}
         self._arrived = asyncio.Event()
         self._notified = 0  # how many times notify() was called
         self._loaded = 0  # the value of _notified the window was last loaded up to
@@ -88,6 +103,39 @@ class FeedService:
     def require_analyst(self, principal: Principal) -> None:
         if principal.role is not Role.ANALYST or principal.agency_id != self._node.agency_id:
             raise Forbidden("only an analyst of this node's agency may read its feed")
+
+    async def stored(self, alerts: Sequence[StoredAlert]) -> None:
+        """Delivery's post-store hook: keep the frames of what it has just opened, then wake the
+        live feeds. Frames that follow the window's newest item without a gap join the window at
+        once (no page read): they were stored under the head's lock, so every lower position was
+        committed before them; anything else (a gap: an alert stored by ingest or by another
+        process) leaves the window to be loaded from the database as before."""
+        fresh: list[tuple[int, str]] = []
+        for alert in alerts:
+            row = alert.item
+            if row.agency_id != self._node.agency_id or row.feed_seq <= 0:
+                continue
+            text = _json(_item(row, alert.opened))
+            self.frames.put(
+                (row.agency_id, row.feed_seq),
+                text=text,
+                envelope_sha256=row.envelope_sha256,
+                signature_key_id=alert.signature_key_id,
+            )
+            fresh.append((row.feed_seq, text))
+        in_step = (
+            self._floor is not None
+            and self._loaded == self._notified
+            and not self._loading.locked()
+            and bool(fresh)
+            and [seq for seq, _ in fresh]
+            == list(range(self._head + 1, self._head + 1 + len(fresh)))
+        )
+        if in_step:
+            self._append(fresh)
+        await self.notify()
+        if in_step:
+            self._loaded = self._notified
 
     async def notify(self) -> None:
         """Called by the delivery consumer after a commit: wakes the live feeds."""
@@ -148,28 +196,34 @@ class FeedService:
             fresh: list[tuple[int, str]] = []
             for row in rows:
                 try:
-                    fresh.append((row.feed_seq, _json(await self._open(row))))
+                    fresh.append((row.feed_seq, await self._frame(row)))
                 except NotFound:
                     log.warning("stored alert no longer verifies", extra={"seq": row.feed_seq})
             # Nothing above is changed until every await is done: a cancelled caller (a closed
             # stream) leaves the window as it was, and the next caller loads the same page.
             if rows:
                 self._head = rows[-1].feed_seq
-            self._window.extend(fresh)
-            self._window_seqs.extend(seq for seq, _ in fresh)
-            excess = len(self._window) - _WINDOW
-            if excess > 0:
-                self._floor = self._window_seqs[excess - 1]
-                del self._window[:excess], self._window_seqs[:excess]
+            self._append(fresh)
             if len(rows) < _PAGE:
                 self._loaded = target
+
+    def _append(self, fresh: list[tuple[int, str]]) -> None:
+        """Items after the head into the window, the oldest dropped past ``_WINDOW``."""
+        if fresh:
+            self._head = max(self._head, fresh[-1][0])
+        self._window.extend(fresh)
+        self._window_seqs.extend(seq for seq, _ in fresh)
+        excess = len(self._window) - _WINDOW
+        if excess > 0:
+            self._floor = self._window_seqs[excess - 1]
+            del self._window[:excess], self._window_seqs[:excess]
 
     async def page(self, principal: Principal, *, cursor: int, limit: int) -> FeedPage:
         self.require_analyst(principal)
         rows = await self._inbox.page(
             self._node.id, self._node.agency_id, after=cursor, limit=limit
         )
-        items = [await self._open(row) for row in rows]
+        items = [json.loads(await self._frame(row)) for row in rows]
         next_cursor = rows[-1].feed_seq if rows else cursor
         return FeedPage(items=items, next_cursor=next_cursor)
 
@@ -177,7 +231,7 @@ class FeedService:
         row = await self._inbox.get(self._node.id, alert_id)
         if row is None or not self._may_read(principal, row):
             raise NotFound("no such alert")
-        return await self._open(row)
+        return dict(json.loads(await self._frame(row)))
 
     async def opened(self, principal: Principal, alert_id: str) -> OpenedEnvelope:
         """The alert opened for ``principal``, who must be allowed to read it (its files are
@@ -194,7 +248,7 @@ class FeedService:
         """:meth:`get` for a row the caller has already read (the TAXII server pages its own)."""
         if not self._may_read(principal, row):
             raise NotFound("no such alert")
-        return await self._open(row)
+        return dict(json.loads(await self._frame(row)))
 
     def _may_read(self, principal: Principal, row: InboxItem) -> bool:
         if principal.role is Role.TERMINAL:
@@ -203,26 +257,73 @@ class FeedService:
             return principal.agency_id == row.agency_id
         return False
 
-    async def _open(self, row: InboxItem) -> dict[str, Any]:
+    async def nominal_erased(self, erased: RetainedNominal) -> None:
+        """The retention sweeper's erasure listener: no frame and no live-window item keeps the
+        erased nominal block (the row is opened again, through the retaining inbox, without it)."""
+        self.frames.clear()
+        row = await self._inbox.get(self._node.id, erased.alert_id)
+        if row is None or row.feed_seq not in self._window_seqs:
+            return
+        text = await self._frame(row)
+        self._window = [(seq, text if seq == row.feed_seq else t) for seq, t in self._window]
+
+    async def _frame(self, row: InboxItem) -> str:
+        """The row's item as JSON text: its frame, or verified and opened now (once, however
+        many callers ask at the same time). ``NotFound`` if it no longer verifies."""
+        digest = envelope_sha256(row.envelope)
+        key = (row.agency_id, row.feed_seq)
+        frame = self.frames.get(key, digest)
+        if frame is not None:
+            believed = await self._directory.verify_keys("node", row.origin_node, row.created_at)
+            if frame.signature_key_id in believed:
+                return frame.text
+        opening = self._opening.get((*key, digest))
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(row, digest))
+            self._opening[(*key, digest)] = opening
+            opening.add_done_callback(lambda done: self._settled((*key, digest), done))
+        # Shielded: a reader that goes away (a closed stream) does not cancel the others' open.
+        return await asyncio.shield(opening)
+
+    def _settled(self, key: tuple[str, int, str], done: asyncio.Future[str]) -> None:
+        self._opening.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: a failure nobody awaited is not an error
+
+    async def _open(self, row: InboxItem, digest: str) -> str:
+        self.opens += 1
         try:
-            opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
+            checked = await self._signed.open_stored(row, kem_keys=self._kem_keys)
         except InvalidEnvelope as exc:
             raise NotFound("the stored alert no longer verifies") from exc
-        result: dict[str, Any] = {
-            "alert_id": row.alert_id,
-            "feed_seq": row.feed_seq,
-            "stream_seq": row.stream_seq,
-            "header": opened.header,
-            "case": json.loads(opened.parts["case"]),
-        }
-        if "nominal" in opened.parts:
-            result["nominal"] = json.loads(opened.parts["nominal"])
-        if opened.files:
-            result["attachments"] = [
-                _file_summary(opened, part)
-                for part in sorted(opened.files, key=lambda p: int(p.removeprefix("file-")))
-            ]
-        return result
+        text = _json(_item(row, checked.opened))
+        if row.feed_seq > 0:
+            self.frames.put(
+                (row.agency_id, row.feed_seq),
+                text=text,
+                envelope_sha256=digest,
+                signature_key_id=checked.verified.signature_key_id,
+            )
+        return text
+
+
+def _item(row: InboxItem, opened: OpenedEnvelope) -> dict[str, Any]:
+    """What the feed serves of one alert."""
+    result: dict[str, Any] = {
+        "alert_id": row.alert_id,
+        "feed_seq": row.feed_seq,
+        "stream_seq": row.stream_seq,
+        "header": opened.header,
+        "case": json.loads(opened.parts["case"]),
+    }
+    if "nominal" in opened.parts:
+        result["nominal"] = json.loads(opened.parts["nominal"])
+    if opened.files:
+        result["attachments"] = [
+            _file_summary(opened, part)
+            for part in sorted(opened.files, key=lambda p: int(p.removeprefix("file-")))
+        ]
+    return result
 
 
 def _file_summary(opened: OpenedEnvelope, part: str) -> dict[str, Any]:

@@ -124,8 +124,15 @@ class IngestService:
                 raise PolicyError("case.alert_id names no alert this office holds")
 
     async def submit(
-        self, principal: Principal, submission: Submission, idempotency_key: str
+        self,
+        principal: Principal,
+        submission: Submission,
+        idempotency_key: str,
+        *,
+        bulk: bool = False,
     ) -> Accepted:
+        """``bulk``: published on the bulk lane (an item of a ``:batch`` post), which partners
+        deliver after the live lane's alerts."""
         self.authorize(principal, submission)
         await self._check_references(submission)
         now = self._clock()
@@ -197,7 +204,7 @@ class IngestService:
             await self._attachments.keep(alert_id, sealed, [f.nominal for f in files])
         started = time.perf_counter()
         try:
-            ack = await self._sealer.publish(header, raw)
+            ack = await self._sealer.publish(header, raw, bulk=bulk)
             self.publish_seconds.observe(time.perf_counter() - started)
         except BusError:
             await self._idempotency.abandon(principal.id, idempotency_key)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.domain.directory import Agreement, Node, Principal
 
@@ -34,6 +35,7 @@ __all__ = [
     "Publisher",
     "Readiness",
     "Rejection",
+    "StoredAlert",
     "UploadRecord",
     "UploadSpool",
     "UploadStore",
@@ -140,6 +142,12 @@ class Inbox(Protocol):
     def sealed_here(self, envelope_sha256: str) -> bool:
         """True when these exact bytes are an alert this process accepted and stored itself
         (``add(..., completes=)`` inserted and committed them); False when unsure. From memory."""
+        ...
+
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """Store received envelopes in one transaction, in the order given: each one's new feed
+        position, or None where the alert was already stored (a redelivery). Positions of one
+        batch are consecutive and become visible together, after every lower one."""
         ...
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
@@ -315,3 +323,15 @@ class UploadSpool(Protocol):
     def read(self, upload_id: str, name: str = "raw") -> bytes: ...
     def put(self, upload_id: str, name: str, data: bytes) -> None: ...
     def remove(self, upload_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert delivery has just stored and committed, with what opening it gave: what the
+    post-store hooks (``DeliveryService.on_stored``) are handed. Plaintext: memory only."""
+
+    item: InboxItem
+    """The stored row, with its feed position."""
+    opened: OpenedEnvelope
+    signature_key_id: str
+    """The origin node's key that signed it, as verified."""

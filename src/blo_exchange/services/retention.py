@@ -158,15 +158,25 @@ class RetainingInbox:
         return self._inner.sealed_here(envelope_sha256)
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+        return await self._inner.add(await self._prepare(item), completes=completes)
+
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        """Delivery's batch: each item prepared as :meth:`add` does (vault first), then the
+        inner inbox's one insert."""
+        return await self._inner.add_batch([await self._prepare(item) for item in items])
+
+    async def _prepare(self, item: InboxItem) -> InboxItem:
+        """What the inner inbox stores of ``item``: the nominal part of another agency's alert
+        moved to the vault (kept first), the rest as it came."""
         if not carries_nominal(item.envelope):
-            return await self._inner.add(item, completes=completes)  # (3)
+            return item  # (3)
         if item.origin_agency == self._node.agency_id:
             if item.origin_node == self._node.id:
                 await self._note_origin(item)  # (2)
-            return await self._inner.add(item, completes=completes)  # (3)
+            return item  # (3)
         split = split_nominal(item.envelope)
         if split is None:
-            return await self._inner.add(item, completes=completes)  # (3)
+            return item  # (3)
         stored, record = split
         row = await self._row(item, role="recipient")
         if row is None:
@@ -183,7 +193,7 @@ class RetainingInbox:
             assert key is not None
             sealed = seal_nominal(record, key, alert_id=item.alert_id, day=day)
             await self._store.add(replace(row, sealed=sealed))  # (1) vault first
-        return await self._inner.add(replace(item, envelope=stored), completes=completes)
+        return replace(item, envelope=stored)
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         item = await self._inner.get(node_id, alert_id)

@@ -109,9 +109,10 @@ class AlertSealer:
             dict(header), dict(parts), sealed_to, self._signer, files=files, rng=self._rng
         )
 
-    async def publish(self, header: Mapping[str, Any], raw: bytes) -> Ack:
-        """(4) On the alert's subject, deduplicated by its id; returns once the stream has it."""
-        subject = alert_subject(str(header["border_pair"]), str(header["kind"]))
+    async def publish(self, header: Mapping[str, Any], raw: bytes, *, bulk: bool = False) -> Ack:
+        """(4) On the alert's subject (of the bulk lane with ``bulk``), deduplicated by its id;
+        returns once the stream has it."""
+        subject = alert_subject(str(header["border_pair"]), str(header["kind"]), bulk=bulk)
         return await self._publisher.publish(subject, raw, msg_id=str(header["alert_id"]))
 
     def own_copy(self, header: Mapping[str, Any], raw: bytes, ack: Ack) -> InboxItem:

@@ -137,6 +137,10 @@ class FakeInbox:
     """Where ``add(..., completes=)`` records the answer: the same database, in the real one."""
 
     sealed: set[str] = field(default_factory=set)
+    batches: list[int] = field(default_factory=list)
+    """The size of each ``add_batch`` call: one insert per batch."""
+    fail_batches: int = 0
+    """How many of the next ``add_batch`` calls fail, as a lost database would."""
 
     def sealed_here(self, envelope_sha256: str) -> bool:
         return envelope_sha256 in self.sealed
@@ -152,6 +156,17 @@ class FakeInbox:
         if completes is not None:
             self.sealed.add(item.envelope_sha256)
         return True
+
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        if self.fail_batches:
+            self.fail_batches -= 1
+            raise OSError("the database went away mid-batch")
+        self.batches.append(len(items))
+        positions: list[int | None] = []
+        for item in items:
+            stored = await self.add(item)
+            positions.append(self.items[(item.node_id, item.alert_id)].feed_seq if stored else None)
+        return positions
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         return self.items.get((node_id, alert_id))
