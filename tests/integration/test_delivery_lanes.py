@@ -75,7 +75,7 @@ async def test_a_live_alert_never_queues_behind_the_bulk_lane(deploy: Deployment
 
 async def test_twenty_readers_share_one_open_per_alert(deploy: Deployment) -> None:
     tj = deploy.runtimes[TJ]
-    principal = await tj.auth.authenticate(deploy.seed.analyst_tokens[TJ])
+    principal = await tj.auth.authenticate(deploy.seed.analyst_tokens[TJ], certificate=None)
     streams = FeedStreams(tj.feed, ADAPTER_OUTAGES, per_principal=20)  # as the SSE routes
     start = await tj.inbox.last_position(tj.node.id, tj.node.agency_id)
     posted: list[str] = []
