@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql+asyncpg://blo@127.0.0.1:5432/blo"),
-        description="SQLAlchemy URL of the Postgres that holds the directory and the ledger.",
+        description="SQLAlchemy URL of this process's own database: a node's is its agency's "
+        "(principals, inbox, idempotency, directory copy), the ledger writer's the ledger's.",
     )
     nats_url: SecretStr = Field(default=SecretStr("nats://127.0.0.1:4222"))
     nats_credentials: Path | None = Field(
@@ -136,6 +137,12 @@ class Settings(BaseSettings):
     )
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
+    )
+    ledger_database_url: SecretStr | None = Field(
+        default=None,
+        description="A node's URL of the ledger's database, under its agency's witness role "
+        "(reads for auditors, witness cosignatures); None: the ledger is in BLO_DATABASE_URL's "
+        "database (one database for everything).",
     )
 
 

@@ -197,6 +197,7 @@ class FaultSystem:
         return items
 
     async def sql(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        """``query`` on the ledger's database, as the superuser."""
         engine = create_engine(self.credentials["database_url"], pool_size=1)
         try:
             async with engine.connect() as conn:

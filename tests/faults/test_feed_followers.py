@@ -132,7 +132,9 @@ async def test_followers_get_every_alert_once_after_the_receiver_crashed(
     seen: dict[str, object] = {}
 
     async def crash_with_unacked() -> None:
-        engine = create_engine(fault_system.credentials["database_url"], pool_size=1)
+        credentials = fault_system.credentials
+        tj_database = credentials["databases"][credentials["nodes"][TJ]["agency"]]
+        engine = create_engine(tj_database, pool_size=1)
         try:
             async with engine.connect() as conn:
                 held = await conn.begin()

@@ -78,6 +78,10 @@ class NodeRuntime:
     health: HealthMonitor
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
+    ledger_engine: AsyncEngine | None = None
+    """The ledger's database under the agency's witness role, when it is not ``engine``'s."""
+    ledger_keys: SqlDirectory | None = None
+    """The ledger database's keys (the ledger's, the witnesses'), when it is not ``engine``'s."""
     directory_consumer: PullConsumer | None = None
     ledger_writer: LedgerWriterRuntime | None = None
     witness: WitnessRuntime | None = None
@@ -90,6 +94,15 @@ class NodeRuntime:
         engine = create_engine(settings.database_url.get_secret_value())
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
+        # One database per agency: the ledger is the hub's, read (and witnessed) under the
+        # agency's own role on it, never through the agency's database.
+        ledger_engine = (
+            None
+            if settings.ledger_database_url is None
+            else create_engine(settings.ledger_database_url.get_secret_value(), pool_size=4)
+        )
+        ledger_sessions = sessions if ledger_engine is None else session_factory(ledger_engine)
+        ledger_keys = directory if ledger_engine is None else SqlDirectory(ledger_sessions)
         bus: BusConnection | None = None
         try:
             trusted = signed_directory(settings, sessions, directory)
@@ -116,6 +129,8 @@ class NodeRuntime:
             if bus is not None:
                 await bus.close()
             await engine.dispose()
+            if ledger_engine is not None:
+                await ledger_engine.dispose()
             raise
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
@@ -145,8 +160,10 @@ class NodeRuntime:
             bus=bus,
             directory=directory,
             trusted=trusted,
+            ledger_engine=ledger_engine,
+            ledger_keys=None if ledger_engine is None else ledger_keys,
             inbox=inbox,
-            ledger=SqlLedgerStore(sessions),
+            ledger=SqlLedgerStore(ledger_sessions),
             auth=Authenticator(
                 directory=directory,
                 clock=utc_now,
@@ -203,12 +220,16 @@ class NodeRuntime:
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
-                settings, store=runtime.ledger, directory=directory
+                settings, store=runtime.ledger, directory=ledger_keys
             )
             runtime.tasks.extend(runtime.witness.start())
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
-                settings, bus=bus, sessions=sessions, directory=directory, trusted=trusted
+                settings,
+                bus=bus,
+                sessions=ledger_sessions,
+                directory=ledger_keys,
+                trusted=trusted,
             )
             runtime.tasks.extend(runtime.ledger_writer.start())
         return runtime
@@ -233,7 +254,7 @@ class NodeRuntime:
             AuditorReads,
             AuditorReads(
                 store=self.ledger,
-                directory=self.directory,
+                directory=self.directory if self.ledger_keys is None else self.ledger_keys,
                 origin=self.settings.ledger_origin,
                 recorder=LedgerQueryRecorder(
                     node=self.node, signer=self.keys.signing, publisher=self.bus, clock=utc_now
@@ -276,6 +297,8 @@ class NodeRuntime:
             task.cancel()
         await self.bus.close()
         await self.engine.dispose()
+        if self.ledger_engine is not None:
+            await self.ledger_engine.dispose()
 
 
 @dataclass(frozen=True)

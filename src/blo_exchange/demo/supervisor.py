@@ -1,8 +1,10 @@
 """``make run``: the whole system on one machine, as a new user first meets it.
 
-Starts an embedded nats-server and Postgres under DATA_DIR, migrates, seeds the demo directory
-(once; later runs reuse it), then runs each demo node and the ledger writer as its own process,
-exactly as ``blo-exchange serve`` and ``blo-exchange ledger-writer`` run in production. Writes
+Starts an embedded nats-server and Postgres under DATA_DIR, creates a database and a login role
+for each agency and one for the ledger (:mod:`.databases`: the superuser is used for that only),
+migrates and seeds them (once; later runs reuse them), then runs each demo node and the ledger
+writer as its own process, each under its own role, exactly as ``blo-exchange serve`` and
+``blo-exchange ledger-writer`` run in production. Writes
 ``DATA_DIR/demo-credentials.json`` [contract, docs/contracts/README.md] and stops everything on
 Ctrl-C.
 
@@ -41,9 +43,11 @@ from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
-from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
+from blo_exchange.db.engine import async_url, create_engine, session_factory
+from blo_exchange.db.provision import LEDGER
 from blo_exchange.db.statements import SqlStatementStore
-from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, seed_demo
+from blo_exchange.demo.databases import demo_databases
+from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, make_demo_seed, store_seed
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
@@ -59,7 +63,6 @@ __all__ = [
 
 CREDENTIALS_FILE = "demo-credentials.json"
 PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
-DATABASE = "blo"
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds before restarting a child, by how many times in a row it failed; the last repeats."""
 STABLE_AFTER = 30.0
@@ -91,15 +94,6 @@ def _with_tls(data_dir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
     return credentials | {"ca_file": str(pki.ca_file), "tls_dir": str(data_dir / "tls")}
 
 
-def _database_url(postgres: PostgresServer) -> str:
-    try:
-        postgres.create_database(DATABASE)
-    except RuntimeServiceError as exc:
-        if "already exists" not in str(exc):
-            raise
-    return postgres.dsn_for(DATABASE)
-
-
 async def prepare_demo(
     data_dir: Path,
     nats: NatsServer,
@@ -109,12 +103,20 @@ async def prepare_demo(
     auth: NatsAuth | None = None,
     tls: bool = False,
 ) -> dict[str, Any]:
-    """Migrate and seed (first run only); with ``auth``, create the streams and the nodes'
-    consumers as the operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the
-    credentials document."""
+    """Create each agency's database and the ledger's (:mod:`.databases`), migrate and seed
+    them (first run only); with ``auth``, create the streams and the nodes' consumers as the
+    operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the credentials
+    document."""
     credentials_path = data_dir / CREDENTIALS_FILE
-    database_url = _database_url(postgres)
-    await migrate(database_url)
+    previous: dict[str, Any] | None = None
+    if credentials_path.exists():
+        previous = json.loads(credentials_path.read_text())
+        if "databases" not in previous:
+            raise RuntimeServiceError(
+                f"{data_dir} was made before each agency had its own database; remove it "
+                "(rm -rf) to start the demo over"
+            )
+    databases = await demo_databases(postgres.url, previous)
     nats_url = nats.url if auth is None else auth.operator_url(nats.url)
     if auth is not None:
         ca = data_dir / "tls" / "ca.pem" if tls else None
@@ -123,10 +125,8 @@ async def prepare_demo(
             await provision_bus(bus, DEMO_NODES, duplicate_window=Settings().duplicate_window)
         finally:
             await bus.close()
-    if credentials_path.exists():
-        credentials: dict[str, Any] = json.loads(credentials_path.read_text())
-        credentials["nats_url"] = nats_url
-        credentials["database_url"] = database_url
+    if previous is not None:
+        credentials = previous | databases.document() | {"nats_url": nats_url}
         if tls:
             credentials = _with_tls(data_dir, credentials)
         _write_private_json(credentials_path, credentials)
@@ -136,18 +136,22 @@ async def prepare_demo(
     }
     scheme = "https" if tls else "http"
     urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in ports.items()}
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        sessions = session_factory(engine)
-        seed = await seed_demo(
-            SqlDirectory(sessions),
-            data_dir / "keys",
-            node_urls=urls,
-            statements=SqlStatementStore(sessions),
-            pinned_dirs=(data_dir / "keys" / "ledger-writer",),
-        )
-    finally:
-        await engine.dispose()
+    seed = make_demo_seed(
+        data_dir / "keys", node_urls=urls, pinned_dirs=(data_dir / "keys" / "ledger-writer",)
+    )
+    for owner, url in databases.owners.items():
+        engine = create_engine(url, pool_size=1)
+        try:
+            sessions = session_factory(engine)
+            await store_seed(
+                seed,
+                SqlDirectory(sessions),
+                SqlStatementStore(sessions),
+                principals_of=owner,
+                principals=owner != LEDGER,
+            )
+        finally:
+            await engine.dispose()
     credentials = {
         "nodes": {
             node.id: {
@@ -162,8 +166,7 @@ async def prepare_demo(
         "auditor_token": seed.auditor_token,
         "admin_token": seed.admin_token,
         "nats_url": nats_url,
-        "database_url": database_url,
-    }
+    } | databases.document()
     if tls:
         credentials = _with_tls(data_dir, credentials)
     _write_private_json(credentials_path, credentials)
@@ -187,10 +190,7 @@ class DemoProcesses:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith("BLO_") or k in PASSED_THROUGH
         }
-        env.update(
-            BLO_DATABASE_URL=async_url(self._credentials["database_url"]),
-            BLO_NATS_URL=self._credentials["nats_url"],
-        )
+        env.update(BLO_NATS_URL=self._credentials["nats_url"], **self._databases(extra))
         if "tls_dir" not in self._credentials:  # the fault and bench harnesses' plain HTTP
             env["BLO_ALLOW_PLAIN_HTTP"] = "true"
         env.update(extra)
@@ -200,6 +200,21 @@ class DemoProcesses:
         if "BLO_KEY_DIR" in env and pinned.is_file():
             env["BLO_PINNED_ROOTS_FILE"] = str(pinned)
         return env
+
+    def _databases(self, extra: dict[str, str]) -> dict[str, str]:
+        """A node's own agency's database, and the ledger's under its agency's witness role;
+        the ledger writer's, the ledger's as its owner. Never the superuser's."""
+        databases = self._credentials["databases"]
+        node_id = extra.get("BLO_NODE_ID")
+        if node_id is None:
+            return {"BLO_DATABASE_URL": async_url(databases[LEDGER])}
+        agency = self._credentials["nodes"][node_id]["agency"]
+        return {
+            "BLO_DATABASE_URL": async_url(databases[agency]),
+            "BLO_LEDGER_DATABASE_URL": async_url(
+                self._credentials["ledger_witness_databases"][agency]
+            ),
+        }
 
     def _nats_identity(self, user: str) -> dict[str, str]:
         """With NATS permissions on, each process connects as its own nkey user, not as the
