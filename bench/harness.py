@@ -24,7 +24,8 @@ from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, save_private_key
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
 from blo_exchange.demo.directory import DEMO_NODES
-from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.demo.processes import DemoProcesses
+from blo_exchange.demo.supervisor import prepare_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blo_exchange.cli.main import app
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 

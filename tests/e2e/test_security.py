@@ -20,7 +20,7 @@ import pytest
 
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 

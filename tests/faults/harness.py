@@ -24,7 +24,8 @@ import httpx
 from sqlalchemy import text
 
 from blo_exchange.db.engine import create_engine
-from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.demo.processes import DemoProcesses
+from blo_exchange.demo.supervisor import prepare_demo
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.embedded import NatsServer, PostgresServer
 
