@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     run_ledger_writer: bool = Field(
         default=False, description="Run the ledger writer inside this node process as well."
     )
+    consume_domain: str = Field(
+        default="",
+        description="JetStream domain whose streams this node's consumers read (alerts, "
+        "receipts, directory); a leaf site's node sets the hub's (`hub`), so what partners "
+        "sent while the link was down reaches it once the link is back. Empty: the local "
+        "JetStream. Publishing always goes to the local one.",
+    )
     ledger_database_url: SecretStr | None = Field(
         default=None,
         description="A node's URL of the ledger's database, under its agency's witness role "

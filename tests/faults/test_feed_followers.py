@@ -97,7 +97,11 @@ class Follower:
 
 
 async def last_position(system: FaultSystem) -> int:
-    rows = await system.sql("SELECT last_seq FROM node_feed_heads WHERE node_id = :n", n=TJ)
+    rows = await system.sql(
+        "SELECT last_seq FROM node_feed_heads WHERE node_id = :n",
+        database=system.node(TJ)["agency"],
+        n=TJ,
+    )
     return int(rows[0][0]) if rows else 0
 
 

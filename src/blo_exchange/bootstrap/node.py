@@ -132,6 +132,10 @@ class NodeRuntime:
             if ledger_engine is not None:
                 await ledger_engine.dispose()
             raise
+        # A leaf site's node publishes to the site's JetStream (accepted while the link is down)
+        # and reads the hub's streams across the leaf, so nothing sent to it while the link was
+        # down is missed: its durable consumers there resume where they were (deploy/README.md).
+        reading = bus if not settings.consume_domain else bus.in_domain(settings.consume_domain)
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)
@@ -185,13 +189,13 @@ class NodeRuntime:
             delivery=delivery,
             feed=feed,
             consumer=PullConsumer(
-                bus,
+                reading,
                 consumer_spec,
                 handler=lambda batch: _deliver(delivery, feed, batch),
                 on_poison=lambda m: _set_aside(delivery, m),
             ),
             health=HealthMonitor(
-                bus=bus,
+                bus=reading,
                 engine=engine,
                 consumer=consumer_spec,
                 max_backlog=settings.ready_max_backlog,
@@ -202,7 +206,7 @@ class NodeRuntime:
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
             runtime.directory_consumer = directory_copier(
-                bus, trusted, durable=node_directory_durable(node), create=settings.manage_bus
+                reading, trusted, durable=node_directory_durable(node), create=settings.manage_bus
             )
             runtime.tasks.append(
                 asyncio.create_task(runtime.directory_consumer.run(), name="directory")
@@ -215,6 +219,7 @@ class NodeRuntime:
             sessions=sessions,
             directory=believed,
             inbox=inbox,
+            reading=reading,
         )
         runtime.tasks.extend(runtime.reshare.start())
         runtime._register()

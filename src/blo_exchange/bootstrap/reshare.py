@@ -53,7 +53,10 @@ class ReshareRuntime:
         sessions: SessionFactory,
         directory: Directory,
         inbox: SqlInbox,
+        reading: BusConnection | None = None,
     ) -> ReshareRuntime:
+        """``reading``: where its consumer reads receipts, when not ``bus``'s JetStream (a leaf
+        site's node reading the hub's, ``BLO_CONSUME_DOMAIN``)."""
         service = ReshareService(
             node=node,
             signer=keys.signing,
@@ -77,7 +80,11 @@ class ReshareRuntime:
             reshare_consumer_spec(node, max_deliver=settings.max_deliver),
             create=settings.manage_bus,
         )
-        return cls(service=service, consumer=PullConsumer(bus, spec, handler=handle), counts=counts)
+        return cls(
+            service=service,
+            consumer=PullConsumer(reading or bus, spec, handler=handle),
+            counts=counts,
+        )
 
     def start(self) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self.consumer.run(), name="reshare")]

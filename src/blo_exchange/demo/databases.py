@@ -43,16 +43,23 @@ def _password(url: str | None) -> str | None:
 
 
 async def demo_databases(
-    superuser: str, previous: Mapping[str, Any] | None = None
+    superuser: str,
+    previous: Mapping[str, Any] | None = None,
+    *,
+    elsewhere: Mapping[str, str] | None = None,
 ) -> DemoDatabases:
     """Create (or bring back) every database and role, migrate each as its owner, grant each
-    agency's witness role on the ledger; ``previous`` is the credentials of an earlier run."""
+    agency's witness role on the ledger; ``previous`` is the credentials of an earlier run.
+    ``elsewhere``: the superuser URL of another server for an agency whose database is not on
+    ``superuser``'s (a leaf site's own Postgres)."""
     before: Mapping[str, Any] = previous or {}
+    servers = dict(elsewhere or {})
     owners: dict[str, str] = {}
     for owner in (LEDGER, *(a.id for a in DEMO_AGENCIES)):
         kept = before.get("databases", {}).get(owner)
-        grant = await provision(superuser, owner, _password(kept))
-        owners[owner] = database_url(superuser, grant)
+        server = servers.get(owner, superuser)
+        grant = await provision(server, owner, _password(kept))
+        owners[owner] = database_url(server, grant)
         await migrate(owners[owner])
     witnesses: dict[str, str] = {}
     for agency in DEMO_AGENCIES:

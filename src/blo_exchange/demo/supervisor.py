@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,11 +88,12 @@ async def prepare_demo(
     base_port: int = 0,
     auth: NatsAuth | None = None,
     tls: bool = False,
+    sites: Mapping[str, PostgresServer] | None = None,
 ) -> dict[str, Any]:
     """Create each agency's database and the ledger's (:mod:`.databases`), migrate and seed
     them (first run only); with ``auth``, create the streams and the nodes' consumers as the
-    operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the credentials
-    document."""
+    operator; with ``tls``, the nodes serve HTTPS from a demo CA; ``sites``: agencies whose
+    database is on a Postgres of their own (a leaf site's). Return the credentials document."""
     credentials_path = data_dir / CREDENTIALS_FILE
     previous: dict[str, Any] | None = None
     if credentials_path.exists():
@@ -102,7 +103,8 @@ async def prepare_demo(
                 f"{data_dir} was made before each agency had its own database; remove it "
                 "(rm -rf) to start the demo over"
             )
-    databases = await demo_databases(postgres.url, previous)
+    elsewhere = {agency: server.url for agency, server in (sites or {}).items()}
+    databases = await demo_databases(postgres.url, previous, elsewhere=elsewhere)
     nats_url = nats.url if auth is None else auth.operator_url(nats.url)
     if auth is not None:
         ca = data_dir / "tls" / "ca.pem" if tls else None
