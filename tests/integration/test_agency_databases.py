@@ -6,19 +6,25 @@ Postgres's own (permissions, row policies, the writer-only trigger), not the app
 
 from __future__ import annotations
 
+import asyncio
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
+from blo_exchange.cli.main import app
 from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.provision import (
     LEDGER,
     WRITER_ROLE,
+    Grant,
     database_url,
     grant_witness,
     provision,
@@ -189,3 +195,52 @@ async def test_an_agency_role_cannot_append_to_its_own_ledger_tables(agencies: A
             await store.append([entry])
     finally:
         await engine.dispose()
+
+
+def test_cli_creates_a_database_its_role_owns(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    owner = f"uz-{uuid.uuid4().hex[:8]}"
+    password_file = tmp_path / "uz.password"
+    result = CliRunner().invoke(
+        app,
+        ["db", "create", owner, "--password-file", str(password_file)],
+        env={"BLO_SUPERUSER_URL": postgres_server.url},
+    )
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert password_file.read_text().strip() not in result.output
+    grant = Grant(role_name(owner), password_file.read_text().strip(), role_name(owner))
+
+    async def check() -> tuple[str, bool, int]:
+        conn = await asyncpg.connect(database_url(postgres_server.url, grant))
+        try:
+            row = await conn.fetchrow(
+                "SELECT pg_get_userbyid(datdba) AS owner, "
+                "has_database_privilege('public', current_database(), 'CONNECT') AS public "
+                "FROM pg_database WHERE datname = current_database()"
+            )
+            tables = await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                "AND tableowner = current_user"
+            )
+            return row["owner"], row["public"], tables
+        finally:
+            await conn.close()
+
+    try:
+        owner_role, public_connect, tables = asyncio.run(check())
+        assert owner_role == grant.role  # it owns the database and every table the migrations made
+        assert not public_connect
+        assert tables > 10
+    finally:
+        asyncio.run(_drop(postgres_server.url, owner))
+
+
+async def _drop(superuser: str, owner: str) -> None:
+    conn = await asyncpg.connect(superuser)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {role_name(owner)} WITH (FORCE)")
+        await conn.execute(f"DROP ROLE IF EXISTS {role_name(owner)}")
+    finally:
+        await conn.close()

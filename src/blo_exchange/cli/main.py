@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from blo_exchange.cli.agency import agency_app, agreement_app, statement_app
 from blo_exchange.cli.client import client_app
+from blo_exchange.cli.db import db_app
 from blo_exchange.cli.directory import directory_app
 from blo_exchange.cli.ledger import ledger_app
 from blo_exchange.cli.nats import nats_app
@@ -41,6 +42,7 @@ app.add_typer(client_app)  # alerts send, feed tail (blo_exchange.cli.client)
 app.add_typer(nats_app, name="nats")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(stix_app, name="stix")
+app.add_typer(db_app, name="db")
 
 
 def _configure_logging(level: str = "INFO") -> None:
