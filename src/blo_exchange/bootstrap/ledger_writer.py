@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from blo_exchange.bootstrap.directory import directory_copier, signed_directory
+from blo_exchange.bootstrap.directory import directory_copier, rebuild_copy, signed_directory
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
@@ -263,12 +263,15 @@ async def run_standalone(settings: Settings) -> None:
         )
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
+        trusted = signed_directory(settings, sessions, directory)
+        if trusted is not None:
+            await rebuild_copy(bus, trusted)
         runtime = LedgerWriterRuntime.build(
             settings,
             bus=bus,
             sessions=sessions,
             directory=directory,
-            trusted=signed_directory(settings, sessions, directory),
+            trusted=trusted,
         )
         tasks = runtime.start()
         await stop.wait()

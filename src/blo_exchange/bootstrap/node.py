@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blo_exchange.bootstrap.directory import directory_copier, signed_directory
+from blo_exchange.bootstrap.directory import directory_copier, rebuild_copy, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.metrics import render_metrics
@@ -136,6 +136,8 @@ class NodeRuntime:
         # and reads the hub's streams across the leaf, so nothing sent to it while the link was
         # down is missed: its durable consumers there resume where they were (deploy/README.md).
         reading = bus if not settings.consume_domain else bus.in_domain(settings.consume_domain)
+        if trusted is not None:
+            await rebuild_copy(reading, trusted)
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         feed = FeedService(node=node, kem_keys=keys.kem, directory=believed, inbox=inbox)

@@ -25,7 +25,7 @@ from blo_exchange.bus.consumers import (
     directory_consumer_permissions,
     reshare_consumer_permissions,
 )
-from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS
+from blo_exchange.bus.streams import ALERTS_STREAM, ALL_STREAMS, DIRECTORY_STREAM
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
 
@@ -67,6 +67,8 @@ def _node_permissions(node: Node) -> dict[str, object]:
         f"$JS.ACK.{stream}.{consumer}.>",
         *reshare_consumer_permissions(node),
         *directory_consumer_permissions(node),
+        # The whole directory stream, read at start to rebuild the node's copy.
+        f"{JS}.STREAM.MSG.GET.{DIRECTORY_STREAM.name}",
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},
@@ -86,6 +88,7 @@ def _ledger_writer_permissions() -> dict[str, object]:
             for name in managed
             for verb in ("CREATE", "UPDATE", "INFO")
         ),
+        f"{JS}.STREAM.MSG.GET.{DIRECTORY_STREAM.name}",
         f"{JS}.CONSUMER.>",
         "$JS.ACK.>",
     ]
