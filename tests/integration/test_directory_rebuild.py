@@ -1,5 +1,7 @@
-"""A node's directory copy is a cache of the directory stream: what a database superuser deletes
-from it (here a revocation) is back when the node starts, because the node re-reads the stream."""
+"""The directory stream is the source: a node's directory copy is a cache of it (what a database
+superuser deletes from it, here a revocation, is back when the node starts, because the node
+re-reads the stream), and so are the node keys the ledger's own database keeps for auditors'
+answers and exports (a rotated key appears there, a revoked one is marked)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from blo_exchange.bootstrap.node import NodeRuntime
-from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, public_key_record
+from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, SigningKey, public_key_record
 from blo_exchange.crypto.statements import sign_statement
 from blo_exchange.db.engine import create_engine
 from blo_exchange.domain.statements import key_statement, revocation_statement
@@ -112,3 +114,54 @@ async def _has(database_url: str, raw: bytes) -> bool:
             return bool(found)
     finally:
         await engine.dispose()
+
+
+async def test_a_rotated_node_key_reaches_the_ledgers_node_keys(deploy: Deployment) -> None:
+    """UZ's root signs a new node signing key, then revokes it, on the stream only: the ledger
+    writer keeps both facts in its own database, where answers and exports read node keys."""
+    now = datetime.now(UTC)
+    root = deploy.seed.roots["uz-customs-committee"]
+    new_key = SigningKey.generate()
+    bus = deploy.runtimes[UZ].bus
+    registered = sign_statement(
+        key_statement(
+            agency="uz-customs-committee",
+            owner_kind="node",
+            owner_id=UZ,
+            key=public_key_record(new_key),
+            issued_at=now + timedelta(seconds=1),
+        ),
+        agency="uz-customs-committee",
+        root=root,
+    )
+    await bus.publish(DIRECTORY_SUBJECT, registered, msg_id=hashlib.sha256(registered).hexdigest())
+    store = deploy.writer_host.ledger
+
+    def uz_key(keys: dict[str, dict[str, object]]) -> dict[str, object] | None:
+        listed = keys.get(UZ, {}).get("keys", [])
+        assert isinstance(listed, list)
+        return next((k for k in listed if k["key_id"] == new_key.key_id), None)
+
+    async def listed() -> dict[str, object] | None:
+        return uz_key(await store.node_keys())
+
+    assert (await eventually(listed, what="the new key among the ledger's node keys"))[
+        "revoked_at"
+    ] is None
+    revoked = sign_statement(
+        revocation_statement(
+            agency="uz-customs-committee",
+            key_id=new_key.key_id,
+            revoked_at=now + timedelta(seconds=2),
+            issued_at=now + timedelta(seconds=2),
+        ),
+        agency="uz-customs-committee",
+        root=root,
+    )
+    await bus.publish(DIRECTORY_SUBJECT, revoked, msg_id=hashlib.sha256(revoked).hexdigest())
+
+    async def marked() -> bool:
+        key = uz_key(await store.node_keys())
+        return key is not None and key["revoked_at"] is not None
+
+    await eventually(marked, what="the revocation marked on the ledger's node key")

@@ -29,12 +29,14 @@ from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
+from blo_exchange.errors import NotFound
 from blo_exchange.ledger.checkpoints import (
     Checkpointer,
     LedgerForkError,
     load_or_create_ledger_key,
     note_signer,
 )
+from blo_exchange.ledger.entries import DirectoryState
 from blo_exchange.ledger.journal import WriterJournal
 from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
@@ -196,10 +198,35 @@ class LedgerWriterRuntime:
                 await asyncio.wait_for(stopping.wait(), CHECKPOINT_INTERVAL)
 
     async def record_directory(self) -> list[int]:
-        """Append the directory's changes the ledger does not have yet; their indexes."""
+        """Append the directory's changes the ledger does not have yet; their indexes. With
+        signed statements, the node keys they grant are also kept as rows of the ledger's own
+        database, where auditors' answers and exports read them (a rotated or revoked key
+        included), since no agency's database is the ledger's."""
         await self.journal_ready()
         source = self.directory if self.trusted is None else self.trusted
-        return await self.writer.record_directory(await source.directory_state())
+        state = await source.directory_state()
+        appended = await self.writer.record_directory(state)
+        if self.trusted is not None and (appended or not self._keys_mirrored):
+            await self._mirror_node_keys(state)
+            self._keys_mirrored = True
+        return appended
+
+    _keys_mirrored: bool = False
+
+    async def _mirror_node_keys(self, state: DirectoryState) -> None:
+        for key in state.keys:
+            if key.owner_kind != "node":
+                continue
+            await self.directory.add_key(
+                key_id=key.key_id,
+                owner_kind="node",
+                owner_id=key.owner_id,
+                alg=key.alg,
+                public=key.public,
+            )
+            if key.revoked_at is not None:
+                with contextlib.suppress(NotFound):  # marked already
+                    await self.directory.revoke_key(key.key_id, key.revoked_at)
 
     async def _directory_changes(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
