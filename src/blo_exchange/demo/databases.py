@@ -60,6 +60,7 @@ async def demo_databases(
         server = servers.get(owner, superuser)
         grant = await provision(server, owner, _password(kept))
         owners[owner] = database_url(server, grant)
+        # One after another: Alembic's runs share module state and cannot overlap in threads.
         await migrate(owners[owner])
     witnesses: dict[str, str] = {}
     for agency in DEMO_AGENCIES:

@@ -127,7 +127,8 @@ async def prepare_demo(
     seed = make_demo_seed(
         data_dir / "keys", node_urls=urls, pinned_dirs=(data_dir / "keys" / "ledger-writer",)
     )
-    for owner, url in databases.owners.items():
+
+    async def store(owner: str, url: str) -> None:
         engine = create_engine(url, pool_size=1)
         try:
             sessions = session_factory(engine)
@@ -140,6 +141,8 @@ async def prepare_demo(
             )
         finally:
             await engine.dispose()
+
+    await asyncio.gather(*(store(owner, url) for owner, url in databases.owners.items()))
     credentials = {
         "nodes": {
             node.id: {
