@@ -29,6 +29,8 @@ from blo_exchange.demo.supervisor import prepare_demo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+CODE_PATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
+"""The processes run this checkout's code (not whichever blo_exchange the venv installed)."""
 KG, TJ, FOTEHOBOD = "blo-karamyk-kg", "blo-karamyk-tj", "blo-fotehobod-tj"
 
 
@@ -109,7 +111,7 @@ class System:
             BLO_NATS_URL=self.credentials["nats_url"],
             BLO_NODE_ID=node_id,
             BLO_KEY_DIR=str(self.root / "keys" / node_id),
-            PYTHONPATH=str(REPO),
+            PYTHONPATH=CODE_PATH,
         )
         env.update(NODE_OVERRIDES)
         env.update(extra)
@@ -274,7 +276,7 @@ async def run_loadgen(spec: dict[str, Any], workdir: Path, name: str) -> dict[st
             str(spec_path),
             str(out_path),
             cwd=REPO,
-            env=os.environ | {"PYTHONPATH": str(REPO)},
+            env=os.environ | {"PYTHONPATH": CODE_PATH},
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
