@@ -25,7 +25,8 @@ from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey, save_private_key
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
 from blo_exchange.demo.directory import DEMO_NODES
-from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.demo.processes import DemoProcesses
+from blo_exchange.demo.supervisor import prepare_demo
 from blo_exchange.domain.directory import Principal, Role
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.services.auth import hash_token, new_token
@@ -56,6 +57,10 @@ class BenchDemo(DemoProcesses):
         return super()._env(**(NODE_OVERRIDES | extra))
 
 
+def _agency(node_id: str) -> str:
+    return next(n.agency_id for n in DEMO_NODES if n.id == node_id)
+
+
 class System:
     """NATS + Postgres + a seeded demo directory under ``root``; nothing else running."""
 
@@ -78,25 +83,31 @@ class System:
     async def _add_x25519_keys(self) -> None:
         """The demo seeds ML-KEM-768+X25519 agency keys only; add an X25519 one per agency."""
         suite = HpkeSuite("X25519/HKDF-SHA256/AES-256-GCM")
-        engine = create_engine(self.credentials["database_url"], pool_size=1)
-        try:
-            directory = SqlDirectory(session_factory(engine))
-            for agency in {n.agency_id for n in DEMO_NODES}:
-                key = KemPrivateKey.generate(suite)
-                public = key.public_key()
-                await directory.add_key(
-                    key_id=public.key_id,
-                    owner_kind="agency",
-                    owner_id=agency,
-                    alg=suite.value,
-                    public=public.public,
-                )
-                for node in DEMO_NODES:
-                    if node.agency_id == agency:
-                        path = self.root / "keys" / node.id / "agency" / f"{public.key_id}.key"
-                        save_private_key(path, key)
-        finally:
-            await engine.dispose()
+        records = []
+        for agency in {n.agency_id for n in DEMO_NODES}:
+            key = KemPrivateKey.generate(suite)
+            public = key.public_key()
+            records.append(
+                {
+                    "key_id": public.key_id,
+                    "owner_kind": "agency",
+                    "owner_id": agency,
+                    "alg": suite.value,
+                    "public": public.public,
+                }
+            )
+            for node in DEMO_NODES:
+                if node.agency_id == agency:
+                    path = self.root / "keys" / node.id / "agency" / f"{public.key_id}.key"
+                    save_private_key(path, key)
+        for url in self.credentials["databases"].values():  # each agency's, and the ledger's
+            engine = create_engine(url, pool_size=1)
+            try:
+                directory = SqlDirectory(session_factory(engine))
+                for record in records:
+                    await directory.add_key(**record)
+            finally:
+                await engine.dispose()
 
     async def _add_analysts(self, node_id: str, count: int) -> None:
         """``count`` more analysts of ``node_id``'s agency, for the fan-out: a hundred screens
@@ -125,7 +136,10 @@ class System:
     def node_env(self, node_id: str, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLO_")}
         env.update(
-            BLO_DATABASE_URL=async_url(self.credentials["database_url"]),
+            BLO_DATABASE_URL=async_url(self.credentials["databases"][_agency(node_id)]),
+            BLO_LEDGER_DATABASE_URL=async_url(
+                self.credentials["ledger_witness_databases"][_agency(node_id)]
+            ),
             BLO_NATS_URL=self.credentials["nats_url"],
             BLO_NODE_ID=node_id,
             BLO_KEY_DIR=str(self.root / "keys" / node_id),

@@ -7,10 +7,12 @@ Create Date: 2026-12-04
 
 The role ``blo_ledger_writer`` (NOLOGIN) gets SELECT and INSERT on the ledger tables, and a
 statement trigger refuses any INSERT made under another role. The writer takes the role with
-``SET LOCAL ROLE`` in each of its transactions, so the role running this migration is made a
-member of it. In production, node processes connect with a role that is *not* a member (see
-docs/threat-model.md); a superuser can still take the role or bypass the triggers, which the
-writer's own state file and the witnesses catch.
+``SET LOCAL ROLE`` in each of its transactions. Where this migration creates the role, the role
+running it is made a member (one database for everything: tests, a single-host trial); where
+the role exists already — created with the per-agency databases (``db.provision``), granted to
+the ledger's login role only — membership is left as provisioned, so an agency's role migrating
+its own database does not become a member. A superuser can still take the role or bypass the
+triggers, which the writer's own state file and the witnesses catch.
 """
 
 from __future__ import annotations
@@ -59,12 +61,12 @@ def upgrade() -> None:
         BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
                 CREATE ROLE {ROLE} NOLOGIN;
+                GRANT {ROLE} TO CURRENT_USER;
             END IF;
         END;
         $$
         """
     )
-    op.execute(f"GRANT {ROLE} TO CURRENT_USER")
     op.execute(
         f"""
         CREATE FUNCTION ledger_writer_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql+asyncpg://blo@127.0.0.1:5432/blo"),
-        description="SQLAlchemy URL of the Postgres that holds the directory and the ledger.",
+        description="SQLAlchemy URL of this process's own database: a node's is its agency's "
+        "(principals, inbox, idempotency, directory copy), the ledger writer's the ledger's.",
     )
     nats_url: SecretStr = Field(default=SecretStr("nats://127.0.0.1:4222"))
     nats_credentials: Path | None = Field(
@@ -179,6 +180,19 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between passes that push this node's sealed attachments to the "
         "bucket and fetch the ones partners sent.",
+    )
+    consume_domain: str = Field(
+        default="",
+        description="JetStream domain whose streams this node's consumers read (alerts, "
+        "receipts, directory); a leaf site's node sets the hub's (`hub`), so what partners "
+        "sent while the link was down reaches it once the link is back. Empty: the local "
+        "JetStream. Publishing always goes to the local one.",
+    )
+    ledger_database_url: SecretStr | None = Field(
+        default=None,
+        description="A node's URL of the ledger's database, under its agency's witness role "
+        "(reads for auditors, witness cosignatures); None: the ledger is in BLO_DATABASE_URL's "
+        "database (one database for everything).",
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import playwright.async_api as playwright_api
 import pytest
 
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 
 CHROMIUM = Path(os.environ.get("BLO_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import nats.aio.client
@@ -20,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blo_exchange.cli.main import app
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -86,11 +87,41 @@ async def verify_with_witnesses(url: str, token: str, trust: Path, ca: str, root
         await asyncio.sleep(0.5)
 
 
+async def no_process_is_superuser(credentials: dict[str, Any]) -> None:
+    """One database per agency and one for the ledger, each URL a login role that is no
+    superuser; and while the system runs, no session but this one is the superuser's."""
+    databases = credentials["databases"]
+    assert set(databases) == {"ledger", *(n["agency"] for n in credentials["nodes"].values())}
+    urls = [*databases.values(), *credentials["ledger_witness_databases"].values()]
+    assert len({url.rpartition("@")[0] for url in urls}) == len(urls)  # a role each
+    for url in urls:
+        conn = await asyncpg.connect(url)
+        try:
+            assert not await conn.fetchval(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+            )
+        finally:
+            await conn.close()
+    conn = await asyncpg.connect(credentials["database_url"])  # the superuser's, for tests
+    try:
+        assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        by_role = await conn.fetch(
+            "SELECT usename, count(*) AS n FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY usename"
+        )
+        roles = {row["usename"]: row["n"] for row in by_role}
+        assert "postgres" not in roles, roles
+        nodes = {n["agency"] for n in credentials["nodes"].values()}
+        assert {"blo_ledger", *(f"blo_{a.replace('-', '_')}" for a in nodes)} <= set(roles)
+    finally:
+        await conn.close()
+
+
 async def test_demo_end_to_end(demo: Demo) -> None:
     credentials = demo.start()
     path = demo.data_dir / "demo-credentials.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert set(credentials) >= {"nodes", "auditor_token", "nats_url", "database_url"}
+    assert set(credentials) >= {"nodes", "auditor_token", "nats_url", "database_url", "databases"}
     kg = credentials["nodes"]["blo-karamyk-kg"]
     tj = credentials["nodes"]["blo-karamyk-tj"]
     uz = credentials["nodes"]["blo-oybek-uz"]
@@ -145,6 +176,7 @@ async def test_demo_end_to_end(demo: Demo) -> None:
         while {"alert_shared", "alert_delivered"} - await ledger_types():
             assert time.monotonic() < deadline, "share and delivery not in the ledger"
             await asyncio.sleep(0.1)
+        await no_process_is_superuser(credentials)
 
         # The ledger verifies with two witnesses' cosignatures, as the README shows it.
         trust = demo.data_dir / "auditor-trust.json"

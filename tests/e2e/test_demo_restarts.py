@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 

@@ -21,7 +21,7 @@ import pytest
 from blo_exchange.crypto.tls import client_context
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import async_url, create_engine, session_factory
-from blo_exchange.demo.supervisor import client_tls
+from blo_exchange.demo.processes import client_tls
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from tests.e2e.demo_process import Demo
 
@@ -47,8 +47,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def revoke(credentials: dict[str, Any], label: str) -> None:
-    engine = create_engine(async_url(credentials["database_url"]), pool_size=1)
+async def revoke(credentials: dict[str, Any], node_id: str, label: str) -> None:
+    """The node's agency's administrator revokes a principal in the agency's own database."""
+    agency = credentials["nodes"][node_id]["agency"]
+    engine = create_engine(async_url(credentials["databases"][agency]), pool_size=1)
     try:
         directory = SqlDirectory(session_factory(engine))
         [principal] = [p for p in await directory.principals() if p.label == label]
@@ -88,7 +90,7 @@ async def test_an_open_feed_stream_ends_when_its_credential_is_revoked(
     async with client.stream("GET", node["url"] + "/v1/feed/stream", headers=bearer(token)) as sse:
         assert sse.status_code == 200
         started = time.monotonic()
-        await revoke(demo, f"{TJ2} analyst")
+        await revoke(demo, TJ2, f"{TJ2} analyst")
         await ends_within(sse, ENDS_WITHIN)
         assert time.monotonic() - started < ENDS_WITHIN
     again = await client.get(node["url"] + "/v1/feed/stream", headers=bearer(token))

@@ -24,7 +24,10 @@ import httpx
 from sqlalchemy import text
 
 from blo_exchange.db.engine import create_engine
-from blo_exchange.demo.supervisor import DemoProcesses, prepare_demo
+from blo_exchange.db.provision import LEDGER
+from blo_exchange.demo.databases import superuser_url
+from blo_exchange.demo.processes import DemoProcesses
+from blo_exchange.demo.supervisor import prepare_demo
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.embedded import NatsServer, PostgresServer
 
@@ -173,9 +176,10 @@ class FaultSystem:
         node: dict[str, Any] = self.credentials["nodes"][name]
         return node
 
-    async def feed(self, prefix: str) -> list[tuple[str, str]]:
-        """(alert id, key) of every alert of this run in the TJ analyst's feed, oldest first."""
-        tj = self.node(TJ)
+    async def feed(self, prefix: str, node: str = TJ) -> list[tuple[str, str]]:
+        """(alert id, key) of every alert of this run in ``node``'s analyst's feed, oldest
+        first."""
+        tj = self.node(node)
         items: list[tuple[str, str]] = []
         cursor = 0
         async with httpx.AsyncClient(timeout=30.0) as client:
@@ -196,8 +200,11 @@ class FaultSystem:
                 cursor = page["next_cursor"]
         return items
 
-    async def sql(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
-        engine = create_engine(self.credentials["database_url"], pool_size=1)
+    async def sql(
+        self, query: str, *, database: str = LEDGER, **params: Any
+    ) -> list[tuple[Any, ...]]:
+        """``query`` on ``database`` (the ledger's, or an agency id's), as the superuser."""
+        engine = create_engine(superuser_url(self.credentials, database), pool_size=1)
         try:
             async with engine.connect() as conn:
                 return [tuple(r) for r in await conn.execute(text(query), params)]
@@ -225,15 +232,24 @@ class LoadResult:
 class Terminal:
     """A KG officer's terminal: retries a post with the SAME key until 202 or a refusal."""
 
-    def __init__(self, url: str, token: str, *, settle: float = 60.0, timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        settle: float = 60.0,
+        timeout: float = 10.0,
+        body: Callable[[str], dict[str, Any]] = alert_body,
+    ):
         self._url = url + "/v1/alerts"
+        self._body = body
         self._headers = {"Authorization": f"Bearer {token}"}
         self._settle = settle
         self._timeout = timeout
 
     async def post(self, client: httpx.AsyncClient, key: str, result: LoadResult) -> None:
         deadline = time.monotonic() + self._settle
-        body = alert_body(key)
+        body = self._body(key)
         for attempt in range(1000):
             result.attempts += 1
             try:

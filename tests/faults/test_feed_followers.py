@@ -97,7 +97,11 @@ class Follower:
 
 
 async def last_position(system: FaultSystem) -> int:
-    rows = await system.sql("SELECT last_seq FROM node_feed_heads WHERE node_id = :n", n=TJ)
+    rows = await system.sql(
+        "SELECT last_seq FROM node_feed_heads WHERE node_id = :n",
+        database=system.node(TJ)["agency"],
+        n=TJ,
+    )
     return int(rows[0][0]) if rows else 0
 
 
@@ -132,7 +136,9 @@ async def test_followers_get_every_alert_once_after_the_receiver_crashed(
     seen: dict[str, object] = {}
 
     async def crash_with_unacked() -> None:
-        engine = create_engine(fault_system.credentials["database_url"], pool_size=1)
+        credentials = fault_system.credentials
+        tj_database = credentials["databases"][credentials["nodes"][TJ]["agency"]]
+        engine = create_engine(tj_database, pool_size=1)
         try:
             async with engine.connect() as conn:
                 held = await conn.begin()

@@ -1,10 +1,12 @@
-"""Store and forward: KG's node at a leaf site with its own JetStream domain, the mountain link
-to the hub cut while the officer posts.
+"""Store and forward: KG's node at a leaf site with its own JetStream domain and its own
+Postgres, the mountain link to the hub cut while the officers on both sides post.
 
-Every post is acknowledged by the site's stream while the link is down and none reaches TJ; once
-the link is back the hub's stream, which sources the site's, pulls them in. The set checker's
-verdict then: every acknowledged alert in TJ's feed and the ledger exactly once, and the feed in
-the order the officer posted. The flow is described in deploy/README.md.
+Every KG post is acknowledged by the site's stream while the link is down and none reaches TJ;
+once the link is back the hub's stream, which sources the site's, pulls them in. The set
+checker's verdict then: every acknowledged alert in TJ's feed and the ledger exactly once, and
+the feed in the order the officer posted. The other way, TJ's posts while the link is down reach
+no one at the site; once it is back the site's node, whose consumer reads the hub's stream across
+the leaf, has every one in KG's feed once, in order. The flow is described in deploy/README.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,6 +29,7 @@ from tests.faults.topology import LeafSystem
 
 POSTS_DOWN = 300 if LONG else 15  # per round, all while the link is down
 POSTS_UP = 20 if LONG else 3  # per round, before the cut
+POSTS_TO_SITE = 30 if LONG else 5  # per round, TJ → KG while the link is down
 # One cut per run: after a second cut soon after the first, nats-server (2.15) took over two
 # minutes to resume the hub's source (its retry backoff); see deploy/README.md.
 ROUNDS = 1
@@ -38,6 +42,23 @@ async def _post(terminal: Terminal, keys: list[str], load: LoadResult) -> None:
     async with httpx.AsyncClient(limits=limits) as client:
         for key in keys:  # one after another: the order posted is the order to be delivered
             await terminal.post(client, key, load)
+
+
+def _tj_body(key: str) -> dict[str, Any]:
+    """The example seizure as TJ's officer at Karamyk reports it (its own crossing point)."""
+    body = alert_body(key)
+    body["crossing_point"] = "TJ-KARAMYK"
+    return body
+
+
+async def _arrived_at_site(system: LeafSystem, prefix: str, keys: list[str]) -> list[str]:
+    """The keys of ``prefix`` in KG's feed once all of ``keys`` are (or :data:`SETTLE` passed)."""
+    deadline = time.monotonic() + SETTLE
+    while True:
+        feed = [key for _, key in await system.feed(prefix, node=KG)]
+        if set(keys) <= set(feed) or time.monotonic() > deadline:
+            return feed
+        await asyncio.sleep(0.5)
 
 
 async def _settle(system: LeafSystem, prefix: str, load: LoadResult) -> tuple[Verdict, float]:
@@ -63,6 +84,10 @@ async def test_site_posts_while_link_down_arrive_once_in_order(runtime_dir: Path
         kg = system.node(KG)
         # Short per-request timeout: a post at the site never waits on the link.
         terminal = Terminal(kg["url"], kg["terminal_token"], settle=SETTLE, timeout=10.0)
+        tj = system.node(TJ)
+        tj_terminal = Terminal(tj["url"], tj["terminal_token"], settle=SETTLE, body=_tj_body)
+        to_site_load = LoadResult()
+        to_site: list[str] = []
         prefix = f"leaf-{int(time.time())}"
         load = LoadResult()
         posted: list[str] = []
@@ -77,25 +102,38 @@ async def test_site_posts_while_link_down_arrive_once_in_order(runtime_dir: Path
             await _post(terminal, down, load)
             posted_down = time.monotonic() - cut_at
             assert all(key in load.acknowledged for key in down), "the site did not accept them"
+            inbound = [f"{prefix}-{round_}-t{i:04d}" for i in range(POSTS_TO_SITE)]
+            await _post(tj_terminal, inbound, to_site_load)
+            assert all(key in to_site_load.acknowledged for key in inbound), to_site_load.refused
             await asyncio.sleep(HELD_FOR)
             crossed = [k for _, k in await system.feed(f"{prefix}-{round_}-b")]
             assert not crossed, f"{len(crossed)} alerts crossed a cut link: not a real cut"
+            reached = [k for _, k in await system.feed(f"{prefix}-{round_}-t", node=KG)]
+            assert not reached, f"{len(reached)} TJ alerts reached the site over a cut link"
             await system.link.restore()
             restored_at = time.monotonic()
             await system.wait_leaf()
             posted += up + down
+            to_site += inbound
             verdict, waited = await _settle(system, f"{prefix}-{round_}-", load)
+            at_site = await _arrived_at_site(system, f"{prefix}-{round_}-t", inbound)
+            at_site_after = time.monotonic() - restored_at
             rounds.append(
                 {
                     "posted_while_down": len(down),
                     "post_seconds_while_down": round(posted_down, 1),
                     "link_down_seconds": round(restored_at - cut_at, 1),
                     "forwarded_seconds": round(time.monotonic() - restored_at, 1),
+                    "posted_to_site_while_down": len(inbound),
+                    "received_at_site": len(at_site),
+                    "received_at_site_within_seconds": round(at_site_after, 1),
                     "ok": verdict.ok,
                 }
             )
             assert verdict.ok, f"round {round_} not forwarded in {SETTLE}s: {rounds[-1]}"
-        feed = await system.feed(prefix)
+            # Hub → site: every TJ alert of the outage at KG's node once, in TJ's order.
+            assert at_site == inbound, f"round {round_} hub → site: {at_site} != {inbound}"
+        feed = [item for item in await system.feed(prefix) if item[1] not in to_site]
         verdict = check(load.acknowledged, feed, await system.shared())
         in_order = [key for _, key in feed] == posted
         report = {

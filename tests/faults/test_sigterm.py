@@ -34,6 +34,7 @@ async def test_sigterm_lets_in_flight_work_finish(fault_system: FaultSystem, nam
         rows = await fault_system.sql(
             "SELECT key FROM idempotency_keys WHERE key LIKE :p AND state = 'pending' "
             "AND updated_at > '1971-01-01'",
+            database=kg["agency"],  # the idempotency records are in KG's agency's database
             p=prefix + "%",
         )
         seen["cut"] = [r[0] for r in rows]

@@ -20,8 +20,9 @@ from nats.js.errors import Error as JsError
 
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.streams import ALL_STREAMS, ensure_streams
+from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.demo.supervisor import prepare_demo
-from blo_exchange.embedded import NatsServer, free_port
+from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from tests.faults.harness import KG, LEDGER_WRITER, TJ, FaultProcesses, FaultSystem
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
 HUB_DOMAIN = "hub"
 SITE_DOMAIN = "karamyk"
 CLUSTER = "blo-hub"
+KG_AGENCY = next(n.agency_id for n in DEMO_NODES if n.id == KG)
 # Events and attachment chunks cross the link by stream sourcing only, never as core NATS.
 SITE_ONLY = '["blo.v1.>", "$O.BLO_ATTACHMENTS.>"]'
 
@@ -240,6 +242,8 @@ class SiteProcesses(FaultProcesses):
 class LeafSystem(FaultSystem):
     """KG's node at a leaf site (domain ``karamyk``) behind a :class:`Link` to the hub (domain
     ``hub``), where the TJ node and the ledger writer run and the streams source the site's.
+    The site has its own Postgres with KG's database; KG's node publishes to the site's streams
+    and reads the hub's across the leaf (``BLO_CONSUME_DOMAIN=hub``).
 
     Start, use and stop it inside one event loop: the link is a server of that loop.
     """
@@ -251,6 +255,7 @@ class LeafSystem(FaultSystem):
         self.link = Link(leaf_port)
         self.leaf = leaf_site(base / "nats", hub_leaf_url=f"nats-leaf://127.0.0.1:{self.link.port}")
         self.nats = self.hub
+        self.site_postgres = PostgresServer(base / "site-postgres" / "data")
 
     async def start(self) -> None:
         _make_base(self)
@@ -258,9 +263,20 @@ class LeafSystem(FaultSystem):
         self.hub.start()
         self.leaf.start()
         self.postgres.start()
-        self.credentials = await prepare_demo(self.base, self.hub, self.postgres)
-        # The site's node talks to the site's server only; its streams source nothing.
-        site = {KG: {"BLO_NATS_URL": self.leaf.url, "BLO_STREAM_SOURCE_DOMAINS": ""}}
+        self.site_postgres.data_dir.parent.mkdir(mode=0o711, exist_ok=True)
+        self.site_postgres.start()
+        self.credentials = await prepare_demo(
+            self.base, self.hub, self.postgres, sites={KG_AGENCY: self.site_postgres}
+        )
+        # The site's node talks to the site's server only; its streams source nothing, and its
+        # consumers read the hub's streams through the leaf.
+        site = {
+            KG: {
+                "BLO_NATS_URL": self.leaf.url,
+                "BLO_STREAM_SOURCE_DOMAINS": "",
+                "BLO_CONSUME_DOMAIN": HUB_DOMAIN,
+            }
+        }
         self._processes = SiteProcesses(self.base, self.credentials, self._env, site)
         await _spawn_all(self)
 
@@ -276,6 +292,7 @@ class LeafSystem(FaultSystem):
     def stop(self) -> None:
         super().stop()
         self.leaf.stop()
+        self.site_postgres.stop()
 
 
 async def create_streams(url: str, *, replicas: int, timeout: float = 30.0) -> None:

@@ -20,9 +20,11 @@ from nats.errors import TimeoutError as NatsTimeout
 from blo_exchange.bus.connection import BusConnection, connect
 from blo_exchange.bus.consumers import node_consumer_spec, provision_bus
 from blo_exchange.bus.permissions import NatsAuth, inbox_prefix, prepare_nats_auth
+from blo_exchange.bus.streams import DIRECTORY_STREAM, stream_messages
 from blo_exchange.crypto.nkeys import new_user_seed, write_seed_file
 from blo_exchange.demo.directory import DEMO_NODES
 from blo_exchange.demo.supervisor import demo_nats
+from blo_exchange.domain.subjects import DIRECTORY_SUBJECT
 from blo_exchange.embedded import NatsServer
 
 KG, TJ = DEMO_NODES[0], DEMO_NODES[1]
@@ -157,6 +159,24 @@ async def test_the_bulk_lane_is_its_own_pairs_and_its_own_consumer_only(
         )
         with pytest.raises((NatsTimeout, TimeoutError)):  # the live lane never sees it
             await live.fetch(1, timeout=1.0)
+    finally:
+        await kg.client.close()
+
+
+async def test_node_reads_the_directory_stream_at_start_but_no_other_by_sequence(
+    secured: tuple[NatsServer, NatsAuth], operator: BusConnection
+) -> None:
+    """What the node does at start to rebuild its directory copy (``bootstrap.directory``) is
+    allowed; the same read of the alerts stream, which would bypass its consumer's filter, is
+    not."""
+    server, auth = secured
+    await operator.publish(DIRECTORY_SUBJECT, b"statement", msg_id="s1")
+    await operator.publish("blo.v1.alerts.TJ-UZ.seizure", b"x", msg_id="a-tj-uz")
+    kg = await as_node(server, auth, KG.id)
+    try:
+        bus = BusConnection(kg.client, timeout=1.0)
+        assert await stream_messages(bus.js, DIRECTORY_STREAM) == [b"statement"]
+        await refused(kg, bus.js.get_msg("BLO_ALERTS", 1))
     finally:
         await kg.client.close()
 

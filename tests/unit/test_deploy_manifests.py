@@ -19,6 +19,15 @@ from blo_exchange.config import Settings
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMMANDS = set(get_command(app).commands)  # type: ignore[attr-defined]
 SETTINGS = {f"BLO_{name.upper()}" for name in Settings.model_fields}
+DB_ADMIN = get_command(app).commands["db"]  # type: ignore[attr-defined]
+DB_ADMIN_ENV = {
+    param.envvar
+    for command in DB_ADMIN.commands.values()
+    for param in command.params
+    if isinstance(param.envvar, str)
+}
+"""What ``blo-exchange db …`` reads (the superuser's URL, a role's password): for the one-shot
+services that create the databases, never a node's setting."""
 
 
 def compose() -> dict[str, Any]:
@@ -29,10 +38,39 @@ def compose() -> dict[str, Any]:
 def test_compose_services_run_real_commands_with_real_settings() -> None:
     services = compose()["services"]
     ours = {name: s for name, s in services.items() if "build" in s}
-    assert {"migrate", "ledger-writer", "blo-karamyk-kg", "blo-karamyk-tj"} <= set(ours)
+    assert {"db-ledger", "ledger-writer", "blo-karamyk-kg", "blo-karamyk-tj"} <= set(ours)
     for name, service in ours.items():
         assert service["command"][0] in COMMANDS, name
-        assert set(service["environment"]) <= SETTINGS, name
+        if service["command"][0] == "db":
+            assert set(service["environment"]) <= DB_ADMIN_ENV, name
+        else:
+            assert set(service["environment"]) <= SETTINGS, name
+            assert "BLO_SUPERUSER_URL" not in service["environment"], name
+
+
+def test_compose_gives_each_agency_its_own_database_and_no_node_the_superuser() -> None:
+    services = compose()["services"]
+    urls = {
+        name: (
+            s["environment"]["BLO_DATABASE_URL"],
+            s["environment"].get("BLO_LEDGER_DATABASE_URL"),
+        )
+        for name, s in services.items()
+        if "BLO_DATABASE_URL" in s.get("environment", {})
+    }
+    assert set(urls) == {"ledger-writer", "blo-karamyk-kg", "blo-karamyk-tj"}
+    own = {name: url.rpartition("/")[2] for name, (url, _) in urls.items()}
+    assert own == {
+        "ledger-writer": "blo_ledger",
+        "blo-karamyk-kg": "blo_kg_border_service",
+        "blo-karamyk-tj": "blo_tj_drug_control_agency",
+    }
+    for name, (url, ledger) in urls.items():
+        assert "//postgres:" not in url, name  # the superuser's name
+        if name != "ledger-writer":
+            assert ledger is not None, name
+            assert ledger.endswith("/blo_ledger"), name
+            assert "_witness:" in ledger, name
 
 
 def test_compose_nats_servers_use_the_checked_configs() -> None:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from blo_exchange.bootstrap.directory import directory_copier, signed_directory
+from blo_exchange.bootstrap.directory import directory_copier, rebuild_copy, signed_directory
 from blo_exchange.bus.connection import BusConnection
 from blo_exchange.bus.consumer import BusMessage, ConsumerSpec, PullConsumer
 from blo_exchange.bus.permissions import LEDGER_WRITER_USER, inbox_prefix
@@ -29,6 +29,7 @@ from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.statements import SignedDirectory
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.domain.subjects import LEDGER_QUERIES_SUBJECT
+from blo_exchange.errors import NotFound
 from blo_exchange.ledger.batches import AppendBatcher
 from blo_exchange.ledger.checkpoints import (
     Checkpointer,
@@ -36,6 +37,7 @@ from blo_exchange.ledger.checkpoints import (
     load_or_create_ledger_key,
     note_signer,
 )
+from blo_exchange.ledger.entries import DirectoryState
 from blo_exchange.ledger.journal import WriterJournal
 from blo_exchange.ledger.writer import InboundMessage, LedgerWriter
 
@@ -249,10 +251,35 @@ class LedgerWriterRuntime:
             await _cut(self.checkpointer)
 
     async def record_directory(self) -> list[int]:
-        """Append the directory's changes the ledger does not have yet; their indexes."""
+        """Append the directory's changes the ledger does not have yet; their indexes. With
+        signed statements, the node keys they grant are also kept as rows of the ledger's own
+        database, where auditors' answers and exports read them (a rotated or revoked key
+        included), since no agency's database is the ledger's."""
         await self.journal_ready()
         source = self.directory if self.trusted is None else self.trusted
-        return await self.writer.record_directory(await source.directory_state())
+        state = await source.directory_state()
+        appended = await self.writer.record_directory(state)
+        if self.trusted is not None and (appended or not self._keys_mirrored):
+            await self._mirror_node_keys(state)
+            self._keys_mirrored = True
+        return appended
+
+    _keys_mirrored: bool = False
+
+    async def _mirror_node_keys(self, state: DirectoryState) -> None:
+        for key in state.keys:
+            if key.owner_kind != "node":
+                continue
+            await self.directory.add_key(
+                key_id=key.key_id,
+                owner_kind="node",
+                owner_id=key.owner_id,
+                alg=key.alg,
+                public=key.public,
+            )
+            if key.revoked_at is not None:
+                with contextlib.suppress(NotFound):  # marked already
+                    await self.directory.revoke_key(key.key_id, key.revoked_at)
 
     async def _directory_changes(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -326,12 +353,15 @@ async def run_standalone(settings: Settings) -> None:
         )
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
+        trusted = signed_directory(settings, sessions, directory)
+        if trusted is not None:
+            await rebuild_copy(bus, trusted)
         runtime = LedgerWriterRuntime.build(
             settings,
             bus=bus,
             sessions=sessions,
             directory=directory,
-            trusted=signed_directory(settings, sessions, directory),
+            trusted=trusted,
         )
         runtime.start()
         await stop.wait()

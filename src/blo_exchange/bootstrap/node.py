@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.bootstrap.attachments import EXPIRY_EVERY, Attachments
 from blo_exchange.bootstrap.delivery_lanes import delivery_consumers
-from blo_exchange.bootstrap.directory import directory_copier, signed_directory
+from blo_exchange.bootstrap.directory import directory_copier, rebuild_copy, signed_directory
 from blo_exchange.bootstrap.health import HealthMonitor
 from blo_exchange.bootstrap.ledger_writer import LedgerWriterRuntime
 from blo_exchange.bootstrap.lookout import LookoutRuntime
@@ -91,6 +91,10 @@ class NodeRuntime:
     """The bulk lane's delivery consumer (items of ``:batch`` posts)."""
     trusted: SignedDirectory | None = None
     """The signed directory the services believe, when roots are pinned (else ``directory``)."""
+    ledger_engine: AsyncEngine | None = None
+    """The ledger's database under the agency's witness role, when it is not ``engine``'s."""
+    ledger_keys: SqlDirectory | None = None
+    """The ledger database's keys (the ledger's, the witnesses'), when it is not ``engine``'s."""
     directory_consumer: PullConsumer | None = None
     ledger_writer: LedgerWriterRuntime | None = None
     witness: WitnessRuntime | None = None
@@ -108,6 +112,15 @@ class NodeRuntime:
         engine = create_engine(settings.database_url.get_secret_value())
         sessions = session_factory(engine)
         directory = SqlDirectory(sessions)
+        # One database per agency: the ledger is the hub's, read (and witnessed) under the
+        # agency's own role on it, never through the agency's database.
+        ledger_engine = (
+            None
+            if settings.ledger_database_url is None
+            else create_engine(settings.ledger_database_url.get_secret_value(), pool_size=4)
+        )
+        ledger_sessions = sessions if ledger_engine is None else session_factory(ledger_engine)
+        ledger_keys = directory if ledger_engine is None else SqlDirectory(ledger_sessions)
         bus: BusConnection | None = None
         try:
             trusted = signed_directory(settings, sessions, directory)
@@ -134,7 +147,15 @@ class NodeRuntime:
             if bus is not None:
                 await bus.close()
             await engine.dispose()
+            if ledger_engine is not None:
+                await ledger_engine.dispose()
             raise
+        # A leaf site's node publishes to the site's JetStream (accepted while the link is down)
+        # and reads the hub's streams across the leaf, so nothing sent to it while the link was
+        # down is missed: its durable consumers there resume where they were (deploy/README.md).
+        reading = bus if not settings.consume_domain else bus.in_domain(settings.consume_domain)
+        if trusted is not None:
+            await rebuild_copy(reading, trusted)
         inbox = SqlInbox(sessions)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         retention = RetentionRuntime.build(
@@ -164,7 +185,7 @@ class NodeRuntime:
             on_stored=[feed.stored],
             on_files=attachments.service.expect,  # before the ack: files to fetch
         )
-        live, bulk = delivery_consumers(bus, settings, node, delivery)
+        live, bulk = delivery_consumers(reading, settings, node, delivery)
         runtime = cls(
             settings=settings,
             node=node,
@@ -173,8 +194,10 @@ class NodeRuntime:
             bus=bus,
             directory=directory,
             trusted=trusted,
+            ledger_engine=ledger_engine,
+            ledger_keys=None if ledger_engine is None else ledger_keys,
             inbox=inbox,
-            ledger=SqlLedgerStore(sessions),
+            ledger=SqlLedgerStore(ledger_sessions),
             auth=Authenticator(
                 directory=directory,
                 clock=utc_now,
@@ -201,7 +224,7 @@ class NodeRuntime:
             consumer=live,
             bulk_consumer=bulk,
             health=HealthMonitor(
-                bus=bus,
+                bus=reading,
                 engine=engine,
                 consumer=live.spec,
                 max_backlog=settings.ready_max_backlog,
@@ -225,7 +248,7 @@ class NodeRuntime:
         runtime.tasks.append(asyncio.create_task(runtime.health.run(), name="health"))
         if trusted is not None:
             runtime.directory_consumer = directory_copier(
-                bus, trusted, durable=node_directory_durable(node), create=settings.manage_bus
+                reading, trusted, durable=node_directory_durable(node), create=settings.manage_bus
             )
             runtime.tasks.append(
                 asyncio.create_task(runtime.directory_consumer.run(), name="directory")
@@ -239,6 +262,7 @@ class NodeRuntime:
             directory=believed,
             inbox=retaining,
             records_first=retention.reviews.handle_record,
+            reading=reading,
         )
         runtime.tasks.extend(runtime.reshare.start())
         # One outbox for every receipt kept until JetStream acknowledges it: imports' and hits'.
@@ -267,12 +291,16 @@ class NodeRuntime:
         runtime._register()
         if settings.run_witness:
             runtime.witness = WitnessRuntime.build(
-                settings, store=runtime.ledger, directory=directory, trusted=trusted
+                settings, store=runtime.ledger, directory=ledger_keys, trusted=trusted
             )
             runtime.tasks.extend(runtime.witness.start())
         if settings.run_ledger_writer:
             runtime.ledger_writer = LedgerWriterRuntime.build(
-                settings, bus=bus, sessions=sessions, directory=directory, trusted=trusted
+                settings,
+                bus=bus,
+                sessions=ledger_sessions,
+                directory=ledger_keys,
+                trusted=trusted,
             )
             runtime.tasks.extend(runtime.ledger_writer.start())
         return runtime
@@ -300,7 +328,13 @@ class NodeRuntime:
             AuditorReads,
             AuditorReads(
                 store=self.ledger,
-                directory=self.directory if self.trusted is None else self.trusted,
+                directory=(
+                    self.trusted
+                    if self.trusted is not None
+                    else self.directory
+                    if self.ledger_keys is None
+                    else self.ledger_keys
+                ),
                 statements=self.trusted,
                 origin=self.settings.ledger_origin,
                 recorder=LedgerQueryRecorder(
@@ -374,6 +408,8 @@ class NodeRuntime:
             task.cancel()
         await self.bus.close()
         await self.engine.dispose()
+        if self.ledger_engine is not None:
+            await self.ledger_engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,12 @@ class ReshareRuntime:
         directory: Directory,
         inbox: Inbox,
         records_first: RecordHandler | None = None,
+        reading: BusConnection | None = None,
     ) -> ReshareRuntime:
         """``records_first`` sees each record before re-share does; a non-None answer means it
-        was its record (counted under that answer) and re-share skips it."""
+        was its record (counted under that answer) and re-share skips it. ``reading``: where its
+        consumer reads receipts, when not ``bus``'s JetStream (a leaf site's node reading the
+        hub's, ``BLO_CONSUME_DOMAIN``)."""
         service = ReshareService(
             node=node,
             signer=keys.signing,
@@ -86,7 +89,11 @@ class ReshareRuntime:
             reshare_consumer_spec(node, max_deliver=settings.max_deliver),
             create=settings.manage_bus,
         )
-        return cls(service=service, consumer=PullConsumer(bus, spec, handler=handle), counts=counts)
+        return cls(
+            service=service,
+            consumer=PullConsumer(reading or bus, spec, handler=handle),
+            counts=counts,
+        )
 
     def start(self) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self.consumer.run(), name="reshare")]

@@ -43,6 +43,13 @@ class BusConnection:
     def connected(self) -> bool:
         return bool(self.client.is_connected)
 
+    def in_domain(self, domain: str) -> BusConnection:
+        """The same connection, its JetStream calls addressed to ``domain`` (``$JS.<domain>.API``):
+        a leaf site's node reading the hub's streams. Close the original, not this view."""
+        view = BusConnection(self.client, timeout=self._timeout)
+        view.js = self.client.jetstream(domain=domain, timeout=self._timeout)
+        return view
+
     async def publish(self, subject: str, payload: bytes, *, msg_id: str) -> PublishAck:
         """Publish and wait for JetStream's ack (durable, given ``sync_interval: always``).
 

@@ -33,6 +33,7 @@ from blo_exchange.bus.streams import (
     ALL_STREAMS,
     ATTACHMENTS_BUCKET,
     ATTACHMENTS_STREAM,
+    DIRECTORY_STREAM,
 )
 from blo_exchange.crypto.nkeys import new_user_seed, public_nkey, write_seed_file
 from blo_exchange.domain.directory import Node
@@ -76,6 +77,8 @@ def _node_permissions(node: Node) -> dict[str, object]:
         f"$O.{ATTACHMENTS_BUCKET}.C.{node.id}.*",
         f"$O.{ATTACHMENTS_BUCKET}.M.*",
         f"{JS}.DIRECT.GET.{ATTACHMENTS_STREAM.name}",
+        # The whole directory stream, read at start to rebuild the node's copy.
+        f"{JS}.STREAM.MSG.GET.{DIRECTORY_STREAM.name}",
     ]
     return {
         "publish": {"allow": publish, "deny": NEVER},
@@ -95,6 +98,7 @@ def _ledger_writer_permissions() -> dict[str, object]:
             for name in managed
             for verb in ("CREATE", "UPDATE", "INFO")
         ),
+        f"{JS}.STREAM.MSG.GET.{DIRECTORY_STREAM.name}",
         f"{JS}.CONSUMER.>",
         "$JS.ACK.>",
     ]

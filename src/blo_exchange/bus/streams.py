@@ -38,6 +38,7 @@ __all__ = [
     "RECEIPTS_STREAM",
     "StreamSpec",
     "ensure_streams",
+    "stream_messages",
 ]
 
 
@@ -119,3 +120,20 @@ async def ensure_streams(
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+
+
+async def stream_messages(js: JetStreamContext, spec: StreamSpec) -> list[bytes]:
+    """Every message's data in ``spec``'s stream, first to last, read one by one by sequence
+    (``STREAM.MSG.GET``): no consumer is created, so it needs no durable of its own. Meant for
+    small streams (the directory's); a sequence with no message is skipped."""
+    state = (await js.stream_info(spec.name)).state
+    if not state.messages:
+        return []
+    found: list[bytes] = []
+    for seq in range(state.first_seq, state.last_seq + 1):
+        try:
+            message = await js.get_msg(spec.name, seq)
+        except NotFoundError:
+            continue
+        found.append(bytes(message.data or b""))
+    return found

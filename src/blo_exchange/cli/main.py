@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from blo_exchange.cli.agency import agency_app, agreement_app, statement_app
 from blo_exchange.cli.client import client_app
+from blo_exchange.cli.db import db_app
 from blo_exchange.cli.directory import directory_app
 from blo_exchange.cli.ledger import ledger_app
 from blo_exchange.cli.lookout import lookout_app
@@ -45,6 +46,7 @@ app.add_typer(terminal_app, name="terminal")
 app.add_typer(stix_app, name="stix")
 app.add_typer(package_app, name="package")
 app.add_typer(lookout_app, name="lookout")
+app.add_typer(db_app, name="db")
 
 
 def _configure_logging(level: str = "INFO") -> None:

@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from blo_exchange.config import Settings
 from blo_exchange.crypto.keyfiles import NodeKeys, create_node_keys
@@ -45,7 +46,9 @@ __all__ = [
     "LEDGER_WRITER_DIR",
     "PINNED_ROOTS_FILE",
     "DemoSeed",
+    "make_demo_seed",
     "seed_demo",
+    "store_seed",
 ]
 
 PINNED_ROOTS_FILE = "pinned-roots.json"
@@ -127,7 +130,8 @@ DEMO_AGREEMENTS = (
 
 @dataclass(frozen=True)
 class DemoSeed:
-    """What a seeding produced: each node's keys and the principals' tokens (shown once)."""
+    """What a seeding produced: each node's keys and the principals' tokens (shown once), and
+    the records every database of the deployment gets (:func:`store_seed`)."""
 
     keys: dict[str, NodeKeys]
     terminal_tokens: dict[str, str]
@@ -136,6 +140,130 @@ class DemoSeed:
     admin_token: str
     roots: dict[str, SigningKey] = field(default_factory=dict)
     """Each agency's root key, when statements were signed (their files are under roots/)."""
+    nodes: tuple[Node, ...] = ()
+    public_keys: tuple[dict[str, Any], ...] = ()
+    """``SqlDirectory.add_key`` arguments: the agencies' encryption and the nodes' signing keys."""
+    principals: tuple[tuple[Principal, bytes], ...] = ()
+    """Each principal with its token's hash."""
+    statements: tuple[bytes, ...] = ()
+
+
+def make_demo_seed(
+    key_root: Path,
+    *,
+    suite: HpkeSuite = HpkeSuite.MLKEM768_X25519,
+    node_urls: dict[str, str] | None = None,
+    sign: bool = True,
+    pinned_dirs: tuple[Path, ...] = (),
+) -> DemoSeed:
+    """Create the demo's keys under ``key_root/<node_id>``, its principals and (``sign``) the
+    roots, signed statements and pinned-roots files (also written to each of ``pinned_dirs``,
+    such as the ledger writer's key directory). Nothing is stored in a database yet."""
+    urls = node_urls or {}
+    agency_keys = {a.id: KemPrivateKey.generate(suite) for a in DEMO_AGENCIES}
+    public_keys: list[dict[str, Any]] = []
+    for agency in DEMO_AGENCIES:
+        public = agency_keys[agency.id].public_key()
+        public_keys.append(
+            {
+                "key_id": public.key_id,
+                "owner_kind": "agency",
+                "owner_id": agency.id,
+                "alg": suite.value,
+                "public": public.public,
+            }
+        )
+    keys: dict[str, NodeKeys] = {}
+    nodes = tuple(node.model_copy(update={"url": urls.get(node.id)}) for node in DEMO_NODES)
+    for node in DEMO_NODES:
+        node_keys = create_node_keys(key_root / node.id, agency_key=agency_keys[node.agency_id])
+        keys[node.id] = node_keys
+        verify_key = node_keys.signing.verify_key()
+        public_keys.append(
+            {
+                "key_id": verify_key.key_id,
+                "owner_kind": "node",
+                "owner_id": node.id,
+                "alg": "Ed25519",
+                "public": verify_key.public,
+            }
+        )
+
+    now = datetime.now(UTC)
+    principals: list[tuple[Principal, bytes]] = []
+
+    def principal(role: Role, label: str, node: Node | None = None) -> str:
+        token = new_token()
+        principals.append(
+            (
+                Principal(
+                    id=f"{role.value}-{secrets.token_hex(6)}",
+                    role=role,
+                    node_id=node.id if node is not None and role is Role.TERMINAL else None,
+                    agency_id=node.agency_id if node is not None else None,
+                    label=label,
+                    created_at=now,
+                    expires_at=None,
+                    revoked_at=None,
+                ),
+                hash_token(token),
+            )
+        )
+        return token
+
+    roots: dict[str, SigningKey] = {}
+    statements: list[bytes] = []
+    if sign:
+        roots = _sign_statements(statements, key_root, keys, agency_keys, urls, now=now)
+        pinned = {agency: key.verify_key() for agency, key in roots.items()}
+        for folder in (*(key_root / n.id for n in DEMO_NODES), *pinned_dirs):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_pinned_roots(folder / PINNED_ROOTS_FILE, pinned)
+
+    terminals = {n.id: principal(Role.TERMINAL, f"{n.id} terminal", n) for n in DEMO_NODES}
+    analysts = {n.id: principal(Role.ANALYST, f"{n.id} analyst", n) for n in DEMO_NODES}
+    return DemoSeed(
+        keys=keys,
+        terminal_tokens=terminals,
+        analyst_tokens=analysts,
+        auditor_token=principal(Role.AUDITOR, "UNODC auditor"),
+        admin_token=principal(Role.ADMIN, "demo administrator"),
+        roots=roots,
+        nodes=nodes,
+        public_keys=tuple(public_keys),
+        principals=tuple(principals),
+        statements=tuple(statements),
+    )
+
+
+async def store_seed(
+    seed: DemoSeed,
+    directory: SqlDirectory,
+    statements: SqlStatementStore | None = None,
+    *,
+    principals_of: str | None = None,
+    principals: bool = True,
+) -> None:
+    """Write ``seed``'s directory records (and, given a store, its statements) into one
+    database. Principals: all of them; with ``principals_of`` an agency id, only that agency's
+    and those bound to no agency (auditors, admins: each agency admits them in its own
+    database); with ``principals=False`` none (the ledger's database)."""
+    for agency in DEMO_AGENCIES:
+        await directory.add_agency(agency)
+    for node in seed.nodes:
+        await directory.add_node(node)
+    for key in seed.public_keys:
+        await directory.add_key(**key)
+    for agreement in DEMO_AGREEMENTS:
+        await directory.put_agreement(agreement)
+    if statements is not None:
+        for raw in seed.statements:
+            await statements.add(raw)
+    if not principals:
+        return
+    for principal, token_hash in seed.principals:
+        if principals_of is None or principal.agency_id in (None, principals_of):
+            await directory.add_principal(principal, token_hash)
 
 
 async def seed_demo(
@@ -147,78 +275,21 @@ async def seed_demo(
     statements: SqlStatementStore | None = None,
     pinned_dirs: tuple[Path, ...] = (),
 ) -> DemoSeed:
-    """Create the demo's keys under ``key_root/<node_id>`` and its directory records; with
-    ``statements``, the roots, signed statements and pinned-roots files too (also written to
-    each of ``pinned_dirs``, such as the ledger writer's key directory)."""
-    urls = node_urls or {}
-    agency_keys = {a.id: KemPrivateKey.generate(suite) for a in DEMO_AGENCIES}
-    for agency in DEMO_AGENCIES:
-        await directory.add_agency(agency)
-        public = agency_keys[agency.id].public_key()
-        await directory.add_key(
-            key_id=public.key_id,
-            owner_kind="agency",
-            owner_id=agency.id,
-            alg=suite.value,
-            public=public.public,
-        )
-    keys: dict[str, NodeKeys] = {}
-    for node in DEMO_NODES:
-        await directory.add_node(node.model_copy(update={"url": urls.get(node.id)}))
-        node_keys = create_node_keys(key_root / node.id, agency_key=agency_keys[node.agency_id])
-        keys[node.id] = node_keys
-        verify_key = node_keys.signing.verify_key()
-        await directory.add_key(
-            key_id=verify_key.key_id,
-            owner_kind="node",
-            owner_id=node.id,
-            alg="Ed25519",
-            public=verify_key.public,
-        )
-    for agreement in DEMO_AGREEMENTS:
-        await directory.put_agreement(agreement)
-
-    now = datetime.now(UTC)
-
-    async def principal(role: Role, label: str, node: Node | None = None) -> str:
-        token = new_token()
-        await directory.add_principal(
-            Principal(
-                id=f"{role.value}-{secrets.token_hex(6)}",
-                role=role,
-                node_id=node.id if node is not None and role is Role.TERMINAL else None,
-                agency_id=node.agency_id if node is not None else None,
-                label=label,
-                created_at=now,
-                expires_at=None,
-                revoked_at=None,
-            ),
-            hash_token(token),
-        )
-        return token
-
-    roots: dict[str, SigningKey] = {}
-    if statements is not None:
-        roots = await _sign_statements(statements, key_root, keys, agency_keys, urls, now=now)
-        pinned = {agency: key.verify_key() for agency, key in roots.items()}
-        for folder in (*(key_root / n.id for n in DEMO_NODES), *pinned_dirs):
-            folder.mkdir(parents=True, exist_ok=True)
-            write_pinned_roots(folder / PINNED_ROOTS_FILE, pinned)
-
-    terminals = {n.id: await principal(Role.TERMINAL, f"{n.id} terminal", n) for n in DEMO_NODES}
-    analysts = {n.id: await principal(Role.ANALYST, f"{n.id} analyst", n) for n in DEMO_NODES}
-    return DemoSeed(
-        keys=keys,
-        terminal_tokens=terminals,
-        analyst_tokens=analysts,
-        auditor_token=await principal(Role.AUDITOR, "UNODC auditor"),
-        admin_token=await principal(Role.ADMIN, "demo administrator"),
-        roots=roots,
+    """The whole demo in one database (the integration tests' deployment): keys, records and,
+    with ``statements``, the roots, signed statements and pinned-roots files."""
+    seed = make_demo_seed(
+        key_root,
+        suite=suite,
+        node_urls=node_urls,
+        sign=statements is not None,
+        pinned_dirs=pinned_dirs,
     )
+    await store_seed(seed, directory, statements)
+    return seed
 
 
-async def _sign_statements(
-    store: SqlStatementStore,
+def _sign_statements(
+    store: list[bytes],
     key_root: Path,
     keys: dict[str, NodeKeys],
     agency_keys: dict[str, KemPrivateKey],
@@ -238,11 +309,11 @@ async def _sign_statements(
             key=public_key_record(agency_keys[agency.id]),
             issued_at=now,
         )
-        await store.add(sign_statement(body, agency=agency.id, root=roots[agency.id]))
+        store.append(sign_statement(body, agency=agency.id, root=roots[agency.id]))
     for node in DEMO_NODES:
         root = roots[node.agency_id]
         registered = node.model_copy(update={"url": urls.get(node.id)})
-        await store.add(
+        store.append(
             sign_statement(
                 node_statement(registered, issued_at=now), agency=node.agency_id, root=root
             )
@@ -254,7 +325,7 @@ async def _sign_statements(
             key=public_key_record(keys[node.id].signing),
             issued_at=now,
         )
-        await store.add(sign_statement(body, agency=node.agency_id, root=root))
+        store.append(sign_statement(body, agency=node.agency_id, root=root))
         witness = load_or_create_ledger_key(key_root / node.id / "witness.key")
         body = key_statement(
             agency=node.agency_id,
@@ -263,7 +334,7 @@ async def _sign_statements(
             key=public_key_record(witness),
             issued_at=now,
         )
-        await store.add(sign_statement(body, agency=node.agency_id, root=root))
+        store.append(sign_statement(body, agency=node.agency_id, root=root))
     for agreement in DEMO_AGREEMENTS:
         first, *others = agreement.parties
         raw = sign_statement(
@@ -271,7 +342,7 @@ async def _sign_statements(
         )
         for party in others:
             raw = cosign_statement(raw, agency=party, root=roots[party])
-        await store.add(raw)
+        store.append(raw)
     ledger_key = load_or_create_ledger_key(key_root / LEDGER_WRITER_DIR / "ledger.key")
     body = ledger_key_statement(
         origin=_LEDGER_ORIGIN,
@@ -282,5 +353,5 @@ async def _sign_statements(
     raw = sign_statement(body, agency=DEMO_AGENCIES[0].id, root=roots[DEMO_AGENCIES[0].id])
     for other in DEMO_AGENCIES[1:]:
         raw = cosign_statement(raw, agency=other.id, root=roots[other.id])
-    await store.add(raw)
+    store.append(raw)
     return roots

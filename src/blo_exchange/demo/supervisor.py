@@ -1,8 +1,10 @@
 """``make run``: the whole system on one machine, as a new user first meets it.
 
-Starts an embedded nats-server and Postgres under DATA_DIR, migrates, seeds the demo directory
-(once; later runs reuse it), then runs each demo node and the ledger writer as its own process,
-exactly as ``blo-exchange serve`` and ``blo-exchange ledger-writer`` run in production. Writes
+Starts an embedded nats-server and Postgres under DATA_DIR, creates a database and a login role
+for each agency and one for the ledger (:mod:`.databases`: the superuser is used for that only),
+migrates and seeds them (once; later runs reuse them), then runs each demo node and the ledger
+writer as its own process, each under its own role, exactly as ``blo-exchange serve`` and
+``blo-exchange ledger-writer`` run in production. Writes
 ``DATA_DIR/demo-credentials.json`` [contract, docs/contracts/README.md] and stops everything on
 Ctrl-C.
 
@@ -19,39 +21,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import ssl
-import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import httpx
+from urllib.parse import urlsplit
 
 from blo_exchange.bootstrap.signals import stop_event
 from blo_exchange.bus.connection import connect
 from blo_exchange.bus.consumers import provision_bus
-from blo_exchange.bus.permissions import LEDGER_WRITER_USER, NatsAuth, prepare_nats_auth
+from blo_exchange.bus.permissions import NatsAuth, prepare_nats_auth
 from blo_exchange.config import Settings
 from blo_exchange.crypto.secretfile import write_private_file
 from blo_exchange.crypto.tls import demo_pki
 from blo_exchange.db.directory import SqlDirectory
-from blo_exchange.db.engine import async_url, create_engine, migrate, session_factory
+from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.provision import LEDGER
 from blo_exchange.db.statements import SqlStatementStore
-from blo_exchange.demo.devices import with_device_terminal
-from blo_exchange.demo.directory import DEMO_NODES, PINNED_ROOTS_FILE, seed_demo
+from blo_exchange.demo.databases import demo_databases
+from blo_exchange.demo.devices import DEVICE_NODE, with_device_terminal
+from blo_exchange.demo.directory import DEMO_NODES, make_demo_seed, store_seed
+from blo_exchange.demo.processes import DemoProcesses, without_userinfo
 from blo_exchange.embedded import NatsServer, PostgresServer, free_port
 from blo_exchange.errors import RuntimeServiceError
 
 __all__ = [
     "CREDENTIALS_FILE",
-    "DemoProcesses",
-    "client_tls",
     "demo_nats",
     "prepare_demo",
     "run_demo",
@@ -59,8 +56,6 @@ __all__ = [
 ]
 
 CREDENTIALS_FILE = "demo-credentials.json"
-PASSED_THROUGH = frozenset({"BLO_SUITE", "BLO_RATE_LIMIT", "BLO_RATE_BURST"})
-DATABASE = "blo"
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds before restarting a child, by how many times in a row it failed; the last repeats."""
 STABLE_AFTER = 30.0
@@ -73,32 +68,20 @@ def _write_private_json(path: Path, document: dict[str, Any]) -> None:
     write_private_file(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
 
 
-def client_tls(credentials: dict[str, Any]) -> ssl.SSLContext | bool:
-    """What an httpx client of the demo's nodes verifies them with: the demo CA, if it has one."""
-    ca_file = credentials.get("ca_file")
-    return True if ca_file is None else ssl.create_default_context(cafile=ca_file)
-
-
 async def _with_tls(
-    data_dir: Path, database_url: str, credentials: dict[str, Any]
+    data_dir: Path, databases: Mapping[str, str], credentials: dict[str, Any]
 ) -> dict[str, Any]:
     """The nodes' URLs as https, certificates for them from the demo CA (made once), and a
-    terminal bound to a device certificate (``demo.devices``)."""
+    terminal bound to a device certificate (``demo.devices``), kept in its agency's database
+    (``databases``: each owner's URL)."""
     now = datetime.now(UTC)
     pki = demo_pki(data_dir / "tls", list(credentials["nodes"]), hosts=DEMO_HOSTS, now=now)
     for node in credentials["nodes"].values():
         node["url"] = "https://" + node["url"].split("://", 1)[1]
-    credentials = await with_device_terminal(data_dir, database_url, credentials, now=now)
+    credentials = await with_device_terminal(
+        data_dir, databases[DEVICE_NODE.agency_id], credentials, now=now
+    )
     return credentials | {"ca_file": str(pki.ca_file), "tls_dir": str(data_dir / "tls")}
-
-
-def _database_url(postgres: PostgresServer) -> str:
-    try:
-        postgres.create_database(DATABASE)
-    except RuntimeServiceError as exc:
-        if "already exists" not in str(exc):
-            raise
-    return postgres.dsn_for(DATABASE)
 
 
 async def prepare_demo(
@@ -109,13 +92,23 @@ async def prepare_demo(
     base_port: int = 0,
     auth: NatsAuth | None = None,
     tls: bool = False,
+    sites: Mapping[str, PostgresServer] | None = None,
 ) -> dict[str, Any]:
-    """Migrate and seed (first run only); with ``auth``, create the streams and the nodes'
-    consumers as the operator; with ``tls``, the nodes serve HTTPS from a demo CA. Return the
-    credentials document."""
+    """Create each agency's database and the ledger's (:mod:`.databases`), migrate and seed
+    them (first run only); with ``auth``, create the streams and the nodes' consumers as the
+    operator; with ``tls``, the nodes serve HTTPS from a demo CA; ``sites``: agencies whose
+    database is on a Postgres of their own (a leaf site's). Return the credentials document."""
     credentials_path = data_dir / CREDENTIALS_FILE
-    database_url = _database_url(postgres)
-    await migrate(database_url)
+    previous: dict[str, Any] | None = None
+    if credentials_path.exists():
+        previous = json.loads(credentials_path.read_text())
+        if "databases" not in previous:
+            raise RuntimeServiceError(
+                f"{data_dir} was made before each agency had its own database; remove it "
+                "(rm -rf) to start the demo over"
+            )
+    elsewhere = {agency: server.url for agency, server in (sites or {}).items()}
+    databases = await demo_databases(postgres.url, previous, elsewhere=elsewhere)
     nats_url = nats.url if auth is None else auth.operator_url(nats.url)
     if auth is not None:
         ca = data_dir / "tls" / "ca.pem" if tls else None
@@ -124,12 +117,10 @@ async def prepare_demo(
             await provision_bus(bus, DEMO_NODES, duplicate_window=Settings().duplicate_window)
         finally:
             await bus.close()
-    if credentials_path.exists():
-        credentials: dict[str, Any] = json.loads(credentials_path.read_text())
-        credentials["nats_url"] = nats_url
-        credentials["database_url"] = database_url
+    if previous is not None:
+        credentials = previous | databases.document() | {"nats_url": nats_url}
         if tls:
-            credentials = await _with_tls(data_dir, database_url, credentials)
+            credentials = await _with_tls(data_dir, databases.owners, credentials)
         _write_private_json(credentials_path, credentials)
         return credentials
     ports = {
@@ -137,18 +128,25 @@ async def prepare_demo(
     }
     scheme = "https" if tls else "http"
     urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in ports.items()}
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        sessions = session_factory(engine)
-        seed = await seed_demo(
-            SqlDirectory(sessions),
-            data_dir / "keys",
-            node_urls=urls,
-            statements=SqlStatementStore(sessions),
-            pinned_dirs=(data_dir / "keys" / "ledger-writer",),
-        )
-    finally:
-        await engine.dispose()
+    seed = make_demo_seed(
+        data_dir / "keys", node_urls=urls, pinned_dirs=(data_dir / "keys" / "ledger-writer",)
+    )
+
+    async def store(owner: str, url: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            sessions = session_factory(engine)
+            await store_seed(
+                seed,
+                SqlDirectory(sessions),
+                SqlStatementStore(sessions),
+                principals_of=owner,
+                principals=owner != LEDGER,
+            )
+        finally:
+            await engine.dispose()
+
+    await asyncio.gather(*(store(owner, url) for owner, url in databases.owners.items()))
     credentials = {
         "nodes": {
             node.id: {
@@ -163,146 +161,11 @@ async def prepare_demo(
         "auditor_token": seed.auditor_token,
         "admin_token": seed.admin_token,
         "nats_url": nats_url,
-        "database_url": database_url,
-    }
+    } | databases.document()
     if tls:
-        credentials = await _with_tls(data_dir, database_url, credentials)
+        credentials = await _with_tls(data_dir, databases.owners, credentials)
     _write_private_json(credentials_path, credentials)
     return credentials
-
-
-class DemoProcesses:
-    """The node and ledger-writer processes of a demo, started and stopped together."""
-
-    def __init__(
-        self, data_dir: Path, credentials: dict[str, Any], *, auth: NatsAuth | None = None
-    ) -> None:
-        self._data_dir = data_dir
-        self._credentials = credentials
-        self._auth = auth
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
-
-    def _env(self, **extra: str) -> dict[str, str]:
-        # Settings of the demo's own making only, except the few an operator may want to tune.
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("BLO_") or k in PASSED_THROUGH
-        }
-        env.update(
-            BLO_DATABASE_URL=async_url(self._credentials["database_url"]),
-            BLO_NATS_URL=self._credentials["nats_url"],
-        )
-        if "tls_dir" not in self._credentials:  # the fault and bench harnesses' plain HTTP
-            env["BLO_ALLOW_PLAIN_HTTP"] = "true"
-        env.update(extra)
-        # Each process trusts the roots pinned in its own key directory (a demo seeded before
-        # signed statements existed has none, and believes its database as before).
-        pinned = Path(env.get("BLO_KEY_DIR", "")) / PINNED_ROOTS_FILE
-        if "BLO_KEY_DIR" in env and pinned.is_file():
-            env["BLO_PINNED_ROOTS_FILE"] = str(pinned)
-        return env
-
-    def _nats_identity(self, user: str) -> dict[str, str]:
-        """With NATS permissions on, each process connects as its own nkey user, not as the
-        operator whose credentials the demo's ``nats_url`` carries."""
-        if self._auth is None:
-            return {}
-        seed = (
-            self._auth.ledger_writer_seed_file
-            if user == LEDGER_WRITER_USER
-            else self._auth.node_seed_files[user]
-        )
-        identity = {
-            "BLO_NATS_URL": _without_userinfo(self._credentials["nats_url"]),
-            "BLO_NATS_NKEY_FILE": str(seed),
-            "BLO_MANAGE_BUS": "false",
-        }
-        if "ca_file" in self._credentials:  # the demo's NATS speaks TLS, from the same CA
-            identity["BLO_NATS_CA_FILE"] = self._credentials["ca_file"]
-        return identity
-
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self._commands[name] = (args, env)
-        logs = self._data_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "blo_exchange", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
-        )
-        log.close()
-
-    def start(self) -> None:
-        self._spawn(
-            "ledger-writer",
-            ["ledger-writer"],
-            self._env(
-                BLO_KEY_DIR=str(self._data_dir / "keys" / "ledger-writer"),
-                **self._nats_identity(LEDGER_WRITER_USER),
-            ),
-        )
-        for node_id, node in self._credentials["nodes"].items():
-            port = node["url"].rsplit(":", 1)[1]
-            self._spawn(
-                node_id,
-                ["serve"],
-                self._env(
-                    BLO_NODE_ID=node_id,
-                    BLO_KEY_DIR=str(self._data_dir / "keys" / node_id),
-                    BLO_HTTP_PORT=port,
-                    **self._tls(node_id),
-                    **self._nats_identity(node_id),
-                ),
-            )
-
-    def respawn(self, name: str) -> None:
-        """Start ``name`` again as it was started first (its old process must have exited)."""
-        args, env = self._commands[name]
-        self._spawn(name, args, env)
-
-    def _tls(self, node_id: str) -> dict[str, str]:
-        tls_dir = self._credentials.get("tls_dir")
-        if tls_dir is None:
-            return {}
-        files = {
-            "BLO_TLS_CERT_FILE": str(Path(tls_dir) / f"{node_id}.pem"),
-            "BLO_TLS_KEY_FILE": str(Path(tls_dir) / f"{node_id}.key"),
-        }
-        client_ca = self._credentials["nodes"][node_id].get("client_ca_file")
-        return files if client_ca is None else files | {"BLO_CLIENT_CA_FILE": client_ca}
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0, verify=client_tls(self._credentials)) as client:
-            for node_id, node in self._credentials["nodes"].items():
-                while True:
-                    process = self.processes[node_id]
-                    if process.poll() is not None:
-                        raise RuntimeServiceError(
-                            f"node {node_id} exited; see {self._data_dir / 'logs' / node_id}.log"
-                        )
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(node["url"] + "/readyz")).status_code == 200:
-                            break
-                    if time.monotonic() > deadline:
-                        raise RuntimeServiceError(f"node {node_id} not ready after {timeout}s")
-                    await asyncio.sleep(0.2)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + timeout
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def demo_nats(data_dir: Path) -> tuple[NatsServer, NatsAuth]:
@@ -437,19 +300,16 @@ async def supervise(
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
 
 
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _print_banner(data_dir: Path, credentials: dict[str, Any], seconds: float) -> None:
     print(f"\nready in {seconds:.1f} s. Nodes:", flush=True)
     for node_id, node in credentials["nodes"].items():
         pairs = ",".join(node["border_pairs"])
         print(f"  {node_id:<18} {node['url']:<24} {node['agency']:<24} {pairs}")
     # The URL carries the operator's password; that stays in the 0600 credentials file.
-    print(f"\nNATS      {_without_userinfo(credentials['nats_url'])} (nkey users only)")
+    print(f"\nNATS      {without_userinfo(credentials['nats_url'])} (nkey users only)")
+    databases = credentials.get("databases", {})
+    names = ", ".join(urlsplit(url).path.lstrip("/") for url in databases.values())
+    print(f"Postgres  {names} (a database and login role each, no superuser)")
     print(f"tokens    {data_dir / CREDENTIALS_FILE} (0600)")
     if "ca_file" in credentials:
         print(f"CA        {credentials['ca_file']} (curl --cacert, BLO_CA)")
