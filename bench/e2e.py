@@ -37,26 +37,13 @@ from bench.raw import _sample_seal_inputs
 from blo_exchange.crypto.envelope import UnverifiedEnvelope, redact_all, seal
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey
 from blo_exchange.crypto.receipt import UnverifiedReceipt, sign_receipt
+from blo_exchange.db.ledger_store import ENTRY_COLUMNS
 from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.entries import build_entry
 
 __all__ = ["e2e_run"]
 
-LEDGER_COLUMNS = (
-    "idx",
-    "event_id",
-    "type",
-    "alert_id",
-    "actor_node",
-    "actor_agency",
-    "recipients",
-    "border_pair",
-    "kind",
-    "occurred_at",
-    "leaf_input",
-    "leaf_hash",
-)
 P99_GOAL_MS = 50.0
 STEP_SECONDS = 8.0
 MAX_STEPS = 7
@@ -209,7 +196,7 @@ async def server_costs(
                 )
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "bench_e2e_ledger", records=records, columns=LEDGER_COLUMNS
+                    "bench_e2e_ledger", records=records, columns=ENTRY_COLUMNS
                 )
 
         await measure("db_commit", "postgres", commit)

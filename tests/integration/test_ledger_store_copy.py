@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from blo_exchange.db.engine import create_engine, migrate, session_factory
-from blo_exchange.db.ledger_store import SqlLedgerStore
+from blo_exchange.db.ledger_store import ENTRY_COLUMNS, SqlLedgerStore
 from blo_exchange.ledger import merkle
 from blo_exchange.ledger.entries import build_entry
 from blo_exchange.services.ports import NewLedgerEntry
@@ -34,20 +34,7 @@ async def test_a_copy_into_the_ledger_under_another_role_is_refused(database_url
             await conn.copy_records_to_table(
                 "ledger_entries",
                 records=[(0, e.event_id, e.type, None, None, None, [], None, None, *row)],
-                columns=[
-                    "idx",
-                    "event_id",
-                    "type",
-                    "alert_id",
-                    "actor_node",
-                    "actor_agency",
-                    "recipients",
-                    "border_pair",
-                    "kind",
-                    "occurred_at",
-                    "leaf_input",
-                    "leaf_hash",
-                ],
+                columns=ENTRY_COLUMNS,
             )
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="only the ledger writer"):
             await conn.copy_records_to_table(

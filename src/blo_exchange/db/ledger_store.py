@@ -27,6 +27,7 @@ from blo_exchange.db.tables import (
 )
 from blo_exchange.domain.ids import format_time
 from blo_exchange.ledger import merkle
+from blo_exchange.ledger.entries import INDEXED_COLUMNS
 from blo_exchange.ledger.ports import (
     AppendGuard,
     EntryFilter,
@@ -36,7 +37,7 @@ from blo_exchange.ledger.ports import (
 )
 from blo_exchange.services.ports import NewLedgerEntry
 
-__all__ = ["SqlLedgerStore"]
+__all__ = ["ENTRY_COLUMNS", "SqlLedgerStore"]
 
 # Any constant shared by every writer; pg_advisory_xact_lock serialises appends.
 _APPEND_LOCK = 0x626C6F4C  # "bloL"
@@ -52,20 +53,8 @@ _SIZE_AND_KNOWN = (
 )
 
 
-_ENTRY_COLUMNS = (
-    "idx",
-    "event_id",
-    "type",
-    "alert_id",
-    "actor_node",
-    "actor_agency",
-    "recipients",
-    "border_pair",
-    "kind",
-    "occurred_at",
-    "leaf_input",
-    "leaf_hash",
-)
+ENTRY_COLUMNS = ("idx", "event_id", *INDEXED_COLUMNS, "leaf_input", "leaf_hash")
+"""The columns of ``ledger_entries`` in the order the writer copies them."""
 
 
 async def _driver(session: Any) -> Any:
@@ -165,7 +154,7 @@ class SqlLedgerStore:
             await _copy(
                 session,
                 "ledger_entries",
-                _ENTRY_COLUMNS,
+                ENTRY_COLUMNS,
                 [
                     (
                         size + i,
