@@ -34,7 +34,7 @@ CHECKPOINTS_SUBJECT = "blo.v1.ledger.checkpoints"
 LEDGER_QUERIES_SUBJECT = "blo.v1.ledger.queries"
 DIRECTORY_SUBJECT = "blo.v1.directory.statements"
 """Signed directory statements (docs/statements.md), for every node and ledger writer to copy."""
-BULK_TOKEN = "bulk"  # noqa: S105 (a subject token, not a password)
+BULK_TOKEN = "bulk"  # noqa: S105  # nosec B105: a subject token
 """The last token of a bulk-lane alert subject."""
 
 
