@@ -135,10 +135,15 @@ async def test_officer_files_analyst_acknowledges_auditor_sees(deploy: Deploymen
         assert 'data-agency="tj-drug-control-agency" data-state="feedback"' in table
 
         await sign_in(auditor, deploy.seed.auditor_token)
-        ledger = await auditor.get("/auditor", params={"alert_id": alert_id_text})
-        assert ledger.status_code == 200
-        for entry_type in ("alert_shared", "alert_delivered", "alert_acknowledged", "feedback"):
-            assert f'data-type="{entry_type}"' in ledger.text
+        kinds = ("alert_shared", "alert_delivered", "alert_acknowledged", "feedback")
+
+        # Each receipt reaches the ledger on its own: the feedback may be in before the delivery.
+        async def auditor_sees_all() -> Any:
+            page = await auditor.get("/auditor", params={"alert_id": alert_id_text})
+            assert page.status_code == 200
+            return page if all(f'data-type="{k}"' in page.text for k in kinds) else None
+
+        ledger = await eventually(auditor_sees_all, what="the four entries on the auditor's page")
         assert 'data-origin="kg-border-service" data-recipient="tj-drug-control-agency">1<' in (
             ledger.text
         )
