@@ -63,21 +63,31 @@ def client(deploy: Deployment, *, trusted: list[str]) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://kg.test")
 
 
+async def add_terminal(
+    deploy: Deployment, principal_id: str, token_hash: bytes, *, device: bytes | None = None
+) -> None:
+    """A KG terminal whose credential hashes to ``token_hash``, bound to ``device`` (a PEM)."""
+    node = deploy.runtimes[KG].node
+    await deploy.runtimes[KG].directory.add_principal(
+        Principal(
+            id=principal_id,
+            role=Role.TERMINAL,
+            node_id=node.id,
+            agency_id=node.agency_id,
+            label="terminal bound to a device" if device else "terminal with a certificate",
+            created_at=dt.datetime.now(dt.UTC),
+            device_certificate=None if device is None else certificate_sha256(device),
+        ),
+        token_hash,
+    )
+
+
 async def test_a_registered_certificate_through_the_proxy_is_a_principal(
     deploy: Deployment,
 ) -> None:
     pem = certificate("karamyk-terminal-1")
-    node = deploy.runtimes[KG].node
-    await deploy.runtimes[KG].directory.add_principal(
-        Principal(
-            id="terminal-cert-1",
-            role=Role.TERMINAL,
-            node_id=node.id,
-            agency_id=node.agency_id,
-            label="terminal with a certificate",
-            created_at=dt.datetime.now(dt.UTC),
-        ),
-        hash_token(certificate_credential(certificate_sha256(pem))),
+    await add_terminal(
+        deploy, "terminal-cert-1", hash_token(certificate_credential(certificate_sha256(pem)))
     )
     forwarded = {HEADER: quote(pem.decode())}
     async with client(deploy, trusted=["127.0.0.1"]) as kg:
@@ -102,20 +112,8 @@ async def test_a_registered_certificate_through_the_proxy_is_a_principal(
 async def test_a_bound_token_needs_its_certificate_from_the_proxy(deploy: Deployment) -> None:
     """Proxy mode with a device-bound token: the forwarded certificate is its second factor."""
     pem = certificate("karamyk-terminal-3")
-    node = deploy.runtimes[KG].node
     token = new_token()
-    await deploy.runtimes[KG].directory.add_principal(
-        Principal(
-            id="terminal-bound-3",
-            role=Role.TERMINAL,
-            node_id=node.id,
-            agency_id=node.agency_id,
-            label="terminal bound to a device",
-            created_at=dt.datetime.now(dt.UTC),
-            device_certificate=certificate_sha256(pem),
-        ),
-        hash_token(token),
-    )
+    await add_terminal(deploy, "terminal-bound-3", hash_token(token), device=pem)
     bearer = {"Authorization": f"Bearer {token}"}
     forwarded = {HEADER: quote(pem.decode())}
     async with client(deploy, trusted=["127.0.0.1"]) as kg:
@@ -137,17 +135,8 @@ async def test_a_forwarded_for_header_does_not_make_a_local_caller_the_proxy(
     """On a real node server (HTTPS, as ``serve`` runs it): a local process that sends the
     certificate header and ``X-Forwarded-For: <proxy>`` is still itself, not the proxy."""
     pem = certificate("karamyk-terminal-2")
-    node = deploy.runtimes[KG].node
-    await deploy.runtimes[KG].directory.add_principal(
-        Principal(
-            id="terminal-cert-2",
-            role=Role.TERMINAL,
-            node_id=node.id,
-            agency_id=node.agency_id,
-            label="terminal with a certificate",
-            created_at=dt.datetime.now(dt.UTC),
-        ),
-        hash_token(certificate_credential(certificate_sha256(pem))),
+    await add_terminal(
+        deploy, "terminal-cert-2", hash_token(certificate_credential(certificate_sha256(pem)))
     )
     pki = demo_pki(tmp_path / "tls", [KG], hosts=["127.0.0.1"], now=dt.datetime.now(dt.UTC))
     cert_file, key_file = pki.certificates[KG]

@@ -16,11 +16,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from blo_exchange.bootstrap.packages import package_services
 from blo_exchange.bus.consumer import BusMessage, PullConsumer
-from blo_exchange.cli.main import app
 from blo_exchange.crypto.package import read_archive, write_archive
 from blo_exchange.crypto.package_seal import open_package, seal_package
 from blo_exchange.db.engine import session_factory
@@ -29,6 +26,7 @@ from blo_exchange.domain.examples import EXAMPLE_RISK, EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time, utc_now
 from blo_exchange.embedded import NatsServer
 from blo_exchange.ledger.ports import EntryFilter
+from tests.integration.package_cli import export_package, package_cli
 from tests.integration.pipeline import Deployment, deployment, eventually, ledger_has
 
 KG, TJ = "blo-karamyk-kg", "blo-karamyk-tj"
@@ -43,21 +41,6 @@ async def _post(deploy: Deployment, example: dict[str, object]) -> str:
     )
     assert response.status_code == 202, response.text
     return str(response.json()["alert_id"])
-
-
-async def _cli(deploy: Deployment, node_id: str, *args: str) -> tuple[int, str]:
-    """``blo-exchange package ARGS`` as run on ``node_id``'s host, with its settings (in a
-    thread: the command runs its own event loop)."""
-    settings = deploy.runtimes[node_id].settings
-    env = {
-        "BLO_NODE_ID": node_id,
-        "BLO_DATABASE_URL": settings.database_url.get_secret_value(),
-        "BLO_NATS_URL": settings.nats_url.get_secret_value(),
-        "BLO_KEY_DIR": str(settings.key_dir),
-        "BLO_PINNED_ROOTS_FILE": str(settings.pinned_roots_file),
-    }
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["package", *args], env=env)
-    return result.exit_code, result.output
 
 
 async def _feed_ids(deploy: Deployment) -> list[str]:
@@ -112,16 +95,8 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
 
         # KG exports, with the command an operator runs; then NATS goes down for everyone.
         package = tmp_path / "karamyk.blopkg"
-        code, output = await _cli(
-            deploy,
-            KG,
-            "export",
-            "--since",
-            format_time(since),
-            "--for",
-            TJ_AGENCY,
-            "--to",
-            str(package),
+        code, output = await export_package(
+            deploy, KG, since=since, destination=TJ_AGENCY, to=package
         )
         assert code == 0, output
         assert "3 alert(s)" in output
@@ -153,12 +128,14 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
             (resealed, f"package refused: {name}: sha256_mismatch"),
         ):
             (tmp_path / "tampered.blopkg").write_bytes(tampered)
-            code, output = await _cli(deploy, TJ, "import", str(tmp_path / "tampered.blopkg"))
+            code, output = await package_cli(
+                deploy, TJ, "import", str(tmp_path / "tampered.blopkg")
+            )
             assert code == 1
             assert refusal in output
         assert await _feed_ids(deploy) == []
 
-        code, output = await _cli(deploy, TJ, "import", str(package))
+        code, output = await package_cli(deploy, TJ, "import", str(package))
         assert code == 0, output
         assert "3 ledger proof(s)" in output
         assert "3 delivered, 0 duplicate(s)" in output
@@ -173,7 +150,7 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
 
         # KG cannot know yet that the package arrived: no receipt has reached the ledger.
         window = ("--since", format_time(since), "--for", TJ_AGENCY)
-        code, output = await _cli(deploy, KG, "unconfirmed", *window)
+        code, output = await package_cli(deploy, KG, "unconfirmed", *window)
         assert code == 0, output
         assert "3 alert(s) without a delivery receipt" in output
 
@@ -186,7 +163,7 @@ async def test_a_package_carried_with_the_link_cut_delivers_once_and_receipts_fo
                 what=f"TJ's alert_delivered receipt for {alert_id} in the ledger",
             )
 
-        code, output = await _cli(deploy, KG, "unconfirmed", *window)
+        code, output = await package_cli(deploy, KG, "unconfirmed", *window)
         assert "0 alert(s) without a delivery receipt" in output
 
         # TJ takes the stream again: the same alerts arrive over NATS and change nothing.

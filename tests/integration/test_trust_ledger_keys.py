@@ -20,8 +20,9 @@ import pytest
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.note import Cosigner, NoteVerifier, format_checkpoint
 from blo_exchange.demo.directory import PINNED_ROOTS_FILE
-from blo_exchange.domain.ids import format_time, utc_now
+from blo_exchange.domain.ids import utc_now
 from blo_exchange.ledger.checkpoints import note_signer
+from tests.integration.package_cli import export_package, package_cli
 from tests.integration.pipeline import Deployment, deployment
 from tests.integration.test_ledger_checkpoints import (
     KG,
@@ -33,7 +34,6 @@ from tests.integration.test_ledger_checkpoints import (
     verify_cli,
 )
 from tests.integration.test_ledger_writer_trust import cosigned_by_all
-from tests.integration.test_packages import _cli
 
 TJ = "blo-karamyk-tj"
 TJ_AGENCY = "tj-drug-control-agency"
@@ -139,19 +139,9 @@ async def test_a_checkpoint_signed_by_a_ledger_key_planted_in_the_database_is_re
 
     # (3) A package carrying it is refused by the importing node, before anything is delivered.
     package = tmp_path / "karamyk.blopkg"
-    code, output = await _cli(
-        deploy,
-        KG,
-        "export",
-        "--since",
-        format_time(since),
-        "--for",
-        TJ_AGENCY,
-        "--to",
-        str(package),
-    )
+    code, output = await export_package(deploy, KG, since=since, destination=TJ_AGENCY, to=package)
     assert code == 0, output
-    code, output = await _cli(deploy, TJ, "import", str(package))
+    code, output = await package_cli(deploy, TJ, "import", str(package))
     assert code == 1, output
     assert "package refused: checkpoint.txt: bad_checkpoint_signature" in output
 
