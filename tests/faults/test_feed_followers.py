@@ -2,10 +2,11 @@
 alerts, which come back only after JetStream's ack wait, once later alerts were stored.
 
 The TJ node's inserts are held on its feed head row (a transaction of the test's own holds the row
-lock), so its consumer has a batch fetched and not acked; TJ is then killed with SIGKILL and
-restarted while the KG terminal keeps posting. An SSE follower (resuming with Last-Event-ID) and a
-poller paging by ``next_cursor`` must each get every acknowledged alert exactly once, the late
-ones included, and some alerts must really have been stored out of stream order.
+lock), so its consumer has a batch fetched and not acked, its insert waiting on that lock; TJ is
+then killed with SIGKILL and restarted while the KG terminal keeps posting. An SSE follower
+(resuming with Last-Event-ID) and a poller paging by ``next_cursor`` must each get every
+acknowledged alert exactly once, the late ones included, and some alerts must really have been
+stored out of stream order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import Counter
 import httpx
 import nats
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.bus.streams import ALERTS_STREAM
 from blo_exchange.db.engine import create_engine
@@ -105,6 +107,17 @@ async def last_position(system: FaultSystem) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+async def blocked_by(conn: AsyncConnection) -> int:
+    """How many other sessions wait on a lock that ``conn``'s transaction holds."""
+    blocked = await conn.scalar(
+        text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        )
+    )
+    return int(blocked or 0)
+
+
 async def ack_pending(system: FaultSystem) -> int:
     client = await nats.connect(system.credentials["nats_url"])
     try:
@@ -145,10 +158,16 @@ async def test_followers_get_every_alert_once_after_the_receiver_crashed(
                 await conn.execute(
                     text("SELECT 1 FROM node_feed_heads WHERE node_id = :n FOR UPDATE"), {"n": TJ}
                 )
+                # Unacked is not enough: a batch committed just before our lock may still be
+                # waiting for its acks, and would then be stored in order. Kill only once TJ's
+                # insert waits on our lock, so what it fetched is surely uncommitted.
                 deadline = time.monotonic() + 10
-                while (pending := await ack_pending(fault_system)) == 0:
-                    assert time.monotonic() < deadline, "TJ never had an unacked batch"
+                pending = 0
+                while not pending:
+                    assert time.monotonic() < deadline, "TJ never waited on the held feed head"
                     await asyncio.sleep(0.1)
+                    if await blocked_by(conn):
+                        pending = await ack_pending(fault_system)
                 seen["unacked_at_kill"] = pending
                 fault_system.processes.kill(TJ)
                 await held.rollback()
