@@ -282,6 +282,9 @@ class NodeRuntime:
             outbox=outbox,
         )
         runtime.tasks.extend(runtime.lookout.start())
+        # What delivery opened and ingest sealed is indexed without opening it again.
+        delivery.on_stored.append(runtime.lookout.index.stored)
+        runtime.ingest.on_sealed.append(runtime.lookout.index.sealed)
         retention.sweeper.listeners.append(runtime.lookout.index)
         retention.sweeper.listeners.append(attachments.service)  # nominal files' ciphertexts
         retention.sweeper.listeners.append(feed)  # no opened frame outlives the erasure

@@ -45,6 +45,7 @@ __all__ = [
     "EpochKeys",
     "SealedNominal",
     "carries_nominal",
+    "holds_nominal_block",
     "join_nominal",
     "nominal_readers",
     "open_nominal",
@@ -147,6 +148,13 @@ def carries_nominal(raw: bytes) -> bool:
     byte search, so the common alert without one is not parsed again. False is certain for a
     canonical envelope; True needs parsing."""
     return _NOMINAL_CIPHERTEXT in raw or _NOMINAL_CLASS in raw
+
+
+def holds_nominal_block(raw: bytes) -> bool:
+    """Whether canonical ``raw`` still carries the nominal block's ciphertext: False for an
+    envelope that never had one and for one whose block was redacted (kept in the vault, erased,
+    or never readable here)."""
+    return _NOMINAL_CIPHERTEXT in raw
 
 
 def _is_nominal(name: str, record: Any) -> bool:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,7 @@ from blo_exchange.services.uploads import UploadService
 __all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
 
 Submission = SeizureSubmission | RiskSubmission | FeedbackSubmission
+SealedHook = Callable[[str, str, Mapping[str, Any], Mapping[str, bytes]], None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class IngestService:
         self._attachments = attachments
         self.accepted = 0
         self.publish_seconds = Histogram()  # JetStream publish until its ack
+        self.on_sealed: list[SealedHook] = []
+        """Called with (alert id, envelope digest, header, parts) of each alert stored as this
+        agency's own copy: the plaintext this node already has (the search index's, issue 14)."""
 
     def authorize(self, principal: Principal, submission: Submission) -> None:
         """Only this node's terminals post, and only for the border pairs the node serves."""
@@ -227,10 +231,13 @@ class IngestService:
         else:
             # The envelope and the answer in one transaction: a crash before it leaves the key
             # pending (a retry takes over with the same alert id), never one without the other.
-            await self._inbox.add(
-                self._sealer.own_copy(header, raw, ack),
-                completes=Completion(principal.id, idempotency_key, response),
+            own = self._sealer.own_copy(header, raw, ack)
+            stored = await self._inbox.add(
+                own, completes=Completion(principal.id, idempotency_key, response)
             )
+            if stored:
+                for hook in self.on_sealed:
+                    hook(alert_id, own.envelope_sha256, header, parts)
         if self._uploads is not None:
             await self._uploads.used(submission.attachments)
         self.accepted += 1

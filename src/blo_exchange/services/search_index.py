@@ -7,6 +7,12 @@ keys (``domain.transliteration``). What the agency was not given it cannot index
 part opens only for agencies an agreement gives it to, so a name that came only in a nominal block
 sealed to others is never a key here. Nothing is published; the keys never leave the node.
 
+One opening per alert per node (issue 14): what delivery has just opened (:meth:`stored`, its
+post-store hook) and what ingest has just sealed (:meth:`sealed`) is kept in memory, briefly and
+bounded, under the alert id and the digest of its sealed bytes; the next round indexes those rows
+from it instead of verifying and opening them again. A row met without an entry (a backfill, an
+entry dropped for room) is opened as before.
+
 :meth:`SearchIndex.catch_up` is called before every search and lookout (so an alert stored a
 moment ago is found) and by the node in the background; its first call indexes everything already
 in the inbox (the backfill). Not here: ranking, the re-check before display (``services.search``,
@@ -21,17 +27,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 from blo_exchange.crypto.keys import KemPrivateKey
+from blo_exchange.crypto.retention import holds_nominal_block
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import parse_time, utc_now
 from blo_exchange.domain.transliteration import FieldKind, keys_for
 from blo_exchange.errors import InvalidEnvelope
-from blo_exchange.services.ports import Directory, Inbox, InboxItem
+from blo_exchange.services.ports import Directory, Inbox, InboxItem, StoredAlert
 from blo_exchange.services.retention import RetainedNominal
 from blo_exchange.services.signed import SignedMessages
 
@@ -50,6 +58,8 @@ __all__ = [
 CASE: Final = "case"
 NOMINAL: Final = "nominal"
 _PAGE: Final = 200
+_OPENED_MAX: Final = 2048
+"""Openings kept for the next round: a round every 2 s indexes them long before this many."""
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +213,12 @@ class SearchIndex:
         self._inbox = inbox
         self._store = store
         self._lock = asyncio.Lock()
+        # (alert id, envelope digest) -> (header, case and nominal parts) opened elsewhere.
+        self._opened: OrderedDict[tuple[str, str], tuple[Mapping[str, Any], dict[str, bytes]]] = (
+            OrderedDict()
+        )
         self.indexed = 0
+        self.opens = 0
 
     @property
     def store(self) -> SearchStore:
@@ -223,7 +238,37 @@ class SearchIndex:
                 added += len(rows)
                 self.indexed += len(rows)
 
+    def sealed(
+        self,
+        alert_id: str,
+        envelope_sha256: str,
+        header: Mapping[str, Any],
+        parts: Mapping[str, bytes],
+    ) -> None:
+        """Ingest's hook: the plaintext of an alert this node sealed and stored as its agency's
+        own copy (which opens every part to its own agency)."""
+        kept = {name: parts[name] for name in (CASE, NOMINAL) if name in parts}
+        self._opened[(alert_id, envelope_sha256)] = (header, kept)
+        while len(self._opened) > _OPENED_MAX:
+            self._opened.popitem(last=False)
+
+    async def stored(self, alerts: Sequence[StoredAlert]) -> None:
+        """Delivery's post-store hook: what it opened for this node's agency."""
+        for alert in alerts:
+            row, opened = alert.item, alert.opened
+            if row.agency_id == self._node.agency_id and row.node_id == self._node.id:
+                self.sealed(row.alert_id, row.envelope_sha256, opened.header, opened.parts)
+
     async def _entry(self, row: InboxItem) -> IndexedAlert:
+        known = self._opened.pop((row.alert_id, row.envelope_sha256), None)
+        if known is not None:
+            header, parts = known
+            if NOMINAL in parts and not holds_nominal_block(row.envelope):
+                # Not readable here any more (erased, or arrived after its retention ended):
+                # the row as the inbox gives it back is what may be indexed.
+                parts = {k: v for k, v in parts.items() if k != NOMINAL}
+            return indexed_alert(row, header, parts)
+        self.opens += 1
         try:
             opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
         except InvalidEnvelope:
@@ -255,4 +300,5 @@ class SearchIndex:
         go with it (idempotent: a second call deletes nothing). Under the indexing lock, so a
         round that opened the alert before its key was destroyed writes before this deletes."""
         async with self._lock:
+            self._opened.clear()
             await self.forget(row.alert_id)

@@ -3,19 +3,23 @@
 # ruff: noqa: RUF001
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
+from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.transliteration import FieldKind, name_keys
 from blo_exchange.errors import Forbidden, PolicyError
 from blo_exchange.services.lookout import Lookout
-from blo_exchange.services.ports import InboxItem
+from blo_exchange.services.ports import InboxItem, StoredAlert
 from blo_exchange.services.search_index import (
     CASE,
     NOMINAL,
+    IndexedAlert,
     SearchIndex,
     SearchKey,
     indexed_alert,
@@ -151,3 +155,67 @@ def test_a_lookout_happens_at_one_of_the_nodes_crossing_points() -> None:
         lookout_for(one).crossing_point(principal(Role.TERMINAL, "blo-two-tj"), None)
     with pytest.raises(Forbidden):
         lookout_for(one).crossing_point(principal(Role.ANALYST, "blo-karamyk-tj"), None)
+
+
+class MemorySearchStore:
+    """What the index writes, and the cursor it reads back (the SQL store's two calls used)."""
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, IndexedAlert] = {}
+
+    async def indexed_up_to(self, node_id: str, agency_id: str) -> int:
+        return max((a.feed_seq for a in self.alerts.values()), default=0)
+
+    async def put(self, alerts: Sequence[IndexedAlert]) -> None:
+        for alert in alerts:
+            self.alerts.setdefault(alert.alert_id, alert)
+
+
+TJ_NODE = Node(id="n", agency_id="tj-drug-control-agency", border_pairs=("KG-TJ",))
+# Not an envelope: opening it fails, so a key indexed from it came from the hand-over.
+SEALED_NOMINAL = b'{"parts":{"nominal":{"ciphertext":"..."}}}'
+REDACTED_NOMINAL = b'{"parts":{"nominal":{"redacted":true}}}'
+
+
+async def stored_row(inbox: FakeInbox, alert_id: str, envelope: bytes) -> InboxItem:
+    await inbox.add(dataclasses.replace(row(), alert_id=alert_id, envelope=envelope))
+    stored = await inbox.get("n", alert_id)
+    assert stored is not None
+    return stored
+
+
+async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_again() -> None:
+    inbox, store = FakeInbox(), MemorySearchStore()
+    index = SearchIndex(
+        node=TJ_NODE,
+        kem_keys={},
+        directory=FakeDirectory(),
+        inbox=inbox,
+        store=store,  # type: ignore[arg-type]
+    )
+    parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
+    delivered = await stored_row(inbox, "delivered", SEALED_NOMINAL)
+    await index.stored([StoredAlert(delivered, OpenedEnvelope({}, parts), "key")])
+    sealed = await stored_row(inbox, "sealed", SEALED_NOMINAL)
+    index.sealed("sealed", sealed.envelope_sha256, {"supersedes": "older"}, parts)
+    # Its nominal block redacted in the inbox since (erased, or past its retention on arrival):
+    # what was opened before must not bring the personal keys back.
+    late = await stored_row(inbox, "late", REDACTED_NOMINAL)
+    await index.stored([StoredAlert(late, OpenedEnvelope({}, parts), "key")])
+    backfilled = await stored_row(inbox, "backfilled", SEALED_NOMINAL)  # nobody handed it over
+
+    assert await index.catch_up() == 4
+    assert index.opens == 1  # the backfilled row only, which did not open
+    keys = {a: {k.source for k in store.alerts[a].keys} for a in store.alerts}
+    assert keys == {
+        "delivered": {CASE, NOMINAL},
+        "sealed": {CASE, NOMINAL},
+        "late": {CASE},
+        "backfilled": set(),
+    }
+    assert store.alerts["sealed"].supersedes == "older"
+    assert backfilled.feed_seq == 4
+    # Another node's or agency's alert is not taken from the hand-over.
+    other = dataclasses.replace(delivered, alert_id="other", agency_id="kg-border-service")
+    await index.stored([StoredAlert(other, OpenedEnvelope({}, parts), "key")])
+    assert not index._opened
