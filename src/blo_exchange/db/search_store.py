@@ -22,7 +22,6 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
@@ -156,39 +155,42 @@ class SqlSearchStore:
         return int(result.rowcount or 0)
 
 
+# Fixed statements over arrays (issue 14): a multi-row VALUES is a new statement for every row
+# count, compiled by SQLAlchemy and planned by Postgres each time.
+_PUT_ALERTS_SQL = (
+    "INSERT INTO search_alerts (node_id, alert_id, agency_id, feed_seq, kind, origin_agency,"
+    " valid_until, supersedes) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+    " $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+)
+_PUT_KEYS_SQL = (
+    "INSERT INTO search_keys (node_id, alert_id, field, source, key)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+    " ON CONFLICT DO NOTHING"
+)
+
+
 async def _put(conn: AsyncConnection, alerts: Sequence[IndexedAlert]) -> None:
-    stored = await conn.execute(
-        insert(_ALERTS)
-        .values(
-            [
-                {
-                    "node_id": x.node_id,
-                    "alert_id": x.alert_id,
-                    "agency_id": x.agency_id,
-                    "feed_seq": x.feed_seq,
-                    "kind": x.kind,
-                    "origin_agency": x.origin_agency,
-                    "valid_until": x.valid_until,
-                    "supersedes": x.supersedes,
-                }
-                for x in alerts
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["node_id", "alert_id"])
-        .returning(_ALERTS.c.alert_id)
+    stored = await conn.exec_driver_sql(
+        _PUT_ALERTS_SQL,
+        (
+            [x.node_id for x in alerts],
+            [x.alert_id for x in alerts],
+            [x.agency_id for x in alerts],
+            [x.feed_seq for x in alerts],
+            [x.kind for x in alerts],
+            [x.origin_agency for x in alerts],
+            [x.valid_until for x in alerts],
+            [x.supersedes for x in alerts],
+        ),
     )
     new = set(stored.scalars().all())
     rows = [
-        {
-            "node_id": x.node_id,
-            "alert_id": x.alert_id,
-            "field": key.field.value,
-            "source": key.source,
-            "key": key.key,
-        }
+        (x.node_id, x.alert_id, key.field.value, key.source, key.key)
         for x in alerts
         if x.alert_id in new
         for key in x.keys
     ]
     if rows:
-        await conn.execute(insert(_KEYS).values(rows).on_conflict_do_nothing())
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        await conn.exec_driver_sql(_PUT_KEYS_SQL, columns)
