@@ -48,14 +48,26 @@ _ADD_SQL = (
     " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
     " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-    " $19, $20) ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+    " $19, $20) ON CONFLICT (node_id, alert_id) DO NOTHING"
 )
+_ADD_ONE_SQL = _ADD_SQL + " RETURNING alert_id"
 _MANY_SQL = (
     "SELECT node_id, alert_id, role, agency_id, origin_agency, border_pair, kind, agreement_id,"
     " agreement_ids, envelope_sha256, created_at, max_until, expires_at, epoch_day, wrapped_key,"
     " sealed_part, decision, decided_by, reason, erased_at"
     " FROM nominal_retention WHERE node_id = $1 AND alert_id = ANY($2)"
 )
+
+
+# No wait for this commit's own WAL flush: the caller's next write (the inbox row, committed
+# synchronously) flushes the WAL up to and past it, so once the inbox has the alert this row is
+# durable too; a crash before that loses both, or this only.
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
+
+
+def _row_values(row: RetainedNominal) -> tuple[object, ...]:
+    fields = {**_identity(row), **_values(row)}
+    return tuple(fields[name] for name in _COLUMNS)
 
 
 class SqlRetentionStore:
@@ -65,18 +77,23 @@ class SqlRetentionStore:
 
     async def add(self, row: RetainedNominal) -> bool:
         """Insert unless present; durable once the caller's following inbox write commits."""
-        fields = {**_identity(row), **_values(row)}
-        values = tuple(fields[name] for name in _COLUMNS)
 
         async def insert(conn: AsyncConnection) -> bool:
-            # No wait for this commit's own WAL flush: the caller's next write (the inbox row,
-            # committed synchronously) flushes the WAL up to and past it, so once the inbox has
-            # the alert this row is durable too; a crash before that loses both, or this only.
-            await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            added = await conn.exec_driver_sql(_ADD_SQL, values)
+            await conn.exec_driver_sql(_NO_FLUSH_WAIT)
+            added = await conn.exec_driver_sql(_ADD_ONE_SQL, _row_values(row))
             return added.scalar_one_or_none() is not None
 
         return await in_transaction(self._engine, insert)
+
+    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
+        """:meth:`add` of each row (those present skipped), in one transaction."""
+
+        async def insert(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql(_NO_FLUSH_WAIT)
+            await conn.exec_driver_sql(_ADD_SQL, [_row_values(row) for row in rows])
+
+        if rows:
+            await in_transaction(self._engine, insert)
 
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
         return (await self.many(node_id, [alert_id])).get(alert_id)

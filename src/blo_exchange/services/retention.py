@@ -117,6 +117,10 @@ class RetentionStore(Protocol):
         """Insert unless the node has a row for the alert already (then False)."""
         ...
 
+    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
+        """:meth:`add` of each row, in one transaction."""
+        ...
+
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None: ...
     async def many(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, RetainedNominal]: ...
     async def due(self, node_id: str, at: datetime) -> list[RetainedNominal]:
@@ -158,42 +162,47 @@ class RetainingInbox:
         return self._inner.sealed_here(envelope_sha256)
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
-        return await self._inner.add(await self._prepare(item), completes=completes)
+        stored, kept = await self._prepare(item)
+        if kept is not None:
+            await self._store.add(kept)  # (1) vault first
+        return await self._inner.add(stored, completes=completes)
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
-        """Delivery's batch: each item prepared as :meth:`add` does (vault first), then the
-        inner inbox's one insert."""
-        return await self._inner.add_batch([await self._prepare(item) for item in items])
+        """Delivery's batch: each item prepared as :meth:`add` does, the vault's rows kept in one
+        transaction first, then the inner inbox's one insert."""
+        prepared = [await self._prepare(item) for item in items]
+        kept = [row for _, row in prepared if row is not None]
+        if kept:
+            await self._store.add_many(kept)  # (1) vault first
+        return await self._inner.add_batch([stored for stored, _ in prepared])
 
-    async def _prepare(self, item: InboxItem) -> InboxItem:
+    async def _prepare(self, item: InboxItem) -> tuple[InboxItem, RetainedNominal | None]:
         """What the inner inbox stores of ``item``: the nominal part of another agency's alert
-        moved to the vault (kept first), the rest as it came."""
+        moved to the vault, the rest as it came; and the row the vault must keep first."""
         if not carries_nominal(item.envelope):
-            return item  # (3)
+            return item, None  # (3)
         if item.origin_agency == self._node.agency_id:
             if item.origin_node == self._node.id:
-                await self._note_origin(item)  # (2)
-            return item  # (3)
+                return item, await self._origin_row(item)  # (2)
+            return item, None  # (3)
         split = split_nominal(item.envelope)
         if split is None:
-            return item  # (3)
+            return item, None  # (3)
         stored, record = split
         row = await self._row(item, role="recipient")
         if row is None:
             # No cited agreement allows the nominal block: the authority check refuses such an
             # envelope before it gets here; should one slip through, its nominal part is dropped.
             log.warning("nominal part without a nominal agreement", extra={"alert": item.alert_id})
-        elif row.expires_at <= self._clock():
-            # Arrived after its retention ended (a leaf site back online): never readable here;
-            # the sweeper's next pass finds the row due and sends the receipt.
-            await self._store.add(row)
-        else:
+        elif row.expires_at > self._clock():
             day = day_of(row.expires_at)
             key = self._keys.get(day, create=True)
             assert key is not None
-            sealed = seal_nominal(record, key, alert_id=item.alert_id, day=day)
-            await self._store.add(replace(row, sealed=sealed))  # (1) vault first
-        return replace(item, envelope=stored)
+            row = replace(row, sealed=seal_nominal(record, key, alert_id=item.alert_id, day=day))
+        # else: arrived after its retention ended (a leaf site back online): never readable
+        # here; the row is kept unsealed, and the sweeper's next pass finds it due and sends
+        # the receipt.
+        return replace(item, envelope=stored), row
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         item = await self._inner.get(node_id, alert_id)
@@ -214,15 +223,14 @@ class RetainingInbox:
     async def reject(self, rejection: Rejection) -> bool:
         return await self._inner.reject(rejection)
 
-    async def _note_origin(self, item: InboxItem) -> None:
+    async def _origin_row(self, item: InboxItem) -> RetainedNominal | None:
         try:
             readers = nominal_readers(item.envelope)
         except InvalidEnvelope:
-            return
+            return None
         if any(agency != self._node.agency_id for agency in readers):
-            row = await self._row(item, role="origin")
-            if row is not None:
-                await self._store.add(row)
+            return await self._row(item, role="origin")
+        return None
 
     async def _row(self, item: InboxItem, *, role: str) -> RetainedNominal | None:
         header = UnverifiedEnvelope.parse(item.envelope).header

@@ -18,6 +18,10 @@ class FakeStore:
     async def add(self, row: RetainedNominal) -> bool:
         return self.rows.setdefault((row.node_id, row.alert_id), row) is row
 
+    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
+        for row in rows:
+            await self.add(row)
+
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
         return self.rows.get((node_id, alert_id))
 
