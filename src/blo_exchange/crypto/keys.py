@@ -10,6 +10,7 @@ key is ever logged or printed: the private fields are left out of ``repr``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -228,8 +229,14 @@ class KemPrivateKey:
             public=_kem_public_bytes(self.suite, self.private),
         )
 
-    def _hpke_key(self) -> x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey:
+    @functools.cached_property
+    def _hpke_key_object(self) -> x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey:
+        # Expanding the ML-KEM seed costs about as much as the decapsulation itself: once per
+        # key object, not once per alert opened (issue 14).
         return _kem_private(self.suite, self.private)
+
+    def _hpke_key(self) -> x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey:
+        return self._hpke_key_object
 
 
 def _kem_private(
