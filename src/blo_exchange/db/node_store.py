@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
+from blo_exchange.services.own_copies import OwnCopies
 from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]
@@ -25,7 +26,6 @@ _RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
 
 
-_SEALED_MEMORY = 4096
 """How many of its own accepted envelopes a node remembers: far more than the consumer lags."""
 
 _IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
@@ -177,10 +177,16 @@ class SqlInbox:
         self._engine = engine_of(sessions)
         # Digests of envelopes this process sealed and committed, newest last: the node's own
         # consumer meets them moments later and need not verify and open what it just sealed.
-        self._sealed: OrderedDict[str, None] = OrderedDict()
+        self._own = OwnCopies()
 
     def sealed_here(self, envelope_sha256: str) -> bool:
-        return envelope_sha256 in self._sealed
+        return envelope_sha256 in self._own
+
+    def sealing(self, envelope_sha256: str) -> AbstractContextManager[None]:
+        return self._own.sealing(envelope_sha256)
+
+    async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
+        return await self._own.wait_sealed(envelope_sha256, timeout)
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
         values = (
@@ -214,9 +220,7 @@ class SqlInbox:
 
         inserted = await in_transaction(self._engine, store)
         if inserted and completes is not None:
-            self._sealed[item.envelope_sha256] = None
-            if len(self._sealed) > _SEALED_MEMORY:
-                self._sealed.popitem(last=False)
+            self._own.stored(item.envelope_sha256)
         return inserted
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:

@@ -22,8 +22,9 @@ most of it is Python that holds the GIL (canonical JSON, copying; the pyca calls
 third), so a thread pool would add hand-offs for little. A batch yields to the loop after each
 message instead, so requests and live feeds wait for one message, not for a whole batch.
 
-An alert this node sent itself is deferred on its first delivery (handed back to come again)
-when its own copy is not committed yet, rather than checked and stored a second time.
+An alert this node sent itself, met on its first delivery before its own copy is committed,
+is not checked and stored a second time: when this process is storing it now, delivery waits for
+that (``Inbox.wait_sealed``); otherwise it is deferred (handed back to come again).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ from blo_exchange.services.signed import SignedMessages
 __all__ = ["DeliveryOutcome", "DeliveryService", "FilesHook", "Incoming", "StoredHook"]
 
 log = logging.getLogger(__name__)
+
+OWN_COPY_WAIT = 2.0
+"""Seconds delivery waits for this process's ingest to store an alert it is sealing now."""
 
 StoredHook = Callable[[Sequence[StoredAlert]], Awaitable[None]]
 """Called after each commit with the alerts it stored (never with duplicates). A hook that raises
@@ -213,6 +217,10 @@ class DeliveryService:
         # and stored twice. The caller hands it back for a later delivery, when (0b) will
         # recognise it; a redelivery (after a crash that lost the own copy) takes every step.
         if message.first_delivery and unverified.origin_node == self._node.id:
+            # Often this very process is storing it now: wait for that rather than hand it back
+            # (two thirds of a node's own alerts came round again a second later; issue 14).
+            if await self._inbox.wait_sealed(digest, OWN_COPY_WAIT):
+                return DeliveryOutcome(status="duplicate")
             return DeliveryOutcome(status="deferred", alert_id=alert_id)
         if agency not in unverified.recipient_agencies:
             # Not addressed to this agency (another agency's node on the same border pair):

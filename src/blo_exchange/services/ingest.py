@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from blo_exchange.crypto.canonical import canonical_json
-from blo_exchange.crypto.envelope import RecipientKey
+from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256
 from blo_exchange.crypto.files import FilePart
 from blo_exchange.crypto.keys import HpkeSuite, SigningKey
 from blo_exchange.domain.alerts import FeedbackSubmission, RiskSubmission, SeizureSubmission
@@ -206,38 +206,41 @@ class IngestService:
         if self._attachments is not None and sealed.files:
             # Kept before the alert goes out: an alert never names a file its node could lose.
             await self._attachments.keep(alert_id, sealed, [f.nominal for f in files])
-        started = time.perf_counter()
-        try:
-            ack = await self._sealer.publish(header, raw, bulk=bulk)
-            self.publish_seconds.observe(time.perf_counter() - started)
-        except BusError:
-            await self._idempotency.abandon(principal.id, idempotency_key)
-            raise
-        response = {
-            "alert_id": alert_id,
-            "border_pair": submission.border_pair,
-            "kind": submission.kind,
-            "recipients": list(recipients.agencies),
-            "agreement_ids": list(recipients.agreement_ids),
-            "stream_seq": ack.seq,
-            "created_at": header["created_at"],
-        }
-        if ack.duplicate:
-            # An earlier attempt's envelope is the one in the stream; the node's own consumer
-            # stores that one. This request created nothing: it is answered as a replay.
-            await self._idempotency.complete(principal.id, idempotency_key, response)
-            self.accepted += 1
-            return Accepted(response=response, replayed=True)
-        else:
-            # The envelope and the answer in one transaction: a crash before it leaves the key
-            # pending (a retry takes over with the same alert id), never one without the other.
-            own = self._sealer.own_copy(header, raw, ack)
-            stored = await self._inbox.add(
-                own, completes=Completion(principal.id, idempotency_key, response)
-            )
-            if stored:
-                for hook in self.on_sealed:
-                    hook(alert_id, own.envelope_sha256, header, parts)
+        # Marked as this process's own until its copy is stored: the node's consumer, meeting
+        # the alert meanwhile, waits for that instead of handing it back to come again.
+        with self._inbox.sealing(envelope_sha256(raw)):
+            started = time.perf_counter()
+            try:
+                ack = await self._sealer.publish(header, raw, bulk=bulk)
+                self.publish_seconds.observe(time.perf_counter() - started)
+            except BusError:
+                await self._idempotency.abandon(principal.id, idempotency_key)
+                raise
+            response = {
+                "alert_id": alert_id,
+                "border_pair": submission.border_pair,
+                "kind": submission.kind,
+                "recipients": list(recipients.agencies),
+                "agreement_ids": list(recipients.agreement_ids),
+                "stream_seq": ack.seq,
+                "created_at": header["created_at"],
+            }
+            if ack.duplicate:
+                # An earlier attempt's envelope is the one in the stream; the node's own consumer
+                # stores that one. This request created nothing: it is answered as a replay.
+                await self._idempotency.complete(principal.id, idempotency_key, response)
+                self.accepted += 1
+                return Accepted(response=response, replayed=True)
+            else:
+                # The envelope and the answer in one transaction: a crash before it leaves the key
+                # pending (a retry takes over with the same alert id), never one without the other.
+                own = self._sealer.own_copy(header, raw, ack)
+                stored = await self._inbox.add(
+                    own, completes=Completion(principal.id, idempotency_key, response)
+                )
+                if stored:
+                    for hook in self.on_sealed:
+                        hook(alert_id, own.envelope_sha256, header, parts)
         if self._uploads is not None:
             await self._uploads.used(submission.attachments)
         self.accepted += 1

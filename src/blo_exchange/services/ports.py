@@ -8,6 +8,7 @@ never commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -142,6 +143,16 @@ class Inbox(Protocol):
     def sealed_here(self, envelope_sha256: str) -> bool:
         """True when these exact bytes are an alert this process accepted and stored itself
         (``add(..., completes=)`` inserted and committed them); False when unsure. From memory."""
+        ...
+
+    def sealing(self, envelope_sha256: str) -> AbstractContextManager[None]:
+        """Around the ingest path's publish and own-copy ``add``: these bytes are being stored
+        by this process, so :meth:`wait_sealed` waits for them meanwhile."""
+        ...
+
+    async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
+        """:meth:`sealed_here`, after waiting (up to ``timeout``) for this process to finish
+        storing these bytes if it is doing so now; at once when it is not."""
         ...
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:

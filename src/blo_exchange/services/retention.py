@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -160,6 +161,12 @@ class RetainingInbox:
 
     def sealed_here(self, envelope_sha256: str) -> bool:
         return self._inner.sealed_here(envelope_sha256)
+
+    def sealing(self, envelope_sha256: str) -> AbstractContextManager[None]:
+        return self._inner.sealing(envelope_sha256)
+
+    async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
+        return await self._inner.wait_sealed(envelope_sha256, timeout)
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
         stored, kept = await self._prepare(item)

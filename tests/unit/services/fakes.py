@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.domain.directory import Agreement, Node, Principal
 from blo_exchange.errors import BusError, IdempotencyInProgress, IdempotencyMismatch, NotFound
+from blo_exchange.services.own_copies import OwnCopies
 from blo_exchange.services.ports import (
     Completion,
     IdempotencyBegin,
@@ -137,12 +139,21 @@ class FakeInbox:
     """Where ``add(..., completes=)`` records the answer: the same database, in the real one."""
 
     sealed: set[str] = field(default_factory=set)
+    own: OwnCopies = field(default_factory=OwnCopies)
+    """What the ingest path is storing now (``sealing``), as in the real inbox."""
     batches: list[int] = field(default_factory=list)
     """The size of each ``add_batch`` call: one insert per batch."""
     fail_batches: int = 0
     """How many of the next ``add_batch`` calls fail, as a lost database would."""
 
     def sealed_here(self, envelope_sha256: str) -> bool:
+        return envelope_sha256 in self.sealed
+
+    def sealing(self, envelope_sha256: str) -> contextlib.AbstractContextManager[None]:
+        return self.own.sealing(envelope_sha256)
+
+    async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
+        await self.own.wait_sealed(envelope_sha256, timeout)
         return envelope_sha256 in self.sealed
 
     async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:

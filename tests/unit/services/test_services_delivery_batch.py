@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
@@ -11,10 +12,12 @@ import pytest
 
 from blo_exchange.bootstrap.delivery_lanes import deliver_and_ack
 from blo_exchange.bus.consumer import BusMessage
+from blo_exchange.crypto.envelope import envelope_sha256
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
+from blo_exchange.domain.ids import utc_now
 from blo_exchange.services.delivery import Incoming
-from blo_exchange.services.ports import InboxItem, StoredAlert
+from blo_exchange.services.ports import Completion, InboxItem, StoredAlert
 from tests.unit.services.fakes import FakeAck, FakeInbox, FakePublisher
 from tests.unit.services.world import World
 
@@ -222,3 +225,46 @@ async def test_the_origin_defers_its_own_alert_until_its_own_copy_is_committed()
         json.loads(raw)["header"]["alert_id"]
     ]
     assert receipts.calls == []  # the origin sends itself no delivered receipt
+
+
+async def test_the_origin_waits_for_its_own_copy_when_this_process_is_storing_it() -> None:
+    """Met while ingest is between its publish and its own copy's commit: delivery waits for
+    that commit and acks the message as a duplicate, neither handed back nor stored twice."""
+    world = World.demo()
+    (raw,) = await alerts(world, 1)
+    inbox, receipts = FakeInbox(), CountingPublisher()
+    service = world.delivery(KG, inbox, receipts)
+    digest = envelope_sha256(raw)
+    own = InboxItem(
+        node_id=KG,
+        alert_id=json.loads(raw)["header"]["alert_id"],
+        agency_id="kg-border-service",
+        origin_agency="kg-border-service",
+        origin_node=KG,
+        border_pair="KG-TJ",
+        kind="seizure",
+        tlp="AMBER",
+        created_at=utc_now(),
+        stream_seq=1,
+        envelope=raw,
+        envelope_sha256=digest,
+    )
+    message = FakeMessage(SUBJECT, raw, 1)
+    await inbox.idempotency.begin("terminal", "key", "sha", own.alert_id, stale_after=60)
+    with inbox.sealing(digest):
+        delivering = asyncio.create_task(deliver_and_ack(service, _as_bus([message])))
+        await asyncio.sleep(0.05)
+        assert not delivering.done()  # waiting for the commit, not handing the message back
+        await inbox.add(own, completes=Completion("terminal", "key", {}))
+    await delivering
+    assert (message.acked, message.naked) == (True, [])
+    assert service.counts["duplicate"] == 1
+    assert service.counts["deferred"] == 0
+    assert len(inbox.items) == 1
+    assert receipts.calls == []
+
+    # Another process's alert, or one whose ingest died: not waited for, handed back at once.
+    (other,) = await alerts(world, 1)
+    late = FakeMessage(SUBJECT, other, 2)
+    await asyncio.wait_for(deliver_and_ack(service, _as_bus([late])), timeout=1.0)
+    assert (late.acked, late.naked) == (False, [1.0])
