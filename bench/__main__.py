@@ -112,7 +112,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
 
         if "e2e" in args.only:  # first, on the fresh system (bench/e2e.py)
             with _guard(system_results, "e2e"):
-                from bench.e2e import e2e_run
+                from bench.e2e import MAX_STEPS, e2e_run
 
                 bare = results.get("accept", {}).get("w1", {}).get("bare", {})
                 system_results["e2e"] = await e2e_run(
@@ -123,6 +123,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     cursor=lambda: _current_seq(kg, post, sse),
                     work=work,
                     start_rate=args.e2e_rate or max(4.0, half / 4),
+                    max_steps=args.e2e_steps or MAX_STEPS,
                     bare_http_s=bare["server_cpu_cores"] / bare["rps"] if bare.get("rps") else None,
                 )
         if "delivery" in args.only:
@@ -437,6 +438,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument(
         "--e2e-rate", type=float, default=0.0, help="e2e: first offered rate (default: max/8)"
+    )
+    parser.add_argument(
+        "--e2e-steps", type=int, default=0, help="e2e: at most this many rates (default: 7)"
     )
     args = parser.parse_args()
     args.only = tuple(s.strip() for s in args.only.split(",") if s.strip())

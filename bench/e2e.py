@@ -15,7 +15,9 @@ On the phase-B system (4 nodes, the ledger writer, NATS, Postgres as ``make run`
    and time), an SSE subscriber on the recipient node. A step passes when every alert is
    accepted and delivered and delivery p99 (SSE event - 202) is <= 50 ms. At each step: the CPU
    of every process tree from the first POST until the SSE events and all the alerts' ledger
-   entries are in, per alert, gross and net of the idle CPU measured before.
+   entries are in, per alert, gross and net of the idle CPU measured before. The first step
+   that fails is run once more (``retried``): one stall of another process on a shared machine
+   fails a step; the second failure ends the search.
 
 The load generator is another process (``bench.loadgen``); its CPU is reported beside.
 """
@@ -313,6 +315,7 @@ async def e2e_run(
     start_rate: float,
     bare_http_s: float | None,
     suite: HpkeSuite = HpkeSuite.MLKEM768_X25519,
+    max_steps: int = MAX_STEPS,
 ) -> dict[str, Any]:
     log("e2e: raw step costs (crypto in-process; publish, commits, COPY with server CPU)")
     crypto = await asyncio.to_thread(crypto_costs, suite)
@@ -327,7 +330,8 @@ async def e2e_run(
     steps: list[dict[str, Any]] = []
     rate, started = start_rate, time.monotonic()
     entries_per_alert: int | None = None
-    while len(steps) < MAX_STEPS and time.monotonic() - started < SEARCH_BUDGET_SECONDS:
+    retried = False
+    while len(steps) < max_steps and time.monotonic() - started < SEARCH_BUDGET_SECONDS:
         log(f"e2e: step at {rate:.1f}/s offered")
         step = await _step(
             rate,
@@ -364,7 +368,12 @@ async def e2e_run(
             f"{step['cpu_ms_per_alert']:.1f} ms CPU/alert, passed={step['passed']}"
         )
         if not step["passed"]:
-            break
+            if retried or len(steps) >= max_steps:
+                break
+            # Once per search, a failed rate is tried again before the search ends: on a shared
+            # machine one stall of another process fails a step (both runs are in the results).
+            step["retried"] = retried = True
+            continue
         rate *= 1.5
 
     passed = [s for s in steps if s["passed"]]

@@ -3,8 +3,10 @@
 A probe that asked NATS and Postgres itself answered as slowly as the slowest of them: over two
 seconds with NATS down, and slow under load too, when it queued for a pooled connection behind the
 requests. Here one task asks every ``interval`` (each question bounded by ``timeout``) and the probe
-reads the last answers. Answers older than ``stale_after`` count as failures: a checker that is
-itself stuck must not keep reporting the last good state.
+reads the last answers, every two seconds: a probe sees a change within about that, and an idle
+node does not make four JetStream API calls and two queries a second to keep it (as at 0.5 s).
+Answers older than ``stale_after`` count as failures: a checker that is itself stuck must not
+keep reporting the last good state.
 
 Not here: liveness (``/livez`` only says the process answers) and NATS's own view of the consumer,
 which ``/metrics`` reports as ``blo_consumer_pending``.
@@ -38,7 +40,7 @@ class HealthMonitor:
         engine: AsyncEngine,
         consumer: ConsumerSpec,
         max_backlog: int,
-        interval: float = 0.5,
+        interval: float = 2.0,
         timeout: float = 1.0,
         stale_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
