@@ -112,8 +112,9 @@ class System:
     async def _add_analysts(self, node_id: str, count: int) -> None:
         """``count`` more analysts of ``node_id``'s agency, for the fan-out: a hundred screens
         are a hundred analysts (a node lets one principal hold only a few streams open)."""
-        agency = next(n.agency_id for n in DEMO_NODES if n.id == node_id)
-        engine = create_engine(self.credentials["database_url"], pool_size=1)
+        agency = _agency(node_id)
+        # In the agency's own database: the node reads its principals there, nowhere else.
+        engine = create_engine(self.credentials["databases"][agency], pool_size=1)
         tokens: list[str] = []
         try:
             directory = SqlDirectory(session_factory(engine))
