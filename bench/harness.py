@@ -47,7 +47,11 @@ def log(message: str) -> None:
 
 # What every bench node runs with besides the demo's settings: capacity is measured, so the
 # per-principal rate limit (a policy, default 20 req/s) is off. Recorded in results.json.
-NODE_OVERRIDES = {"BLO_RATE_LIMIT": "0"}
+NODE_OVERRIDES = {"BLO_RATE_LIMIT": "0"} | dict(
+    item.split("=", 1) for item in os.environ.get("BENCH_NODE_ENV", "").split(",") if "=" in item
+)
+"""The nodes' settings beyond the demo's: no rate limit, and ``BENCH_NODE_ENV`` (``K=V,K=V``) to
+try a setting (recorded in the results' parameters)."""
 
 
 class BenchDemo(DemoProcesses):

@@ -144,8 +144,13 @@ class SigningKey:
     def verify_key(self) -> VerifyKey:
         return VerifyKey(key_id=self.key_id, public=self.public_bytes())
 
-    def _key(self) -> ed25519.Ed25519PrivateKey:
+    @functools.cached_property
+    def _key_object(self) -> ed25519.Ed25519PrivateKey:
+        # Loaded once per key object, not on every signature (every receipt a node sends).
         return ed25519.Ed25519PrivateKey.from_private_bytes(self.private)
+
+    def _key(self) -> ed25519.Ed25519PrivateKey:
+        return self._key_object
 
 
 @dataclass(frozen=True)
