@@ -6,7 +6,7 @@ Engines are built by the caller (the app's lifespan, a CLI command), never at im
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -152,6 +152,12 @@ def read_sessions(sessions: SessionFactory) -> SessionFactory:
     snapshot even inside a transaction, so a read sees nothing different."""
     engine = engine_of(sessions).execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def column_arrays(rows: Sequence[object], *names: str) -> tuple[list[Any], ...]:
+    """One list per named attribute of ``rows``: the parameters of an ``unnest($1::t[], ...)``
+    insert, one fixed statement whatever the row count."""
+    return tuple([getattr(row, name) for row in rows] for name in names)
 
 
 def engine_of(sessions: SessionFactory) -> AsyncEngine:

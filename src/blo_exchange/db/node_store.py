@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
+from blo_exchange.db.engine import SessionFactory, column_arrays, engine_of, in_transaction
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
 from blo_exchange.services.own_copies import OwnCopies
@@ -338,17 +338,11 @@ def _columns(node_id: str, items: list[InboxItem], head: int) -> tuple[object, .
     """``_STORE_MANY_SQL``'s parameters: the node, then one array per column."""
     return (
         node_id,
-        [i.alert_id for i in items],
-        [i.agency_id for i in items],
-        [i.origin_agency for i in items],
-        [i.origin_node for i in items],
-        [i.border_pair for i in items],
-        [i.kind for i in items],
-        [i.tlp for i in items],
-        [i.created_at for i in items],
-        [i.stream_seq for i in items],
-        [i.envelope for i in items],
-        [i.envelope_sha256 for i in items],
+        *column_arrays(
+            items,
+            *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
+            *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
+        ),
         [head + n for n in range(1, len(items) + 1)],
     )
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
+from blo_exchange.db.engine import column_arrays
 from blo_exchange.db.tables import TZ, Base
 from blo_exchange.domain.transliteration import FieldKind
 from blo_exchange.services.search_index import IndexedAlert
@@ -173,15 +174,10 @@ _PUT_KEYS_SQL = (
 async def _put(conn: AsyncConnection, alerts: Sequence[IndexedAlert]) -> None:
     stored = await conn.exec_driver_sql(
         _PUT_ALERTS_SQL,
-        (
-            [x.node_id for x in alerts],
-            [x.alert_id for x in alerts],
-            [x.agency_id for x in alerts],
-            [x.feed_seq for x in alerts],
-            [x.kind for x in alerts],
-            [x.origin_agency for x in alerts],
-            [x.valid_until for x in alerts],
-            [x.supersedes for x in alerts],
+        column_arrays(
+            alerts,
+            *("node_id", "alert_id", "agency_id", "feed_seq", "kind", "origin_agency"),
+            *("valid_until", "supersedes"),
         ),
     )
     new = set(stored.scalars().all())
