@@ -54,7 +54,7 @@ __all__ = ["DeliveryOutcome", "DeliveryService", "FilesHook", "Incoming", "Store
 log = logging.getLogger(__name__)
 
 OWN_COPY_WAIT = 2.0
-"""Seconds delivery waits for this process's ingest to store an alert it is sealing now."""
+"""Seconds a batch waits, in all, for this process's ingest to store alerts it is sealing now."""
 
 StoredHook = Callable[[Sequence[StoredAlert]], Awaitable[None]]
 """Called after each commit with the alerts it stored (never with duplicates). A hook that raises
@@ -138,8 +138,12 @@ class DeliveryService:
         accepted: list[_Accepted] = []
         refused: list[_Refused] = []
         taken: set[str] = set()
+        # The whole batch waits at most OWN_COPY_WAIT for this process's own copies, however
+        # many of its messages are the node's own alerts (a stalled database must not hold a
+        # batch past its ack wait).
+        own_copies_by = asyncio.get_running_loop().time() + OWN_COPY_WAIT
         for index, message in enumerate(batch):  # (1)
-            checked = await self._check(index, message)
+            checked = await self._check(index, message, own_copies_by)
             if isinstance(checked, DeliveryOutcome):
                 outcomes[index] = checked
             elif isinstance(checked, _Refused):
@@ -187,7 +191,9 @@ class DeliveryService:
         self.counts.update(outcome.status for outcome in done)
         return done
 
-    async def _check(self, index: int, message: Incoming) -> _Accepted | _Refused | DeliveryOutcome:
+    async def _check(
+        self, index: int, message: Incoming, own_copies_by: float
+    ) -> _Accepted | _Refused | DeliveryOutcome:
         """The contract's checks of one message, in order; nothing is stored or sent here."""
         subject, data = message.subject, message.data
         agency = self._node.agency_id
@@ -219,7 +225,8 @@ class DeliveryService:
         if message.first_delivery and unverified.origin_node == self._node.id:
             # Often this very process is storing it now: wait for that rather than hand it back
             # (two thirds of a node's own alerts came round again a second later; issue 14).
-            if await self._inbox.wait_sealed(digest, OWN_COPY_WAIT):
+            wait = max(0.0, own_copies_by - asyncio.get_running_loop().time())
+            if await self._inbox.wait_sealed(digest, wait):
                 return DeliveryOutcome(status="duplicate")
             return DeliveryOutcome(status="deferred", alert_id=alert_id)
         if agency not in unverified.recipient_agencies:

@@ -141,6 +141,8 @@ class FakeInbox:
     sealed: set[str] = field(default_factory=set)
     own: OwnCopies = field(default_factory=OwnCopies)
     """What the ingest path is storing now (``sealing``), as in the real inbox."""
+    waits: list[float] = field(default_factory=list)
+    """The timeout of every ``wait_sealed`` call."""
     batches: list[int] = field(default_factory=list)
     """The size of each ``add_batch`` call: one insert per batch."""
     fail_batches: int = 0
@@ -153,6 +155,7 @@ class FakeInbox:
         return self.own.sealing(envelope_sha256)
 
     async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
+        self.waits.append(timeout)
         await self.own.wait_sealed(envelope_sha256, timeout)
         return envelope_sha256 in self.sealed
 

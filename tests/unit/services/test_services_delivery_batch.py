@@ -16,6 +16,7 @@ from blo_exchange.crypto.envelope import envelope_sha256
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import utc_now
+from blo_exchange.services import delivery as delivery_module
 from blo_exchange.services.delivery import Incoming
 from blo_exchange.services.ports import Completion, InboxItem, StoredAlert
 from tests.unit.services.fakes import FakeAck, FakeInbox, FakePublisher
@@ -268,3 +269,23 @@ async def test_the_origin_waits_for_its_own_copy_when_this_process_is_storing_it
     late = FakeMessage(SUBJECT, other, 2)
     await asyncio.wait_for(deliver_and_ack(service, _as_bus([late])), timeout=1.0)
     assert (late.acked, late.naked) == (False, [1.0])
+
+
+async def test_a_batch_waits_for_its_own_copies_once_in_all_not_once_per_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Several own alerts whose ingest is stuck (a stalled database): the batch waits at most
+    OWN_COPY_WAIT in all, then hands them all back, well within its ack wait."""
+    monkeypatch.setattr(delivery_module, "OWN_COPY_WAIT", 0.2)
+    world = World.demo()
+    raws = await alerts(world, 3)
+    inbox = FakeInbox()
+    service = world.delivery(KG, inbox, CountingPublisher())
+    messages = [FakeMessage(SUBJECT, raw, n) for n, raw in enumerate(raws, 1)]
+    with contextlib.ExitStack() as stuck:
+        for raw in raws:
+            stuck.enter_context(inbox.sealing(envelope_sha256(raw)))
+        await deliver_and_ack(service, _as_bus(messages))
+    assert [m.naked for m in messages] == [[1.0]] * 3
+    assert len(inbox.waits) == 3
+    assert sum(inbox.waits) <= 0.2 + 0.05  # the first takes the budget, the others what is left
