@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from blo_exchange.api.context import RequestContext
-from blo_exchange.logs import JsonFormatter
 
 NAME = "Рахимов"
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("blo_exchange")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(previous)
 
 
 async def test_a_search_query_is_not_in_the_access_log(captured: io.StringIO) -> None:

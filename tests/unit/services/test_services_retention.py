@@ -118,11 +118,9 @@ async def test_delivered_nominal_is_readable_until_swept_then_only_the_case() ->
     assert body["detail"]["expires_at"] == format_time(row.expires_at)
 
 
-async def test_a_recipient_applies_only_the_originators_extension_within_the_maximum() -> None:
-    world, store, keys = World.demo(), FakeStore(), FakeKeys()
-    alert_id, _ = await delivered(world, store, keys)
-    row = store.rows[(TJ, alert_id)]
-    reviews = RetentionReviews(
+def tj_reviews(world: World, store: FakeStore, keys: FakeKeys) -> RetentionReviews:
+    """TJ's retention reviews over ``store`` and ``keys``, its receipts going nowhere."""
+    return RetentionReviews(
         node=world.node(TJ),
         store=store,
         keys=keys,
@@ -132,6 +130,13 @@ async def test_a_recipient_applies_only_the_originators_extension_within_the_max
         signed=SignedMessages(world.directory, clock=clock),
         clock=clock,
     )
+
+
+async def test_a_recipient_applies_only_the_originators_extension_within_the_maximum() -> None:
+    world, store, keys = World.demo(), FakeStore(), FakeKeys()
+    alert_id, _ = await delivered(world, store, keys)
+    row = store.rows[(TJ, alert_id)]
+    reviews = tj_reviews(world, store, keys)
 
     async def extension(node: str, until: datetime, reason: str = "court") -> str | None:
         published = FakePublisher()
@@ -204,16 +209,7 @@ async def test_an_extension_racing_the_sweeper_does_not_bring_the_part_back() ->
     store = SweptMeanwhile()
     alert_id, _ = await delivered(world, store, keys)
     row = store.rows[(TJ, alert_id)]
-    reviews = RetentionReviews(
-        node=world.node(TJ),
-        store=store,
-        keys=keys,
-        receipts=ReceiptPublisher(
-            node=world.node(TJ), signer=world.signing[TJ], publisher=FakePublisher(), clock=clock
-        ),
-        signed=SignedMessages(world.directory, clock=clock),
-        clock=clock,
-    )
+    reviews = tj_reviews(world, store, keys)
     published = FakePublisher()
     await ReceiptPublisher(
         node=world.node(KG), signer=world.signing[KG], publisher=published, clock=clock
