@@ -161,7 +161,8 @@ async def test_batches_and_single_inserts_share_one_gapless_order(database_url: 
     try:
 
         async def deliver(batch: list[InboxItem]) -> None:
-            positions = await inbox.add_batch(batch)
+            stored = await inbox.add_batch(batch)
+            positions = [None if s is None else s.feed_seq for s in stored]
             assert None not in positions
             first = positions[0]
             assert first is not None
@@ -175,7 +176,14 @@ async def test_batches_and_single_inserts_share_one_gapless_order(database_url: 
         await asyncio.gather(*(deliver(b) for b in batches), single(range(160, 200)))
         # A batch in which one alert was stored meanwhile, and one alert twice: the others only.
         mixed = [item(200), item(5), item(201), item(200)]
-        assert await inbox.add_batch(mixed) == [201, None, 202, None]
+        stored = await inbox.add_batch(mixed)
+        assert [None if s is None else s.feed_seq for s in stored] == [201, None, 202, None]
+        assert [None if s is None else s.alert_id for s in stored] == [
+            item(200).alert_id,
+            None,
+            item(201).alert_id,
+            None,
+        ]
         rows = await inbox.page(NODE, AGENCY, after=0, limit=500)
         assert [r.feed_seq for r in rows] == list(range(1, 203))  # gapless
         assert len({r.alert_id for r in rows}) == 202

@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -223,7 +224,7 @@ class SqlInbox:
             self._own.stored(item.envelope_sha256)
         return inserted
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
         """One transaction and one insert for a delivered batch (items of one node).
 
         A batch of redeliveries only looks (1) and takes no lock. Safe to run twice (see
@@ -256,7 +257,11 @@ class SqlInbox:
                 await conn.exec_driver_sql(_MOVE_HEAD_SQL, (node_id, head + len(fresh)))  # (5)
             return positions
 
-        return await in_transaction(self._engine, store)
+        positions = await in_transaction(self._engine, store)
+        return [
+            None if position is None else replace(item, feed_seq=position)
+            for item, position in zip(items, positions, strict=True)
+        ]
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         async with self._sessions() as session:

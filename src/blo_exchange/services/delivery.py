@@ -30,7 +30,6 @@ that (``Inbox.wait_sealed``); otherwise it is deferred (handed back to come agai
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections import Counter
@@ -156,14 +155,15 @@ class DeliveryService:
             if len(batch) > 1:
                 await asyncio.sleep(0)
         # (2) One transaction, one insert.
-        positions = await self._inbox.add_batch([a.item for a in accepted]) if accepted else []
+        kept = await self._inbox.add_batch([a.item for a in accepted]) if accepted else []
         stored: list[StoredAlert] = []
-        for entry, position in zip(accepted, positions, strict=True):
-            if position is not None:
-                item = dataclasses.replace(entry.item, feed_seq=position)
-                stored.append(StoredAlert(item, entry.opened, entry.signature_key_id))
+        for entry, item in zip(accepted, kept, strict=True):
+            if item is not None:
+                as_stored = await self._as_stored(entry, item)
+                if as_stored is not None:
+                    stored.append(as_stored)
             outcomes[entry.index] = DeliveryOutcome(
-                "delivered" if position is not None else "duplicate", alert_id=entry.item.alert_id
+                "delivered" if item is not None else "duplicate", alert_id=entry.item.alert_id
             )
         if stored:
             await self._hand_on(stored)  # (3)
@@ -267,6 +267,21 @@ class DeliveryService:
         )
         agreements = [str(a) for a in header["agreement_ids"]]
         return _Accepted(index, item, opened, verified.signature_key_id, agreements)
+
+    async def _as_stored(self, entry: _Accepted, item: InboxItem) -> StoredAlert | None:
+        """What the post-store hooks may be given of an alert just stored as ``item``: what was
+        opened, unless the inbox kept less than it received (a nominal block that arrived after
+        its retention ended is never readable here, not even for a moment in a live feed); then
+        what the stored bytes open to, as any later read of them would (None if they do not)."""
+        if item.envelope == entry.item.envelope:
+            return StoredAlert(item, entry.opened, entry.signature_key_id)
+        try:
+            reopened = await self._signed.open_stored(item, kem_keys=self._kem_keys)
+        except InvalidEnvelope:
+            self.counts["hook_skipped"] += 1
+            log.warning("stored alert does not open; not handed on", extra={"alert": item.alert_id})
+            return None
+        return StoredAlert(item, reopened.opened, reopened.verified.signature_key_id)
 
     async def _hand_on(self, stored: Sequence[StoredAlert]) -> None:
         """(3) Every post-store hook, in order; one that fails does not undo the commit."""

@@ -155,10 +155,12 @@ class Inbox(Protocol):
         storing these bytes if it is doing so now; at once when it is not."""
         ...
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
-        """Store received envelopes in one transaction, in the order given: each one's new feed
-        position, or None where the alert was already stored (a redelivery). Positions of one
-        batch are consecutive and become visible together, after every lower one."""
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
+        """Store received envelopes in one transaction, in the order given: each one as stored
+        here (what ``get`` gives back: a wrapping inbox may have kept less of it, such as a
+        nominal block no longer readable here) with its new ``feed_seq``, or None where the alert
+        was already stored (a redelivery). Positions of one batch are consecutive and become
+        visible together, after every lower one."""
         ...
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...

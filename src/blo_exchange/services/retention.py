@@ -174,14 +174,21 @@ class RetainingInbox:
             await self._store.add(kept)  # (1) vault first
         return await self._inner.add(stored, completes=completes)
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
         """Delivery's batch: each item prepared as :meth:`add` does, the vault's rows kept in one
-        transaction first, then the inner inbox's one insert."""
+        transaction first, then the inner inbox's one insert. Each stored item comes back as
+        :meth:`get` would give it now: whole while its nominal part is in the vault under a key,
+        without that part when it was never readable here (no nominal agreement, or it arrived
+        after its retention ended)."""
         prepared = [await self._prepare(item) for item in items]
         kept = [row for _, row in prepared if row is not None]
         if kept:
             await self._store.add_many(kept)  # (1) vault first
-        return await self._inner.add_batch([stored for stored, _ in prepared])
+        stored = await self._inner.add_batch([stored for stored, _ in prepared])
+        return [
+            None if got is None else _as_read(item, kept, row, got)
+            for item, (kept, row), got in zip(items, prepared, stored, strict=True)
+        ]
 
     async def _prepare(self, item: InboxItem) -> tuple[InboxItem, RetainedNominal | None]:
         """What the inner inbox stores of ``item``: the nominal part of another agency's alert
@@ -281,6 +288,15 @@ class RetainingInbox:
             return replace(item, envelope=join_nominal(item.envelope, record))
         except InvalidEnvelope:
             return item  # erased (or being erased): the alert without its nominal part
+
+
+def _as_read(
+    item: InboxItem, kept: InboxItem, row: RetainedNominal | None, got: InboxItem
+) -> InboxItem:
+    """What :meth:`RetainingInbox.get` gives back of ``item``, just stored as ``kept``: the whole
+    item when nothing was taken from it or the vault holds what was, under a key; else ``got``."""
+    whole = kept is item or (row is not None and row.sealed is not None)
+    return replace(item, feed_seq=got.feed_seq) if whole else got
 
 
 class RetainingTaxiiIndex:

@@ -171,16 +171,15 @@ class FakeInbox:
             self.sealed.add(item.envelope_sha256)
         return True
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
         if self.fail_batches:
             self.fail_batches -= 1
             raise OSError("the database went away mid-batch")
         self.batches.append(len(items))
-        positions: list[int | None] = []
-        for item in items:
-            stored = await self.add(item)
-            positions.append(self.items[(item.node_id, item.alert_id)].feed_seq if stored else None)
-        return positions
+        return [
+            self.items[(item.node_id, item.alert_id)] if await self.add(item) else None
+            for item in items
+        ]
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         return self.items.get((node_id, alert_id))

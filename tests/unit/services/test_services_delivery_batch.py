@@ -130,7 +130,7 @@ async def test_a_poison_item_fails_its_batch_and_alone_only_itself() -> None:
 
     @dataclass
     class PoisonInbox(FakeInbox):
-        async def add_batch(self, items: Sequence[InboxItem]) -> list[int | None]:
+        async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
             if any(item.alert_id == poison_id for item in items):
                 raise RuntimeError("this row breaks the database")
             return await super().add_batch(items)

@@ -3,7 +3,7 @@ and its listeners, extension records at a recipient."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -16,6 +16,7 @@ from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import format_time
 from blo_exchange.errors import BusError
 from blo_exchange.services.feed import FeedService
+from blo_exchange.services.ports import StoredAlert
 from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType
 from blo_exchange.services.retention import RetainedNominal, RetainingInbox
 from blo_exchange.services.retention_review import RetentionReviews
@@ -46,8 +47,14 @@ class Clock:
 
 
 async def delivered(
-    world: World, store: FakeStore, keys: FakeKeys, now: Callable[[], datetime] = clock
+    world: World,
+    store: FakeStore,
+    keys: FakeKeys,
+    now: Callable[[], datetime] = clock,
+    handed_on: list[StoredAlert] | None = None,
 ) -> tuple[str, RetainingInbox]:
+    """KG's example seizure delivered to TJ through a retaining inbox; what delivery handed on
+    to its post-store hooks (the live feed's frames) goes to ``handed_on``."""
     submission = ALERT_SUBMISSION_ADAPTER.validate_python(EXAMPLE_SEIZURE)
     await world.ingest(KG).submit(world.terminal(KG), submission, "key-1")
     raw = world.publisher.published[-1][1]
@@ -59,7 +66,14 @@ async def delivered(
         directory=world.directory,
         clock=now,
     )
-    outcome = await world.delivery(TJ, inbox, FakePublisher()).handle(SUBJECT, raw, 1)  # type: ignore[arg-type]
+    delivery = world.delivery(TJ, inbox, FakePublisher())  # type: ignore[arg-type]
+    if handed_on is not None:
+
+        async def hook(alerts: Sequence[StoredAlert]) -> None:
+            handed_on.extend(alerts)
+
+        delivery.on_stored.append(hook)
+    outcome = await delivery.handle(SUBJECT, raw, 1)
     assert outcome.status == "delivered"
     assert outcome.alert_id is not None
     return outcome.alert_id, inbox
@@ -231,14 +245,28 @@ async def test_an_extension_racing_the_sweeper_does_not_bring_the_part_back() ->
 
 
 async def test_an_alert_arriving_after_its_retention_never_shows_its_nominal_part() -> None:
-    world, store, keys = World.demo(), FakeStore(), FakeKeys()
+    world, store, keys, handed_on = World.demo(), FakeStore(), FakeKeys(), list[StoredAlert]()
     late = Clock(NOW + timedelta(days=400))
-    alert_id, inbox = await delivered(world, store, keys, now=late)
+    alert_id, inbox = await delivered(world, store, keys, now=late, handed_on=handed_on)
     assert keys.keys == {}  # no key made for a day already over
     assert store.rows[(TJ, alert_id)].sealed is None
     item = await feed(world, inbox).get(tj_analyst(), alert_id)
     assert "nominal" not in item
     assert item["case"]["items"]
+    # Not for a moment either: the live feed's frames are made from what delivery hands on.
+    [stored] = handed_on
+    assert "nominal" not in stored.opened.parts
+    assert stored.opened.parts["case"]
+    assert stored.item.envelope == (await inbox.get(TJ, alert_id)).envelope  # type: ignore[union-attr]
+
+
+async def test_a_nominal_part_kept_in_the_vault_is_handed_on_whole() -> None:
+    """The other side of the one above: in time, the post-store hooks get the nominal part."""
+    world, store, keys, handed_on = World.demo(), FakeStore(), FakeKeys(), list[StoredAlert]()
+    alert_id, _ = await delivered(world, store, keys, handed_on=handed_on)
+    [stored] = handed_on
+    assert stored.item.alert_id == alert_id
+    assert b"Example Driver" in stored.opened.parts["nominal"]
 
 
 async def test_a_row_postponed_behind_the_services_back_still_loses_its_key() -> None:
