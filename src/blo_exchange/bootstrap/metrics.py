@@ -131,6 +131,11 @@ def _lookout_metrics(lookout: LookoutRuntime, node: str) -> Iterator[Metric]:
     for name, text, value in (
         ("blo_search_indexed", "Alerts this node's search index took in.", lookout.index.indexed),
         (
+            "blo_search_indexed_direct",
+            "Of those, alerts indexed from what delivery opened, with no read of the inbox.",
+            lookout.index.direct,
+        ),
+        (
             "blo_lookout_checks",
             "Lookout checks run by this node's terminals.",
             lookout.lookout.checks,

@@ -11,7 +11,8 @@ One opening per alert per node (issue 14): what delivery has just opened (:meth:
 post-store hook) and what ingest has just sealed (:meth:`sealed`) is kept in memory, briefly and
 bounded, under the alert id and the digest of its sealed bytes; the next round indexes those rows
 from it instead of verifying and opening them again. A row met without an entry (a backfill, an
-entry dropped for room) is opened as before.
+entry dropped for room) is opened as before. What delivery hands over at the very next positions
+is indexed at once, without reading the rows back.
 
 :meth:`SearchIndex.catch_up` is called before every search and lookout (so an alert stored a
 moment ago is found) and by the node in the background; its first call indexes everything already
@@ -190,6 +191,17 @@ def indexed_alert(
     )
 
 
+def _known_entry(
+    row: InboxItem, header: Mapping[str, Any], parts: Mapping[str, bytes]
+) -> IndexedAlert:
+    """:func:`indexed_alert` of what was opened elsewhere, for ``row`` as the inbox holds it."""
+    if NOMINAL in parts and not holds_nominal_block(row.envelope):
+        # Not readable here (erased, or arrived after its retention ended): the row as the
+        # inbox gives it back is what may be indexed.
+        parts = {k: v for k, v in parts.items() if k != NOMINAL}
+    return indexed_alert(row, header, parts)
+
+
 def _json(part: bytes | None) -> dict[str, Any]:
     if part is None:
         return {}
@@ -219,6 +231,8 @@ class SearchIndex:
         )
         self.indexed = 0
         self.opens = 0
+        self.direct = 0
+        """Alerts indexed straight from delivery's hand-over, with no read of the inbox."""
 
     @property
     def store(self) -> SearchStore:
@@ -253,21 +267,37 @@ class SearchIndex:
             self._opened.popitem(last=False)
 
     async def stored(self, alerts: Sequence[StoredAlert]) -> None:
-        """Delivery's post-store hook: what it opened for this node's agency."""
-        for alert in alerts:
-            row, opened = alert.item, alert.opened
-            if row.agency_id == self._node.agency_id and row.node_id == self._node.id:
-                self.sealed(row.alert_id, row.envelope_sha256, opened.header, opened.parts)
+        """Delivery's post-store hook: what it opened for this node's agency, each item as the
+        inbox stored it. When they are the very next positions after what is indexed, they are
+        indexed now, with no read of the inbox (``direct``); otherwise (a lower position not
+        indexed yet, such as an own alert ingest is storing, or a round under way) they are
+        kept for the next round."""
+        mine = [
+            alert
+            for alert in alerts
+            if alert.item.agency_id == self._node.agency_id and alert.item.node_id == self._node.id
+        ]
+        if not mine:
+            return
+        if not self._lock.locked():  # never keep delivery waiting for a round's reads
+            async with self._lock:
+                after = await self._store.indexed_up_to(self._node.id, self._node.agency_id)
+                positions = [alert.item.feed_seq for alert in mine]
+                if positions == list(range(after + 1, after + 1 + len(mine))):
+                    await self._store.put(
+                        [_known_entry(a.item, a.opened.header, a.opened.parts) for a in mine]
+                    )
+                    self.indexed += len(mine)
+                    self.direct += len(mine)
+                    return
+        for alert in mine:
+            item, opened = alert.item, alert.opened
+            self.sealed(item.alert_id, item.envelope_sha256, opened.header, opened.parts)
 
     async def _entry(self, row: InboxItem) -> IndexedAlert:
         known = self._opened.pop((row.alert_id, row.envelope_sha256), None)
         if known is not None:
-            header, parts = known
-            if NOMINAL in parts and not holds_nominal_block(row.envelope):
-                # Not readable here any more (erased, or arrived after its retention ended):
-                # the row as the inbox gives it back is what may be indexed.
-                parts = {k: v for k, v in parts.items() if k != NOMINAL}
-            return indexed_alert(row, header, parts)
+            return _known_entry(row, *known)
         self.opens += 1
         try:
             opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened

@@ -177,6 +177,17 @@ SEALED_NOMINAL = b'{"parts":{"nominal":{"ciphertext":"..."}}}'
 REDACTED_NOMINAL = b'{"parts":{"nominal":{"redacted":true}}}'
 
 
+def tj_index(inbox: FakeInbox, store: MemorySearchStore) -> SearchIndex:
+    """TJ's index with no key to open anything: what it indexes, it took from a hand-over."""
+    return SearchIndex(
+        node=TJ_NODE,
+        kem_keys={},
+        directory=FakeDirectory(),
+        inbox=inbox,
+        store=store,  # type: ignore[arg-type]
+    )
+
+
 async def stored_row(inbox: FakeInbox, alert_id: str, envelope: bytes) -> InboxItem:
     await inbox.add(dataclasses.replace(row(), alert_id=alert_id, envelope=envelope))
     stored = await inbox.get("n", alert_id)
@@ -186,25 +197,25 @@ async def stored_row(inbox: FakeInbox, alert_id: str, envelope: bytes) -> InboxI
 
 async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_again() -> None:
     inbox, store = FakeInbox(), MemorySearchStore()
-    index = SearchIndex(
-        node=TJ_NODE,
-        kem_keys={},
-        directory=FakeDirectory(),
-        inbox=inbox,
-        store=store,  # type: ignore[arg-type]
-    )
+    index = tj_index(inbox, store)
     parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
     delivered = await stored_row(inbox, "delivered", SEALED_NOMINAL)
     await index.stored([StoredAlert(delivered, OpenedEnvelope({}, parts), "key")])
+    # The very next position: indexed at once, with no read of the inbox.
+    assert (index.direct, index.indexed, set(store.alerts)) == (1, 1, {"delivered"})
     sealed = await stored_row(inbox, "sealed", SEALED_NOMINAL)
     index.sealed("sealed", sealed.envelope_sha256, {"supersedes": "older"}, parts)
     # Its nominal block redacted in the inbox since (erased, or past its retention on arrival):
     # what was opened before must not bring the personal keys back.
     late = await stored_row(inbox, "late", REDACTED_NOMINAL)
     await index.stored([StoredAlert(late, OpenedEnvelope({}, parts), "key")])
+    # Position 2 (ingest's own copy) is not indexed yet: kept for the round, never indexed
+    # ahead of it (the index's position would pass it by).
+    assert index.direct == 1
+    assert "late" not in store.alerts
     backfilled = await stored_row(inbox, "backfilled", SEALED_NOMINAL)  # nobody handed it over
 
-    assert await index.catch_up() == 4
+    assert await index.catch_up() == 3
     assert index.opens == 1  # the backfilled row only, which did not open
     keys = {a: {k.source for k in store.alerts[a].keys} for a in store.alerts}
     assert keys == {
@@ -219,3 +230,24 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
     other = dataclasses.replace(delivered, alert_id="other", agency_id="kg-border-service")
     await index.stored([StoredAlert(other, OpenedEnvelope({}, parts), "key")])
     assert not index._opened
+
+
+async def test_a_hand_over_indexed_at_once_takes_no_personal_keys_its_row_does_not_hold() -> None:
+    """The direct path keeps the rule of the round: a stored row without its nominal block
+    (arrived after its retention ended) gives no nominal keys, whatever was opened."""
+    inbox, store = FakeInbox(), MemorySearchStore()
+    index = tj_index(inbox, store)
+    parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
+    late = await stored_row(inbox, "late", REDACTED_NOMINAL)
+    kept = await stored_row(inbox, "kept", SEALED_NOMINAL)
+    await index.stored(
+        [
+            StoredAlert(late, OpenedEnvelope({}, parts), "k"),
+            StoredAlert(kept, OpenedEnvelope({}, parts), "k"),
+        ]
+    )
+    assert index.direct == 2
+    assert {a: {k.source for k in store.alerts[a].keys} for a in store.alerts} == {
+        "late": {CASE},
+        "kept": {CASE, NOMINAL},
+    }
