@@ -229,6 +229,8 @@ class SearchIndex:
         self._opened: OrderedDict[tuple[str, str], tuple[Mapping[str, Any], dict[str, bytes]]] = (
             OrderedDict()
         )
+        # feed position -> the entry of an alert delivery handed over, not yet indexed.
+        self._ready: dict[int, IndexedAlert] = {}
         self.indexed = 0
         self.opens = 0
         self.direct = 0
@@ -244,6 +246,7 @@ class SearchIndex:
         added = 0
         async with self._lock:
             while True:
+                added += await self._index_ready()
                 after = await self._store.indexed_up_to(node, agency)
                 rows = await self._inbox.page(node, agency, after=after, limit=_PAGE)
                 if not rows:
@@ -268,33 +271,43 @@ class SearchIndex:
 
     async def stored(self, alerts: Sequence[StoredAlert]) -> None:
         """Delivery's post-store hook: what it opened for this node's agency, each item as the
-        inbox stored it. When they are the very next positions after what is indexed, they are
-        indexed now, with no read of the inbox (``direct``); otherwise (a lower position not
-        indexed yet, such as an own alert ingest is storing, or a round under way) they are
-        kept for the next round."""
-        mine = [
-            alert
-            for alert in alerts
-            if alert.item.agency_id == self._node.agency_id and alert.item.node_id == self._node.id
-        ]
-        if not mine:
-            return
-        if not self._lock.locked():  # never keep delivery waiting for a round's reads
-            async with self._lock:
-                after = await self._store.indexed_up_to(self._node.id, self._node.agency_id)
-                positions = [alert.item.feed_seq for alert in mine]
-                if positions == list(range(after + 1, after + 1 + len(mine))):
-                    await self._store.put(
-                        [_known_entry(a.item, a.opened.header, a.opened.parts) for a in mine]
-                    )
-                    self.indexed += len(mine)
-                    self.direct += len(mine)
-                    return
-        for alert in mine:
+        inbox stored it, with its feed position. Kept by position; every run of them at the
+        very next positions after what is indexed is indexed at once, with no read of the inbox
+        (``direct``). One behind a position not handed over (an own alert ingest stored) waits
+        for the next round, which takes it from here rather than open it again."""
+        for alert in alerts:
             item, opened = alert.item, alert.opened
-            self.sealed(item.alert_id, item.envelope_sha256, opened.header, opened.parts)
+            if item.agency_id == self._node.agency_id and item.node_id == self._node.id:
+                self._ready[item.feed_seq] = _known_entry(item, opened.header, opened.parts)
+        while len(self._ready) > _OPENED_MAX:
+            del self._ready[min(self._ready)]
+        if self._ready and not self._lock.locked():  # never keep delivery waiting for a round
+            async with self._lock:
+                await self._index_ready()
+
+    async def _index_ready(self) -> int:
+        """Under the lock: put the run of handed-over entries that follows what is indexed;
+        drop those at or below it (indexed meanwhile). How many were put."""
+        after = await self._store.indexed_up_to(self._node.id, self._node.agency_id)
+        added = 0
+        while True:
+            for done in [seq for seq in self._ready if seq <= after]:
+                del self._ready[done]
+            run: list[IndexedAlert] = []
+            while (entry := self._ready.pop(after + 1 + len(run), None)) is not None:
+                run.append(entry)
+            if not run:
+                return added
+            await self._store.put(run)  # more may be handed over meanwhile: look again
+            after += len(run)
+            added += len(run)
+            self.indexed += len(run)
+            self.direct += len(run)
 
     async def _entry(self, row: InboxItem) -> IndexedAlert:
+        ready = self._ready.pop(row.feed_seq, None)
+        if ready is not None and ready.alert_id == row.alert_id:
+            return ready
         known = self._opened.pop((row.alert_id, row.envelope_sha256), None)
         if known is not None:
             return _known_entry(row, *known)
@@ -331,4 +344,5 @@ class SearchIndex:
         round that opened the alert before its key was destroyed writes before this deletes."""
         async with self._lock:
             self._opened.clear()
+            self._ready.clear()
             await self.forget(row.alert_id)

@@ -251,3 +251,21 @@ async def test_a_hand_over_indexed_at_once_takes_no_personal_keys_its_row_does_n
         "late": {CASE},
         "kept": {CASE, NOMINAL},
     }
+
+
+async def test_a_hand_over_that_finds_the_index_busy_is_indexed_with_the_next_run() -> None:
+    """Two lanes hand over at once: the one that finds a round (or the other lane) indexing
+    does not wait; its alerts go in with the next run that reaches them, still unread."""
+    inbox, store = FakeInbox(), MemorySearchStore()
+    index = tj_index(inbox, store)
+    parts = {"case": json.dumps(CASE_PART).encode()}
+    first, second, third = [await stored_row(inbox, n, SEALED_NOMINAL) for n in ("a", "b", "c")]
+    async with index._lock:  # a round under way
+        await index.stored([StoredAlert(first, OpenedEnvelope({}, parts), "k")])
+    assert store.alerts == {}
+    await index.stored([StoredAlert(third, OpenedEnvelope({}, parts), "k")])
+    assert set(store.alerts) == {"a"}  # position 2 is not handed over yet: nothing passes it
+    await index.stored([StoredAlert(second, OpenedEnvelope({}, parts), "k")])
+    assert [store.alerts[a].feed_seq for a in ("a", "b", "c")] == [1, 2, 3]
+    assert (index.direct, index.opens, index._ready) == (3, 0, {})
+    assert await index.catch_up() == 0
