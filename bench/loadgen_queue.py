@@ -1,12 +1,16 @@
 """The load generator's queue task: a backlog of sealed alerts put straight on JetStream.
 
-``{"type": "queue", "count": 10000, "node_id", "key_dir", "database_url", "nats_url", "bulk"}``
+``{"type": "queue", "count": 10000, "node_id", "key_dir", "database_url", "nats_url", "bulk",
+"own_copies_database_url"?}``
 seals ``count`` real alerts as ``node_id`` would (its signing key, the recipients' current keys,
 the demo's KG-TJ agreement) *before* posting starts, then publishes them to JetStream as fast as
 it takes them (``concurrency`` in flight), on the bulk lane with ``bulk``. What a partner node
 then has to drain is a queue, as after an office flushes a day of reports or a site's link comes
 back: the measure of delivery alone, with the accept path out of the way. Each alert counts as
 posted at its JetStream ack (its stream sequence is what the SSE event carries).
+
+With ``own_copies_database_url`` (the origin's agency database), the origin's own copies are
+stored as its ingest would have stored them (``_OwnCopies``).
 
 The sealing CPU is reported apart (``seal_cpu_seconds``): it happens before the clock starts,
 but in this process.
@@ -15,6 +19,8 @@ but in this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +29,18 @@ from typing import Any
 from bench.loadgen_core import Shared, process_cpu, record_event
 from blo_exchange.bus.connection import connect
 from blo_exchange.crypto.canonical import canonical_json
-from blo_exchange.crypto.envelope import RecipientKey
+from blo_exchange.crypto.envelope import RecipientKey, envelope_sha256
 from blo_exchange.crypto.keyfiles import load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.node_store import SqlInbox
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, SeizureSubmission
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
-from blo_exchange.domain.ids import new_alert_id
+from blo_exchange.domain.ids import new_alert_id, parse_time
 from blo_exchange.domain.policy import resolve_recipients
 from blo_exchange.domain.subjects import alert_subject
+from blo_exchange.services.ports import InboxItem
 from blo_exchange.services.sealing import AlertSealer
 
 SUITE = HpkeSuite("MLKEM768-X25519/HKDF-SHA256/AES-256-GCM")
@@ -110,6 +118,8 @@ async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
     errors: list[str] = []
     name = task.get("name", "queue")
 
+    own = _OwnCopies(task) if task.get("own_copies_database_url") else None
+
     async def one(alert_id: str, raw: bytes) -> None:
         async with room:
             t = time.monotonic()
@@ -119,13 +129,19 @@ async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
                 errors.append(type(exc).__name__)
                 return
             record_event(shared, ack.seq, alert_id, time.monotonic(), name, t)
+            if own is not None:
+                own.published(raw, ack.seq)
 
     await shared.posting_started.wait()
     start = time.monotonic()
     try:
+        if own is not None:
+            own.start()
         await asyncio.gather(*(one(alert_id, raw) for alert_id, raw in envelopes))
     finally:
         await bus.close()
+        if own is not None:
+            await own.stop()
     elapsed = time.monotonic() - start
     shared.poster_finished()
     return {
@@ -137,4 +153,61 @@ async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
         "seal_cpu_seconds": seal_cpu,
         "errors": errors[:20],
         "started": start - shared.t0,
+        "own_copies_stored": None if own is None else own.stored,
     }
+
+
+class _OwnCopies:
+    """The origin's own copy of each queued alert, stored in its inbox as its ingest stores one:
+    after the publish (every 50 ms, one insert for those published since). Without them the
+    origin node would meet 10,000 alerts of its own it never stored, and verify and store
+    every one: a load no real backlog puts on the origin, which sealed and stored them when it
+    accepted them."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self._engine = create_engine(task["own_copies_database_url"], pool_size=1)
+        self._inbox = SqlInbox(session_factory(self._engine))
+        self._node_id = str(task["node_id"])
+        self._waiting: list[InboxItem] = []
+        self._task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self.stored = 0
+
+    def published(self, raw: bytes, seq: int) -> None:
+        header = json.loads(raw)["header"]
+        self._waiting.append(
+            InboxItem(
+                node_id=self._node_id,
+                alert_id=header["alert_id"],
+                agency_id=header["origin_agency"],
+                origin_agency=header["origin_agency"],
+                origin_node=header["origin_node"],
+                border_pair=header["border_pair"],
+                kind=header["kind"],
+                tlp=header["tlp"],
+                created_at=parse_time(header["created_at"]),
+                stream_seq=seq,
+                envelope=raw,
+                envelope_sha256=envelope_sha256(raw),
+            )
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._done.set()
+        if self._task is not None:
+            await self._task
+        await self._engine.dispose()
+
+    async def _run(self) -> None:
+        while True:
+            done = self._done.is_set()
+            batch, self._waiting = self._waiting, []
+            if batch:
+                self.stored += sum(s is not None for s in await self._inbox.add_batch(batch))
+            if done:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), 0.05)

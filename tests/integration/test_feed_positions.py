@@ -186,6 +186,9 @@ async def test_batches_and_single_inserts_share_one_gapless_order(database_url: 
         ]
         rows = await inbox.page(NODE, AGENCY, after=0, limit=500)
         assert [r.feed_seq for r in rows] == list(range(1, 203))  # gapless
+        # What delivery compares an own alert met again with: one read for a batch.
+        digests = await inbox.stored_digests(NODE, [item(5).alert_id, "not-stored"])
+        assert digests == {item(5).alert_id: item(5).envelope_sha256}
         assert len({r.alert_id for r in rows}) == 202
     finally:
         await engine.dispose()

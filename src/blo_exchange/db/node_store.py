@@ -62,6 +62,10 @@ _UNTAKE_SQL = "UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id 
 # head's lock, (3) which are stored already now that every earlier storer has committed, (4) the
 # rows at consecutive positions after the head, in one statement, (5) the head moved past them.
 _KNOWN_SQL = "SELECT alert_id FROM node_inbox WHERE node_id = $1 AND alert_id = ANY($2::text[])"
+_DIGESTS_SQL = (
+    "SELECT alert_id, envelope_sha256 FROM node_inbox WHERE node_id = $1"
+    " AND alert_id = ANY($2::text[])"
+)
 _LOCK_HEAD_SQL = (
     "INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 0)"
     " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq RETURNING last_seq"
@@ -285,6 +289,13 @@ class SqlInbox:
                 )
             ).all()
         return [_item(r) for r in rows]
+
+    async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:
+        if not alert_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            found = await conn.exec_driver_sql(_DIGESTS_SQL, (node_id, list(alert_ids)))
+            return dict(cast(list[tuple[str, str]], found.all()))
 
     async def last_position(self, node_id: str, agency_id: str) -> int:
         async with self._engine.connect() as conn:

@@ -93,6 +93,18 @@ class _Accepted:
 
 
 @dataclass(frozen=True)
+class _Own:
+    """An alert this node sent, not being stored by this process now: settled by what the
+    inbox holds (:meth:`DeliveryService.handle_batch`)."""
+
+    index: int
+    message: Incoming
+    unverified: UnverifiedEnvelope
+    alert_id: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class _Refused:
     index: int
     message: Incoming
@@ -141,8 +153,9 @@ class DeliveryService:
         # many of its messages are the node's own alerts (a stalled database must not hold a
         # batch past its ack wait).
         own_copies_by = asyncio.get_running_loop().time() + OWN_COPY_WAIT
-        for index, message in enumerate(batch):  # (1)
-            checked = await self._check(index, message, own_copies_by)
+        own: list[_Own] = []
+
+        def sort(index: int, checked: _Accepted | _Refused | DeliveryOutcome) -> None:
             if isinstance(checked, DeliveryOutcome):
                 outcomes[index] = checked
             elif isinstance(checked, _Refused):
@@ -152,8 +165,25 @@ class DeliveryService:
             else:
                 taken.add(checked.item.alert_id)
                 accepted.append(checked)
+
+        for index, message in enumerate(batch):  # (1)
+            checked = await self._check(index, message, own_copies_by)
+            if isinstance(checked, _Own):
+                own.append(checked)
+            else:
+                sort(index, checked)
             if len(batch) > 1:
                 await asyncio.sleep(0)
+        if own:  # (1b) one read for all of them
+            held = await self._inbox.stored_digests(self._node.id, [o.alert_id for o in own])
+            for o in own:
+                if held.get(o.alert_id) == o.digest:
+                    outcomes[o.index] = DeliveryOutcome("duplicate", alert_id=o.alert_id)
+                elif o.message.first_delivery:
+                    outcomes[o.index] = DeliveryOutcome("deferred", alert_id=o.alert_id)
+                else:
+                    checked = await self._check_signed(o.index, o.message, o.unverified, o.digest)
+                    sort(o.index, checked)
         # (2) One transaction, one insert.
         kept = await self._inbox.add_batch([a.item for a in accepted]) if accepted else []
         stored: list[StoredAlert] = []
@@ -193,10 +223,9 @@ class DeliveryService:
 
     async def _check(
         self, index: int, message: Incoming, own_copies_by: float
-    ) -> _Accepted | _Refused | DeliveryOutcome:
+    ) -> _Accepted | _Refused | _Own | DeliveryOutcome:
         """The contract's checks of one message, in order; nothing is stored or sent here."""
-        subject, data = message.subject, message.data
-        agency = self._node.agency_id
+        data = message.data
         digest = envelope_sha256(data)
 
         def refuse(reason: str, alert_id: str | None = None) -> _Refused:
@@ -204,7 +233,7 @@ class DeliveryService:
 
         # (0) The subject must be one of ours; a forged subject is rejected like a forged body.
         try:
-            pair, kind = parse_alert_subject(subject)
+            parse_alert_subject(message.subject)
         except ValueError:
             return refuse("bad_subject")
         # (0b) These exact bytes are an alert this node sealed itself and has already stored
@@ -218,17 +247,34 @@ class DeliveryService:
         except InvalidEnvelope:
             return refuse("malformed")
         alert_id = unverified.alert_id
-        # (1b) An alert this node sent, met on its first delivery before its ingest committed the
-        # node's own copy (the consumer is often faster than that commit): deferred, not checked
-        # and stored twice. The caller hands it back for a later delivery, when (0b) will
-        # recognise it; a redelivery (after a crash that lost the own copy) takes every step.
-        if message.first_delivery and unverified.origin_node == self._node.id:
-            # Often this very process is storing it now: wait for that rather than hand it back
-            # (two thirds of a node's own alerts came round again a second later; issue 14).
-            wait = max(0.0, own_copies_by - asyncio.get_running_loop().time())
-            if await self._inbox.wait_sealed(digest, wait):
-                return DeliveryOutcome(status="duplicate")
-            return DeliveryOutcome(status="deferred", alert_id=alert_id)
+        # (1b) An alert this node sent. Often this very process is storing it now: on its first
+        # delivery, wait for that (two thirds of a node's own alerts came round again a second
+        # later when they were handed back; issue 14). Otherwise :meth:`handle_batch` reads
+        # what the inbox holds of all such alerts of the batch at once: the same bytes stored
+        # (by another process, or before a restart) are a duplicate, with nothing to verify;
+        # not stored, on a first delivery, it is deferred (handed back for a later delivery,
+        # when its own copy is committed), not checked and stored twice; on a redelivery (a
+        # crash lost the own copy) it takes every step below.
+        if unverified.origin_node == self._node.id:
+            if message.first_delivery:
+                wait = max(0.0, own_copies_by - asyncio.get_running_loop().time())
+                if await self._inbox.wait_sealed(digest, wait):
+                    return DeliveryOutcome(status="duplicate")
+            return _Own(index, message, unverified, alert_id, digest)
+        return await self._check_signed(index, message, unverified, digest)
+
+    async def _check_signed(
+        self, index: int, message: Incoming, unverified: UnverifiedEnvelope, digest: str
+    ) -> _Accepted | _Refused | DeliveryOutcome:
+        """The checks from (2) on, of a message whose subject (0) and structure (1) are sound."""
+        subject, data = message.subject, message.data
+        agency = self._node.agency_id
+        alert_id = unverified.alert_id
+
+        def refuse(reason: str, alert_id: str | None = None) -> _Refused:
+            return _Refused(index, message, reason, alert_id, digest)
+
+        pair, kind = parse_alert_subject(subject)  # (0) passed
         if agency not in unverified.recipient_agencies:
             # Not addressed to this agency (another agency's node on the same border pair):
             # nothing to deliver and nothing wrong.

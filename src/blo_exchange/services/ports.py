@@ -163,6 +163,11 @@ class Inbox(Protocol):
         visible together, after every lower one."""
         ...
 
+    async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:
+        """For those of ``alert_ids`` stored for ``node_id``: the SHA-256 (hex) of the sealed
+        bytes received, one read for all (what an alert met again is compared with)."""
+        ...
+
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None: ...
     async def page(
         self, node_id: str, agency_id: str, *, after: int, limit: int

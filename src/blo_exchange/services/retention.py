@@ -231,6 +231,9 @@ class RetainingInbox:
             await self._inner.page(node_id, agency_id, after=after, limit=limit)
         )
 
+    async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:
+        return await self._inner.stored_digests(node_id, alert_ids)
+
     async def last_position(self, node_id: str, agency_id: str) -> int:
         return await self._inner.last_position(node_id, agency_id)
 

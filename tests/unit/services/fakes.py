@@ -197,6 +197,10 @@ class FakeInbox:
         )
         return rows[:limit]
 
+    async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:
+        found = (self.items.get((node_id, alert_id)) for alert_id in alert_ids)
+        return {item.alert_id: item.envelope_sha256 for item in found if item is not None}
+
     async def last_position(self, node_id: str, agency_id: str) -> int:
         seqs = [
             i.feed_seq

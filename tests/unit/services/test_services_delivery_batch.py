@@ -12,6 +12,7 @@ import pytest
 
 from blo_exchange.bootstrap.delivery_lanes import deliver_and_ack
 from blo_exchange.bus.consumer import BusMessage
+from blo_exchange.crypto.canonical import canonical_json
 from blo_exchange.crypto.envelope import envelope_sha256
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
@@ -226,6 +227,46 @@ async def test_the_origin_defers_its_own_alert_until_its_own_copy_is_committed()
         json.loads(raw)["header"]["alert_id"]
     ]
     assert receipts.calls == []  # the origin sends itself no delivered receipt
+
+
+async def test_own_alerts_another_process_stored_are_settled_by_one_read_not_checked() -> None:
+    """The origin restarted (or another of its processes sealed them): it meets its own alerts
+    with nothing in memory. Those whose exact bytes the inbox holds are duplicates, found by
+    one read for the batch, with nothing verified and nothing handed back; bytes that differ
+    from the stored ones under the same alert id take every step, and a tampered copy is
+    rejected."""
+    world = World.demo()
+    inbox = FakeInbox()
+    submission = ALERT_SUBMISSION_ADAPTER.validate_python(EXAMPLE_SEIZURE)
+    for n in range(3):
+        await world.ingest(KG, inbox=inbox).submit(world.terminal(KG), submission, f"key-{n}")
+    raws = [raw for _, raw, _ in world.publisher.published[-3:]]
+    restarted = FakeInbox(items=dict(inbox.items))  # the rows, not the process's memory
+    reads: list[int] = []
+    stored_digests = restarted.stored_digests
+
+    async def counted(node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:
+        reads.append(len(alert_ids))
+        return await stored_digests(node_id, alert_ids)
+
+    restarted.stored_digests = counted  # type: ignore[method-assign]
+    world.directory.signing_keys[KG] = {}  # anything verified now would be rejected
+    receipts = CountingPublisher()
+    service = world.delivery(KG, restarted, receipts)
+    document = json.loads(raws[2])
+    value = document["signature"]["sig"]
+    document["signature"]["sig"] = ("B" if value[0] == "A" else "A") + value[1:]
+    tampered = canonical_json(document)  # well-formed, same alert id, not the stored bytes
+    batch = [FakeMessage(SUBJECT, raw, n + 1) for n, raw in enumerate(raws[:2])]
+    batch.append(FakeMessage(SUBJECT, tampered, 3, num_delivered=2))
+    await deliver_and_ack(service, _as_bus(batch))
+    assert reads == [3]
+    assert [m.acked for m in batch] == [True, True, True]
+    assert [m.naked for m in batch] == [[], [], []]
+    assert (service.counts["duplicate"], service.counts["rejected"]) == (2, 1)
+    assert service.counts["deferred"] == 0
+    assert restarted.batches == []  # nothing stored
+    assert [r.reason for r in restarted.rejections] == ["unknown_key"]
 
 
 async def test_the_origin_waits_for_its_own_copy_when_this_process_is_storing_it() -> None:
