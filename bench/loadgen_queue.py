@@ -10,16 +10,15 @@ back: the measure of delivery alone, with the accept path out of the way. Each a
 posted at its JetStream ack (its stream sequence is what the SSE event carries).
 
 With ``own_copies_database_url`` (the origin's agency database), the origin's own copies are
-stored as its ingest would have stored them (``_OwnCopies``).
+stored first, as its ingest stored them when it accepted them (``_store_own_copies``).
 
-The sealing CPU is reported apart (``seal_cpu_seconds``): it happens before the clock starts,
-but in this process.
+The sealing CPU is reported apart (``seal_cpu_seconds``): it happens before the clock starts
+(``prepare_queue``, before any task of the load generator starts), but in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
 from blo_exchange.db.node_store import SqlInbox
+from blo_exchange.db.search_store import SqlSearchStore
 from blo_exchange.domain.alerts import ALERT_SUBMISSION_ADAPTER, SeizureSubmission
 from blo_exchange.domain.examples import EXAMPLE_SEIZURE
 from blo_exchange.domain.ids import new_alert_id, parse_time
@@ -107,18 +107,26 @@ async def _seal(task: dict[str, Any]) -> list[tuple[str, bytes]]:
     return out
 
 
-async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
+async def prepare_queue(task: dict[str, Any]) -> dict[str, Any]:
+    """Everything before the clock: the sealed alerts (and the origin's own copies)."""
     cpu0 = process_cpu()
     envelopes = await _seal(task)
     seal_cpu = process_cpu() - cpu0
+    own = await _store_own_copies(task, envelopes) if task.get("own_copies_database_url") else None
+    return {"envelopes": envelopes, "seal_cpu": seal_cpu, "own": own}
+
+
+async def run_queue(
+    task: dict[str, Any], prepared: dict[str, Any], shared: Shared
+) -> dict[str, Any]:
+    envelopes: list[tuple[str, bytes]] = prepared["envelopes"]
+    seal_cpu, own = prepared["seal_cpu"], prepared["own"]
     bulk = bool(task.get("bulk", False))
     subject = alert_subject("KG-TJ", "seizure", **({"bulk": True} if bulk else {}))
     bus = await connect(task["nats_url"], name="bench-queue")
     room = asyncio.Semaphore(int(task.get("concurrency", 64)))
     errors: list[str] = []
     name = task.get("name", "queue")
-
-    own = _OwnCopies(task) if task.get("own_copies_database_url") else None
 
     async def one(alert_id: str, raw: bytes) -> None:
         async with room:
@@ -129,19 +137,13 @@ async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
                 errors.append(type(exc).__name__)
                 return
             record_event(shared, ack.seq, alert_id, time.monotonic(), name, t)
-            if own is not None:
-                own.published(raw, ack.seq)
 
     await shared.posting_started.wait()
     start = time.monotonic()
     try:
-        if own is not None:
-            own.start()
         await asyncio.gather(*(one(alert_id, raw) for alert_id, raw in envelopes))
     finally:
         await bus.close()
-        if own is not None:
-            await own.stop()
     elapsed = time.monotonic() - start
     shared.poster_finished()
     return {
@@ -153,61 +155,50 @@ async def run_queue(task: dict[str, Any], shared: Shared) -> dict[str, Any]:
         "seal_cpu_seconds": seal_cpu,
         "errors": errors[:20],
         "started": start - shared.t0,
-        "own_copies_stored": None if own is None else own.stored,
+        "own_copies_stored": own,
     }
 
 
-class _OwnCopies:
-    """The origin's own copy of each queued alert, stored in its inbox as its ingest stores one:
-    after the publish (every 50 ms, one insert for those published since). Without them the
-    origin node would meet 10,000 alerts of its own it never stored, and verify and store
-    every one: a load no real backlog puts on the origin, which sealed and stored them when it
-    accepted them."""
-
-    def __init__(self, task: dict[str, Any]) -> None:
-        self._engine = create_engine(task["own_copies_database_url"], pool_size=1)
-        self._inbox = SqlInbox(session_factory(self._engine))
-        self._node_id = str(task["node_id"])
-        self._waiting: list[InboxItem] = []
-        self._task: asyncio.Task[None] | None = None
-        self._done = asyncio.Event()
-        self.stored = 0
-
-    def published(self, raw: bytes, seq: int) -> None:
-        header = json.loads(raw)["header"]
-        self._waiting.append(
-            InboxItem(
-                node_id=self._node_id,
-                alert_id=header["alert_id"],
-                agency_id=header["origin_agency"],
-                origin_agency=header["origin_agency"],
-                origin_node=header["origin_node"],
-                border_pair=header["border_pair"],
-                kind=header["kind"],
-                tlp=header["tlp"],
-                created_at=parse_time(header["created_at"]),
-                stream_seq=seq,
-                envelope=raw,
-                envelope_sha256=envelope_sha256(raw),
-            )
-        )
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        self._done.set()
-        if self._task is not None:
-            await self._task
-        await self._engine.dispose()
-
-    async def _run(self) -> None:
-        while True:
-            done = self._done.is_set()
-            batch, self._waiting = self._waiting, []
-            if batch:
-                self.stored += sum(s is not None for s in await self._inbox.add_batch(batch))
-            if done:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), 0.05)
+async def _store_own_copies(task: dict[str, Any], envelopes: list[tuple[str, bytes]]) -> int:
+    """The origin's own copy of each queued alert, stored in its inbox before the clock starts,
+    as its ingest stored each one when it accepted it; then waits (before the clock too) until
+    the origin's search index has taken them in, as it had long before a real backlog drains.
+    Without them the origin node would meet 10,000 alerts of its own it never stored, and
+    verify and store every one: a load no real backlog puts on its origin. Their stream
+    position is not known before they are published, and nothing measured reads it: 0."""
+    engine = create_engine(task["own_copies_database_url"], pool_size=1)
+    inbox = SqlInbox(session_factory(engine))
+    stored = last = 0
+    try:
+        for start in range(0, len(envelopes), 500):
+            items = []
+            for _, raw in envelopes[start : start + 500]:
+                header = json.loads(raw)["header"]
+                items.append(
+                    InboxItem(
+                        node_id=str(task["node_id"]),
+                        alert_id=header["alert_id"],
+                        agency_id=header["origin_agency"],
+                        origin_agency=header["origin_agency"],
+                        origin_node=header["origin_node"],
+                        border_pair=header["border_pair"],
+                        kind=header["kind"],
+                        tlp=header["tlp"],
+                        created_at=parse_time(header["created_at"]),
+                        stream_seq=0,
+                        envelope=raw,
+                        envelope_sha256=envelope_sha256(raw),
+                    )
+                )
+            kept = await inbox.add_batch(items)
+            stored += sum(s is not None for s in kept)
+            last = max([last, *(s.feed_seq for s in kept if s is not None)])
+        index, agency = SqlSearchStore(engine), items[0].agency_id
+        deadline = time.monotonic() + 300
+        while await index.indexed_up_to(str(task["node_id"]), agency) < last:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the origin's search index did not take in its own copies")
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+    return stored
