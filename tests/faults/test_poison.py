@@ -2,13 +2,15 @@
 
 A message that keeps failing is set aside and recorded, and never holds back the messages beside
 it; a failure that hits every message (the database is down) never drops one, however long it
-lasts; a stop hands back the batch fetched ahead; and a poison message of the delivery service is
-recorded like a rejection.
+lasts; a stop hands back the batch fetched ahead; batches handled at once each stand alone; and a
+poison message of the delivery service is recorded like a rejection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import tempfile
 import time
@@ -163,6 +165,46 @@ async def test_the_next_batch_is_fetched_meanwhile_and_handed_back_at_stop(
         again.stop()
         await task
     assert sorted(handled) == sorted(payloads)
+
+
+async def test_with_parallel_two_batches_are_handled_at_once_each_acked_on_its_own(
+    bus: BusConnection,
+) -> None:
+    """The bulk lane's setting: the second batch is handled while the first one waits (its
+    commit, its receipts); nothing is lost or handled twice, and a batch that fails is retried
+    one message at a time without holding back the other."""
+    payloads = [f"m-{i}".encode() for i in range(48)]
+    await publish(bus, payloads)
+    handled: list[bytes] = []
+    second_started = asyncio.Event()
+    overlapped: list[bool] = []
+    calls = 0
+
+    async def handler(batch: Sequence[BusMessage]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # waits for a commit that comes only once another batch is under way
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(second_started.wait(), timeout=5.0)
+                overlapped.append(True)
+            raise ConnectionResetError("the commit failed")
+        second_started.set()
+        for message in batch:
+            handled.append(message.data)
+            await message.ack()
+
+    consumer = PullConsumer(bus, dataclasses.replace(spec("parallel", 3), parallel=2), handler)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await until(lambda: sorted(handled) == sorted(payloads), timeout=10.0)
+    finally:
+        consumer.stop()
+        await task
+    assert overlapped == [True]  # the second batch ran while the first one waited
+    assert len(handled) == len(set(handled)) == 48
+    assert consumer.failures == 1
+    info = await bus.js.consumer_info(ALERTS_STREAM.name, "parallel")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
 
 async def test_an_existing_consumer_is_brought_to_unlimited_server_redelivery(

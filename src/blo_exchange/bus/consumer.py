@@ -39,6 +39,7 @@ class ConsumerSpec:
     batch: int = 64
     create: bool = True  # False where NATS permissions leave creating it to the operator
     backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # nak delay by delivery count
+    parallel: int = 1  # batches handled at once (each acked on its own)
 
     def delay(self, num_delivered: int) -> float:
         return self.backoff[min(max(num_delivered, 1), len(self.backoff)) - 1]
@@ -129,46 +130,68 @@ class PullConsumer:
             return asyncio.ensure_future(sub.fetch(batch=spec.batch, timeout=1.0))
 
         # The next batch is fetched while this one is handled (the round trip and the server's
-        # wait overlap the handler's work; measured: 16% of a drain's time was fetches). At most
-        # two batches are out at once, well within max_ack_pending.
+        # wait overlap the handler's work; measured: 16% of a drain's time was fetches). With
+        # ``spec.parallel`` above 1, that many batches are handled at once: one's checks run
+        # while another waits for its commit and its receipts' acks. At most ``parallel + 1``
+        # batches are out at once, well within max_ack_pending.
         next_batch: asyncio.Future[list[Msg]] | None = None
-        while not self._stopping.is_set():
-            fetching, next_batch = next_batch or fetch(), None
-            try:
-                msgs = await fetching
-            except TimeoutError:
-                # Nothing arrived within the second. nats-py raises its own TimeoutError or
-                # asyncio's, depending on where the wait ended; neither is a failure.
-                continue
-            except (NatsError, JsError) as exc:
-                log.warning("fetch on %s failed: %s", spec.durable, type(exc).__name__)
-                await self._sleep(0.5)
-                continue
-            batch = [BusMessage(m) for m in msgs]
-            if not self._stopping.is_set():
-                next_batch = fetch()
-            try:
-                await self._handler(batch)
-                self.batches += 1
-            except asyncio.CancelledError:
-                # Cut short (a stop that ran out of time): hand back what was not acked at once,
-                # rather than leave it to wait out ack_wait.
-                await asyncio.shield(_release(batch))
-                if next_batch is not None:
-                    await asyncio.shield(_release_fetched(next_batch))
-                raise
-            except Exception:
-                # The handler did not commit. Try each message alone: the others go through, and
-                # the one at fault is redelivered later or, in the end, set aside.
-                self.failures += 1
-                log.exception("handler of %s failed; handling its batch one by one", spec.durable)
-                for message in batch:
-                    await self._handle_alone(message, retry=len(batch) > 1)
-                await self._sleep(0.5)
+        handling: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                fetching, next_batch = next_batch or fetch(), None
+                try:
+                    msgs = await fetching
+                except TimeoutError:
+                    # Nothing arrived within the second. nats-py raises its own TimeoutError or
+                    # asyncio's, depending on where the wait ended; neither is a failure.
+                    continue
+                except (NatsError, JsError) as exc:
+                    log.warning("fetch on %s failed: %s", spec.durable, type(exc).__name__)
+                    await self._sleep(0.5)
+                    continue
+                batch = [BusMessage(m) for m in msgs]
+                if not self._stopping.is_set():
+                    next_batch = fetch()
+                if spec.parallel <= 1:
+                    await self._handle(batch)
+                    continue
+                task = asyncio.create_task(self._handle(batch))
+                handling.add(task)
+                task.add_done_callback(handling.discard)
+                while len(handling) >= spec.parallel:
+                    await asyncio.wait(set(handling), return_when=asyncio.FIRST_COMPLETED)
+            if handling:  # the batches in hand are finished
+                await asyncio.gather(*handling)
+        except asyncio.CancelledError:
+            # Cut short (a stop that ran out of time): what was not acked is handed back at once
+            # (each batch being handled does so as it is cancelled), rather than left to wait
+            # out ack_wait.
+            for task in handling:
+                task.cancel()
+            await asyncio.gather(*handling, return_exceptions=True)
+            if next_batch is not None:
+                await asyncio.shield(_release_fetched(next_batch))
+            raise
         if next_batch is not None:  # fetched for a batch that will not be handled now
             await _release_fetched(next_batch)
         with contextlib.suppress(NatsError, JsError):
             await sub.unsubscribe()
+
+    async def _handle(self, batch: Sequence[BusMessage]) -> None:
+        try:
+            await self._handler(batch)
+            self.batches += 1
+        except asyncio.CancelledError:
+            await asyncio.shield(_release(batch))
+            raise
+        except Exception:
+            # The handler did not commit. Try each message alone: the others go through, and
+            # the one at fault is redelivered later or, in the end, set aside.
+            self.failures += 1
+            log.exception("handler of %s failed; handling its batch one by one", self._spec.durable)
+            for message in batch:
+                await self._handle_alone(message, retry=len(batch) > 1)
+            await self._sleep(0.5)
 
     async def _handle_alone(self, message: BusMessage, *, retry: bool) -> None:
         if retry:

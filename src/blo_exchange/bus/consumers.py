@@ -45,7 +45,9 @@ def node_consumer_spec(
     batch: int = 64,
     ack_wait: float = 10.0,
 ) -> ConsumerSpec:
-    """The node's live lane's consumer, or with ``bulk`` its bulk lane's."""
+    """The node's live lane's consumer, or with ``bulk`` its bulk lane's. The bulk lane handles
+    two batches at once: a backlog's checks then run while the other batch waits for its commit
+    and receipts (the live lane's batches are small; one at a time keeps its order)."""
     return ConsumerSpec(
         stream=ALERTS_STREAM.name,
         durable=f"node-{node.id}-bulk" if bulk else f"node-{node.id}",
@@ -53,6 +55,7 @@ def node_consumer_spec(
         max_deliver=max_deliver,
         batch=batch,
         ack_wait=ack_wait,
+        parallel=2 if bulk else 1,
     )
 
 
