@@ -257,7 +257,8 @@ class SqlLedgerStore:
         return [_stored_entry(r) for r in rows]
 
     async def column_rows(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
-        """``(index, indexed columns)`` of the rows with ``start <= index < end``, in order."""
+        """``(index, indexed columns)`` of the rows with ``start <= index < end``, in order, as
+        stored (``occurred_at`` a ``datetime``): what ``columns_digest`` takes."""
         e = LedgerEntryRow
         query = (
             select(
@@ -284,10 +285,10 @@ class SqlLedgerStore:
                     "alert_id": r[2],
                     "actor_node": r[3],
                     "actor_agency": r[4],
-                    "recipients": sorted(r[5] or []),
+                    "recipients": r[5] or [],
                     "border_pair": r[6],
                     "kind": r[7],
-                    "occurred_at": format_time(r[8]),
+                    "occurred_at": r[8],
                 },
             )
             for r in rows

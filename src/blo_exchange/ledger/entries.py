@@ -154,11 +154,17 @@ def indexed_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def columns_digest(columns: Mapping[str, Any]) -> bytes:
-    """8 bytes that change when any indexed column's value does (``occurred_at`` as a time)."""
-    normal = {name: _normal(name, columns.get(name)) for name in INDEXED_COLUMNS}
-    if isinstance(normal["occurred_at"], datetime):
-        normal["occurred_at"] = format_time(normal["occurred_at"])
-    return hashlib.sha256(canonical_json(normal)).digest()[:8]
+    """8 bytes that change when any indexed column's value does (``occurred_at`` as a time, a
+    string or a ``datetime``). Kept in memory only, so not canonical JSON: compact JSON of the
+    values in column order, four times cheaper (every answer re-digests a window of rows)."""
+    values = [_normal(name, columns.get(name)) for name in INDEXED_COLUMNS]
+    if isinstance(values[_OCCURRED_AT], datetime):
+        values[_OCCURRED_AT] = format_time(values[_OCCURRED_AT])
+    text = json.dumps(values, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8]
+
+
+_OCCURRED_AT = INDEXED_COLUMNS.index("occurred_at")
 
 
 def column_mismatches(leaf_input: bytes, columns: Mapping[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -11,7 +12,13 @@ from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import SigningKey
 from blo_exchange.crypto.note import Cosigner, NoteSigner, format_checkpoint
 from blo_exchange.crypto.receipt import sign_receipt
-from blo_exchange.ledger.entries import build_entry, indexed_columns, parse_leaf_input
+from blo_exchange.domain.ids import parse_time
+from blo_exchange.ledger.entries import (
+    build_entry,
+    columns_digest,
+    indexed_columns,
+    parse_leaf_input,
+)
 from blo_exchange.ledger.merkle import MemoryTree, leaf_hash
 from blo_exchange.ledger.records import receipt_fields
 from blo_exchange.ledger.verify import (
@@ -206,6 +213,28 @@ def test_an_indexed_column_that_disagrees_with_leaf_input_is_named() -> None:
     ]
     b["entries"][0]["columns"] = columns
     assert verify(b, directory=directory).ok
+
+
+def test_the_column_digest_a_node_audits_with_changes_with_every_column() -> None:
+    """What a node keeps of each verified row's columns (8 bytes) and re-digests from the
+    stored row on every answer: the leaf's time string and the stored ``datetime`` agree, the
+    recipients' order does not matter, and any changed value (a millisecond, a recipient, an
+    agency) changes it."""
+    inputs, _, _ = _record_entries()
+    columns = indexed_columns(parse_leaf_input(inputs[0]))
+    digest = columns_digest(columns)
+    stored = columns | {"occurred_at": parse_time(columns["occurred_at"])}  # as the row holds it
+    assert columns_digest(stored) == digest
+    reordered = columns | {"recipients": list(reversed(columns["recipients"]))}
+    assert columns_digest(reordered) == digest
+    later = stored["occurred_at"] + timedelta(milliseconds=1)
+    for changed in (
+        {"occurred_at": later},
+        {"recipients": [*columns["recipients"], "uz-customs-committee"]},
+        {"actor_agency": "uz-customs-committee"},
+        {"alert_id": None},
+    ):
+        assert columns_digest(columns | changed) != digest, changed
 
 
 def test_witnesses_required_are_counted_on_the_checkpoint() -> None:
