@@ -201,22 +201,20 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
     parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
     delivered = await stored_row(inbox, "delivered", SEALED_NOMINAL)
     await index.stored([StoredAlert(delivered, OpenedEnvelope({}, parts), "key")])
-    # The very next position: indexed at once, with no read of the inbox.
-    assert (index.direct, index.indexed, set(store.alerts)) == (1, 1, {"delivered"})
     sealed = await stored_row(inbox, "sealed", SEALED_NOMINAL)
     index.sealed("sealed", sealed.envelope_sha256, {"supersedes": "older"}, parts)
     # Its nominal block redacted in the inbox since (erased, or past its retention on arrival):
     # what was opened before must not bring the personal keys back.
     late = await stored_row(inbox, "late", REDACTED_NOMINAL)
     await index.stored([StoredAlert(late, OpenedEnvelope({}, parts), "key")])
-    # Position 2 (ingest's own copy) is not indexed yet: kept for the round, never indexed
-    # ahead of it (the index's position would pass it by).
-    assert index.direct == 1
-    assert "late" not in store.alerts
     backfilled = await stored_row(inbox, "backfilled", SEALED_NOMINAL)  # nobody handed it over
+    assert store.alerts == {}  # a hand-over writes nothing; the round does
 
-    assert await index.catch_up() == 3
+    assert await index.catch_up() == 4
     assert index.opens == 1  # the backfilled row only, which did not open
+    # Position 1 went in without a read of the inbox; 3 waited behind ingest's own copy at 2
+    # (the index's position never passes an alert by) and was taken from the hand-over then.
+    assert index.direct == 1
     keys = {a: {k.source for k in store.alerts[a].keys} for a in store.alerts}
     assert keys == {
         "delivered": {CASE, NOMINAL},
@@ -232,9 +230,10 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
     assert not index._opened
 
 
-async def test_a_hand_over_indexed_at_once_takes_no_personal_keys_its_row_does_not_hold() -> None:
-    """The direct path keeps the rule of the round: a stored row without its nominal block
-    (arrived after its retention ended) gives no nominal keys, whatever was opened."""
+async def test_a_hand_over_takes_no_personal_keys_its_row_does_not_hold() -> None:
+    """Indexed from the hand-over, the rule of the round holds: a stored row without its
+    nominal block (arrived after its retention ended) gives no nominal keys, whatever was
+    opened."""
     inbox, store = FakeInbox(), MemorySearchStore()
     index = tj_index(inbox, store)
     parts = {"case": json.dumps(CASE_PART).encode(), "nominal": json.dumps(NOMINAL_PART).encode()}
@@ -246,26 +245,25 @@ async def test_a_hand_over_indexed_at_once_takes_no_personal_keys_its_row_does_n
             StoredAlert(kept, OpenedEnvelope({}, parts), "k"),
         ]
     )
-    assert index.direct == 2
+    assert await index.catch_up() == 2
+    assert (index.direct, index.opens) == (2, 0)
     assert {a: {k.source for k in store.alerts[a].keys} for a in store.alerts} == {
         "late": {CASE},
         "kept": {CASE, NOMINAL},
     }
 
 
-async def test_a_hand_over_that_finds_the_index_busy_is_indexed_with_the_next_run() -> None:
-    """Two lanes hand over at once: the one that finds a round (or the other lane) indexing
-    does not wait; its alerts go in with the next run that reaches them, still unread."""
+async def test_hand_overs_out_of_order_are_indexed_in_position_order() -> None:
+    """Two lanes hand over in any order: the round indexes by position, the run after what is
+    indexed straight from the hand-over, nothing passed by, nothing opened."""
     inbox, store = FakeInbox(), MemorySearchStore()
     index = tj_index(inbox, store)
     parts = {"case": json.dumps(CASE_PART).encode()}
     first, second, third = [await stored_row(inbox, n, SEALED_NOMINAL) for n in ("a", "b", "c")]
-    async with index._lock:  # a round under way
-        await index.stored([StoredAlert(first, OpenedEnvelope({}, parts), "k")])
-    assert store.alerts == {}
     await index.stored([StoredAlert(third, OpenedEnvelope({}, parts), "k")])
-    assert set(store.alerts) == {"a"}  # position 2 is not handed over yet: nothing passes it
+    await index.stored([StoredAlert(first, OpenedEnvelope({}, parts), "k")])
     await index.stored([StoredAlert(second, OpenedEnvelope({}, parts), "k")])
+    assert await index.catch_up() == 3
     assert [store.alerts[a].feed_seq for a in ("a", "b", "c")] == [1, 2, 3]
     assert (index.direct, index.opens, index._ready) == (3, 0, {})
     assert await index.catch_up() == 0
