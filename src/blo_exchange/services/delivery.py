@@ -24,7 +24,9 @@ message instead, so requests and live feeds wait for one message, not for a whol
 
 An alert this node sent itself, met on its first delivery before its own copy is committed,
 is not checked and stored a second time: when this process is storing it now, delivery waits for
-that (``Inbox.wait_sealed``); otherwise it is deferred (handed back to come again).
+that (``Inbox.wait_sealed``); when the inbox already holds these exact bytes (stored by another
+process, or before a restart; one read for the batch, ``Inbox.stored_digests``) it is a
+duplicate; otherwise it is deferred (handed back to come again).
 """
 
 from __future__ import annotations
