@@ -156,7 +156,7 @@ def indexed_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
 def columns_digest(columns: Mapping[str, Any]) -> bytes:
     """8 bytes that change when any indexed column's value does (``occurred_at`` as a time, a
     string or a ``datetime``). Kept in memory only, so not canonical JSON: compact JSON of the
-    values in column order, four times cheaper (every answer re-digests a window of rows)."""
+    values in column order, half the CPU (every answer re-digests a window of rows)."""
     values = [_normal(name, columns.get(name)) for name in INDEXED_COLUMNS]
     if isinstance(values[_OCCURRED_AT], datetime):
         values[_OCCURRED_AT] = format_time(values[_OCCURRED_AT])

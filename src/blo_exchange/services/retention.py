@@ -186,8 +186,8 @@ class RetainingInbox:
             await self._store.add_many(kept)  # (1) vault first
         stored = await self._inner.add_batch([stored for stored, _ in prepared])
         return [
-            None if got is None else _as_read(item, kept, row, got)
-            for item, (kept, row), got in zip(items, prepared, stored, strict=True)
+            None if got is None else _as_read(item, stored_as, row, got)
+            for item, (stored_as, row), got in zip(items, prepared, stored, strict=True)
         ]
 
     async def _prepare(self, item: InboxItem) -> tuple[InboxItem, RetainedNominal | None]:
@@ -294,11 +294,12 @@ class RetainingInbox:
 
 
 def _as_read(
-    item: InboxItem, kept: InboxItem, row: RetainedNominal | None, got: InboxItem
+    item: InboxItem, stored_as: InboxItem, row: RetainedNominal | None, got: InboxItem
 ) -> InboxItem:
-    """What :meth:`RetainingInbox.get` gives back of ``item``, just stored as ``kept``: the whole
-    item when nothing was taken from it or the vault holds what was, under a key; else ``got``."""
-    whole = kept is item or (row is not None and row.sealed is not None)
+    """What :meth:`RetainingInbox.get` gives back of ``item``, just stored as ``stored_as``: the
+    whole item when nothing was taken from it or the vault holds what was, under a key; else
+    ``got``."""
+    whole = stored_as is item or (row is not None and row.sealed is not None)
     return replace(item, feed_seq=got.feed_seq) if whole else got
 
 
