@@ -1,16 +1,22 @@
 """Feed positions on a real Postgres: concurrent inserts commit in any order, yet a reader that
-pages on from the last position it saw never skips an item."""
+pages on from the last position it saw never skips an item. And what an accept and a delivered
+batch write before them, the retention vault's rows, commits as durably as it must."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import text
+
+from blo_exchange.crypto.retention import SealedNominal
 from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
+from blo_exchange.db.retention_store import SqlRetentionStore
 from blo_exchange.services.ports import Completion, InboxItem
+from blo_exchange.services.retention import RetainedNominal
 
 NODE, AGENCY = "blo-test-tj", "tj-agency"
 
@@ -141,7 +147,7 @@ async def test_an_accept_racing_its_own_consumer_takes_one_position_and_complete
                 inbox.add(stored, completes=Completion("terminal", key, answer)),
                 inbox.add(stored),  # the node's own consumer, with the envelope from the stream
             )
-            assert sorted(outcomes) == [False, True]
+            assert sorted(o is not None for o in outcomes) == [False, True]
             replay = await keys.begin("terminal", key, "sha", "another-id", stale_after=30)
             assert (replay.state, replay.response) == ("replay", answer)
         rows = await inbox.page(NODE, AGENCY, after=0, limit=100)
@@ -192,3 +198,68 @@ async def test_batches_and_single_inserts_share_one_gapless_order(database_url: 
         assert len({r.alert_id for r in rows}) == 202
     finally:
         await engine.dispose()
+
+
+async def test_the_vault_commits_without_a_flush_and_the_inbox_after_it_with_one(
+    database_url: str,
+) -> None:
+    """The retention vault's rows and the inbox's are one statement each, in autocommit (issue
+    14). The vault's commit waits for no WAL flush; the inbox's write that follows, on the same
+    pooled connection, must: were the vault's setting to outlive its statement, an accepted
+    alert could be lost in a crash after its 202."""
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=1)  # one server process: its own fsyncs
+    sessions = session_factory(engine)
+    inbox, vault = SqlInbox(sessions), SqlRetentionStore(sessions)
+
+    async def wal_fsyncs() -> int:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+            await conn.commit()  # the flag is acted on at the end of the next transaction
+            await conn.exec_driver_sql("SELECT 1")
+            await conn.commit()
+            count = await conn.scalar(
+                text("SELECT sum(fsyncs) FROM pg_stat_io WHERE object = 'wal'")
+            )
+        return int(count or 0)
+
+    try:
+        rows = [retained(n) for n in range(20)]
+        before = await wal_fsyncs()
+        for row in rows:
+            assert await vault.add(row)
+        after_vault = await wal_fsyncs()
+        await vault.add_many([retained(n) for n in range(20, 40)])
+        assert not await vault.add(rows[0])  # present: skipped
+        after_many = await wal_fsyncs()
+        for n in range(20):
+            assert await inbox.add(item(n))
+        after_inbox = await wal_fsyncs()
+        assert after_vault - before <= 2  # the checks' own commits write no WAL; slack
+        assert after_many - after_vault <= 2
+        assert after_inbox - after_many >= 20  # each store waited for its flush
+        stored = await vault.get(NODE, rows[3].alert_id)
+        assert stored == rows[3]  # the array column and the sealed bytes as given
+        assert len(await vault.many(NODE, [r.alert_id for r in rows] + ["alert-00039"])) == 21
+    finally:
+        await engine.dispose()
+
+
+def retained(n: int) -> RetainedNominal:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    return RetainedNominal(
+        node_id=NODE,
+        alert_id=f"alert-{n:05d}",
+        role="recipient",
+        agency_id=AGENCY,
+        origin_agency="kg-agency",
+        border_pair="KG-TJ",
+        kind="seizure",
+        agreement_id="mou-kg-tj",
+        agreement_ids=("mou-kg-tj", "mou, with a comma"),
+        envelope_sha256=f"{n:064x}",
+        created_at=at,
+        expires_at=at + timedelta(days=30),
+        max_until=at + timedelta(days=90),
+        sealed=SealedNominal(day=date(2027, 1, 3), wrapped_key=b"\x00wrapped", sealed_part=b"\xff"),
+    )

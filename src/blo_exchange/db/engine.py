@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,7 +151,7 @@ def read_sessions(sessions: SessionFactory) -> SessionFactory:
     """Sessions for reads, in autocommit: no BEGIN and ROLLBACK around each query, which are two
     of a read's three round trips (issue 14). Under READ COMMITTED each statement has its own
     snapshot even inside a transaction, so a read sees nothing different."""
-    engine = engine_of(sessions).execution_options(isolation_level="AUTOCOMMIT")
+    engine = autocommit(engine_of(sessions))
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -174,13 +175,34 @@ async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], 
     ``work`` must be safe to run twice (an insert that skips conflicts, an update to fixed
     values): a connection lost during COMMIT leaves it unknown whether the first run committed.
     """
+    return await _once_more_if_dead(engine.begin, work)
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` with each statement its own transaction: one statement, or one call of a
+    function that runs several, needs no BEGIN and COMMIT, which are two more round trips."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def in_autocommit(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run ``work`` on a connection of an :func:`autocommit` engine; once more if the pooled
+    connection turned out dead. As for :func:`in_transaction`, ``work`` must be safe to run
+    twice: a connection lost before the answer leaves it unknown whether the first run
+    committed."""
+    return await _once_more_if_dead(engine.connect, work)
+
+
+async def _once_more_if_dead(
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    work: Callable[[AsyncConnection], Awaitable[T]],
+) -> T:
     try:
-        async with engine.begin() as conn:
+        async with connect() as conn:
             return await work(conn)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-    async with engine.begin() as conn:
+    async with connect() as conn:
         return await work(conn)
 
 

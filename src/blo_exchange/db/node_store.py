@@ -15,7 +15,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from blo_exchange.db.engine import SessionFactory, column_arrays, engine_of, in_transaction
+from blo_exchange.db.engine import (
+    SessionFactory,
+    autocommit,
+    column_arrays,
+    engine_of,
+    in_autocommit,
+    in_transaction,
+)
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
 from blo_exchange.services.own_copies import OwnCopies
@@ -26,71 +33,32 @@ __all__ = ["SqlIdempotencyStore", "SqlInbox"]
 _RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
 
-
-"""How many of its own accepted envelopes a node remembers: far more than the consumer lags."""
-
 _IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
 _INBOX = cast(Table, InboxRow.__table__)
 
-# The three statements of every accept, as the driver's SQL: SQLAlchemy would build, key and
+# The statements of every accept, as the driver's SQL: SQLAlchemy would build, key and
 # look up a compiled form of each on every call, which costs more than the statement does.
 _CLAIM_SQL = (
     "INSERT INTO idempotency_keys (principal_id, key, request_sha256, alert_id, state)"
     " VALUES ($1, $2, $3, $4, 'pending')"
     " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
 )
-_EXISTS_SQL = "SELECT 1 FROM node_inbox WHERE node_id = $1 AND alert_id = $2"
-# Takes the node's next feed position and stores the envelope at it, in one statement. The upsert
-# locks the node's head row until the transaction ends: a second insert waits there until the
-# first has committed (or rolled back, which gives its position back), so positions become
-# visible in the order they are taken, with no gaps. A bigserial would give numbers in order but
-# commits out of order: a reader could see 7 before 6 and move its cursor past 6 for ever.
-_TAKE_AND_STORE = (
-    "head AS ("
-    " INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 1)"
-    " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING last_seq)"
-    " INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
-    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256, feed_seq)"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, head.last_seq FROM head"
-    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
-)
-_STORE_SQL = "WITH " + _TAKE_AND_STORE
-# Stored meanwhile by another transaction (we waited for it on the head's lock): give the
-# position back. The lock is still ours, so nobody took a later one.
-_UNTAKE_SQL = "UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id = $1"
-# A delivered batch, in one transaction (SqlInbox.add_batch): (1) which are stored already, (2) the
-# head's lock, (3) which are stored already now that every earlier storer has committed, (4) the
-# rows at consecutive positions after the head, in one statement, (5) the head moved past them.
-_KNOWN_SQL = "SELECT alert_id FROM node_inbox WHERE node_id = $1 AND alert_id = ANY($2::text[])"
 _DIGESTS_SQL = (
     "SELECT alert_id, envelope_sha256 FROM node_inbox WHERE node_id = $1"
     " AND alert_id = ANY($2::text[])"
 )
-_LOCK_HEAD_SQL = (
-    "INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES ($1, 0)"
-    " ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq RETURNING last_seq"
-)
-_STORE_MANY_SQL = (
-    "INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,"
-    " border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256, feed_seq)"
-    " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
-    " $13::bigint[])"
-)
-_MOVE_HEAD_SQL = "UPDATE node_feed_heads SET last_seq = $2 WHERE node_id = $1"
 _COMPLETE_SQL = (
     "UPDATE idempotency_keys SET state = 'done', response = $3, updated_at = now()"
     " WHERE principal_id = $1 AND key = $2"
 )
-# The accept path's second transaction in one statement (issue 14): the envelope at the next
-# position and the request's answer. No look first: the alert was sealed a moment ago, so only
-# the node's own consumer racing it can have stored it (then the position is given back).
-# A data-modifying WITH runs to completion whatever the main statement returns.
-_COMPLETING = (
-    "WITH done AS (UPDATE idempotency_keys SET state = 'done', response = $15,"
-    " updated_at = now() WHERE principal_id = $13 AND key = $14), "
+# Stores items at the node's next feed positions, and a request's answer with them: one call,
+# one round trip, one transaction (migration 0012 has the function and why it is gapless). It
+# gives back each item's position, NULL for one stored already (or twice in the call).
+_INBOX_STORE_SQL = (
+    "SELECT blo_inbox_store($1, $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
+    " $13, $14, $15::jsonb)"
 )
-_STORE_COMPLETING_SQL = _COMPLETING + _TAKE_AND_STORE
 
 
 class SqlIdempotencyStore:
@@ -99,7 +67,7 @@ class SqlIdempotencyStore:
 
     def __init__(self, sessions: SessionFactory) -> None:
         self._engine = engine_of(sessions)
-        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = autocommit(self._engine)
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
@@ -180,6 +148,7 @@ class SqlInbox:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._engine = engine_of(sessions)
+        self._autocommit = autocommit(self._engine)
         # Digests of envelopes this process sealed and committed, newest last: the node's own
         # consumer meets them moments later and need not verify and open what it just sealed.
         self._own = OwnCopies()
@@ -193,79 +162,52 @@ class SqlInbox:
     async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
         return await self._own.wait_sealed(envelope_sha256, timeout)
 
-    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
-        values = (
-            item.node_id,
-            item.alert_id,
-            item.agency_id,
-            item.origin_agency,
-            item.origin_node,
-            item.border_pair,
-            item.kind,
-            item.tlp,
-            item.created_at,
-            item.stream_seq,
-            item.envelope,
-            item.envelope_sha256,
+    async def add(
+        self, item: InboxItem, *, completes: Completion | None = None
+    ) -> InboxItem | None:
+        done = (
+            (completes.principal_id, completes.key, json.dumps(completes.response))
+            if completes is not None
+            else (None, None, None)
         )
-
-        async def store(conn: AsyncConnection) -> bool:
-            if completes is not None:
-                done = (completes.principal_id, completes.key, json.dumps(completes.response))
-                stored = await conn.exec_driver_sql(_STORE_COMPLETING_SQL, values + done)
-            # A redelivered envelope is common and needs no position: look before taking one.
-            elif (await conn.exec_driver_sql(_EXISTS_SQL, (item.node_id, item.alert_id))).first():
-                return False
-            else:
-                stored = await conn.exec_driver_sql(_STORE_SQL, values)
-            inserted = stored.scalar_one_or_none() is not None
-            if not inserted:
-                await conn.exec_driver_sql(_UNTAKE_SQL, (item.node_id,))
-            return inserted
-
-        inserted = await in_transaction(self._engine, store)
-        if inserted and completes is not None:
+        (position,) = await self._store(item.node_id, [item], done)
+        if position is None:
+            return None
+        if completes is not None:
             self._own.stored(item.envelope_sha256)
-        return inserted
+        return replace(item, feed_seq=position)
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
-        """One transaction and one insert for a delivered batch (items of one node).
+        """One call, one transaction, for a delivered batch (items of one node).
 
-        A batch of redeliveries only looks (1) and takes no lock. Safe to run twice (see
-        ``in_transaction``): what the first run committed is "already stored" to the second.
+        A batch of redeliveries only looks and takes no lock. Safe to run twice (see
+        ``in_autocommit``): what the first run committed is "already stored" to the second.
         """
         if not items:
             return []
         node_id = items[0].node_id
         if any(item.node_id != node_id for item in items):
             raise ValueError("a batch is one node's")
-        ids = [item.alert_id for item in items]
-
-        async def store(conn: AsyncConnection) -> list[int | None]:
-            known = await _known(conn, node_id, ids)  # (1)
-            if all(alert_id in known for alert_id in ids):
-                return [None] * len(items)
-            head = (await conn.exec_driver_sql(_LOCK_HEAD_SQL, (node_id,))).scalar_one()  # (2)
-            known = await _known(conn, node_id, ids)  # (3)
-            positions: list[int | None] = []
-            fresh: list[InboxItem] = []
-            for item in items:
-                if item.alert_id in known:
-                    positions.append(None)
-                    continue
-                known.add(item.alert_id)  # twice in one batch: the first one is stored
-                fresh.append(item)
-                positions.append(head + len(fresh))
-            if fresh:
-                await conn.exec_driver_sql(_STORE_MANY_SQL, _columns(node_id, fresh, head))  # (4)
-                await conn.exec_driver_sql(_MOVE_HEAD_SQL, (node_id, head + len(fresh)))  # (5)
-            return positions
-
-        positions = await in_transaction(self._engine, store)
+        positions = await self._store(node_id, items, (None, None, None))
         return [
             None if position is None else replace(item, feed_seq=position)
             for item, position in zip(items, positions, strict=True)
         ]
+
+    async def _store(
+        self, node_id: str, items: Sequence[InboxItem], done: tuple[str | None, ...]
+    ) -> list[int | None]:
+        columns = column_arrays(
+            items,
+            *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
+            *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
+        )
+
+        async def store(conn: AsyncConnection) -> list[int | None]:
+            called = await conn.exec_driver_sql(_INBOX_STORE_SQL, (node_id, *columns, *done))
+            return list(called.scalar_one())
+
+        return await in_autocommit(self._autocommit, store)
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         async with self._sessions() as session:
@@ -343,24 +285,6 @@ class SqlInbox:
             )
             for r in rows
         ]
-
-
-async def _known(conn: AsyncConnection, node_id: str, alert_ids: list[str]) -> set[str]:
-    rows = await conn.exec_driver_sql(_KNOWN_SQL, (node_id, alert_ids))
-    return {str(row[0]) for row in rows}
-
-
-def _columns(node_id: str, items: list[InboxItem], head: int) -> tuple[object, ...]:
-    """``_STORE_MANY_SQL``'s parameters: the node, then one array per column."""
-    return (
-        node_id,
-        *column_arrays(
-            items,
-            *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
-            *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
-        ),
-        [head + n for n in range(1, len(items) + 1)],
-    )
 
 
 def _of(principal_id: str, key: str) -> ColumnElement[bool]:

@@ -4,6 +4,7 @@ with the epoch key file of its day."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.crypto.retention import SealedNominal
-from blo_exchange.db.engine import SessionFactory, engine_of, in_transaction
+from blo_exchange.db.engine import SessionFactory, autocommit, engine_of, in_autocommit
 from blo_exchange.db.tables import NominalRetentionRow
 from blo_exchange.services.retention import RetainedNominal
 
@@ -43,14 +44,29 @@ _COLUMNS = (
     "reason",
     "erased_at",
 )
+# The rows in one statement, one array a column (``agreement_ids``, itself an array, as one JSON
+# array a row). Run in autocommit: one round trip, no BEGIN and COMMIT. Its commit waits for no
+# WAL flush (``set_config(..., true)`` lasts until this statement's transaction ends, its commit
+# included): the caller's next write, the inbox rows committed synchronously, flushes the WAL up
+# to and past it, so once the inbox has the alert this row is durable too; a crash before that
+# loses both, or this only.
 _ADD_SQL = (
     "INSERT INTO nominal_retention (node_id, alert_id, role, agency_id, origin_agency,"
     " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
     " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-    " $19, $20) ON CONFLICT (node_id, alert_id) DO NOTHING"
+    " SELECT u.node_id, u.alert_id, u.role, u.agency_id, u.origin_agency, u.border_pair, u.kind,"
+    " u.agreement_id, ARRAY(SELECT jsonb_array_elements_text(u.agreement_ids)),"
+    " u.envelope_sha256, u.created_at, u.max_until, u.expires_at, u.epoch_day, u.wrapped_key,"
+    " u.sealed_part, u.decision, u.decided_by, u.reason, u.erased_at"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::timestamptz[],"
+    " $13::timestamptz[], $14::date[], $15::bytea[], $16::bytea[], $17::text[], $18::text[],"
+    " $19::text[], $20::timestamptz[]) AS u(node_id, alert_id, role, agency_id, origin_agency,"
+    " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
+    " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
+    " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
 )
-_ADD_ONE_SQL = _ADD_SQL + " RETURNING alert_id"
 _MANY_SQL = (
     "SELECT node_id, alert_id, role, agency_id, origin_agency, border_pair, kind, agreement_id,"
     " agreement_ids, envelope_sha256, created_at, max_until, expires_at, epoch_day, wrapped_key,"
@@ -59,41 +75,38 @@ _MANY_SQL = (
 )
 
 
-# No wait for this commit's own WAL flush: the caller's next write (the inbox row, committed
-# synchronously) flushes the WAL up to and past it, so once the inbox has the alert this row is
-# durable too; a crash before that loses both, or this only.
-_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
-
-
-def _row_values(row: RetainedNominal) -> tuple[object, ...]:
-    fields = {**_identity(row), **_values(row)}
-    return tuple(fields[name] for name in _COLUMNS)
+def _column_values(rows: Sequence[RetainedNominal]) -> tuple[list[object], ...]:
+    """``_ADD_SQL``'s parameters: one list a column, in ``_COLUMNS``' order."""
+    columns: tuple[list[object], ...] = tuple([] for _ in _COLUMNS)
+    for row in rows:
+        fields = {**_identity(row), **_values(row)}
+        fields["agreement_ids"] = json.dumps(fields["agreement_ids"])
+        for column, name in zip(columns, _COLUMNS, strict=True):
+            column.append(fields[name])
+    return columns
 
 
 class SqlRetentionStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._engine = engine_of(sessions)
+        self._autocommit = autocommit(self._engine)
 
     async def add(self, row: RetainedNominal) -> bool:
         """Insert unless present; durable once the caller's following inbox write commits."""
-
-        async def insert(conn: AsyncConnection) -> bool:
-            await conn.exec_driver_sql(_NO_FLUSH_WAIT)
-            added = await conn.exec_driver_sql(_ADD_ONE_SQL, _row_values(row))
-            return added.scalar_one_or_none() is not None
-
-        return await in_transaction(self._engine, insert)
+        return bool(await self._add([row]))
 
     async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
-        """:meth:`add` of each row (those present skipped), in one transaction."""
-
-        async def insert(conn: AsyncConnection) -> None:
-            await conn.exec_driver_sql(_NO_FLUSH_WAIT)
-            await conn.exec_driver_sql(_ADD_SQL, [_row_values(row) for row in rows])
-
+        """:meth:`add` of each row (those present skipped), in one statement."""
         if rows:
-            await in_transaction(self._engine, insert)
+            await self._add(rows)
+
+    async def _add(self, rows: Sequence[RetainedNominal]) -> list[str]:
+        async def insert(conn: AsyncConnection) -> list[str]:
+            added = await conn.exec_driver_sql(_ADD_SQL, _column_values(rows))
+            return [str(alert_id) for alert_id in added.scalars()]
+
+        return await in_autocommit(self._autocommit, insert)
 
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
         return (await self.many(node_id, [alert_id])).get(alert_id)
