@@ -32,6 +32,7 @@ from blo_exchange.services.ports import (
     Directory,
     IdempotencyStore,
     Inbox,
+    InboxItem,
     Publisher,
 )
 from blo_exchange.services.sealing import AlertSealer
@@ -40,7 +41,7 @@ from blo_exchange.services.uploads import UploadService
 __all__ = ["Accepted", "IngestService", "Submission", "request_fingerprint"]
 
 Submission = SeizureSubmission | RiskSubmission | FeedbackSubmission
-SealedHook = Callable[[str, str, Mapping[str, Any], Mapping[str, bytes]], None]
+SealedHook = Callable[[InboxItem, Mapping[str, Any], Mapping[str, bytes]], None]
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ class IngestService:
         self.accepted = 0
         self.publish_seconds = Histogram()  # JetStream publish until its ack
         self.on_sealed: list[SealedHook] = []
-        """Called with (alert id, envelope digest, header, parts) of each alert stored as this
-        agency's own copy: the plaintext this node already has (the search index's, issue 14)."""
+        """Called with (the item as stored, header, parts) of each alert stored as this agency's
+        own copy: the plaintext this node already has, at its feed position (the search
+        index's, issue 14)."""
 
     def authorize(self, principal: Principal, submission: Submission) -> None:
         """Only this node's terminals post, and only for the border pairs the node serves."""
@@ -238,9 +240,9 @@ class IngestService:
                 stored = await self._inbox.add(
                     own, completes=Completion(principal.id, idempotency_key, response)
                 )
-                if stored:
+                if stored is not None:
                     for hook in self.on_sealed:
-                        hook(alert_id, own.envelope_sha256, header, parts)
+                        hook(stored, header, parts)
         if self._uploads is not None:
             await self._uploads.used(submission.attachments)
         self.accepted += 1

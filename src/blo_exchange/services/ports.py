@@ -132,8 +132,11 @@ class Completion:
 
 
 class Inbox(Protocol):
-    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
-        """Store a sealed envelope; False when it was already there (redelivery).
+    async def add(
+        self, item: InboxItem, *, completes: Completion | None = None
+    ) -> InboxItem | None:
+        """Store a sealed envelope: the item as stored, with its ``feed_seq`` (as ``add_batch``
+        gives each); None when it was already there (redelivery).
 
         With ``completes`` (the ingest path's last step), the idempotency record of the request
         that accepted the alert is completed in the same transaction: one commit, not two.

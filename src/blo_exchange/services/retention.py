@@ -168,11 +168,14 @@ class RetainingInbox:
     async def wait_sealed(self, envelope_sha256: str, timeout: float) -> bool:
         return await self._inner.wait_sealed(envelope_sha256, timeout)
 
-    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
-        stored, kept = await self._prepare(item)
-        if kept is not None:
-            await self._store.add(kept)  # (1) vault first
-        return await self._inner.add(stored, completes=completes)
+    async def add(
+        self, item: InboxItem, *, completes: Completion | None = None
+    ) -> InboxItem | None:
+        stored_as, row = await self._prepare(item)
+        if row is not None:
+            await self._store.add(row)  # (1) vault first
+        got = await self._inner.add(stored_as, completes=completes)
+        return None if got is None else _as_read(item, stored_as, row, got)
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
         """Delivery's batch: each item prepared as :meth:`add` does, the vault's rows kept in one

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +59,7 @@ CASE: Final = "case"
 NOMINAL: Final = "nominal"
 _PAGE: Final = 200
 _OPENED_MAX: Final = 2048
-"""Openings kept for the next round: a round every 2 s indexes them long before this many."""
+"""Entries kept for the next round: a round every 2 s indexes them long before this many."""
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +224,7 @@ class SearchIndex:
         self._inbox = inbox
         self._store = store
         self._lock = asyncio.Lock()
-        # (alert id, envelope digest) -> (header, case and nominal parts) opened elsewhere.
-        self._opened: OrderedDict[tuple[str, str], tuple[Mapping[str, Any], dict[str, bytes]]] = (
-            OrderedDict()
-        )
-        # feed position -> the entry of an alert delivery handed over, not yet indexed.
+        # feed position -> the entry of an alert delivery or ingest handed over, not yet indexed.
         self._ready: dict[int, IndexedAlert] = {}
         self.indexed = 0
         self.opens = 0
@@ -256,30 +251,29 @@ class SearchIndex:
                 self.indexed += len(rows)
 
     def sealed(
-        self,
-        alert_id: str,
-        envelope_sha256: str,
-        header: Mapping[str, Any],
-        parts: Mapping[str, bytes],
+        self, item: InboxItem, header: Mapping[str, Any], parts: Mapping[str, bytes]
     ) -> None:
         """Ingest's hook: the plaintext of an alert this node sealed and stored as its agency's
-        own copy (which opens every part to its own agency)."""
+        own copy (which opens every part to its own agency), at its feed position: indexed as
+        :meth:`stored` indexes what delivery hands over."""
         kept = {name: parts[name] for name in (CASE, NOMINAL) if name in parts}
-        self._opened[(alert_id, envelope_sha256)] = (header, kept)
-        while len(self._opened) > _OPENED_MAX:
-            self._opened.popitem(last=False)
+        self._keep_ready(item, header, kept)
 
     async def stored(self, alerts: Sequence[StoredAlert]) -> None:
         """Delivery's post-store hook: what it opened for this node's agency, each item as the
         inbox stored it, with its feed position. Kept by position (nothing is written here:
         one write a round costs less than one a batch when alerts come one at a time); the next
         round indexes the run of them at the very next positions without reading the inbox
-        (``direct``), and one behind a position not handed over (an own alert ingest stored)
-        when its page reaches it, still without opening it again."""
+        (``direct``), and one behind a position not handed over (stored by another process, or
+        before a restart) when its page reaches it, still without opening it again."""
         for alert in alerts:
-            item, opened = alert.item, alert.opened
-            if item.agency_id == self._node.agency_id and item.node_id == self._node.id:
-                self._ready[item.feed_seq] = _known_entry(item, opened.header, opened.parts)
+            self._keep_ready(alert.item, alert.opened.header, alert.opened.parts)
+
+    def _keep_ready(
+        self, item: InboxItem, header: Mapping[str, Any], parts: Mapping[str, bytes]
+    ) -> None:
+        if item.agency_id == self._node.agency_id and item.node_id == self._node.id:
+            self._ready[item.feed_seq] = _known_entry(item, header, parts)
         while len(self._ready) > _OPENED_MAX:
             del self._ready[min(self._ready)]
 
@@ -306,9 +300,6 @@ class SearchIndex:
         ready = self._ready.pop(row.feed_seq, None)
         if ready is not None and ready.alert_id == row.alert_id:
             return ready
-        known = self._opened.pop((row.alert_id, row.envelope_sha256), None)
-        if known is not None:
-            return _known_entry(row, *known)
         self.opens += 1
         try:
             opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
@@ -341,6 +332,5 @@ class SearchIndex:
         go with it (idempotent: a second call deletes nothing). Under the indexing lock, so a
         round that opened the alert before its key was destroyed writes before this deletes."""
         async with self._lock:
-            self._opened.clear()
             self._ready.clear()
             await self.forget(row.alert_id)

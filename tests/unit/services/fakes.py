@@ -159,27 +159,27 @@ class FakeInbox:
         await self.own.wait_sealed(envelope_sha256, timeout)
         return envelope_sha256 in self.sealed
 
-    async def add(self, item: InboxItem, *, completes: Completion | None = None) -> bool:
+    async def add(
+        self, item: InboxItem, *, completes: Completion | None = None
+    ) -> InboxItem | None:
         if completes is not None:
             done = completes
             await self.idempotency.complete(done.principal_id, done.key, done.response)
         if (item.node_id, item.alert_id) in self.items:
-            return False
+            return None
         position = 1 + sum(1 for node, _ in self.items if node == item.node_id)
-        self.items[(item.node_id, item.alert_id)] = dataclasses.replace(item, feed_seq=position)
+        stored = dataclasses.replace(item, feed_seq=position)
+        self.items[(item.node_id, item.alert_id)] = stored
         if completes is not None:
             self.sealed.add(item.envelope_sha256)
-        return True
+        return stored
 
     async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
         if self.fail_batches:
             self.fail_batches -= 1
             raise OSError("the database went away mid-batch")
         self.batches.append(len(items))
-        return [
-            self.items[(item.node_id, item.alert_id)] if await self.add(item) else None
-            for item in items
-        ]
+        return [await self.add(item) for item in items]
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         return self.items.get((node_id, alert_id))

@@ -202,7 +202,7 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
     delivered = await stored_row(inbox, "delivered", SEALED_NOMINAL)
     await index.stored([StoredAlert(delivered, OpenedEnvelope({}, parts), "key")])
     sealed = await stored_row(inbox, "sealed", SEALED_NOMINAL)
-    index.sealed("sealed", sealed.envelope_sha256, {"supersedes": "older"}, parts)
+    index.sealed(sealed, {"supersedes": "older"}, parts)
     # Its nominal block redacted in the inbox since (erased, or past its retention on arrival):
     # what was opened before must not bring the personal keys back.
     late = await stored_row(inbox, "late", REDACTED_NOMINAL)
@@ -212,9 +212,9 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
 
     assert await index.catch_up() == 4
     assert index.opens == 1  # the backfilled row only, which did not open
-    # Position 1 went in without a read of the inbox; 3 waited behind ingest's own copy at 2
-    # (the index's position never passes an alert by) and was taken from the hand-over then.
-    assert index.direct == 1
+    # Positions 1 to 3 (delivery's, ingest's own copy, delivery's) went in without a read of
+    # the inbox; 4 was read and opened.
+    assert index.direct == 3
     keys = {a: {k.source for k in store.alerts[a].keys} for a in store.alerts}
     assert keys == {
         "delivered": {CASE, NOMINAL},
@@ -227,7 +227,7 @@ async def test_what_delivery_or_ingest_opened_is_indexed_without_opening_it_agai
     # Another node's or agency's alert is not taken from the hand-over.
     other = dataclasses.replace(delivered, alert_id="other", agency_id="kg-border-service")
     await index.stored([StoredAlert(other, OpenedEnvelope({}, parts), "key")])
-    assert not index._opened
+    assert not index._ready
 
 
 async def test_a_hand_over_takes_no_personal_keys_its_row_does_not_hold() -> None:
