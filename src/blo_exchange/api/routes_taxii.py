@@ -28,7 +28,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from blo_exchange.api.deps import presented_certificate, service
+from blo_exchange.api.deps import presented_certificate, service, services_of
 from blo_exchange.api.limits import RateLimiter
 from blo_exchange.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, problem
 from blo_exchange.domain.directory import Node, Principal
@@ -79,7 +79,7 @@ async def _reader(request: Request, feed: Feed) -> Principal:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise Unauthenticated("a valid bearer token or Basic password is required") from exc
         token = decoded.partition(":")[2]
-    auth: Authenticator = service(Authenticator)(request)
+    auth = services_of(request).get(Authenticator)
     principal = await auth.authenticate(token or None, certificate=presented_certificate(request))
     request.state.principal_id = principal.id
     limiter: RateLimiter = request.app.state.limiter
