@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from blo_exchange.crypto._fields import (
-    expect_b64u,
+    expect_b64u_form,
     expect_object,
     expect_str,
     expect_string_list,
@@ -88,7 +88,7 @@ def _check_file_record(record: dict[str, Any]) -> None:
     if record.get("class") not in FILE_CLASSES:
         raise ValueError("bad file class")
     manifest = expect_object(record.get("file"), _FILE_MANIFEST_KEYS)
-    expect_b64u(manifest["nonce"], length=NONCE_LEN)
+    expect_b64u_form(manifest["nonce"], length=NONCE_LEN)
     if not is_sha256_hex(manifest["sha256"]):
         raise ValueError("bad file hash")
     size = manifest["size"]
@@ -131,8 +131,8 @@ def check_structure(document: Any) -> None:
             pass
         else:
             expect_object(record, _PART_KEYS | extra)
-            expect_b64u(record["nonce"], length=NONCE_LEN)
-            expect_b64u(record["ciphertext"], min_length=TAG_LEN)
+            expect_b64u_form(record["nonce"], length=NONCE_LEN)
+            expect_b64u_form(record["ciphertext"], min_length=TAG_LEN)
         if not is_sha256_hex(record["sha256"]):
             raise ValueError("bad part hash")
 
@@ -146,7 +146,7 @@ def check_structure(document: Any) -> None:
         names = expect_string_list(entry["parts"])
         if not set(names) <= set(parts):
             raise ValueError("recipient part not in envelope")
-        expect_b64u(entry["enc"], min_length=1)
+        expect_b64u_form(entry["enc"], min_length=1)
     expect_string_list([entry["agency"] for entry in recipients])
 
     signature_record(document["signature"])
@@ -174,10 +174,13 @@ def header_aad(header: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(canonical_json(header)).digest()
 
 
-def file_aad(header: Mapping[str, Any], part: str, what: str) -> bytes:
+def file_aad(
+    header: Mapping[str, Any], part: str, what: str, *, bound: bytes | None = None
+) -> bytes:
     """AAD of a file part's card (``what="card"``) or its file (``"data"``): both are under the
-    part's one key, so the AAD names the part and which of the two it is."""
-    return header_aad(header) + f"|{part}|{what}".encode()
+    part's one key, so the AAD names the part and which of the two it is. ``bound``: the
+    header's :func:`header_aad`, when the caller has it already."""
+    return (header_aad(header) if bound is None else bound) + f"|{part}|{what}".encode()
 
 
 def hpke_info(alert_id: str, agency: str) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from blo_exchange.crypto.canonical import b64u_decode
+from blo_exchange.crypto.canonical import b64u_decode, b64u_length
 from blo_exchange.errors import InvalidEnvelope
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "SIGNATURE_LEN",
     "Rejected",
     "expect_b64u",
+    "expect_b64u_form",
     "expect_object",
     "expect_str",
     "expect_string_list",
@@ -71,12 +72,17 @@ def expect_string_list(value: Any) -> list[str]:
 
 def expect_b64u(value: Any, *, length: int | None = None, min_length: int = 0) -> bytes:
     """Strict base64url of exactly ``length`` bytes, or at least ``min_length``."""
+    expect_b64u_form(value, length=length, min_length=min_length)
+    return b64u_decode(value)
+
+
+def expect_b64u_form(value: Any, *, length: int | None = None, min_length: int = 0) -> None:
+    """:func:`expect_b64u`'s checks, decoding nothing (a field whose bytes are read later)."""
     if not isinstance(value, str):
         raise ValueError("expected base64url")
-    data = b64u_decode(value)
-    if (length is not None and len(data) != length) or len(data) < min_length:
+    size = b64u_length(value)
+    if (length is not None and size != length) or size < min_length:
         raise ValueError("wrong decoded length")
-    return data
 
 
 def is_sha256_hex(value: Any) -> bool:

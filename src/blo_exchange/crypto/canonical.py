@@ -23,18 +23,26 @@ import rfc8785
 __all__ = [
     "b64u_decode",
     "b64u_encode",
+    "b64u_length",
     "canonical_json",
     "parse_canonical_json",
     "sha256_hex",
 ]
 
 _B64U_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+_B64U_INDEX = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
 
 
 def canonical_json(value: object) -> bytes:
     """Serialise ``value`` per RFC 8785; ``ValueError`` if it holds a float or a non-JSON type."""
     astral_keys: list[str] = []
-    plain = _plain(value, astral_keys)
+    return _serialise(_plain(value, astral_keys), astral_keys)
+
+
+def _serialise(plain: object, astral_keys: list[str]) -> bytes:
+    """:func:`canonical_json` of a value :func:`_plain` gives (or the decoder does)."""
     if astral_keys:
         # Keys beyond the Basic Multilingual Plane sort differently by UTF-16 code units (RFC
         # 8785) than by code points (``sort_keys``): only then the slow, exact serialiser.
@@ -65,15 +73,31 @@ def parse_canonical_json(raw: bytes) -> Any:
         text = bytes(raw).decode("utf-8", errors="strict")
     except UnicodeDecodeError:
         raise ValueError("not UTF-8") from None
+    astral_keys: list[str] = []
+
+    def objects(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, item in pairs:
+            if key in result:
+                raise ValueError("duplicate JSON key")
+            if not key.isascii() and max(key) > "\uffff":
+                astral_keys.append(key)
+            result[key] = item
+        return result
+
     try:
         value = json.loads(
             text,
-            object_pairs_hook=_reject_duplicate_keys,
+            object_pairs_hook=objects,
             parse_float=_reject_float,
+            parse_int=_i_json_int,
             parse_constant=_reject_constant,
         )
-        # json.JSONDecodeError is a ValueError; so are the hooks' errors.
-        canonical = canonical_json(value)
+        # json.JSONDecodeError is a ValueError; so are the hooks' errors. What the decoder gives
+        # is already what canonical_json checks and copies into (dicts with string keys, lists,
+        # strings, I-JSON integers, booleans, None; each key beyond U+FFFF noted by the hook):
+        # serialised again as it would be, without that pass over the whole document again.
+        canonical = _serialise(value, astral_keys)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     if canonical != raw:
@@ -92,20 +116,28 @@ def b64u_decode(text: str) -> bytes:
     Strict because these strings are inside signed documents: if two spellings decoded to the
     same bytes, a relay could change the published bytes without touching what they mean.
     """
+    b64u_length(text)
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise ValueError("not base64url") from None
+
+
+def b64u_length(text: str) -> int:
+    """How many bytes :func:`b64u_decode` would give, with the same checks, decoding nothing:
+    what checks a field's form before anything needs its bytes."""
     # (1) Only the URL-safe alphabet; "=" padding, whitespace and "+/" are all refused.
     if not isinstance(text, str) or _B64U_ALPHABET.fullmatch(text) is None:
         raise ValueError("not base64url")
     # (2) A length of 1 mod 4 cannot come from any byte string.
-    if len(text) % 4 == 1:
+    tail = len(text) % 4
+    if tail == 1:
         raise ValueError("bad base64url length")
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error:
-        raise ValueError("not base64url") from None
-    # (3) Unused trailing bits must be zero: re-encoding must give back the same text.
-    if b64u_encode(data) != text:
+    # (3) Unused trailing bits must be zero (what b64u_encode writes, so that one byte string
+    #     has one spelling): the last character's low 4 bits after 2 characters, 2 after 3.
+    if tail and _B64U_INDEX[text[-1]] % (16 if tail == 2 else 4):
         raise ValueError("non-canonical base64url")
-    return data
+    return len(text) // 4 * 3 + max(tail - 1, 0)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -142,13 +174,11 @@ def _plain(value: object, astral_keys: list[str]) -> object:
     raise ValueError(f"unsupported type in JSON: {type(value).__name__}")
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate JSON key")
-        result[key] = value
-    return result
+def _i_json_int(text: str) -> int:
+    value = int(text)
+    if not -_INT_MAX <= value <= _INT_MAX:
+        raise ValueError(f"not canonicalisable: {value} is outside the I-JSON integer range")
+    return value
 
 
 def _reject_float(text: str) -> Any:

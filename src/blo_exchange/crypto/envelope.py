@@ -106,6 +106,9 @@ class UnverifiedEnvelope:
     """
 
     __slots__ = ("_document", "_raw")
+    # The parsed document is read, never changed, here and in the VerifiedEnvelope that shares
+    # it (a copy cost more than the rest of a verification): what either hands out is a copy
+    # (``header``) or built anew.
 
     def __init__(self, raw: bytes) -> None:
         """Same as :meth:`parse`."""
@@ -184,7 +187,7 @@ class UnverifiedEnvelope:
         if recipient_agency not in self.recipient_agencies:
             raise Rejected("not_a_recipient")
 
-        return VerifiedEnvelope(raw=self._raw, _document=copy.deepcopy(self._document))
+        return VerifiedEnvelope(raw=self._raw, _document=self._document)
 
     def verify_signature_only(
         self,
@@ -199,7 +202,7 @@ class UnverifiedEnvelope:
         :meth:`VerifiedEnvelope.open` still refuses any agency the envelope does not list.
         """
         self._check_signed(keys, subject_border_pair, subject_kind)
-        return VerifiedEnvelope(raw=self._raw, _document=copy.deepcopy(self._document))
+        return VerifiedEnvelope(raw=self._raw, _document=self._document)
 
     def _check_signed(
         self, keys: Mapping[str, VerifyKey], subject_border_pair: str, subject_kind: str
@@ -324,11 +327,12 @@ class VerifiedEnvelope:
         # 5. Decrypt each readable part still present, bound to this header by the AAD (a file
         #    part's card also to its part name). A file itself is opened once fetched.
         opened: dict[str, bytes] = {}
+        bound = header_aad(header)
         for name in sorted(part_keys, key=part_order):
             record = document["parts"].get(name)
             if record is None or "ciphertext" not in record:
                 continue
-            aad = file_aad(header, name, "card") if is_file_part(name) else header_aad(header)
+            aad = file_aad(header, name, "card", bound=bound) if is_file_part(name) else bound
             try:
                 opened[name] = AESGCM(part_keys[name]).decrypt(
                     expect_b64u(record["nonce"]), expect_b64u(record["ciphertext"]), aad

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 from typing import Any, cast
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from blo_exchange.crypto.canonical import (
     b64u_decode,
     b64u_encode,
+    b64u_length,
     canonical_json,
     parse_canonical_json,
     sha256_hex,
@@ -155,6 +158,25 @@ def test_b64u_uses_url_alphabet() -> None:
 def test_b64u_decode_is_strict(text: str) -> None:
     with pytest.raises(ValueError, match="base64url"):
         b64u_decode(text)
+
+
+@given(st.text(alphabet="AQgw_-9+/= \n\u00e9", max_size=14))
+def test_b64u_form_is_checked_without_decoding_exactly_as_decoding_does(text: str) -> None:
+    """``b64u_length`` (the check before any bytes are needed) accepts exactly the spellings
+    that decode and encode back to themselves in the URL-safe alphabet, with their length."""
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        canonical = re.fullmatch("[A-Za-z0-9_-]*", text) is not None and b64u_encode(data) == text
+    except ValueError:  # binascii.Error is one; so is a non-ASCII text
+        canonical = False
+    if canonical:
+        assert b64u_length(text) == len(data)
+        assert b64u_decode(text) == data
+    else:
+        with pytest.raises(ValueError, match="base64url"):
+            b64u_length(text)
+        with pytest.raises(ValueError, match="base64url"):
+            b64u_decode(text)
 
 
 def test_sha256_hex() -> None:
