@@ -5,9 +5,9 @@ Run alone: ``python -m bench.retention_db [--n 500]``. Sequential, one transacti
 accept and delivery paths do them, the three writes interleaved:
 
 - baseline: ``SqlInbox.add`` of an alert (the inbox row, with its feed position);
-- origin: ``SqlRetentionStore.add`` of an origin row (the extra write when a node accepts an
-  alert whose nominal block goes to another agency);
-- recipient: the same with a sealed part (the extra write when a node stores one it received);
+- origin: the same with an origin row for the vault (``kept``: the same call and transaction),
+  what a node stores when it accepts an alert whose nominal block goes to another agency;
+- recipient: the same with a sealed part, what a node stores when it receives one;
 - read: ``SqlRetentionStore.many`` for a page of 100 (the extra read of a feed page).
 """
 
@@ -79,14 +79,16 @@ async def run(url: str, n: int) -> dict[str, float]:
 
     sealed = SealedNominal(date(2027, 1, 4), os.urandom(60), os.urandom(700))
     timings = dict.fromkeys(("baseline_inbox_add_ms", "origin_add_ms", "recipient_add_ms"), 0.0)
+    origins = [str(uuid.uuid4()) for _ in range(n)]
     recipients = [str(uuid.uuid4()) for _ in range(n)]
     try:
         # Interleaved, one of each in turn: the machine's noise falls on all three alike.
-        for seq, (alert_id, received) in enumerate(zip(ids, recipients, strict=True), start=1):
+        for seq, (alert_id, own, received) in enumerate(zip(ids, origins, recipients, strict=True)):
+            kept = replace(row(received, "recipient"), sealed=sealed)
             for name, write in (
-                ("baseline_inbox_add_ms", inbox.add(item(alert_id, seq))),
-                ("origin_add_ms", store.add(row(alert_id, "origin"))),
-                ("recipient_add_ms", store.add(replace(row(received, "recipient"), sealed=sealed))),
+                ("baseline_inbox_add_ms", inbox.add(item(alert_id, 3 * seq))),
+                ("origin_add_ms", inbox.add(item(own, 3 * seq + 1), kept=row(own, "origin"))),
+                ("recipient_add_ms", inbox.add(item(received, 3 * seq + 2), kept=kept)),
             ):
                 started = time.perf_counter()
                 await write

@@ -1,6 +1,6 @@
 """Feed positions on a real Postgres: concurrent inserts commit in any order, yet a reader that
-pages on from the last position it saw never skips an item. And what an accept and a delivered
-batch write before them, the retention vault's rows, commits as durably as it must."""
+pages on from the last position it saw never skips an item. And the retention vault's rows go
+in with the alerts they belong to."""
 
 from __future__ import annotations
 
@@ -200,13 +200,11 @@ async def test_batches_and_single_inserts_share_one_gapless_order(database_url: 
         await engine.dispose()
 
 
-async def test_the_vault_commits_without_a_flush_and_the_inbox_after_it_with_one(
-    database_url: str,
-) -> None:
-    """The retention vault's rows and the inbox's are one statement each, in autocommit (issue
-    14). The vault's commit waits for no WAL flush; the inbox's write that follows, on the same
-    pooled connection, must: were the vault's setting to outlive its statement, an accepted
-    alert could be lost in a crash after its 202."""
+async def test_vault_rows_are_stored_with_their_alerts_in_one_call(database_url: str) -> None:
+    """The retention vault's rows go in with the inbox rows they belong to (issue 14: one round
+    trip, one transaction, never one without the other); a row the vault has already is kept
+    as it is (a redelivery); every column comes back as given. One WAL flush per store: the
+    vault's rows wait for the same commit as the alert."""
     await migrate(database_url)
     engine = create_engine(database_url, pool_size=1)  # one server process: its own fsyncs
     sessions = session_factory(engine)
@@ -224,23 +222,22 @@ async def test_the_vault_commits_without_a_flush_and_the_inbox_after_it_with_one
         return int(count or 0)
 
     try:
-        rows = [retained(n) for n in range(20)]
         before = await wal_fsyncs()
-        for row in rows:
-            assert await vault.add(row)
-        after_vault = await wal_fsyncs()
-        await vault.add_many([retained(n) for n in range(20, 40)])
-        assert not await vault.add(rows[0])  # present: skipped
-        after_many = await wal_fsyncs()
-        for n in range(20):
-            assert await inbox.add(item(n))
-        after_inbox = await wal_fsyncs()
-        assert after_vault - before <= 2  # the checks' own commits write no WAL; slack
-        assert after_many - after_vault <= 2
-        assert after_inbox - after_many >= 20  # each store waited for its flush
-        stored = await vault.get(NODE, rows[3].alert_id)
-        assert stored == rows[3]  # the array column and the sealed bytes as given
-        assert len(await vault.many(NODE, [r.alert_id for r in rows] + ["alert-00039"])) == 21
+        for n in range(10):
+            stored = await inbox.add(item(n), kept=retained(n))
+            assert stored is not None
+            assert stored.feed_seq == n + 1
+        assert await wal_fsyncs() - before >= 10  # each store waited for its flush
+        batch = await inbox.add_batch(
+            [item(n) for n in range(10, 20)], kept=[retained(n) for n in range(10, 20)]
+        )
+        assert [s.feed_seq for s in batch if s is not None] == list(range(11, 21))
+        # Redelivered, with another row for one of them: nothing stored, the first row kept.
+        other = dataclasses.replace(retained(3), agreement_id="another")
+        assert await inbox.add_batch([item(3)], kept=[other]) == [None]
+        assert await vault.get(NODE, item(3).alert_id) == retained(3)
+        rows = await vault.many(NODE, [item(n).alert_id for n in range(20)])
+        assert rows == {item(n).alert_id: retained(n) for n in range(20)}  # columns as given
     finally:
         await engine.dispose()
 

@@ -45,6 +45,7 @@ __all__ = [
     "EpochKeys",
     "SealedNominal",
     "carries_nominal",
+    "envelope_document",
     "holds_nominal_block",
     "join_nominal",
     "nominal_readers",
@@ -161,12 +162,20 @@ def _is_nominal(name: str, record: Any) -> bool:
     return isinstance(record, dict) and (name == "nominal" or record.get("class") == "nominal")
 
 
-def split_nominal(raw: bytes) -> tuple[bytes, bytes] | None:
+def envelope_document(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed (its structure only: the caller verified it, or sealed it), for one parse
+    shared by :func:`split_nominal`, :func:`nominal_readers` and the caller's own reads."""
+    return _document(raw)
+
+
+def split_nominal(
+    raw: bytes, *, document: dict[str, Any] | None = None
+) -> tuple[bytes, bytes] | None:
     """``raw`` without the ciphertexts of its nominal parts (the ``nominal`` block and the cards
     of ``class: nominal`` files, each left as a redacted part keeps it), and those parts'
     records as canonical JSON ``{part: record}``; None when it carries no nominal ciphertext.
-    The caller verified ``raw``."""
-    document = _document(raw)
+    The caller verified ``raw``; ``document``: its :func:`envelope_document`, if at hand."""
+    document = _document(raw) if document is None else document
     taken = {
         name: record
         for name, record in document["parts"].items()
@@ -182,11 +191,11 @@ def split_nominal(raw: bytes) -> tuple[bytes, bytes] | None:
     return canonical_json({**document, "parts": parts}), canonical_json(taken)
 
 
-def nominal_readers(raw: bytes) -> tuple[str, ...]:
+def nominal_readers(raw: bytes, *, document: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The agencies ``raw`` seals a nominal part to (the block or a nominal file), among those
     still carrying their ciphertext (structure only: for the origin's own copy, which it
-    sealed itself)."""
-    document = _document(raw)
+    sealed itself); ``document``: its :func:`envelope_document`, if at hand."""
+    document = _document(raw) if document is None else document
     nominal = {
         name
         for name, record in document["parts"].items()

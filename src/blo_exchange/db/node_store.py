@@ -23,10 +23,12 @@ from blo_exchange.db.engine import (
     in_autocommit,
     in_transaction,
 )
+from blo_exchange.db.retention_store import VAULT_INSERT_SQL, vault_columns
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
 from blo_exchange.services.own_copies import OwnCopies
 from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
+from blo_exchange.services.retention import RetainedNominal
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]
 
@@ -59,6 +61,8 @@ _INBOX_STORE_SQL = (
     " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
     " $13, $14, $15::jsonb)"
 )
+# The same with the retention vault's rows of these alerts (RetainingInbox), $16 on.
+_INBOX_STORE_KEEPING_SQL = "WITH kept AS (" + VAULT_INSERT_SQL + ") " + _INBOX_STORE_SQL
 
 
 class SqlIdempotencyStore:
@@ -163,21 +167,27 @@ class SqlInbox:
         return await self._own.wait_sealed(envelope_sha256, timeout)
 
     async def add(
-        self, item: InboxItem, *, completes: Completion | None = None
+        self,
+        item: InboxItem,
+        *,
+        completes: Completion | None = None,
+        kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
         done = (
             (completes.principal_id, completes.key, json.dumps(completes.response))
             if completes is not None
             else (None, None, None)
         )
-        (position,) = await self._store(item.node_id, [item], done)
+        (position,) = await self._store(item.node_id, [item], done, () if kept is None else [kept])
         if position is None:
             return None
         if completes is not None:
             self._own.stored(item.envelope_sha256)
         return replace(item, feed_seq=position)
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
+    async def add_batch(
+        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+    ) -> list[InboxItem | None]:
         """One call, one transaction, for a delivered batch (items of one node).
 
         A batch of redeliveries only looks and takes no lock. Safe to run twice (see
@@ -188,24 +198,30 @@ class SqlInbox:
         node_id = items[0].node_id
         if any(item.node_id != node_id for item in items):
             raise ValueError("a batch is one node's")
-        positions = await self._store(node_id, items, (None, None, None))
+        positions = await self._store(node_id, items, (None, None, None), kept)
         return [
             None if position is None else replace(item, feed_seq=position)
             for item, position in zip(items, positions, strict=True)
         ]
 
     async def _store(
-        self, node_id: str, items: Sequence[InboxItem], done: tuple[str | None, ...]
+        self,
+        node_id: str,
+        items: Sequence[InboxItem],
+        done: tuple[str | None, ...],
+        kept: Sequence[RetainedNominal],
     ) -> list[int | None]:
         columns = column_arrays(
             items,
             *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
             *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
         )
+        sql, params = _INBOX_STORE_SQL, (node_id, *columns, *done)
+        if kept:
+            sql, params = _INBOX_STORE_KEEPING_SQL, (*params, *vault_columns(kept))
 
         async def store(conn: AsyncConnection) -> list[int | None]:
-            called = await conn.exec_driver_sql(_INBOX_STORE_SQL, (node_id, *columns, *done))
-            return list(called.scalar_one())
+            return list((await conn.exec_driver_sql(sql, params)).scalar_one())
 
         return await in_autocommit(self._autocommit, store)
 

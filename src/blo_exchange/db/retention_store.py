@@ -10,17 +10,16 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.crypto.retention import SealedNominal
-from blo_exchange.db.engine import SessionFactory, autocommit, engine_of, in_autocommit
+from blo_exchange.db.engine import SessionFactory, engine_of
 from blo_exchange.db.tables import NominalRetentionRow
 from blo_exchange.services.retention import RetainedNominal
 
-__all__ = ["SqlRetentionStore"]
+__all__ = ["VAULT_INSERT_SQL", "SqlRetentionStore", "vault_columns"]
 
 
-# The two statements on the delivery and feed paths, as the driver's SQL (like ``node_store``'s):
+# The statements on the delivery and feed paths, as the driver's SQL (like ``node_store``'s):
 # building and caching SQLAlchemy's compiled form on each call costs more than the statement.
 _COLUMNS = (
     "node_id",
@@ -44,13 +43,11 @@ _COLUMNS = (
     "reason",
     "erased_at",
 )
-# The rows in one statement, one array a column (``agreement_ids``, itself an array, as one JSON
-# array a row). Run in autocommit: one round trip, no BEGIN and COMMIT. Its commit waits for no
-# WAL flush (``set_config(..., true)`` lasts until this statement's transaction ends, its commit
-# included): the caller's next write, the inbox rows committed synchronously, flushes the WAL up
-# to and past it, so once the inbox has the alert this row is durable too; a crash before that
-# loses both, or this only.
-_ADD_SQL = (
+# The vault rows of what ``SqlInbox`` stores, inserted in the WITH of its store: one statement,
+# one transaction and one round trip with the inbox rows they belong to. Its parameters are $16
+# on (after the store's fifteen): one array a column, as ``vault_columns`` gives them
+# (``agreement_ids``, itself an array, as one JSON array a row); a row present is skipped.
+VAULT_INSERT_SQL = (
     "INSERT INTO nominal_retention (node_id, alert_id, role, agency_id, origin_agency,"
     " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
     " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
@@ -58,14 +55,14 @@ _ADD_SQL = (
     " u.agreement_id, ARRAY(SELECT jsonb_array_elements_text(u.agreement_ids)),"
     " u.envelope_sha256, u.created_at, u.max_until, u.expires_at, u.epoch_day, u.wrapped_key,"
     " u.sealed_part, u.decision, u.decided_by, u.reason, u.erased_at"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    " $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::timestamptz[],"
-    " $13::timestamptz[], $14::date[], $15::bytea[], $16::bytea[], $17::text[], $18::text[],"
-    " $19::text[], $20::timestamptz[]) AS u(node_id, alert_id, role, agency_id, origin_agency,"
-    " border_pair, kind, agreement_id, agreement_ids, envelope_sha256, created_at, max_until,"
-    " expires_at, epoch_day, wrapped_key, sealed_part, decision, decided_by, reason, erased_at)"
-    " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait"
-    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+    " FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],"
+    " $22::text[], $23::text[], $24::jsonb[], $25::text[], $26::timestamptz[],"
+    " $27::timestamptz[], $28::timestamptz[], $29::date[], $30::bytea[], $31::bytea[],"
+    " $32::text[], $33::text[], $34::text[], $35::timestamptz[]) AS u(node_id, alert_id, role,"
+    " agency_id, origin_agency, border_pair, kind, agreement_id, agreement_ids,"
+    " envelope_sha256, created_at, max_until, expires_at, epoch_day, wrapped_key, sealed_part,"
+    " decision, decided_by, reason, erased_at)"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING"
 )
 _MANY_SQL = (
     "SELECT node_id, alert_id, role, agency_id, origin_agency, border_pair, kind, agreement_id,"
@@ -75,8 +72,8 @@ _MANY_SQL = (
 )
 
 
-def _column_values(rows: Sequence[RetainedNominal]) -> tuple[list[object], ...]:
-    """``_ADD_SQL``'s parameters: one list a column, in ``_COLUMNS``' order."""
+def vault_columns(rows: Sequence[RetainedNominal]) -> tuple[list[object], ...]:
+    """``VAULT_INSERT_SQL``'s parameters: one list a column, in ``_COLUMNS``' order."""
     columns: tuple[list[object], ...] = tuple([] for _ in _COLUMNS)
     for row in rows:
         fields = {**_identity(row), **_values(row)}
@@ -90,23 +87,6 @@ class SqlRetentionStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
         self._engine = engine_of(sessions)
-        self._autocommit = autocommit(self._engine)
-
-    async def add(self, row: RetainedNominal) -> bool:
-        """Insert unless present; durable once the caller's following inbox write commits."""
-        return bool(await self._add([row]))
-
-    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
-        """:meth:`add` of each row (those present skipped), in one statement."""
-        if rows:
-            await self._add(rows)
-
-    async def _add(self, rows: Sequence[RetainedNominal]) -> list[str]:
-        async def insert(conn: AsyncConnection) -> list[str]:
-            added = await conn.exec_driver_sql(_ADD_SQL, _column_values(rows))
-            return [str(alert_id) for alert_id in added.scalars()]
-
-        return await in_autocommit(self._autocommit, insert)
 
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
         return (await self.many(node_id, [alert_id])).get(alert_id)

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
+from blo_exchange.crypto.retention import SealedNominal
 from blo_exchange.domain.directory import Agreement, Node, Principal
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Publisher",
     "Readiness",
     "Rejection",
+    "RetainedNominal",
     "StoredAlert",
     "UploadRecord",
     "UploadSpool",
@@ -131,15 +133,47 @@ class Completion:
     response: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RetainedNominal:
+    """One alert's nominal block under retention at one node (``role``: origin or recipient):
+    a row of the retention vault (``services.retention``)."""
+
+    node_id: str
+    alert_id: str
+    role: str
+    agency_id: str
+    origin_agency: str
+    border_pair: str
+    kind: str
+    agreement_id: str
+    agreement_ids: tuple[str, ...]
+    envelope_sha256: str
+    created_at: datetime
+    expires_at: datetime
+    max_until: datetime
+    sealed: SealedNominal | None = None
+    decision: str | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    erased_at: datetime | None = None
+
+
 class Inbox(Protocol):
     async def add(
-        self, item: InboxItem, *, completes: Completion | None = None
+        self,
+        item: InboxItem,
+        *,
+        completes: Completion | None = None,
+        kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
         """Store a sealed envelope: the item as stored, with its ``feed_seq`` (as ``add_batch``
         gives each); None when it was already there (redelivery).
 
         With ``completes`` (the ingest path's last step), the idempotency record of the request
-        that accepted the alert is completed in the same transaction: one commit, not two.
+        that accepted the alert is completed in the same transaction: one commit, not two. With
+        ``kept``, the retention vault's row for the alert's nominal block (``RetainingInbox``)
+        is stored in that transaction too (unless the vault has one for the alert already): the
+        row is never missing while the item is there.
         """
         ...
 
@@ -158,12 +192,14 @@ class Inbox(Protocol):
         storing these bytes if it is doing so now; at once when it is not."""
         ...
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
+    async def add_batch(
+        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+    ) -> list[InboxItem | None]:
         """Store received envelopes in one transaction, in the order given: each one as stored
         here (what ``get`` gives back: a wrapping inbox may have kept less of it, such as a
         nominal block no longer readable here) with its new ``feed_seq``, or None where the alert
         was already stored (a redelivery). Positions of one batch are consecutive and become
-        visible together, after every lower one."""
+        visible together, after every lower one. ``kept``: vault rows, as for :meth:`add`."""
         ...
 
     async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:

@@ -6,9 +6,10 @@ it unchanged). On ``add``:
 
 1. An alert of **another agency** that carries a nominal part this node can read is stored with
    that part's ciphertext removed (the stored envelope still verifies, its case still opens), and
-   the part record goes to the :class:`RetentionStore` sealed under the node's epoch key of the
-   day it expires (``domain.retention`` says which day). Vault first, inbox second: a crash in
-   between leaves a vault row that the redelivery finds (``add`` keeps the first).
+   the part record goes to the vault (the :class:`RetentionStore`'s rows) sealed under the
+   node's epoch key of the day it expires (``domain.retention`` says which day). The inner inbox
+   stores the vault row in the transaction that stores the item (``Inbox.add``'s ``kept``): never
+   one without the other; a vault row the node has already (a redelivery) is kept as it is.
 2. An alert **this node originated** with a nominal part sealed to another agency gets an
    ``origin`` row: its analysts' review task (``services.retention_review``).
 3. Anything else (an own agency's alert from another of its nodes, an alert without a nominal
@@ -26,14 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.retention import (
-    SealedNominal,
     carries_nominal,
+    envelope_document,
     join_nominal,
     nominal_readers,
     open_nominal,
@@ -43,7 +43,14 @@ from blo_exchange.crypto.retention import (
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.retention import day_of, governing_retention
 from blo_exchange.errors import InvalidEnvelope
-from blo_exchange.services.ports import Completion, Directory, Inbox, InboxItem, Rejection
+from blo_exchange.services.ports import (
+    Completion,
+    Directory,
+    Inbox,
+    InboxItem,
+    Rejection,
+    RetainedNominal,
+)
 from blo_exchange.services.receipts import ReceiptPublisher, ReceiptType, deterministic_receipt_id
 from blo_exchange.services.taxii_index import AddedAlert, TaxiiIndex
 
@@ -65,30 +72,6 @@ class EpochKeyStore(Protocol):
     def get(self, day: date, *, create: bool) -> bytes | None: ...
     def days(self) -> list[date]: ...
     def destroy(self, day: date) -> bool: ...
-
-
-@dataclass(frozen=True)
-class RetainedNominal:
-    """One alert's nominal block under retention at one node (``role``: origin or recipient)."""
-
-    node_id: str
-    alert_id: str
-    role: str
-    agency_id: str
-    origin_agency: str
-    border_pair: str
-    kind: str
-    agreement_id: str
-    agreement_ids: tuple[str, ...]
-    envelope_sha256: str
-    created_at: datetime
-    expires_at: datetime
-    max_until: datetime
-    sealed: SealedNominal | None = None
-    decision: str | None = None
-    decided_by: str | None = None
-    reason: str | None = None
-    erased_at: datetime | None = None
 
 
 async def send_about(
@@ -114,14 +97,6 @@ async def send_about(
 
 
 class RetentionStore(Protocol):
-    async def add(self, row: RetainedNominal) -> bool:
-        """Insert unless the node has a row for the alert already (then False)."""
-        ...
-
-    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
-        """:meth:`add` of each row, in one transaction."""
-        ...
-
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None: ...
     async def many(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, RetainedNominal]: ...
     async def due(self, node_id: str, at: datetime) -> list[RetainedNominal]:
@@ -169,25 +144,29 @@ class RetainingInbox:
         return await self._inner.wait_sealed(envelope_sha256, timeout)
 
     async def add(
-        self, item: InboxItem, *, completes: Completion | None = None
+        self,
+        item: InboxItem,
+        *,
+        completes: Completion | None = None,
+        kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
+        _own_rows_only(kept is not None)
         stored_as, row = await self._prepare(item)
-        if row is not None:
-            await self._store.add(row)  # (1) vault first
-        got = await self._inner.add(stored_as, completes=completes)
+        got = await self._inner.add(stored_as, completes=completes, kept=row)  # (1)
         return None if got is None else _as_read(item, stored_as, row, got)
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
-        """Delivery's batch: each item prepared as :meth:`add` does, the vault's rows kept in one
-        transaction first, then the inner inbox's one insert. Each stored item comes back as
+    async def add_batch(
+        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+    ) -> list[InboxItem | None]:
+        """Delivery's batch: each item prepared as :meth:`add` does, stored with the vault's rows
+        by the inner inbox's one call. Each stored item comes back as
         :meth:`get` would give it now: whole while its nominal part is in the vault under a key,
         without that part when it was never readable here (no nominal agreement, or it arrived
         after its retention ended)."""
+        _own_rows_only(bool(kept))
         prepared = [await self._prepare(item) for item in items]
-        kept = [row for _, row in prepared if row is not None]
-        if kept:
-            await self._store.add_many(kept)  # (1) vault first
-        stored = await self._inner.add_batch([stored for stored, _ in prepared])
+        rows = [row for _, row in prepared if row is not None]
+        stored = await self._inner.add_batch([stored for stored, _ in prepared], kept=rows)  # (1)
         return [
             None if got is None else _as_read(item, stored_as, row, got)
             for item, (stored_as, row), got in zip(items, prepared, stored, strict=True)
@@ -195,18 +174,19 @@ class RetainingInbox:
 
     async def _prepare(self, item: InboxItem) -> tuple[InboxItem, RetainedNominal | None]:
         """What the inner inbox stores of ``item``: the nominal part of another agency's alert
-        moved to the vault, the rest as it came; and the row the vault must keep first."""
+        moved to the vault, the rest as it came; and the vault's row to store with it."""
         if not carries_nominal(item.envelope):
             return item, None  # (3)
         if item.origin_agency == self._node.agency_id:
             if item.origin_node == self._node.id:
                 return item, await self._origin_row(item)  # (2)
             return item, None  # (3)
-        split = split_nominal(item.envelope)
+        document = envelope_document(item.envelope)  # parsed once for what follows
+        split = split_nominal(item.envelope, document=document)
         if split is None:
             return item, None  # (3)
         stored, record = split
-        row = await self._row(item, role="recipient")
+        row = await self._row(item, document, role="recipient")
         if row is None:
             # No cited agreement allows the nominal block: the authority check refuses such an
             # envelope before it gets here; should one slip through, its nominal part is dropped.
@@ -245,16 +225,20 @@ class RetainingInbox:
 
     async def _origin_row(self, item: InboxItem) -> RetainedNominal | None:
         try:
-            readers = nominal_readers(item.envelope)
+            document = envelope_document(item.envelope)
+            readers = nominal_readers(item.envelope, document=document)
         except InvalidEnvelope:
             return None
         if any(agency != self._node.agency_id for agency in readers):
-            return await self._row(item, role="origin")
+            return await self._row(item, document, role="origin")
         return None
 
-    async def _row(self, item: InboxItem, *, role: str) -> RetainedNominal | None:
-        header = UnverifiedEnvelope.parse(item.envelope).header
-        cited = tuple(str(a) for a in header["agreement_ids"])
+    async def _row(
+        self, item: InboxItem, document: dict[str, Any], *, role: str
+    ) -> RetainedNominal | None:
+        """The vault's row for ``item``, whose envelope ``document`` is (verified, or sealed
+        here): the retention of the agreements its signed header cites."""
+        cited = tuple(str(a) for a in document["header"]["agreement_ids"])
         retention = governing_retention(await self._directory.agreements(), cited, item.created_at)
         if retention is None:
             return None
@@ -294,6 +278,11 @@ class RetainingInbox:
             return replace(item, envelope=join_nominal(item.envelope, record))
         except InvalidEnvelope:
             return item  # erased (or being erased): the alert without its nominal part
+
+
+def _own_rows_only(given: bool) -> None:
+    if given:
+        raise ValueError("a retaining inbox makes the vault rows of what it stores itself")
 
 
 def _as_read(

@@ -19,6 +19,7 @@ from blo_exchange.services.ports import (
     InboxItem,
     NewLedgerEntry,
     Rejection,
+    RetainedNominal,
 )
 from blo_exchange.services.receipt_queue import QueuedReceipt
 
@@ -147,6 +148,9 @@ class FakeInbox:
     """The size of each ``add_batch`` call: one insert per batch."""
     fail_batches: int = 0
     """How many of the next ``add_batch`` calls fail, as a lost database would."""
+    vault: Any = None
+    """The retention vault (``retention_fakes.FakeStore``) that ``kept`` rows go to, as the SQL
+    inbox stores them in its own transaction."""
 
     def sealed_here(self, envelope_sha256: str) -> bool:
         return envelope_sha256 in self.sealed
@@ -160,8 +164,14 @@ class FakeInbox:
         return envelope_sha256 in self.sealed
 
     async def add(
-        self, item: InboxItem, *, completes: Completion | None = None
+        self,
+        item: InboxItem,
+        *,
+        completes: Completion | None = None,
+        kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
+        if kept is not None:
+            self.vault.put(kept)
         if completes is not None:
             done = completes
             await self.idempotency.complete(done.principal_id, done.key, done.response)
@@ -174,11 +184,15 @@ class FakeInbox:
             self.sealed.add(item.envelope_sha256)
         return stored
 
-    async def add_batch(self, items: Sequence[InboxItem]) -> list[InboxItem | None]:
+    async def add_batch(
+        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+    ) -> list[InboxItem | None]:
         if self.fail_batches:
             self.fail_batches -= 1
             raise OSError("the database went away mid-batch")
         self.batches.append(len(items))
+        for row in kept:
+            self.vault.put(row)
         return [await self.add(item) for item in items]
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:

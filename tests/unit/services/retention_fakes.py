@@ -15,12 +15,9 @@ __all__ = ["FakeKeys", "FakeStore"]
 class FakeStore:
     rows: dict[tuple[str, str], RetainedNominal] = field(default_factory=dict)
 
-    async def add(self, row: RetainedNominal) -> bool:
-        return self.rows.setdefault((row.node_id, row.alert_id), row) is row
-
-    async def add_many(self, rows: Sequence[RetainedNominal]) -> None:
-        for row in rows:
-            await self.add(row)
+    def put(self, row: RetainedNominal) -> None:
+        """A row as the SQL inbox would have stored it with its alert (a test's set-up)."""
+        self.rows.setdefault((row.node_id, row.alert_id), row)
 
     async def get(self, node_id: str, alert_id: str) -> RetainedNominal | None:
         return self.rows.get((node_id, alert_id))

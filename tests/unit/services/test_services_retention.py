@@ -59,7 +59,7 @@ async def delivered(
     await world.ingest(KG).submit(world.terminal(KG), submission, "key-1")
     raw = world.publisher.published[-1][1]
     inbox = RetainingInbox(
-        FakeInbox(),
+        FakeInbox(vault=store),
         node=world.node(TJ),
         store=store,
         keys=keys,

@@ -46,7 +46,7 @@ def files(store: FakeStore, keys: FakeKeys) -> NominalFiles:
 
 async def test_a_nominal_file_is_kept_sealed_until_its_days_key_is_destroyed() -> None:
     store, keys = FakeStore(), FakeKeys()
-    await store.add(row(keys))
+    store.put(row(keys))
     vault = files(store, keys)
     stored = await vault.seal(ALERT, "file-2", b"ciphertext")
     assert stored is not None
@@ -60,7 +60,7 @@ async def test_a_nominal_file_is_kept_sealed_until_its_days_key_is_destroyed() -
 
 async def test_an_erased_or_late_row_stores_and_serves_nothing() -> None:
     store, keys = FakeStore(), FakeKeys()
-    await store.add(replace(row(keys), sealed=None, erased_at=EXPIRES))
+    store.put(replace(row(keys), sealed=None, erased_at=EXPIRES))
     vault = files(store, keys)
     assert await vault.seal(ALERT, "file-2", b"ciphertext") is None
     assert await vault.open(ALERT, "file-2", b"whatever") is None
@@ -70,6 +70,6 @@ async def test_files_of_alerts_not_under_this_nodes_retention_pass_as_they_are()
     store, keys = FakeStore(), FakeKeys()
     vault = files(store, keys)
     assert await vault.seal(ALERT, "file-2", b"ciphertext") == b"ciphertext"  # no row
-    await store.add(row(keys, role="origin", sealed=False))  # the originator's own alert
+    store.put(row(keys, role="origin", sealed=False))  # the originator's own alert
     assert await vault.seal(ALERT, "file-2", b"ciphertext") == b"ciphertext"
     assert await vault.open(ALERT, "file-2", b"ciphertext") == b"ciphertext"
