@@ -288,6 +288,10 @@ class VerifiedEnvelope:
             if name == "nominal" or record.get("class") == "nominal"
         )
 
+    def redacted_all(self) -> bytes:
+        """:func:`redact_all` of this envelope, without parsing it again."""
+        return _redacted_all(self._document)
+
     def recipient_parts(self, agency: str) -> tuple[str, ...]:
         """The parts ``agency`` may read; ``InvalidEnvelope`` if it is not a recipient."""
         return tuple(self._recipient(agency)["parts"])
@@ -373,7 +377,10 @@ def redact(raw: bytes, part: str) -> bytes:
 def redact_all(raw: bytes) -> bytes:
     """The envelope with every part's nonce and ciphertext removed (their hashes kept): what
     the ledger keeps of it. Its signature still verifies; nothing in it can be opened."""
-    document = UnverifiedEnvelope.parse(raw)._document
+    return _redacted_all(UnverifiedEnvelope.parse(raw)._document)
+
+
+def _redacted_all(document: Mapping[str, Any]) -> bytes:
     parts = {name: _redacted(record) for name, record in document["parts"].items()}
     return canonical_json({**document, "parts": parts})
 

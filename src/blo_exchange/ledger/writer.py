@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from blo_exchange.crypto.envelope import UnverifiedEnvelope, redact_all
+from blo_exchange.crypto.envelope import UnverifiedEnvelope
 from blo_exchange.crypto.receipt import UnverifiedReceipt
 from blo_exchange.domain.ledger import RECEIPT_ENTRY_TYPES
 from blo_exchange.domain.subjects import (
@@ -148,7 +148,7 @@ class LedgerWriter:
         return build_entry(
             event_id=f"alert_shared:{verified.alert_id}",
             envelope_sha256=_sha256(message.data),
-            record=redact_all(message.data),
+            record=verified.redacted_all(),
             **args,
         )
 

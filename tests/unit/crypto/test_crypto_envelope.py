@@ -20,6 +20,7 @@ from blo_exchange.crypto.envelope import (
     VerifiedEnvelope,
     envelope_sha256,
     redact,
+    redact_all,
     rejection_reason,
     seal,
 )
@@ -280,6 +281,24 @@ def test_redacted_nominal_still_verifies_and_opens_case(world: World, sealed: by
     assert opened.parts == {"case": CASE}
     assert "nominal" not in opened.parts
     assert redact(redacted, "nominal") == redacted  # idempotent
+
+
+def test_redact_all_keeps_what_the_ledger_needs_and_nothing_that_opens(
+    world: World, sealed: bytes
+) -> None:
+    """What the ledger keeps of an envelope: every part's hash, no nonce and no ciphertext; its
+    signature still verifies and nothing opens. A verified envelope gives the same bytes
+    without parsing them again (the ledger writer's path)."""
+    kept = redact_all(sealed)
+    original = json.loads(sealed)["parts"]
+    assert json.loads(kept)["parts"] == {
+        name: {"sha256": record["sha256"]} for name, record in original.items()
+    }
+    verified = world.verify(kept)
+    assert set(verified.redacted_parts) == set(original)
+    assert verified.open(FULL, world.private_keys(FULL)).parts == {}
+    assert world.verify(sealed).redacted_all() == kept
+    assert redact_all(kept) == kept  # idempotent
 
 
 def test_redacted_hash_is_still_signed(world: World, sealed: bytes) -> None:
