@@ -1,9 +1,10 @@
 """A node's inbox stores in one round trip (issue 14): ``blo_inbox_store``.
 
-Storing alerts in a node's inbox is five statements in one transaction (which are stored
-already, the feed head's lock, which are stored now that every earlier storer has committed,
-the rows at the next positions, the head moved past them), plus the request's answer on the
-accept path. Sent one by one they were seven round trips a delivered batch (BEGIN and COMMIT
+Storing a batch of alerts in a node's inbox is five statements in one transaction (which are
+stored already, the feed head's lock, which are stored now that every earlier storer has
+committed, the rows at the next positions, the head moved past them); one alert is fewer (its
+position taken and its row stored in one statement, the position given back if it was stored
+meanwhile), plus the request's answer on the accept path. Sent one by one they were seven round trips a delivered batch (BEGIN and COMMIT
 included) and three an accept; each one a write and a wake-up on both sides of the socket, and a
 trip through the driver. This function runs the same statements inside Postgres: one call in
 autocommit, one round trip, one transaction. Each statement of a PL/pgSQL function takes a new
@@ -25,7 +26,7 @@ branch_labels = None
 depends_on = None
 
 _CREATE = """
-CREATE FUNCTION blo_inbox_store(
+CREATE OR REPLACE FUNCTION blo_inbox_store(
     p_node_id text,
     p_alert_id text[], p_agency_id text[], p_origin_agency text[], p_origin_node text[],
     p_border_pair text[], p_kind text[], p_tlp text[], p_created_at timestamptz[],
@@ -44,16 +45,40 @@ BEGIN
         UPDATE idempotency_keys SET state = 'done', response = p_response, updated_at = now()
          WHERE principal_id = p_principal_id AND key = p_key;
     END IF;
-    -- (1) A batch of redeliveries (common) only looks, and takes no lock.
-    IF NOT EXISTS (
-        SELECT 1 FROM unnest(p_alert_id) AS given(alert_id)
-         WHERE NOT EXISTS (
-             SELECT 1 FROM node_inbox i
-              WHERE i.node_id = p_node_id AND i.alert_id = given.alert_id)
-    ) THEN
-        RETURN array_fill(NULL::bigint, ARRAY[cardinality(p_alert_id)]);
+    -- An accept's own copy, sealed a moment ago: nobody but the node's own consumer can have
+    -- stored it, so no look first. One item: (S) its position taken and the row stored in one
+    -- statement; (U) if it was stored meanwhile (by a storer we waited for on the head's lock,
+    -- which is still ours, so nobody took a later position), the position given back.
+    IF p_principal_id IS NULL OR cardinality(p_alert_id) <> 1 THEN
+        -- (1) A batch of redeliveries (common) only looks, and takes no lock.
+        IF NOT EXISTS (
+            SELECT 1 FROM unnest(p_alert_id) AS given(alert_id)
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM node_inbox i
+                  WHERE i.node_id = p_node_id AND i.alert_id = given.alert_id)
+        ) THEN
+            RETURN array_fill(NULL::bigint, ARRAY[cardinality(p_alert_id)]);
+        END IF;
     END IF;
-    -- (2) The head's lock, held until this transaction ends: a second storer waits here until
+    IF cardinality(p_alert_id) = 1 THEN
+        WITH taken AS (  -- (S)
+            INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES (p_node_id, 1)
+                ON CONFLICT (node_id) DO UPDATE SET last_seq = h.last_seq + 1
+                RETURNING last_seq)
+        INSERT INTO node_inbox (node_id, alert_id, agency_id, origin_agency, origin_node,
+            border_pair, kind, tlp, created_at, stream_seq, envelope, envelope_sha256, feed_seq)
+        SELECT p_node_id, p_alert_id[1], p_agency_id[1], p_origin_agency[1], p_origin_node[1],
+               p_border_pair[1], p_kind[1], p_tlp[1], p_created_at[1], p_stream_seq[1],
+               p_envelope[1], p_envelope_sha256[1], taken.last_seq
+          FROM taken
+        ON CONFLICT (node_id, alert_id) DO NOTHING
+        RETURNING feed_seq INTO moved_to;
+        IF moved_to IS NULL THEN  -- (U)
+            UPDATE node_feed_heads SET last_seq = last_seq - 1 WHERE node_id = p_node_id;
+        END IF;
+        RETURN ARRAY[moved_to];
+    END IF;
+    -- A batch. (2) The head's lock, held until this transaction ends: a second storer waits here until
     -- the first has committed, so positions become visible in the order they are taken, with
     -- no gaps (a reader's cursor never moves past a position committed later).
     INSERT INTO node_feed_heads AS h (node_id, last_seq) VALUES (p_node_id, 0)
