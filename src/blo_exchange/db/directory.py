@@ -8,6 +8,7 @@ changes rarely. A revoked token or key is refused at the latest ``cache_seconds`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -16,10 +17,11 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
-from blo_exchange.db.engine import SessionFactory
+from blo_exchange.db.engine import SessionFactory, autocommit, engine_of
 from blo_exchange.db.tables import (
     AgencyRow,
     AgreementRow,
@@ -43,6 +45,20 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+REFRESHING_AT_ONCE = 2
+"""Background reloads (refresh ahead) running at once. A hundred analysts' live streams each
+re-check their principal about every second: unbounded, their reloads took a pool connection
+each at the same moment, past the pool's size, and every second the overflow was connected
+and closed again (issue 14)."""
+
+# A principal by token hash, on every request and every live stream's re-check: one statement
+# on an autocommit connection, not an ORM session (its set-up cost more than the query).
+_PRINCIPAL_SQL = (
+    "SELECT id, role, node_id, agency_id, label, created_at, expires_at, revoked_at,"
+    " device_certificate FROM principals WHERE token_hash = $1"
+)
+
+
 class SqlDirectory:
     def __init__(self, sessions: SessionFactory, *, cache_seconds: float = 2.0) -> None:
         self._sessions = sessions
@@ -50,6 +66,8 @@ class SqlDirectory:
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
         self._loading: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
         self._generation = 0
+        self._refreshing = asyncio.Semaphore(REFRESHING_AT_ONCE)
+        self._reads: AsyncEngine | None = None
 
     async def _cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
         """One load in flight per key, the others await it (no stampede when an entry expires);
@@ -61,21 +79,27 @@ class SqlDirectory:
             age = time.monotonic() - hit[0]
             if age < self._cache_seconds:
                 if age >= self._cache_seconds / 2:
-                    self._load(key, load)
+                    self._load(key, load, behind=True)
                 value: T = hit[1]
                 return value
         loaded: T = await asyncio.shield(self._load(key, load))
         return loaded
 
-    def _load(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> asyncio.Task[Any]:
+    def _load(
+        self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]], *, behind: bool = False
+    ) -> asyncio.Task[Any]:
         task = self._loading.get(key)
         if task is not None:
             return task
-        started, generation = time.monotonic(), self._generation
+        generation = self._generation
 
         async def run() -> T:
             try:
-                value = await load()
+                # A reload behind a served entry waits its turn (REFRESHING_AT_ONCE); its age
+                # counts from when it starts reading.
+                async with self._refreshing if behind else contextlib.nullcontext():
+                    started = time.monotonic()
+                    value = await load()
                 if generation == self._generation:  # not invalidated meanwhile
                     self._cache[key] = (started, value)
                 return value
@@ -159,10 +183,10 @@ class SqlDirectory:
 
     async def principal_by_token_hash(self, token_hash: bytes) -> Principal | None:
         async def load() -> Principal | None:
-            async with self._sessions() as session:
-                row = await session.scalar(
-                    select(PrincipalRow).where(PrincipalRow.token_hash == token_hash)
-                )
+            if self._reads is None:
+                self._reads = autocommit(engine_of(self._sessions))
+            async with self._reads.connect() as conn:
+                row = (await conn.exec_driver_sql(_PRINCIPAL_SQL, (token_hash,))).first()
             return None if row is None else _principal(row)
 
         return await self._cached(("principal", token_hash), load)
@@ -389,7 +413,8 @@ def _agreement(row: AgreementRow) -> Agreement:
     )
 
 
-def _principal(row: PrincipalRow) -> Principal:
+def _principal(row: Any) -> Principal:
+    """A principals row (the ORM's, or a statement's row with the same columns)."""
     return Principal(
         id=row.id,
         role=Role(row.role),

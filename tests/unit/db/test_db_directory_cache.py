@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from blo_exchange.db.directory import SqlDirectory
+from blo_exchange.db.directory import REFRESHING_AT_ONCE, SqlDirectory
 
 
 def directory(cache_seconds: float) -> SqlDirectory:
@@ -71,3 +71,34 @@ async def test_a_failed_load_is_not_cached_and_invalidate_drops_loads_in_flight(
     gate.set()
     assert await stale == 1
     assert await cache._cached(("k",), fresh) == 2
+
+
+async def test_reloads_behind_served_entries_run_a_few_at_a_time() -> None:
+    """A hundred live streams re-check their principals at about the same moment: their reloads
+    behind the served entries must not take a pool connection each at once (issue 14)."""
+    cache = directory(0.2)
+    running = peak = 0
+    reloaded: list[str] = []
+
+    def load_of(key: str, value: int) -> Any:
+        async def load() -> int:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.005)
+            running -= 1
+            if value:
+                reloaded.append(key)
+            return value
+
+        return load
+
+    keys = [f"principal-{n}" for n in range(12)]
+    for key in keys:
+        assert await cache._cached((key,), load_of(key, 0)) == 0
+    await asyncio.sleep(0.12)  # past half their life: served, and reloaded behind
+    assert [await cache._cached((key,), load_of(key, 1)) for key in keys] == [0] * 12
+    await asyncio.sleep(0.1)  # 12 reloads of 5 ms, two at a time
+    assert sorted(reloaded) == sorted(keys)
+    assert peak == REFRESHING_AT_ONCE
+    assert [await cache._cached((key,), load_of(key, 2)) for key in keys] == [1] * 12
