@@ -10,7 +10,9 @@ Opening a stream, in order: (1) only an analyst of this node's agency; (2) at mo
 is open: (3) ``admitted()`` — the credential or the session, as of now — is asked before every
 batch of events and at least every ``recheck`` seconds, so revocation, expiry and sign-out end
 the stream within that plus the directory cache's interval; (4) an outage of a dependency keeps
-the stream open, quiet but for a comment, and it goes on from the same position. Streams that
+the stream open, quiet but for a comment, and it goes on from the same position; (5) whether the
+client left is asked at most every ``recheck`` seconds (the server ends a stream whose client
+left meanwhile: its disconnect listener, or a failed write). Streams that
 start from an old cursor (a catch-up) read the feed's shared opened frames like live ones
 (``services.feed_frames``): an alert is decrypted once per node, not once per stream.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from blo_exchange.domain.directory import Principal
@@ -132,8 +136,19 @@ class FeedStreams:
         admitted: Callable[[], Awaitable[bool]],
     ) -> AsyncIterator[bytes]:
         position, quiet = start, 0.0
+        asked = -math.inf  # at once the first time
         yield b"retry: 2000\n\n"
-        while not await disconnected() and await admitted():  # (3)
+        # Whether the client left, asked at most every ``recheck`` seconds: a stream busy
+        # writing learns it from the server meanwhile (Starlette's disconnect listener cancels
+        # it; a write to a closed connection fails), and asking after every page cost a tenth of
+        # a node's loop with a hundred streams (issue 14).
+        while True:
+            if time.monotonic() - asked >= self._recheck:
+                asked = time.monotonic()
+                if await disconnected():
+                    break
+            if not await admitted():  # (3)
+                break
             try:
                 page = await self._feed.live(principal, cursor=position)
             except self._outages.errors as exc:  # (4)
