@@ -7,9 +7,10 @@ reconnecting client resumes with ``Last-Event-ID`` exactly after the last alert 
 
 Opening a stream, in order: (1) only an analyst of this node's agency; (2) at most
 ``per_principal`` streams of one principal open at once in this process (429 past that). While it
-is open: (3) ``admitted()`` — the credential or the session, as of now — is asked before every
-batch of events and at least every ``recheck`` seconds, so revocation, expiry and sign-out end
-the stream within that plus the directory cache's interval; (4) an outage of a dependency keeps
+is open: (3) ``admitted()`` — the credential or the session, as of now — is asked before a batch
+of events once :data:`ADMITTED_EVERY` has passed since it was last asked, and at least every
+``recheck`` seconds, so revocation, expiry and sign-out end the stream within that plus the
+directory cache's interval (2 s); (4) an outage of a dependency keeps
 the stream open, quiet but for a comment, and it goes on from the same position; (5) whether the
 client left is asked at most every ``recheck`` seconds (the server ends a stream whose client
 left meanwhile: its disconnect listener, or a failed write). Streams that
@@ -31,6 +32,7 @@ from blo_exchange.services.feed import FeedService
 from blo_exchange.services.outages import Outages
 
 __all__ = [
+    "ADMITTED_EVERY",
     "MAX_POSITION",
     "SSE_HEADERS",
     "FeedStream",
@@ -85,6 +87,10 @@ class FeedStream:
         self.close = close
 
 
+ADMITTED_EVERY = 0.5
+"""Least seconds between two checks of a live stream's credential while its events flow."""
+
+
 class FeedStreams:
     def __init__(
         self,
@@ -136,19 +142,23 @@ class FeedStreams:
         admitted: Callable[[], Awaitable[bool]],
     ) -> AsyncIterator[bytes]:
         position, quiet = start, 0.0
-        asked = -math.inf  # at once the first time
+        left_asked = admitted_asked = -math.inf  # both at once the first time
         yield b"retry: 2000\n\n"
         # Whether the client left, asked at most every ``recheck`` seconds: a stream busy
         # writing learns it from the server meanwhile (Starlette's disconnect listener cancels
-        # it; a write to a closed connection fails), and asking after every page cost a tenth of
-        # a node's loop with a hundred streams (issue 14).
+        # it; a write to a closed connection fails). The credential, at most every
+        # ADMITTED_EVERY seconds: the directory's answer may be 2 s old anyway. Each asked after
+        # every page was a tenth of a node's loop with a hundred streams (issue 14).
         while True:
-            if time.monotonic() - asked >= self._recheck:
-                asked = time.monotonic()
+            now = time.monotonic()
+            if now - left_asked >= self._recheck:
+                left_asked = now
                 if await disconnected():
                     break
-            if not await admitted():  # (3)
-                break
+            if now - admitted_asked >= ADMITTED_EVERY:  # (3)
+                admitted_asked = now
+                if not await admitted():
+                    break
             try:
                 page = await self._feed.live(principal, cursor=position)
             except self._outages.errors as exc:  # (4)
