@@ -27,8 +27,13 @@ from blo_exchange.db.retention_store import VAULT_INSERT_SQL, vault_columns
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
 from blo_exchange.services.own_copies import OwnCopies
-from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem, Rejection
-from blo_exchange.services.retention import RetainedNominal
+from blo_exchange.services.ports import (
+    Completion,
+    IdempotencyBegin,
+    InboxItem,
+    Rejection,
+    RetainedNominal,
+)
 
 __all__ = ["SqlIdempotencyStore", "SqlInbox"]
 
