@@ -208,6 +208,10 @@ def _json(part: bytes | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_HandedOver = tuple[InboxItem, Mapping[str, Any], Mapping[str, bytes]]
+"""An alert handed over opened: the item as stored, its header, its case and nominal parts."""
+
+
 class SearchIndex:
     def __init__(
         self,
@@ -225,7 +229,9 @@ class SearchIndex:
         self._store = store
         self._lock = asyncio.Lock()
         # feed position -> the entry of an alert delivery or ingest handed over, not yet indexed.
-        self._ready: dict[int, IndexedAlert] = {}
+        # Kept as handed over: its keys are made when the round indexes it, not on the path
+        # (an accept, a delivered batch) that hands it over.
+        self._ready: dict[int, _HandedOver] = {}
         self.indexed = 0
         self.opens = 0
         self.direct = 0
@@ -256,8 +262,7 @@ class SearchIndex:
         """Ingest's hook: the plaintext of an alert this node sealed and stored as its agency's
         own copy (which opens every part to its own agency), at its feed position: indexed as
         :meth:`stored` indexes what delivery hands over."""
-        kept = {name: parts[name] for name in (CASE, NOMINAL) if name in parts}
-        self._keep_ready(item, header, kept)
+        self._keep_ready(item, header, parts)
 
     async def stored(self, alerts: Sequence[StoredAlert]) -> None:
         """Delivery's post-store hook: what it opened for this node's agency, each item as the
@@ -273,7 +278,8 @@ class SearchIndex:
         self, item: InboxItem, header: Mapping[str, Any], parts: Mapping[str, bytes]
     ) -> None:
         if item.agency_id == self._node.agency_id and item.node_id == self._node.id:
-            self._ready[item.feed_seq] = _known_entry(item, header, parts)
+            kept = {name: parts[name] for name in (CASE, NOMINAL) if name in parts}
+            self._ready[item.feed_seq] = (item, header, kept)
         while len(self._ready) > _OPENED_MAX:
             del self._ready[min(self._ready)]
 
@@ -286,8 +292,8 @@ class SearchIndex:
             for done in [seq for seq in self._ready if seq <= after]:
                 del self._ready[done]
             run: list[IndexedAlert] = []
-            while (entry := self._ready.pop(after + 1 + len(run), None)) is not None:
-                run.append(entry)
+            while (ready := self._ready.pop(after + 1 + len(run), None)) is not None:
+                run.append(_known_entry(*ready))
             if not run:
                 return added
             await self._store.put(run)  # more may be handed over meanwhile: look again
@@ -298,8 +304,8 @@ class SearchIndex:
 
     async def _entry(self, row: InboxItem) -> IndexedAlert:
         ready = self._ready.pop(row.feed_seq, None)
-        if ready is not None and ready.alert_id == row.alert_id:
-            return ready
+        if ready is not None and ready[0].alert_id == row.alert_id:
+            return _known_entry(*ready)
         self.opens += 1
         try:
             opened = (await self._signed.open_stored(row, kem_keys=self._kem_keys)).opened
