@@ -74,13 +74,10 @@ _MANY_SQL = (
 
 def vault_columns(rows: Sequence[RetainedNominal]) -> tuple[list[object], ...]:
     """``VAULT_INSERT_SQL``'s parameters: one list a column, in ``_COLUMNS``' order."""
-    columns: tuple[list[object], ...] = tuple([] for _ in _COLUMNS)
-    for row in rows:
-        fields = {**_identity(row), **_values(row)}
-        fields["agreement_ids"] = json.dumps(fields["agreement_ids"])
-        for column, name in zip(columns, _COLUMNS, strict=True):
-            column.append(fields[name])
-    return columns
+    fields = [{**_identity(row), **_values(row)} for row in rows]
+    for each in fields:
+        each["agreement_ids"] = json.dumps(each["agreement_ids"])
+    return tuple([each[name] for each in fields] for name in _COLUMNS)
 
 
 class SqlRetentionStore:

@@ -10,12 +10,12 @@ Opening a stream, in order: (1) only an analyst of this node's agency; (2) at mo
 is open: (3) ``admitted()`` — the credential or the session, as of now — is asked before a batch
 of events once :data:`ADMITTED_EVERY` has passed since it was last asked, and at least every
 ``recheck`` seconds, so revocation, expiry and sign-out end the stream within that plus the
-directory cache's interval (2 s); (4) an outage of a dependency keeps
-the stream open, quiet but for a comment, and it goes on from the same position; (5) whether the
-client left is asked at most every ``recheck`` seconds (the server ends a stream whose client
-left meanwhile: its disconnect listener, or a failed write). Streams that
-start from an old cursor (a catch-up) read the feed's shared opened frames like live ones
-(``services.feed_frames``): an alert is decrypted once per node, not once per stream.
+directory cache's interval (2 s); (4) an outage of a dependency keeps the stream open, quiet but
+for a comment, and it goes on from the same position; (5) whether the client left is asked at
+most every ``recheck`` seconds (the server ends a stream whose client left meanwhile: its
+disconnect listener, or a failed write). Streams that start from an old cursor (a catch-up) read
+the feed's shared opened frames like live ones (``services.feed_frames``): an alert is decrypted
+once per node, not once per stream.
 """
 
 from __future__ import annotations
