@@ -9,10 +9,12 @@ import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from blo_exchange.crypto.retention import SealedNominal
 from blo_exchange.db.engine import create_engine, migrate, session_factory
+from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
 from blo_exchange.db.retention_store import SqlRetentionStore
 from blo_exchange.services.ports import Completion, InboxItem
@@ -38,10 +40,14 @@ def item(n: int) -> InboxItem:
     )
 
 
-async def test_a_pager_sees_every_concurrently_stored_item_once(database_url: str) -> None:
+@pytest.mark.parametrize("held_size", [0, 2], ids=["through-the-pool", "on-held-connections"])
+async def test_a_pager_sees_every_concurrently_stored_item_once(
+    database_url: str, held_size: int
+) -> None:
     await migrate(database_url)
     engine = create_engine(database_url, pool_size=12)
-    inbox = SqlInbox(session_factory(engine))
+    held = HeldConnections(engine, size=held_size)
+    inbox = SqlInbox(session_factory(engine), held=held)
     total, writers = 400, 12
     seen: list[str] = []
     done = asyncio.Event()
@@ -74,8 +80,10 @@ async def test_a_pager_sees_every_concurrently_stored_item_once(database_url: st
         assert sorted(seen) == sorted(item(n).alert_id for n in range(total))
         assert len(seen) == len(set(seen)) == total
         assert await inbox.last_position(NODE, AGENCY) == total
+        assert held.fallbacks < 2 * total if held_size else held.fallbacks == 2 * total
     finally:
         reading.cancel()
+        await held.close()
         await engine.dispose()
 
 
@@ -128,15 +136,17 @@ def _for(node: str, base: InboxItem) -> InboxItem:
     return dataclasses.replace(base, node_id=node, agency_id="ag")
 
 
+@pytest.mark.parametrize("held_size", [0, 1], ids=["through-the-pool", "on-a-held-connection"])
 async def test_an_accept_racing_its_own_consumer_takes_one_position_and_completes(
-    database_url: str,
+    database_url: str, held_size: int
 ) -> None:
     """The accept path stores and completes in one statement (issue 14); the node's own consumer
     storing the same alert at the same moment must leave neither a gap nor an open key."""
     await migrate(database_url)
     engine = create_engine(database_url, pool_size=4)
     sessions = session_factory(engine)
-    inbox, keys = SqlInbox(sessions), SqlIdempotencyStore(sessions)
+    held = HeldConnections(engine, size=held_size)
+    inbox, keys = SqlInbox(sessions, held=held), SqlIdempotencyStore(sessions, held=held)
     try:
         for n in range(40):
             key, stored = f"key-{n:05d}", item(n)
@@ -153,6 +163,7 @@ async def test_an_accept_racing_its_own_consumer_takes_one_position_and_complete
         rows = await inbox.page(NODE, AGENCY, after=0, limit=100)
         assert [r.feed_seq for r in rows] == list(range(1, 41))  # one position each, no gap
     finally:
+        await held.close()
         await engine.dispose()
 
 

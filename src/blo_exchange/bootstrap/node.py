@@ -34,6 +34,7 @@ from blo_exchange.crypto.keyfiles import NodeKeys, load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.db.directory import SqlDirectory
 from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
 from blo_exchange.db.pending_receipts import SqlReceiptQueue
@@ -87,6 +88,8 @@ class NodeRuntime:
     consumer: PullConsumer
     health: HealthMonitor
     attachments: Attachments
+    held: HeldConnections
+    """The connections the accept's and the delivered batch's statements run on."""
     bulk_consumer: PullConsumer | None = None
     """The bulk lane's delivery consumer (items of ``:batch`` posts)."""
     trusted: SignedDirectory | None = None
@@ -156,7 +159,8 @@ class NodeRuntime:
         reading = bus if not settings.consume_domain else bus.in_domain(settings.consume_domain)
         if trusted is not None:
             await rebuild_copy(reading, trusted)
-        inbox = SqlInbox(sessions)
+        held = HeldConnections(engine)
+        inbox = SqlInbox(sessions, held=held)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         retention = RetentionRuntime.build(
             node=node,
@@ -210,7 +214,7 @@ class NodeRuntime:
                 signer=keys.signing,
                 suite=HpkeSuite(settings.suite),
                 directory=believed,
-                idempotency=SqlIdempotencyStore(sessions),
+                idempotency=SqlIdempotencyStore(sessions, held=held),
                 inbox=retaining,
                 publisher=bus,
                 clock=utc_now,
@@ -230,6 +234,7 @@ class NodeRuntime:
                 max_backlog=settings.ready_max_backlog,
             ),
             attachments=attachments,
+            held=held,
         )
         runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name="delivery"))
         if runtime.bulk_consumer is not None:
@@ -410,6 +415,7 @@ class NodeRuntime:
         for task in self.tasks:
             task.cancel()
         await self.bus.close()
+        await self.held.close()
         await self.engine.dispose()
         if self.ledger_engine is not None:
             await self.ledger_engine.dispose()

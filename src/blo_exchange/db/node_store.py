@@ -17,12 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blo_exchange.db.engine import (
     SessionFactory,
-    autocommit,
     column_arrays,
     engine_of,
-    in_autocommit,
     in_transaction,
 )
+from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.retention_store import VAULT_INSERT_SQL, vault_columns
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
@@ -74,9 +73,9 @@ class SqlIdempotencyStore:
     """Statements on a pooled connection, no ORM session: they run on every accept, where the
     session's set-up and the ORM's statement handling cost more than the statements themselves."""
 
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, *, held: HeldConnections | None = None) -> None:
         self._engine = engine_of(sessions)
-        self._autocommit = autocommit(self._engine)
+        self._held = HeldConnections(self._engine, size=0) if held is None else held
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
@@ -84,12 +83,11 @@ class SqlIdempotencyStore:
         # A new key (nearly every request) is one statement in autocommit: one round trip, not
         # BEGIN, INSERT, COMMIT (issue 14). A key seen before takes the transaction below.
         with contextlib.suppress(DBAPIError):
-            async with self._autocommit.connect() as conn:
-                inserted = await conn.exec_driver_sql(
-                    _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
-                )
-                if inserted.scalar_one_or_none() is not None:
-                    return IdempotencyBegin(state="new", alert_id=alert_id)
+            inserted = await self._held.fetchval(
+                _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
+            )
+            if inserted is not None:
+                return IdempotencyBegin(state="new", alert_id=alert_id)
 
         async def claim(conn: AsyncConnection) -> IdempotencyBegin:
             inserted = (
@@ -154,10 +152,10 @@ class SqlIdempotencyStore:
 
 
 class SqlInbox:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, *, held: HeldConnections | None = None) -> None:
         self._sessions = sessions
         self._engine = engine_of(sessions)
-        self._autocommit = autocommit(self._engine)
+        self._held = HeldConnections(self._engine, size=0) if held is None else held
         # Digests of envelopes this process sealed and committed, newest last: the node's own
         # consumer meets them moments later and need not verify and open what it just sealed.
         self._own = OwnCopies()
@@ -225,10 +223,7 @@ class SqlInbox:
         if kept:
             sql, params = _INBOX_STORE_KEEPING_SQL, (*params, *vault_columns(kept))
 
-        async def store(conn: AsyncConnection) -> list[int | None]:
-            return list((await conn.exec_driver_sql(sql, params)).scalar_one())
-
-        return await in_autocommit(self._autocommit, store)
+        return list(await self._held.fetchval(sql, params))
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         async with self._sessions() as session:
