@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.crypto.keys import KemPrivateKey
+from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.search_store import SqlSearchStore
 from blo_exchange.domain.directory import Node
 from blo_exchange.domain.ids import utc_now
@@ -54,6 +55,7 @@ class LookoutRuntime:
         node: Node,
         kem_keys: Mapping[str, KemPrivateKey],
         engine: AsyncEngine,
+        held: HeldConnections,
         directory: Directory,
         inbox: Inbox,
         feed: FeedService,
@@ -65,7 +67,7 @@ class LookoutRuntime:
             kem_keys=kem_keys,
             directory=directory,
             inbox=inbox,
-            store=SqlSearchStore(engine),
+            store=SqlSearchStore(engine, held=held),
         )
         hits = HitReceipts(receipts=receipts, outbox=outbox, node_id=node.id)
         return cls(

@@ -280,6 +280,7 @@ class NodeRuntime:
             node=node,
             kem_keys=keys.kem,
             engine=engine,
+            held=held,
             directory=believed,
             inbox=retaining,
             feed=feed,

@@ -22,10 +22,11 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from blo_exchange.db.engine import column_arrays
+from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.tables import TZ, Base
 from blo_exchange.domain.transliteration import FieldKind
 from blo_exchange.services.search_index import IndexedAlert
@@ -80,8 +81,9 @@ _KEYS = cast(Table, SearchKeyRow.__table__)
 
 
 class SqlSearchStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, held: HeldConnections | None = None) -> None:
         self._engine = engine
+        self._held = HeldConnections(engine, size=0) if held is None else held
 
     async def indexed_up_to(self, node_id: str, agency_id: str) -> int:
         async with self._engine.connect() as conn:
@@ -93,10 +95,26 @@ class SqlSearchStore:
         return int(last or 0)
 
     async def put(self, alerts: Sequence[IndexedAlert]) -> None:
+        """Index ``alerts`` and their keys: one statement in autocommit, one round trip (issue
+        14). An alert indexed already keeps its keys: only newly stored alerts' keys go in."""
         if not alerts:
             return
-        async with self._engine.begin() as conn:
-            await _put(conn, alerts)
+        keys = [
+            (x.node_id, x.alert_id, key.field.value, key.source, key.key)
+            for x in alerts
+            for key in x.keys
+        ]
+        await self._held.fetchval(
+            _PUT_SQL,
+            (
+                *column_arrays(
+                    alerts,
+                    *("node_id", "alert_id", "agency_id", "feed_seq", "kind", "origin_agency"),
+                    *("valid_until", "supersedes"),
+                ),
+                *([list(column) for column in zip(*keys, strict=True)] if keys else [[]] * 5),
+            ),
+        )
 
     async def find(
         self,
@@ -156,37 +174,16 @@ class SqlSearchStore:
         return int(result.rowcount or 0)
 
 
-# Fixed statements over arrays (issue 14): a multi-row VALUES is a new statement for every row
-# count, compiled by SQLAlchemy and planned by Postgres each time.
-_PUT_ALERTS_SQL = (
-    "INSERT INTO search_alerts (node_id, alert_id, agency_id, feed_seq, kind, origin_agency,"
-    " valid_until, supersedes) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-    " $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])"
-    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING alert_id"
+# A fixed statement over arrays (issue 14): a multi-row VALUES is a new statement for every row
+# count, compiled by SQLAlchemy and planned by Postgres each time. The keys' foreign key is
+# checked at the end of the statement, when the alerts inserted in its WITH are there.
+_PUT_SQL = (
+    "WITH stored AS (INSERT INTO search_alerts (node_id, alert_id, agency_id, feed_seq, kind,"
+    " origin_agency, valid_until, supersedes) SELECT * FROM unnest($1::text[], $2::text[],"
+    " $3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])"
+    " ON CONFLICT (node_id, alert_id) DO NOTHING RETURNING node_id, alert_id)"
+    " INSERT INTO search_keys (node_id, alert_id, field, source, key)"
+    " SELECT k.* FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[])"
+    " AS k(node_id, alert_id, field, source, key)"
+    " JOIN stored USING (node_id, alert_id) ON CONFLICT DO NOTHING"
 )
-_PUT_KEYS_SQL = (
-    "INSERT INTO search_keys (node_id, alert_id, field, source, key)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-    " ON CONFLICT DO NOTHING"
-)
-
-
-async def _put(conn: AsyncConnection, alerts: Sequence[IndexedAlert]) -> None:
-    stored = await conn.exec_driver_sql(
-        _PUT_ALERTS_SQL,
-        column_arrays(
-            alerts,
-            *("node_id", "alert_id", "agency_id", "feed_seq", "kind", "origin_agency"),
-            *("valid_until", "supersedes"),
-        ),
-    )
-    new = set(stored.scalars().all())
-    rows = [
-        (x.node_id, x.alert_id, key.field.value, key.source, key.key)
-        for x in alerts
-        if x.alert_id in new
-        for key in x.keys
-    ]
-    if rows:
-        columns = tuple(list(column) for column in zip(*rows, strict=True))
-        await conn.exec_driver_sql(_PUT_KEYS_SQL, columns)
