@@ -4,7 +4,8 @@
                           [--profile OUT.pyisession]
 
 ``--workers 1`` is exactly what ``blo-exchange serve`` does: ``uvicorn.run`` of the app object,
-``log_level="warning"``, no access log. With more workers:
+its heap frozen first (``bootstrap.heap``), ``log_level="warning"``, no access log. With more
+workers:
 
 - ``uvicorn``: ``uvicorn.run(factory, workers=N)``: a supervisor binds one socket and spawns N
   worker processes that all ``accept()`` on it (the kernel wakes one of them per connection).
@@ -43,13 +44,27 @@ def node_app() -> Any:
     from blo_exchange.bootstrap.app import create_app
     from blo_exchange.config import load_settings
 
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    _freeze_heap()
+    return app
 
 
 def bare_app() -> Any:
     from bench.bare_app import create_bare_app
 
-    return create_bare_app()
+    app = create_bare_app()
+    _freeze_heap()  # the baseline too: the same collector as the node it is compared with
+    return app
+
+
+def _freeze_heap() -> None:
+    """What ``blo-exchange serve`` does before it serves; a tree from before it (an A/B run's
+    baseline, ``BENCH_SRC``) has no ``bootstrap.heap`` and is served as it was."""
+    try:
+        from blo_exchange.bootstrap.heap import freeze_heap
+    except ImportError:
+        return
+    freeze_heap()
 
 
 FACTORIES = {"node": "bench.serve:node_app", "bare": "bench.serve:bare_app"}

@@ -64,11 +64,14 @@ def serve(
     import uvicorn
 
     from blo_exchange.bootstrap.app import create_app
+    from blo_exchange.bootstrap.heap import freeze_heap
 
     _configure_logging()
     settings = load_settings()
+    node_app = create_app(settings)
+    freeze_heap()  # the loop no longer stands still while a collection walks start-up's objects
     uvicorn.run(
-        create_app(settings),
+        node_app,
         host=host or settings.http_host,
         port=port or settings.http_port,
         **server_options(settings),
@@ -131,10 +134,13 @@ def _fail_config(message: str) -> typer.Exit:
 @app.command("ledger-writer")
 def ledger_writer() -> None:
     """Run the ledger writer alone: alerts and receipts from NATS into the Postgres ledger."""
+    from blo_exchange.bootstrap.heap import freeze_heap
     from blo_exchange.bootstrap.ledger_writer import run_standalone
 
     _configure_logging()
-    asyncio.run(run_standalone(load_settings()))
+    settings = load_settings()
+    freeze_heap()
+    asyncio.run(run_standalone(settings))
 
 
 @app.command()
