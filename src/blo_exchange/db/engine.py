@@ -110,18 +110,27 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """A pool without ``pre_ping``: a ping is one more round trip per checkout, on every request.
+    """A pool of at most ``2 * pool_size`` connections, each kept once opened, and no
+    ``pre_ping``: a ping is one more round trip per checkout, on every request.
 
-    Dead connections (Postgres restarted) are handled instead: the first statement on one fails,
-    SQLAlchemy invalidates the whole pool's older connections, and :func:`in_transaction` runs
-    the work once more on a fresh one. ``pool_recycle`` retires connections before a server or
-    proxy idle timeout would cut them. Connecting and waiting for the pool are bounded
-    (:data:`CONNECT_TIMEOUT`, :data:`POOL_TIMEOUT`), so an outage fails fast.
+    Kept, not overflow: SQLAlchemy closes an overflow connection when it is given back to a full
+    pool, so under more than ``pool_size`` concurrent requests every checkout opened a connection
+    (TCP, a SCRAM key derivation, the session's start) and closed it after one statement: about
+    twenty a second on the origin node in the accept bench, each milliseconds of CPU, queued
+    :data:`CONNECTING_AT_ONCE` at a time behind the request that needed it (issue 14). The most
+    connections an engine opens is what it was (``pool_size`` plus as many overflow).
+
+    Without a ping, dead connections (Postgres restarted) are handled so: the first statement
+    on one fails, SQLAlchemy invalidates the whole pool's older connections, and
+    :func:`in_transaction` runs the work once more on a fresh one. ``pool_recycle`` retires
+    connections before a server or proxy idle timeout would cut them. Connecting and waiting for
+    the pool are bounded (:data:`CONNECT_TIMEOUT`, :data:`POOL_TIMEOUT`), so an outage fails
+    fast.
     """
     engine = create_async_engine(
         async_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        pool_size=2 * pool_size,
+        max_overflow=0,
         pool_pre_ping=False,
         pool_recycle=1800,
         pool_timeout=POOL_TIMEOUT,
