@@ -11,10 +11,10 @@ pool (same credentials, same codecs) and runs a statement on the asyncpg connect
 that is idle. Everything else is what the pool gives:
 
 - none idle (a burst): the statement goes through the pool, as before;
-- any database error on a held connection: it runs once more through the pool, so callers meet
-  the errors they always did (a statement in autocommit that failed committed nothing; one whose
-  connection broke mid-way must be safe to run twice, as for ``engine.in_autocommit``). A
-  connection that broke is dropped, not kept;
+- any error on a held connection: the statement runs once more through the pool, so callers
+  meet the errors they always did (a statement in autocommit that failed committed nothing; one
+  whose connection broke mid-way must be safe to run twice, as for ``engine.in_autocommit``).
+  Only a connection whose statement the server refused is kept; any other is dropped;
 - a cancelled statement drops its connection: asyncpg may still be reading its answer;
 - a held connection older than ``recycle`` seconds goes back to the pool, before the pool's own
   ``pool_recycle`` would have retired it;
@@ -75,11 +75,14 @@ class HeldConnections:
         if held is not None:
             try:
                 value = await held.raw.fetchval(sql, *params)
-            except DATABASE_ERRORS as exc:
-                if database_unavailable(exc) or held.raw.is_closed():
-                    self._drop(held)
-                else:
+            except Exception as exc:
+                # The server refused the statement: the connection is as good as before. Anything
+                # else (the connection closed or killed, asyncpg's own state, a timeout) may have
+                # left it unusable ("another operation is in progress"): dropped.
+                if isinstance(exc, asyncpg.PostgresError) and not database_unavailable(exc):
                     self._give_back(held)
+                else:
+                    self._drop(held)
                 log.debug("held connection failed (%s); once more through the pool", exc)
             except BaseException:
                 self._drop(held)  # cancelled mid-statement: its answer may still be coming
