@@ -44,8 +44,9 @@ async def test_alerts_and_their_keys_go_in_together_and_only_once(database_url: 
         )
         # Again, with another key: an alert indexed already keeps what it has.
         await store.put([indexed(1, (FieldKind.PLATE, "99TJ999ZZ")), indexed(3)])
+        await store.put([indexed(4)])  # no alert with a key at all
         assert held.fallbacks == 0
-        assert await store.indexed_up_to(NODE, AGENCY) == 3
+        assert await store.indexed_up_to(NODE, AGENCY) == 4
         found = await store.find(
             NODE, AGENCY, FieldKind.PLATE, frozenset({"01KG123ABC"}), active_risk_at=None, limit=5
         )
