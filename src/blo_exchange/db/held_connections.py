@@ -3,8 +3,8 @@ batch runs, each of them one statement in autocommit.
 
 Through SQLAlchemy a statement costs about 250 µs of the event loop's CPU, where asyncpg alone
 takes 60: the pool's checkout and checkin (greenlets, events, the reset) are half of it and the
-Core execution context most of the rest (issue 14; measured in the closing note). On the origin
-node an accept runs two such statements, and they were a fifth of its CPU.
+Core execution context most of the rest (issue 14; bench/README.md, "stop 25"). On the origin
+node an accept runs two such statements, and they were about a fifth of its loop.
 
 So a :class:`HeldConnections` keeps up to ``size`` connections checked out of the engine's own
 pool (same credentials, same codecs) and runs a statement on the asyncpg connection under one

@@ -70,8 +70,9 @@ _INBOX_STORE_KEEPING_SQL = "WITH kept AS (" + VAULT_INSERT_SQL + ") " + _INBOX_S
 
 
 class SqlIdempotencyStore:
-    """Statements on a pooled connection, no ORM session: they run on every accept, where the
-    session's set-up and the ORM's statement handling cost more than the statements themselves."""
+    """Statements on the node's held connections (``held_connections``; a pooled one when none is
+    idle), no ORM session: they run on every accept, where the session's set-up and the ORM's
+    statement handling cost more than the statements themselves."""
 
     def __init__(self, sessions: SessionFactory, *, held: HeldConnections | None = None) -> None:
         self._engine = engine_of(sessions)
