@@ -75,11 +75,18 @@ class SealedNominal:
 
 
 class EpochKeys:
-    """The node's epoch keys, one 0600 file per expiry day under ``folder``."""
+    """The node's epoch keys, one 0600 file per expiry day under ``folder``.
+
+    A key read once is kept in memory while its file is the same (same inode, same change time,
+    same size): a delivered alert with a nominal block costs one ``stat`` instead of opening and
+    reading the file (issue 14). The file stays the authority: once it is gone, destroyed here or
+    by anyone else, or replaced, the kept copy is not used again.
+    """
 
     def __init__(self, folder: Path, *, rng: Callable[[int], bytes] = os.urandom) -> None:
         self._folder = folder
         self._rng = rng
+        self._read: dict[date, tuple[tuple[int, int, int, int], bytes]] = {}
 
     def _path(self, day: date) -> Path:
         return self._folder / f"{day.isoformat()}.key"
@@ -88,8 +95,9 @@ class EpochKeys:
         """The key of ``day``; with ``create``, made if missing. None if missing (destroyed)."""
         path = self._path(day)
         try:
-            data = path.read_bytes()
+            found = path.stat()
         except FileNotFoundError:
+            self._read.pop(day, None)
             if not create:
                 return None
             self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -98,10 +106,20 @@ class EpochKeys:
             # and the loser's wrap would not open. One node process runs per key dir.
             write_private_file(path, data)
             return data
-        if path.stat().st_mode & 0o077:
+        if found.st_mode & 0o077:
             raise ConfigurationError(f"{path} must be readable by its owner only (chmod 600)")
+        stamp = (found.st_dev, found.st_ino, found.st_ctime_ns, found.st_size)
+        kept = self._read.get(day)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self._read.pop(day, None)
+            return self.get(day, create=create)  # destroyed between the two calls
         if len(data) != _KEY_LEN:
             raise ConfigurationError(f"{path} is not a retention key")
+        self._read[day] = (stamp, data)
         return data
 
     def days(self) -> list[date]:
@@ -117,6 +135,7 @@ class EpochKeys:
         Overwriting is best effort (a journaling or copy-on-write file system, or an SSD, may
         keep the old blocks); what is guaranteed is that no file of this node names the key.
         """
+        self._read.pop(day, None)
         path = self._path(day)
         try:
             fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))

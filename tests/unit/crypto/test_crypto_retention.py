@@ -214,3 +214,37 @@ def test_epoch_key_files_are_private_and_destroyed(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(ConfigurationError, match="chmod 600"):
         keys.get(DAY, create=False)
+
+
+def test_an_epoch_key_is_read_once_and_never_outlives_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = EpochKeys(tmp_path / "retention")
+    key = keys.get(DAY, create=True)
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        reads.append(self)
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert [keys.get(DAY, create=False) for _ in range(3)] == [key] * 3
+    assert len(reads) == 1
+    path = tmp_path / "retention" / "2027-01-04.key"
+    # Replaced behind the node's back (a restore, another process): the new file is read.
+    other = os.urandom(32)
+    path.unlink()
+    path.write_bytes(other)
+    path.chmod(0o600)
+    assert keys.get(DAY, create=False) == other
+    # Removed by anyone, not only through destroy(): the copy in memory is not used again.
+    path.unlink()
+    assert keys.get(DAY, create=False) is None
+    # Made readable by others: refused, though the bytes are the ones read before.
+    path.write_bytes(other)
+    path.chmod(0o600)
+    assert keys.get(DAY, create=False) == other
+    path.chmod(0o640)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        keys.get(DAY, create=False)
