@@ -132,3 +132,16 @@ async def test_after_close_statements_go_through_the_pool(
 
 def _checked_out(engine: AsyncEngine) -> int:
     return int(engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+async def test_filled_at_start_a_burst_of_as_many_statements_runs_on_them(
+    engine: AsyncEngine, held_on: Callable[..., HeldConnections]
+) -> None:
+    held = held_on(size=2)
+    assert await held.fill() == 2
+    assert _checked_out(engine) == 2
+    pids = await asyncio.gather(*(held.fetchval(PID, ()) for _ in range(2)))
+    assert len(set(pids)) == 2  # both ran at once, each on a held connection
+    assert held.fallbacks == 0
+    assert await held.fill() == 2  # filled already: nothing more taken
+    assert _checked_out(engine) == 2

@@ -33,7 +33,7 @@ from blo_exchange.config import Settings, require_key_dir, source_domains
 from blo_exchange.crypto.keyfiles import NodeKeys, load_node_keys
 from blo_exchange.crypto.keys import HpkeSuite
 from blo_exchange.db.directory import SqlDirectory
-from blo_exchange.db.engine import create_engine, session_factory
+from blo_exchange.db.engine import create_engine, open_ahead, session_factory
 from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.ledger_store import SqlLedgerStore
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
@@ -68,6 +68,11 @@ from blo_exchange.services.uploads import UploadService
 __all__ = ["NodeRuntime"]
 
 log = logging.getLogger(__name__)
+
+CONNECTIONS_AT_START = 10
+"""Database connections a node opens before it serves (``db.engine.open_ahead``): the two it
+holds and what a burst of a hundred alerts a second keeps busy. Half of what its pool may open
+(deploy/README.md sizes ``max_connections`` for the whole pool)."""
 
 
 @dataclass
@@ -160,6 +165,8 @@ class NodeRuntime:
         if trusted is not None:
             await rebuild_copy(reading, trusted)
         held = HeldConnections(engine)
+        await open_ahead(engine, CONNECTIONS_AT_START)
+        await held.fill()  # two of them
         inbox = SqlInbox(sessions, held=held)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         retention = RetentionRuntime.build(

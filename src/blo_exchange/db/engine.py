@@ -6,6 +6,7 @@ Engines are built by the caller (the app's lifespan, a CLI command), never at im
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -37,11 +38,14 @@ __all__ = [
     "engine_of",
     "in_transaction",
     "migrate",
+    "open_ahead",
     "read_sessions",
     "session_factory",
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -150,6 +154,35 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             connecting.release()
 
     return engine
+
+
+async def open_ahead(engine: AsyncEngine, count: int) -> int:
+    """Open ``count`` connections of ``engine``'s pool now and leave them in it; how many opened.
+
+    A node's pool otherwise grows under its first burst: every request past the idle
+    connections waits while new ones open, :data:`CONNECTING_AT_ONCE` at a time, each a SCRAM
+    derivation on a loaded machine; the bench saw the first seconds of a step's 202s wait
+    hundreds of milliseconds for it (issue 14, bench/README.md). Opened here, at start, that
+    cost is paid before the node says it is ready. A connection that fails to open is left to
+    the pool to open when needed, as before: a database that is slow or away at start is the
+    readiness check's business, not this one's.
+    """
+    taken: list[AsyncConnection] = []
+
+    async def one() -> None:
+        taken.append(await engine.connect())
+
+    try:
+        outcomes = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    finally:
+        for conn in taken:
+            await conn.close()  # back to the pool, which keeps it (see create_engine)
+    for outcome in outcomes:
+        if isinstance(outcome, DATABASE_ERRORS):
+            log.warning("could not open a database connection ahead: %s", type(outcome).__name__)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    return len(taken)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

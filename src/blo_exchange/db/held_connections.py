@@ -97,6 +97,21 @@ class HeldConnections:
 
         return await in_autocommit(self._autocommit, through_the_pool)
 
+    async def fill(self) -> int:
+        """Take the connections to hold now (the pool's idle ones first), so the first
+        statements find them; how many are held."""
+        taken: list[_Held] = []
+        try:
+            while self._count < self._size and not self._closed:
+                held = await self._take()
+                if held is None:
+                    break  # the database refused: statements go through the pool meanwhile
+                taken.append(held)
+        finally:
+            for held in taken:
+                self._give_back(held)
+        return self._count
+
     async def close(self) -> None:
         """Every held connection back to the pool; statements after this go through the pool."""
         self._closed = True
