@@ -262,7 +262,14 @@ async def _step(
     spec = {
         "tasks": [
             {**sse, "subscribers": 1, "cursor": start_at},
-            {**post, "type": "open", "rate": rate, "duration": STEP_SECONDS, "name": "alerts"},
+            {
+                **post,
+                "type": "open",
+                "rate": rate,
+                "duration": STEP_SECONDS,
+                "name": "alerts",
+                "timeline": True,
+            },
         ],
         "drain": 10,
         "timeout": STEP_SECONDS + 120,
@@ -303,6 +310,25 @@ async def _step(
         "cpu_seconds": cpu,
         "loadgen_cpu_seconds": out["cpu_seconds"],
         "loadgen_cpu_cores": out["cpu_share"],
+        "slow_202s_by_second": slow_by_second(open_r.get("timeline") or []),
+    }
+
+
+def slow_by_second(timeline: list[list[float]], slow_s: float = 0.05) -> dict[str, Any]:
+    """Where in a step the 202s slower than ``slow_s`` were: how many were sent in each second
+    of the step, and the slowest of each such second (ms). It tells a step that started cold
+    (slow ones in its first seconds) from one that stalled in its middle."""
+    count: dict[int, int] = {}
+    worst: dict[int, float] = {}
+    for sent_at, latency in timeline:
+        if latency > slow_s:
+            second = int(sent_at)
+            count[second] = count.get(second, 0) + 1
+            worst[second] = max(worst.get(second, 0.0), latency * 1000)
+    return {
+        "slow_ms": slow_s * 1000,
+        "count": {str(k): count[k] for k in sorted(count)},
+        "worst_ms": {str(k): round(worst[k], 1) for k in sorted(worst)},
     }
 
 
