@@ -1,58 +1,59 @@
 """The engine's pool on a real Postgres: connections opened under a burst are kept for the next
-one, not closed after one statement each (issue 14)."""
+one, not closed after one statement each; and connections opened ahead serve the first burst
+(issue 14)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blo_exchange.db.engine import create_engine, open_ahead
 
 
-async def test_connections_opened_under_a_burst_are_kept(database_url: str) -> None:
-    engine = create_engine(database_url, pool_size=2)  # at most four
-    opened = 0
+@dataclass
+class Counted:
+    engine: AsyncEngine
+    opened: int = 0
 
-    @event.listens_for(engine.sync_engine, "connect")
+    async def burst(self, size: int) -> None:
+        async def statement() -> None:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
+
+        await asyncio.gather(*(statement() for _ in range(size)))
+
+
+@pytest.fixture
+async def counted(database_url: str) -> AsyncIterator[Counted]:
+    """An engine of at most four connections, counting those it opens."""
+    counted = Counted(create_engine(database_url, pool_size=2))
+
+    @event.listens_for(counted.engine.sync_engine, "connect")
     def count(*_: object) -> None:
-        nonlocal opened
-        opened += 1
+        counted.opened += 1
 
-    async def statement() -> None:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
-
-    try:
-        for _ in range(3):  # three bursts of four: the first opens four, the others none
-            await asyncio.gather(*(statement() for _ in range(4)))
-        assert opened == 4
-        assert engine.pool.checkedin() == 4  # type: ignore[attr-defined]
-    finally:
-        await engine.dispose()
+    yield counted
+    await counted.engine.dispose()
 
 
-async def test_connections_opened_ahead_serve_the_first_burst(database_url: str) -> None:
-    engine = create_engine(database_url, pool_size=2)  # at most four
-    opened = 0
+async def test_connections_opened_under_a_burst_are_kept(counted: Counted) -> None:
+    for _ in range(3):  # three bursts of four: the first opens four, the others none
+        await counted.burst(4)
+    assert counted.opened == 4
+    assert counted.engine.pool.checkedin() == 4  # type: ignore[attr-defined]
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def count(*_: object) -> None:
-        nonlocal opened
-        opened += 1
 
-    async def statement() -> None:
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT pg_sleep(0.05)")
-
-    try:
-        assert await open_ahead(engine, 3) == 3
-        assert opened == 3
-        assert engine.pool.checkedin() == 3  # type: ignore[attr-defined]
-        await asyncio.gather(*(statement() for _ in range(3)))  # a burst: no connection opened
-        assert opened == 3
-    finally:
-        await engine.dispose()
+async def test_connections_opened_ahead_serve_the_first_burst(counted: Counted) -> None:
+    assert await open_ahead(counted.engine, 3) == 3
+    assert counted.opened == 3
+    assert counted.engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    await counted.burst(3)  # no connection opened for it
+    assert counted.opened == 3
 
 
 async def test_opening_ahead_against_an_unreachable_database_opens_none() -> None:
