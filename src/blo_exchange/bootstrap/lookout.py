@@ -1,10 +1,10 @@
 """A node's search index, analyst search, lookout checks and hit receipts, and the background task
 that keeps the index current.
 
-The task indexes what delivery and ingest hand it :data:`GATHER` seconds after they do, and
-every :data:`INTERVAL` seconds it reads the inbox for what was stored since and not handed over
-(at start-up, everything already in the inbox: the backfill). An outage of Postgres only makes a
-round fail; the next one tries again. Hit receipts go to the node's receipt outbox; the node's
+The task runs a round :data:`GATHER` seconds after delivery or ingest hands it an alert, and
+every :data:`INTERVAL` seconds anyway: it indexes what was stored since (at start-up, everything
+already in the inbox: the backfill). An outage of Postgres only makes a round fail; the next one
+tries again. Hit receipts go to the node's receipt outbox; the node's
 ``ReceiptRelay`` (bootstrap/node.py) publishes those the bus did not take at once.
 """
 
@@ -107,18 +107,10 @@ class LookoutRuntime:
         self._stopping.set()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        read_inbox_at = loop.time()  # the first round reads it: the backfill
         while not self._stopping.is_set():
             self.index.handed_over.clear()  # what is handed over during the round: another
             try:
-                if loop.time() >= read_inbox_at:
-                    read_inbox_at = loop.time() + INTERVAL
-                    await self.index.catch_up()
-                else:
-                    # Between the inbox's reads: no read, and nothing opened that a hand-over
-                    # still on its way (stored, not yet handed over) would have given.
-                    await self.index.index_handed_over()
+                await self.index.catch_up()
             except Exception as exc:  # an outage: the next round tries again
                 log.warning("search index round failed: %s", type(exc).__name__)
             await self._until_next_round()

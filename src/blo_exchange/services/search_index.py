@@ -286,13 +286,6 @@ class SearchIndex:
         while len(self._ready) > _OPENED_MAX:
             del self._ready[min(self._ready)]
 
-    async def index_handed_over(self) -> int:
-        """Only what was handed over, in position order after what is indexed: no read of the
-        inbox, nothing opened (the run stops at a position not handed over, which the next
-        :meth:`catch_up` reads). How many were put."""
-        async with self._lock:
-            return await self._index_ready()
-
     async def _index_ready(self) -> int:
         """Under the lock: put the run of handed-over entries that follows what is indexed;
         drop those at or below it (indexed meanwhile). How many were put."""
