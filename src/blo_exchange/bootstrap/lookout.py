@@ -1,10 +1,9 @@
 """A node's search index, analyst search, lookout checks and hit receipts, and the background task
 that keeps the index current.
 
-The task runs a round :data:`GATHER` seconds after delivery or ingest hands it an alert, and
-every :data:`INTERVAL` seconds anyway: it indexes what was stored since (at start-up, everything
-already in the inbox: the backfill). An outage of Postgres only makes a round fail; the next one
-tries again. Hit receipts go to the node's receipt outbox; the node's
+The task runs every :data:`INTERVAL` seconds: it indexes what was stored since (at start-up,
+everything already in the inbox: the backfill). An outage of Postgres only makes a round fail;
+the next one tries again. Hit receipts go to the node's receipt outbox; the node's
 ``ReceiptRelay`` (bootstrap/node.py) publishes those the bus did not take at once.
 """
 
@@ -34,18 +33,9 @@ from blo_exchange.services.registry import Services
 from blo_exchange.services.search import AlertSearch
 from blo_exchange.services.search_index import SearchIndex
 
-__all__ = ["GATHER", "INTERVAL", "LookoutRuntime"]
+__all__ = ["INTERVAL", "LookoutRuntime"]
 
 INTERVAL: Final = 2.0
-"""Seconds between rounds when nothing is handed over (alerts stored by another process)."""
-
-GATHER: Final = 0.2
-"""Seconds a round waits after the first alert handed over, so it indexes a few at once.
-
-Rounds every :data:`INTERVAL` whatever came in indexed 250 alerts at once at 124 alerts a
-second: a quarter of a second of the loop's time and a large write every two seconds, which the
-accepts and deliveries around it waited for (their p99 followed the rounds; issue 14,
-bench/README.md). Small rounds soon after the hand-over spread the same work."""
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +98,9 @@ class LookoutRuntime:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            self.index.handed_over.clear()  # what is handed over during the round: another
             try:
                 await self.index.catch_up()
             except Exception as exc:  # an outage: the next round tries again
                 log.warning("search index round failed: %s", type(exc).__name__)
-            await self._until_next_round()
-
-    async def _until_next_round(self) -> None:
-        waits = [
-            asyncio.ensure_future(self.index.handed_over.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, timeout=INTERVAL, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        if self.index.handed_over.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), GATHER)
+                await asyncio.wait_for(self._stopping.wait(), INTERVAL)

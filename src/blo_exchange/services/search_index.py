@@ -236,8 +236,6 @@ class SearchIndex:
         self.opens = 0
         self.direct = 0
         """Alerts indexed straight from delivery's hand-over, with no read of the inbox."""
-        self.handed_over = asyncio.Event()
-        """Set when an alert is handed over: the index task's next round need not wait."""
 
     @property
     def store(self) -> SearchStore:
@@ -282,7 +280,6 @@ class SearchIndex:
         if item.agency_id == self._node.agency_id and item.node_id == self._node.id:
             kept = {name: parts[name] for name in (CASE, NOMINAL) if name in parts}
             self._ready[item.feed_seq] = (item, header, kept)
-            self.handed_over.set()
         while len(self._ready) > _OPENED_MAX:
             del self._ready[min(self._ready)]
 
@@ -297,7 +294,6 @@ class SearchIndex:
             run: list[IndexedAlert] = []
             while (ready := self._ready.pop(after + 1 + len(run), None)) is not None:
                 run.append(_known_entry(*ready))
-                await asyncio.sleep(0)  # its keys take a while: requests are served between
             if not run:
                 return added
             await self._store.put(run)  # more may be handed over meanwhile: look again

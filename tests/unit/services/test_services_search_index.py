@@ -3,16 +3,13 @@
 # ruff: noqa: RUF001
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import pytest
 
-from blo_exchange.bootstrap import lookout as lookout_runtime
 from blo_exchange.crypto.envelope import OpenedEnvelope
 from blo_exchange.domain.directory import Node, Principal, Role
 from blo_exchange.domain.transliteration import FieldKind, name_keys
@@ -270,37 +267,3 @@ async def test_hand_overs_out_of_order_are_indexed_in_position_order() -> None:
     assert [store.alerts[a].feed_seq for a in ("a", "b", "c")] == [1, 2, 3]
     assert (index.direct, index.opens, index._ready) == (3, 0, {})
     assert await index.catch_up() == 0
-
-
-async def test_the_index_task_runs_a_round_soon_after_a_hand_over(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Not at its next interval: a round follows what delivery or ingest hands over (after
-    GATHER), so rounds stay small (issue 14)."""
-    monkeypatch.setattr(lookout_runtime, "INTERVAL", 3600.0)  # no round would come by the clock
-    monkeypatch.setattr(lookout_runtime, "GATHER", 0.0)
-    inbox, store = FakeInbox(), MemorySearchStore()
-    index = tj_index(inbox, store)
-    runtime = lookout_runtime.LookoutRuntime(
-        index=index, search=cast(Any, None), hits=cast(Any, None), lookout=cast(Any, None)
-    )
-    put, indexed = store.put, asyncio.Event()
-
-    async def put_and_tell(alerts: Sequence[IndexedAlert]) -> None:
-        await put(alerts)
-        indexed.set()
-
-    store.put = put_and_tell  # type: ignore[method-assign]
-    (task,) = runtime.start()
-    try:
-        await asyncio.sleep(0.05)  # the first round, at start, found nothing
-        assert not indexed.is_set()
-        parts = {"case": json.dumps(CASE_PART).encode()}
-        handed = await stored_row(inbox, "handed", SEALED_NOMINAL)
-        await index.stored([StoredAlert(handed, OpenedEnvelope({}, parts), "k")])
-        await asyncio.wait_for(indexed.wait(), 5.0)
-        assert "handed" in store.alerts
-        assert index.direct == 1
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(task, 5.0)
