@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -272,60 +271,3 @@ def retained(n: int) -> RetainedNominal:
         max_until=at + timedelta(days=90),
         sealed=SealedNominal(day=date(2027, 1, 3), wrapped_key=b"\x00wrapped", sealed_part=b"\xff"),
     )
-
-
-@pytest.mark.parametrize("held_size", [0, 2], ids=["through-the-pool", "on-held-connections"])
-async def test_accepts_arriving_together_are_stored_together(
-    database_url: str, held_size: int
-) -> None:
-    """Accepts that arrive while a store is in flight go in the next call together (migration
-    0013): every one stored once, at gapless positions, its answer kept, in fewer calls than
-    accepts; and one the database refuses fails alone."""
-    await migrate(database_url)
-    engine = create_engine(database_url, pool_size=4)
-    sessions = session_factory(engine)
-    held = HeldConnections(engine, size=held_size)
-    inbox, keys = SqlInbox(sessions, held=held), SqlIdempotencyStore(sessions, held=held)
-    calls = 0
-    fetchval = held.fetchval
-
-    async def counted(sql: str, params: Any) -> Any:
-        nonlocal calls
-        calls += "blo_inbox_accept" in sql
-        return await fetchval(sql, params)
-
-    held.fetchval = counted  # type: ignore[method-assign]
-
-    async def accept(n: int, stored: InboxItem) -> InboxItem | None:
-        key = f"key-{n:05d}"
-        claim = await keys.begin("terminal", key, "sha", stored.alert_id, stale_after=30)
-        assert claim.state == "new"
-        kept = retained(n) if n % 3 == 0 else None  # some with a vault row, as the origin's
-        return await inbox.add(stored, completes=Completion("terminal", key, {"n": n}), kept=kept)
-
-    try:
-        stored = await asyncio.gather(*(accept(n, item(n)) for n in range(60)))
-        assert all(s is not None for s in stored)
-        assert sorted(s.feed_seq for s in stored if s is not None) == list(range(1, 61))
-        assert calls < 60  # stored together, not one call each
-        for n in range(60):
-            replay = await keys.begin("terminal", f"key-{n:05d}", "sha", "other", stale_after=30)
-            assert (replay.state, replay.response) == ("replay", {"n": n})
-        vault = SqlRetentionStore(sessions)
-        assert await vault.get(NODE, item(3).alert_id) == retained(3)
-        # One the database refuses (no agency: NOT NULL) among others: it alone fails.
-        bad = dataclasses.replace(item(100), agency_id=None)  # type: ignore[arg-type]
-        outcomes = await asyncio.gather(
-            *(accept(n, item(n)) for n in (101, 102)),
-            accept(100, bad),
-            *(accept(n, item(n)) for n in (103, 104)),
-            return_exceptions=True,
-        )
-        assert [type(o).__name__ for o in outcomes].count("InboxItem") == 4
-        assert isinstance(outcomes[2], Exception)
-        rows = await inbox.page(NODE, AGENCY, after=0, limit=100)
-        assert [r.feed_seq for r in rows] == list(range(1, 65))  # gapless still
-        assert item(100).alert_id not in {r.alert_id for r in rows}
-    finally:
-        await held.close()
-        await engine.dispose()

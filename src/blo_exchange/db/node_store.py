@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -19,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from blo_exchange.db.engine import (
     SessionFactory,
     column_arrays,
-    database_unavailable,
     engine_of,
     in_transaction,
 )
@@ -36,7 +34,7 @@ from blo_exchange.services.ports import (
     RetainedNominal,
 )
 
-__all__ = ["ACCEPTS_AT_ONCE", "SqlIdempotencyStore", "SqlInbox"]
+__all__ = ["SqlIdempotencyStore", "SqlInbox"]
 
 _RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of an abandoned attempt: older than any ``stale_after``."""
@@ -69,29 +67,6 @@ _INBOX_STORE_SQL = (
 )
 # The same with the retention vault's rows of these alerts (RetainingInbox), $16 on.
 _INBOX_STORE_KEEPING_SQL = "WITH kept AS (" + VAULT_INSERT_SQL + ") " + _INBOX_STORE_SQL
-# Accepts stored together, each with its request's answer (migration 0013).
-_INBOX_ACCEPT_SQL = (
-    "SELECT blo_inbox_accept($1, $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
-    " $13::text[], $14::text[], $15::jsonb[])"
-)
-_INBOX_ACCEPT_KEEPING_SQL = "WITH kept AS (" + VAULT_INSERT_SQL + ") " + _INBOX_ACCEPT_SQL
-
-_INBOX_COLUMNS = (
-    *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
-    *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
-)
-
-ACCEPTS_AT_ONCE = 64
-"""The most accepts one call stores."""
-
-
-@dataclass(eq=False)  # compared by identity
-class _Accept:
-    item: InboxItem
-    completes: Completion
-    kept: RetainedNominal | None
-    position: asyncio.Future[int | None]
 
 
 class SqlIdempotencyStore:
@@ -185,9 +160,6 @@ class SqlInbox:
         # Digests of envelopes this process sealed and committed, newest last: the node's own
         # consumer meets them moments later and need not verify and open what it just sealed.
         self._own = OwnCopies()
-        # Accepts waiting for the store in flight to end; they go together in the next one.
-        self._accepts: list[_Accept] = []
-        self._storing: asyncio.Task[None] | None = None
 
     def sealed_here(self, envelope_sha256: str) -> bool:
         return envelope_sha256 in self._own
@@ -205,72 +177,17 @@ class SqlInbox:
         completes: Completion | None = None,
         kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
-        if completes is None:
-            none = (None, None, None)
-            (position,) = await self._store(
-                item.node_id, [item], none, [] if kept is None else [kept]
-            )
-        else:
-            position = await self._accept(_Accept(item, completes, kept, _future()))
+        done = (
+            (completes.principal_id, completes.key, json.dumps(completes.response))
+            if completes is not None
+            else (None, None, None)
+        )
+        (position,) = await self._store(item.node_id, [item], done, () if kept is None else [kept])
         if position is None:
             return None
         if completes is not None:
             self._own.stored(item.envelope_sha256)
         return replace(item, feed_seq=position)
-
-    async def _accept(self, accept: _Accept) -> int | None:
-        """An accept's store: at once if none is in flight, else in the next call with every
-        accept that arrived meanwhile (migration 0013 says why). The call is not cut short when
-        the request is (a client gone): what it stores, it stores whole."""
-        self._accepts.append(accept)
-        if self._storing is None:
-            self._storing = asyncio.create_task(self._store_accepts())
-        return await asyncio.shield(accept.position)
-
-    async def _store_accepts(self) -> None:
-        batch: list[_Accept] = []
-        try:
-            while self._accepts:
-                node_id = self._accepts[0].item.node_id
-                batch = [a for a in self._accepts if a.item.node_id == node_id][:ACCEPTS_AT_ONCE]
-                self._accepts = [a for a in self._accepts if a not in batch]
-                await self._store_together(batch)
-        except BaseException as exc:  # cancelled (the loop is closing): nobody is left waiting
-            for waiting in (*batch, *self._accepts):
-                _fail(waiting, exc)
-            self._accepts = []
-            raise
-        finally:
-            self._storing = None
-
-    async def _store_together(self, batch: list[_Accept]) -> None:
-        items = [a.item for a in batch]
-        columns = column_arrays(items, *_INBOX_COLUMNS)
-        done = (
-            [a.completes.principal_id for a in batch],
-            [a.completes.key for a in batch],
-            [json.dumps(a.completes.response) for a in batch],
-        )
-        kept = [a.kept for a in batch if a.kept is not None]
-        sql, params = _INBOX_ACCEPT_SQL, (items[0].node_id, *columns, *done)
-        if kept:
-            sql, params = _INBOX_ACCEPT_KEEPING_SQL, (*params, *vault_columns(kept))
-        try:
-            positions = list(await self._held.fetchval(sql, params))
-        except BaseException as exc:
-            if len(batch) > 1 and isinstance(exc, Exception) and not database_unavailable(exc):
-                # Refused for one of them, surely: each alone, so only that one fails.
-                for accept in batch:
-                    await self._store_together([accept])
-                return
-            for accept in batch:
-                _fail(accept, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for accept, position in zip(batch, positions, strict=True):
-            if not accept.position.done():
-                accept.position.set_result(position)
 
     async def add_batch(
         self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
@@ -298,7 +215,11 @@ class SqlInbox:
         done: tuple[str | None, ...],
         kept: Sequence[RetainedNominal],
     ) -> list[int | None]:
-        columns = column_arrays(items, *_INBOX_COLUMNS)
+        columns = column_arrays(
+            items,
+            *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
+            *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
+        )
         sql, params = _INBOX_STORE_SQL, (node_id, *columns, *done)
         if kept:
             sql, params = _INBOX_STORE_KEEPING_SQL, (*params, *vault_columns(kept))
@@ -403,15 +324,3 @@ def _item(row: InboxRow) -> InboxItem:
         envelope_sha256=row.envelope_sha256,
         feed_seq=row.feed_seq,
     )
-
-
-def _future() -> asyncio.Future[int | None]:
-    return asyncio.get_running_loop().create_future()
-
-
-def _fail(accept: _Accept, exc: BaseException) -> None:
-    if not accept.position.done():
-        if isinstance(exc, asyncio.CancelledError):
-            accept.position.cancel()
-        else:
-            accept.position.set_exception(exc)
