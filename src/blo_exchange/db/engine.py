@@ -161,11 +161,11 @@ async def open_ahead(engine: AsyncEngine, count: int) -> int:
 
     A node's pool otherwise grows under its first burst: every request past the idle
     connections waits while new ones open, :data:`CONNECTING_AT_ONCE` at a time, each a SCRAM
-    derivation on a loaded machine; the bench saw the first seconds of a step's 202s wait
-    hundreds of milliseconds for it (issue 14, bench/README.md). Opened here, at start, that
-    cost is paid before the node says it is ready. A connection that fails to open is left to
-    the pool to open when needed, as before: a database that is slow or away at start is the
-    readiness check's business, not this one's.
+    derivation on a loaded machine (the bench's first burst after a start opened ten to
+    seventeen; bench/README.md, stop 25). Opened here, that cost is paid before the node says it
+    is ready; the slow 202s of a cold start had another cause as well (stop 26). A connection
+    that fails to open is left to the pool to open when needed, as before: a database that is
+    slow or away at start is the readiness check's business, not this one's.
     """
     taken: list[AsyncConnection] = []
 
