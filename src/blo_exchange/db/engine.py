@@ -177,11 +177,17 @@ async def open_ahead(engine: AsyncEngine, count: int) -> int:
     finally:
         for conn in taken:
             await conn.close()  # back to the pool, which keeps it (see create_engine)
-    for outcome in outcomes:
-        if isinstance(outcome, DATABASE_ERRORS):
-            log.warning("could not open a database connection ahead: %s", type(outcome).__name__)
-        elif isinstance(outcome, BaseException):
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    for outcome in failed:
+        if not isinstance(outcome, DATABASE_ERRORS):
             raise outcome
+    if failed:  # one line, not one per connection, when the database is away
+        log.warning(
+            "could not open %d of %d database connections ahead: %s",
+            len(failed),
+            count,
+            type(failed[0]).__name__,
+        )
     return len(taken)
 
 
