@@ -61,8 +61,11 @@ def children(pid: int) -> dict[str, int]:
             elif "ledger-writer" in command:
                 found["ledger-writer"] = int(child)
             elif "serve" in command:
-                node = next(e for e in environ if e.startswith(b"BLO_NODE_ID="))
-                found[node.partition(b"=")[2].decode()] = int(child)
+                # A node being killed can lose its memory between the two reads: its cmdline
+                # read, its environ then empty, and not yet a zombie. It is gone; skip it.
+                node = next((e for e in environ if e.startswith(b"BLO_NODE_ID=")), None)
+                if node is not None:
+                    found[node.partition(b"=")[2].decode()] = int(child)
     return found
 
 
