@@ -186,6 +186,12 @@ class KemPublicKey:
 
     def _hpke_key(self) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
         """The pyca key object; ``ValueError`` if the bytes are not a valid key."""
+        return self._hpke_key_object
+
+    @functools.cached_property
+    def _hpke_key_object(self) -> x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey:
+        # Parsed once per key object (the directory caches these), not once per alert sealed:
+        # an ML-KEM-768 public key's checks cost a tenth of a seal to two agencies (issue 14).
         if self.suite is HpkeSuite.X25519:
             return x25519.X25519PublicKey.from_public_bytes(self.public)
         return hpke.MLKEM768X25519PublicKey(
