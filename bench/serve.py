@@ -4,8 +4,10 @@
                           [--profile OUT.pyisession]
 
 ``--workers 1`` is exactly what ``blo-exchange serve`` does: ``uvicorn.run`` of the app object,
-its heap frozen first (``bootstrap.heap``), ``log_level="warning"``, no access log. With more
-workers:
+its heap frozen first (``bootstrap.heap``), with the node's own uvicorn options
+(``cli.main.server_options``: the guarded httptools protocol with its read deadlines, no proxy
+headers, no access log), on plain HTTP over loopback. The bare app is served with the same
+options. With more workers:
 
 - ``uvicorn``: ``uvicorn.run(factory, workers=N)``: a supervisor binds one socket and spawns N
   worker processes that all ``accept()`` on it (the kernel wakes one of them per connection).
@@ -34,10 +36,27 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
     "access_log": False,
     "timeout_graceful_shutdown": 10,
-    # Named, not "auto" (which takes httptools whenever it is installed): BENCH_HTTP=httptools
-    # measures the other parser against the same bench (issue 14).
-    "http": os.environ.get("BENCH_HTTP", "h11"),
+    # uvicorn's own protocol, named (never "auto"), where the node's cannot go: its class is
+    # made at run time and does not cross to the workers ``uvicorn.run(workers=N)`` spawns.
+    "http": os.environ.get("BENCH_HTTP", "httptools"),
 }
+
+
+def served_as_the_node(app: str) -> dict[str, Any]:
+    """The options ``blo-exchange serve`` gives uvicorn (without TLS: plain HTTP on loopback),
+    for the node and for the bare app alike. ``BENCH_HTTP=h11|httptools`` serves both with
+    uvicorn's unguarded protocol of that name instead; a tree from before
+    ``server_options`` (an A/B run's baseline) is served as that bench served it, with h11."""
+    named = os.environ.get("BENCH_HTTP")
+    try:
+        from blo_exchange.cli.main import server_options
+        from blo_exchange.config import Settings, load_settings
+    except ImportError:
+        named = named or "h11"
+    if named:
+        return {**UVICORN_OPTIONS, "http": named}
+    settings = load_settings() if app == "node" else Settings.model_construct(allow_plain_http=True)
+    return server_options(settings)
 
 
 def node_app() -> Any:
@@ -88,7 +107,8 @@ def _profiled(out: Path, interval: float, run: Any) -> None:
 
 def _serve_one(args: argparse.Namespace) -> None:
     def run() -> None:
-        uvicorn.run(_factory(args.app), host=args.host, port=args.port, **UVICORN_OPTIONS)
+        options = served_as_the_node(args.app)
+        uvicorn.run(_factory(args.app), host=args.host, port=args.port, **options)
 
     if args.profile:
         _profiled(Path(args.profile), args.profile_interval, run)
@@ -103,7 +123,7 @@ def _serve_reuseport_child(args: argparse.Namespace) -> None:
     sock.bind((args.host, args.port))
     sock.listen(2048)
     sock.set_inheritable(True)
-    config = uvicorn.Config(_factory(args.app), **UVICORN_OPTIONS)
+    config = uvicorn.Config(_factory(args.app), **served_as_the_node(args.app))
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
 
