@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric import mlkem
 
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import (
@@ -117,6 +118,37 @@ def test_kem_public_from_bytes(suite: HpkeSuite) -> None:
         KemPublicKey.from_bytes(suite, public.public[:-1])
     with pytest.raises(ValueError, match="bytes"):
         KemPublicKey.from_bytes(suite, public.public + b"\0")
+
+
+def test_a_kem_public_key_is_parsed_once_per_key_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = HpkeSuite.MLKEM768_X25519
+    public = KemPrivateKey.generate(suite).public_key()
+    parsed: list[bytes] = []
+    parse = mlkem.MLKEM768PublicKey.from_public_bytes
+
+    def counted(data: bytes) -> mlkem.MLKEM768PublicKey:
+        parsed.append(data)
+        return parse(data)
+
+    monkeypatch.setattr(mlkem.MLKEM768PublicKey, "from_public_bytes", counted)
+    key = KemPublicKey(key_id=public.key_id, suite=suite, public=public.public)
+    first = key._hpke_key()
+    assert key._hpke_key() is first
+    assert len(parsed) == 1
+    # Another object of the same bytes parses its own: nothing is shared through equality.
+    KemPublicKey(key_id=public.key_id, suite=suite, public=public.public)._hpke_key()
+    assert len(parsed) == 2
+
+
+def test_a_kem_public_key_of_bad_bytes_is_refused_when_used() -> None:
+    # Coefficients of 0xFFF are past the modulus: the bytes have the length, not the form.
+    public = b"\xff" * 1184 + bytes(32)
+    bad = KemPublicKey(key_id="0" * 32, suite=HpkeSuite.MLKEM768_X25519, public=public)
+    for _ in range(2):  # a failed parse is not kept: the second use is refused too
+        with pytest.raises(ValueError, match="ML-KEM-768 public key"):
+            bad._hpke_key()
+    with pytest.raises(ValueError, match="ML-KEM-768 public key"):
+        KemPublicKey.from_bytes(HpkeSuite.MLKEM768_X25519, public)
 
 
 def test_kem_public_unknown_suite() -> None:
