@@ -38,7 +38,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_graceful_shutdown": 10,
     # uvicorn's own protocol, named (never "auto"), where the node's cannot go: its class is
     # made at run time and does not cross to the workers ``uvicorn.run(workers=N)`` spawns.
-    "http": os.environ.get("BENCH_HTTP", "httptools"),
+    "http": os.environ.get("BENCH_HTTP") or "httptools",
 }
 
 
@@ -55,7 +55,11 @@ def served_as_the_node(app: str) -> dict[str, Any]:
         named = named or "h11"
     if named:
         return {**UVICORN_OPTIONS, "http": named}
-    settings = load_settings() if app == "node" else Settings.model_construct(allow_plain_http=True)
+    # Plain HTTP, as a node behind a TLS-terminating proxy on loopback is served.
+    if app == "node":
+        settings = load_settings().model_copy(update={"allow_plain_http": True})
+    else:
+        settings = Settings.model_construct(allow_plain_http=True)
     return server_options(settings)
 
 
