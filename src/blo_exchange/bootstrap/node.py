@@ -70,7 +70,7 @@ __all__ = ["NodeRuntime"]
 log = logging.getLogger(__name__)
 
 CONNECTIONS_AT_START = 10
-"""Database connections a node opens before it serves (``db.engine.open_ahead``): the two it
+"""Database connections a node opens before it serves (``db.engine.open_ahead``): the four it
 holds and what a burst of a hundred alerts a second keeps busy. Half of what its pool may open
 (deploy/README.md sizes ``max_connections`` for the whole pool)."""
 
@@ -166,7 +166,7 @@ class NodeRuntime:
             await rebuild_copy(reading, trusted)
         held = HeldConnections(engine)
         await open_ahead(engine, CONNECTIONS_AT_START)
-        await held.fill()  # two of them
+        await held.fill()  # four of them (``held_connections.HELD``)
         inbox = SqlInbox(sessions, held=held)
         receipts = ReceiptPublisher(node=node, signer=keys.signing, publisher=bus, clock=utc_now)
         retention = RetentionRuntime.build(

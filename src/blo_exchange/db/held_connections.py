@@ -40,9 +40,11 @@ __all__ = ["HELD", "RECYCLE_SECONDS", "HeldConnections"]
 
 log = logging.getLogger(__name__)
 
-HELD = 2
-"""Connections one process holds: an accept's two statements, or a delivered batch's one, take
-well under a millisecond, so two are idle nearly always at a few hundred alerts a second."""
+HELD = 4
+"""Connections one process holds. An accept's two statements, or a delivered batch's one, take
+well under a millisecond, but a node answering 32 posts at once finds two of them busy for about
+two statements in five (a py-spy profile of the accept bench, stop 27: ``through_the_pool`` 4% of
+the loop against ``fetchval`` 6%), and each of those costs ~200 µs more. Four of the node's 20."""
 
 RECYCLE_SECONDS = 600.0
 """Age at which a held connection goes back to the pool (whose own recycle is 1800 s)."""
