@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 
 HELD = 4
 """Connections one process holds. An accept's two statements, or a delivered batch's one, take
-well under a millisecond, but a node answering 32 posts at once finds two of them busy for about
-two statements in five (a py-spy profile of the accept bench, stop 27: ``through_the_pool`` 4% of
-the loop against ``fetchval`` 6%), and each of those costs ~200 µs more. Four of the node's 20."""
+well under a millisecond, but a node answering 32 posts at once found both of two busy for about
+one statement in seven (a py-spy profile of the accept bench, stop 27: ``through_the_pool`` 4% of
+the loop against ``fetchval`` 6%, at ~250 and ~60 µs a statement). Four of the node's 20."""
 
 RECYCLE_SECONDS = 600.0
 """Age at which a held connection goes back to the pool (whose own recycle is 1800 s)."""
