@@ -273,6 +273,34 @@ async def test_batch_items_sharing_a_key_run_in_order(deploy: Deployment) -> Non
     assert results[2]["alert_id"] == results[0]["alert_id"]  # a replay, not a second alert
 
 
+async def test_a_batch_posted_again_gets_the_answers_recorded_with_its_copies(
+    deploy: Deployment,
+) -> None:
+    # The chunk's answers are recorded by the statement that stores the own copies (with the
+    # retention vault's rows of the seizures' nominal blocks): the retry replays every one.
+    items = [
+        {"idempotency_key": str(uuid.uuid4()), "alert": EXAMPLE_SEIZURE if n % 2 else EXAMPLE_RISK}
+        for n in range(7)
+    ]
+    first = await deploy.client(KG).post(
+        "/v1/alerts:batch", json={"alerts": items}, headers=deploy.terminal(KG)
+    )
+    again = await deploy.client(KG).post(
+        "/v1/alerts:batch", json={"alerts": items}, headers=deploy.terminal(KG)
+    )
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    answers = first.json()["results"]
+    assert [r["status"] for r in answers] == [202] * 7
+    assert again.json()["results"] == answers
+    assert len({r["alert_id"] for r in answers}) == 7
+    for answer in answers:  # the origin's own copies, readable by its terminal
+        got = await deploy.client(KG).get(
+            f"/v1/alerts/{answer['alert_id']}", headers=deploy.terminal(KG)
+        )
+        assert got.status_code == 200, got.text
+        assert got.json()["header"]["kind"] == answer["kind"]
+
+
 async def test_ledger_entries_filters_and_cursor(deploy: Deployment) -> None:
     ids = [(await post(deploy, KG, EXAMPLE_RISK)).json()["alert_id"] for _ in range(3)]
     shared = await eventually(

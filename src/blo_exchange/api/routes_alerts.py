@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
@@ -21,7 +20,7 @@ from blo_exchange.domain.ids import AlertId
 from blo_exchange.errors import BloExchangeError, Forbidden, http_status
 from blo_exchange.services.feed import FeedService
 from blo_exchange.services.feedback import AnalystReceipts
-from blo_exchange.services.ingest import IngestService
+from blo_exchange.services.ingest import IngestService, Submission
 
 __all__ = ["AcceptedAlert", "BatchRequest", "router"]
 
@@ -33,8 +32,6 @@ Receipts = Annotated[AnalystReceipts, Depends(service(AnalystReceipts))]
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{8,128}$"
 MAX_BATCH = 500
-BATCH_CONCURRENCY = 32
-"""Items of one batch in flight at once: each mostly waits for its JetStream ack."""
 
 
 class AcceptedAlert(BaseModel):
@@ -86,45 +83,25 @@ async def submit_batch(
     limiter: RateLimiter = request.app.state.limiter
     limiter.charge(principal.id, len(batch.alerts) - 1)
     results: list[dict[str, Any]] = [{} for _ in batch.alerts]
-    room = asyncio.Semaphore(BATCH_CONCURRENCY)
-
-    async def one(index: int, item: BatchItem) -> None:
+    valid: list[tuple[int, tuple[Submission, str]]] = []
+    for index, item in enumerate(batch.alerts):
         try:
             submission = ALERT_SUBMISSION_ADAPTER.validate_python(item.alert)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             results[index] = {"index": index, "status": 422, "detail": f"{field}: {first['msg']}"}
-            return
-        try:
-            async with room:
-                # The bulk lane: partners deliver live alerts before a batch's items.
-                accepted = await ingest.submit(
-                    principal, submission, item.idempotency_key, bulk=True
-                )
-        except BloExchangeError as exc:
-            status, _ = http_status(exc)
-            results[index] = {"index": index, "status": status, "detail": str(exc)}
-            return
-        results[index] = {"index": index, "status": 202, **accepted.response}
-
-    async def in_order(items: list[tuple[int, BatchItem]]) -> None:
-        for index, item in items:
-            await one(index, item)
-
-    # Items run concurrently, but those sharing an Idempotency-Key one after another, in batch
-    # order: the second gets the first one's answer (a replay), as it would one request later.
-    by_key: dict[str, list[tuple[int, BatchItem]]] = {}
-    for index, item in enumerate(batch.alerts):
-        by_key.setdefault(item.idempotency_key, []).append((index, item))
-    outcomes = await asyncio.gather(
-        *(in_order(items) for items in by_key.values()), return_exceptions=True
-    )
-    # An unexpected failure (not a refusal) fails the request, but only once every other item
-    # has finished: none is left half-way.
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+        else:
+            valid.append((index, (submission, item.idempotency_key)))
+    # The bulk lane: partners deliver live alerts before a batch's items. An unexpected failure
+    # (not a refusal) fails the request, once every other item has finished.
+    answers = await ingest.submit_batch(principal, [pair for _, pair in valid])
+    for (index, _), answer in zip(valid, answers, strict=True):
+        if isinstance(answer, BloExchangeError):
+            status, _ = http_status(answer)
+            results[index] = {"index": index, "status": status, "detail": str(answer)}
+        else:
+            results[index] = {"index": index, "status": 202, **answer.response}
     return {"results": results}
 
 

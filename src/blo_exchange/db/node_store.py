@@ -49,6 +49,15 @@ _CLAIM_SQL = (
     " VALUES ($1, $2, $3, $4, 'pending')"
     " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
 )
+# A batch's new keys, claimed in one statement: the keys it inserted (none were there before).
+_CLAIM_MANY_SQL = (
+    "WITH claimed AS (INSERT INTO idempotency_keys"
+    " (principal_id, key, request_sha256, alert_id, state)"
+    " SELECT $1, u.key, u.request_sha256, u.alert_id, 'pending'"
+    " FROM unnest($2::text[], $3::text[], $4::text[]) AS u(key, request_sha256, alert_id)"
+    " ON CONFLICT (principal_id, key) DO NOTHING RETURNING key)"
+    " SELECT coalesce(array_agg(key), '{}') FROM claimed"
+)
 _DIGESTS_SQL = (
     "SELECT alert_id, envelope_sha256 FROM node_inbox WHERE node_id = $1"
     " AND alert_id = ANY($2::text[])"
@@ -65,8 +74,20 @@ _INBOX_STORE_SQL = (
     " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
     " $13, $14, $15::jsonb)"
 )
-# The same with the retention vault's rows of these alerts (RetainingInbox), $16 on.
-_INBOX_STORE_KEEPING_SQL = "WITH kept AS (" + VAULT_INSERT_SQL + ") " + _INBOX_STORE_SQL
+# Preceded by CTEs of the retention vault's rows of these alerts (RetainingInbox, $16 on) and
+# of a batch's answers (``_answers_sql``), when there are.
+
+
+_ANSWERS_CTE = (
+    "done AS (UPDATE idempotency_keys k SET state = 'done', response = u.response,"
+    " updated_at = now() FROM unnest({}::text[], {}::text[], {}::jsonb[])"
+    " AS u(principal_id, key, response) WHERE k.principal_id = u.principal_id AND k.key = u.key)"
+)
+# A batch's answers (ingest's ``:batch`` chunk), recorded by the statement that stores the
+# envelopes they answer for: their three arrays after the function's ($16 on), or after the
+# vault's rows too ($36 on).
+_ANSWERS_SQL = _ANSWERS_CTE.format("$16", "$17", "$18")
+_ANSWERS_AFTER_KEPT_SQL = _ANSWERS_CTE.format("$36", "$37", "$38")
 
 
 class SqlIdempotencyStore:
@@ -133,6 +154,17 @@ class SqlIdempotencyStore:
 
         return await in_transaction(self._engine, claim)
 
+    async def claim_new(
+        self, principal_id: str, claims: Sequence[tuple[str, str, str]]
+    ) -> set[str]:
+        if not claims:
+            return set()
+        keys, digests, alert_ids = (list(column) for column in zip(*claims, strict=True))
+        claimed = await self._held.fetchval(
+            _CLAIM_MANY_SQL, (principal_id, keys, digests, alert_ids)
+        )
+        return set(claimed)
+
     async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
         async def done(conn: AsyncConnection) -> None:
             await conn.exec_driver_sql(_COMPLETE_SQL, (principal_id, key, json.dumps(response)))
@@ -190,23 +222,35 @@ class SqlInbox:
         return replace(item, feed_seq=position)
 
     async def add_batch(
-        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+        self,
+        items: Sequence[InboxItem],
+        *,
+        kept: Sequence[RetainedNominal] = (),
+        completes: Sequence[Completion] = (),
     ) -> list[InboxItem | None]:
-        """One call, one transaction, for a delivered batch (items of one node).
+        """One call, one transaction, for a delivered batch (items of one node), or an accepted
+        one's own copies with their answers (``completes``).
 
         A batch of redeliveries only looks and takes no lock. Safe to run twice (see
         ``in_autocommit``): what the first run committed is "already stored" to the second.
         """
         if not items:
             return []
+        if completes and len(completes) != len(items):
+            raise ValueError("one answer per item")
         node_id = items[0].node_id
         if any(item.node_id != node_id for item in items):
             raise ValueError("a batch is one node's")
-        positions = await self._store(node_id, items, (None, None, None), kept)
-        return [
+        positions = await self._store(node_id, items, (None, None, None), kept, completes)
+        stored = [
             None if position is None else replace(item, feed_seq=position)
             for item, position in zip(items, positions, strict=True)
         ]
+        if completes:
+            for item in stored:
+                if item is not None:
+                    self._own.stored(item.envelope_sha256)
+        return stored
 
     async def _store(
         self,
@@ -214,16 +258,27 @@ class SqlInbox:
         items: Sequence[InboxItem],
         done: tuple[str | None, ...],
         kept: Sequence[RetainedNominal],
+        answers: Sequence[Completion] = (),
     ) -> list[int | None]:
         columns = column_arrays(
             items,
             *("alert_id", "agency_id", "origin_agency", "origin_node", "border_pair", "kind"),
             *("tlp", "created_at", "stream_seq", "envelope", "envelope_sha256"),
         )
-        sql, params = _INBOX_STORE_SQL, (node_id, *columns, *done)
+        ctes: list[str] = []
+        params: tuple[Any, ...] = (node_id, *columns, *done)
         if kept:
-            sql, params = _INBOX_STORE_KEEPING_SQL, (*params, *vault_columns(kept))
-
+            ctes.append("kept AS (" + VAULT_INSERT_SQL + ")")
+            params = (*params, *vault_columns(kept))
+        if answers:
+            ctes.append(_ANSWERS_AFTER_KEPT_SQL if kept else _ANSWERS_SQL)
+            params = (
+                *params,
+                [a.principal_id for a in answers],
+                [a.key for a in answers],
+                [json.dumps(a.response) for a in answers],
+            )
+        sql = ("WITH " + ", ".join(ctes) + " " if ctes else "") + _INBOX_STORE_SQL
         return list(await self._held.fetchval(sql, params))
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:

@@ -90,6 +90,14 @@ class IdempotencyStore(Protocol):
         """Claim the key. Raises IdempotencyMismatch or IdempotencyInProgress."""
         ...
 
+    async def claim_new(
+        self, principal_id: str, claims: Sequence[tuple[str, str, str]]
+    ) -> set[str]:
+        """Claim, together, each of ``claims`` (key, request SHA-256, alert id) whose key was
+        never seen: those keys, now pending. A key seen before is left as it was, for
+        :meth:`begin` to say what it is (a replay, another body, in progress, a takeover)."""
+        ...
+
     async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None: ...
     async def abandon(self, principal_id: str, key: str) -> None:
         """The attempt failed: let the next one take over at once, with the same alert id."""
@@ -193,13 +201,21 @@ class Inbox(Protocol):
         ...
 
     async def add_batch(
-        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+        self,
+        items: Sequence[InboxItem],
+        *,
+        kept: Sequence[RetainedNominal] = (),
+        completes: Sequence[Completion] = (),
     ) -> list[InboxItem | None]:
         """Store received envelopes in one transaction, in the order given: each one as stored
         here (what ``get`` gives back: a wrapping inbox may have kept less of it, such as a
         nominal block no longer readable here) with its new ``feed_seq``, or None where the alert
         was already stored (a redelivery). Positions of one batch are consecutive and become
-        visible together, after every lower one. ``kept``: vault rows, as for :meth:`add`."""
+        visible together, after every lower one. ``kept``: vault rows, as for :meth:`add`.
+
+        With ``completes`` (the ingest path's batch, one per item, in the items' order: the
+        items are this process's own copies), each request's answer is recorded in the same
+        transaction, as :meth:`add` records one."""
         ...
 
     async def stored_digests(self, node_id: str, alert_ids: Sequence[str]) -> dict[str, str]:

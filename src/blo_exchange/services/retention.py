@@ -156,7 +156,11 @@ class RetainingInbox:
         return None if got is None else _as_read(item, stored_as, row, got)
 
     async def add_batch(
-        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+        self,
+        items: Sequence[InboxItem],
+        *,
+        kept: Sequence[RetainedNominal] = (),
+        completes: Sequence[Completion] = (),
     ) -> list[InboxItem | None]:
         """Delivery's batch: each item prepared as :meth:`add` does, stored with the vault's rows
         by the inner inbox's one call. Each stored item comes back as
@@ -166,7 +170,9 @@ class RetainingInbox:
         _own_rows_only(bool(kept))
         prepared = [await self._prepare(item) for item in items]
         rows = [row for _, row in prepared if row is not None]
-        stored = await self._inner.add_batch([stored for stored, _ in prepared], kept=rows)  # (1)
+        stored = await self._inner.add_batch(
+            [stored for stored, _ in prepared], kept=rows, completes=completes
+        )  # (1)
         return [
             None if got is None else _as_read(item, stored_as, row, got)
             for item, (stored_as, row), got in zip(items, prepared, stored, strict=True)

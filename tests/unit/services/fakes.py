@@ -99,6 +99,8 @@ class FakeDirectory:
 class FakeIdempotency:
     rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     clock_offset: timedelta = timedelta(0)
+    claims: list[int] = field(default_factory=list)
+    """The size of each ``claim_new`` call: one statement per chunk of a batch."""
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
@@ -122,6 +124,17 @@ class FakeIdempotency:
         if row["age"] < stale_after:
             raise IdempotencyInProgress("in progress")
         return IdempotencyBegin(state="takeover", alert_id=row["alert_id"])
+
+    async def claim_new(
+        self, principal_id: str, claims: Sequence[tuple[str, str, str]]
+    ) -> set[str]:
+        self.claims.append(len(claims))
+        claimed: set[str] = set()
+        for key, sha, alert_id in claims:
+            if (principal_id, key) not in self.rows:
+                await self.begin(principal_id, key, sha, alert_id, stale_after=0)
+                claimed.add(key)
+        return claimed
 
     async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
         self.rows[(principal_id, key)].update(state="done", response=response)
@@ -185,15 +198,24 @@ class FakeInbox:
         return stored
 
     async def add_batch(
-        self, items: Sequence[InboxItem], *, kept: Sequence[RetainedNominal] = ()
+        self,
+        items: Sequence[InboxItem],
+        *,
+        kept: Sequence[RetainedNominal] = (),
+        completes: Sequence[Completion] = (),
     ) -> list[InboxItem | None]:
+        if completes and len(completes) != len(items):
+            raise ValueError("one answer per item")
         if self.fail_batches:
             self.fail_batches -= 1
             raise OSError("the database went away mid-batch")
         self.batches.append(len(items))
         for row in kept:
             self.vault.put(row)
-        return [await self.add(item) for item in items]
+        return [
+            await self.add(item, completes=completes[i] if completes else None)
+            for i, item in enumerate(items)
+        ]
 
     async def get(self, node_id: str, alert_id: str) -> InboxItem | None:
         return self.items.get((node_id, alert_id))
