@@ -81,13 +81,16 @@ def bare_app() -> Any:
 
 
 def _freeze_heap() -> None:
-    """What ``blo-exchange serve`` does before it serves; a tree from before it (an A/B run's
-    baseline, ``BENCH_SRC``) has no ``bootstrap.heap`` and is served as it was."""
+    """What ``blo-exchange serve`` does to its heap before it serves; a tree from before it (an
+    A/B run's baseline, ``BENCH_SRC``) without ``bootstrap.heap`` or a part of it is served as
+    it was."""
     try:
-        from blo_exchange.bootstrap.heap import freeze_heap
+        from blo_exchange.bootstrap import heap
     except ImportError:
         return
-    freeze_heap()
+    if hasattr(heap, "map_large_buffers"):
+        heap.map_large_buffers()
+    heap.freeze_heap()
 
 
 FACTORIES = {"node": "bench.serve:node_app", "bare": "bench.serve:bare_app"}

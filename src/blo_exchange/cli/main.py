@@ -64,8 +64,9 @@ def serve(
     import uvicorn
 
     from blo_exchange.bootstrap.app import create_app
-    from blo_exchange.bootstrap.heap import freeze_heap
+    from blo_exchange.bootstrap.heap import freeze_heap, map_large_buffers
 
+    map_large_buffers()  # a large buffer freed goes back to the system (bootstrap.heap)
     _configure_logging()
     settings = load_settings()
     node_app = create_app(settings)
@@ -134,9 +135,10 @@ def _fail_config(message: str) -> typer.Exit:
 @app.command("ledger-writer")
 def ledger_writer() -> None:
     """Run the ledger writer alone: alerts and receipts from NATS into the Postgres ledger."""
-    from blo_exchange.bootstrap.heap import freeze_heap
+    from blo_exchange.bootstrap.heap import freeze_heap, map_large_buffers
     from blo_exchange.bootstrap.ledger_writer import run_standalone
 
+    map_large_buffers()
     _configure_logging()
     settings = load_settings()
     freeze_heap()
