@@ -10,11 +10,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -28,6 +26,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "DATABASE_ERRORS",
@@ -255,6 +256,8 @@ async def _once_more_if_dead(
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     ini = _REPO_ROOT / "alembic.ini"
     config = Config(str(ini)) if ini.exists() else Config()
     config.set_main_option("script_location", str(_REPO_ROOT / "migrations"))
@@ -263,6 +266,10 @@ def _alembic_config(url: str) -> Config:
 
 
 def _upgrade(url: str) -> None:
+    # Imported here: a serving process never migrates, and alembic (with mako and pygments)
+    # is 8 MB of its memory for life (issue 14).
+    from alembic import command
+
     command.upgrade(_alembic_config(url), "head")
 
 
