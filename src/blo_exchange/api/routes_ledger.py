@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Coroutine
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from blo_exchange.api.deps import Auditor, service, services_of
@@ -79,7 +80,11 @@ _MAX_INDEX = 2**63 - 1  # ledger indexes are Postgres bigints
 Reads = Annotated[AuditorReads, Depends(service(AuditorReads))]
 
 
-@router.get("/entries")
+@router.get(
+    "/entries",
+    response_model=None,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
 async def entries(
     auditor: Auditor,
     reads: Reads,
@@ -92,7 +97,7 @@ async def entries(
     until: UtcTimestamp | None = None,
     cursor: Annotated[int, Query(ge=-1, le=_MAX_INDEX)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> StreamingResponse:
     """Entries with index > ``cursor`` matching every given filter, in ledger order."""
     rows = await reads.entries(
         EntryFilter(
@@ -107,10 +112,31 @@ async def entries(
         after=cursor,
         limit=limit,
     )
-    return {
-        "entries": [entry_json(index, leaf) for index, leaf in rows],
-        "next_cursor": rows[-1][0] if len(rows) == limit else None,
-    }
+    next_cursor = rows[-1][0] if len(rows) == limit else None
+    return StreamingResponse(_entries_json(rows, next_cursor), media_type="application/json")
+
+
+_ENTRIES_A_CHUNK = 50
+
+
+async def _entries_json(
+    rows: Sequence[tuple[int, bytes]], next_cursor: int | None
+) -> AsyncIterator[bytes]:
+    """``{"entries": [...], "next_cursor": ...}``, written as FastAPI writes a returned dict
+    (compact, UTF-8), a chunk of entries at a time: a page of 1000 entries with their records
+    (about 13 MB of JSON) built whole, with its dicts and strings, took a node 40-50 MB
+    (``blo-fotehobod-tj``, 130 -> 178 MB, under an auditor paging at 4/s; issue 14)."""
+    yield b'{"entries":['
+    for start in range(0, len(rows), _ENTRIES_A_CHUNK):
+        chunk = rows[start : start + _ENTRIES_A_CHUNK]
+        yield (b"," if start else b"") + b",".join(
+            _compact(entry_json(index, leaf)) for index, leaf in chunk
+        )
+    yield b'],"next_cursor":' + _compact(next_cursor) + b"}"
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 # --- checkpoints, proofs, export ------------------------------------------------------------
