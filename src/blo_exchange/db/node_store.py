@@ -74,10 +74,8 @@ _INBOX_STORE_SQL = (
     " $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::bytea[], $12::text[],"
     " $13, $14, $15::jsonb)"
 )
-# Preceded by CTEs of the retention vault's rows of these alerts (RetainingInbox, $16 on) and
-# of a batch's answers (``_answers_sql``), when there are.
-
-
+# Preceded, when there are, by CTEs of the retention vault's rows of these alerts
+# (RetainingInbox, VAULT_INSERT_SQL: $16 on) and of a batch's answers (below).
 _ANSWERS_CTE = (
     "done AS (UPDATE idempotency_keys k SET state = 'done', response = u.response,"
     " updated_at = now() FROM unnest({}::text[], {}::text[], {}::jsonb[])"
