@@ -219,8 +219,8 @@ class IngestService:
             async with room:
                 got = await self._accept_chunk(principal, [items[i] for i in indexes])
             for index, answer in zip(indexes, got, strict=True):
-                if answer is None:  # a key seen before: submit()'s path, first of its key
-                    alone[items[index][1]].insert(0, index)
+                if answer is None:  # a key seen before: submit()'s path, in batch order below
+                    alone[items[index][1]].append(index)
                 else:
                     answers[index] = answer
 
@@ -285,8 +285,9 @@ class IngestService:
                 elif isinstance(ack, BaseException):
                     raise ack
                 elif ack.duplicate:  # see submit(): an earlier attempt's envelope is there
-                    await self._idempotency.complete(principal.id, key, one.response(ack))
-                    answers[index] = Accepted(response=one.response(ack), replayed=True)
+                    response = one.response(ack)
+                    await self._idempotency.complete(principal.id, key, response)
+                    answers[index] = Accepted(response=response, replayed=True)
                 else:
                     copy = self._sealer.own_copy(one.header, one.sealed.envelope, ack)
                     own.append((index, copy, Completion(principal.id, key, one.response(ack))))
