@@ -68,7 +68,7 @@ def node_app() -> Any:
     from blo_exchange.config import load_settings
 
     app = create_app(load_settings())
-    _freeze_heap()
+    _prepare_heap()
     return app
 
 
@@ -76,11 +76,11 @@ def bare_app() -> Any:
     from bench.bare_app import create_bare_app
 
     app = create_bare_app()
-    _freeze_heap()  # the baseline too: the same collector as the node it is compared with
+    _prepare_heap()  # the baseline too: the same collector and allocator as the node
     return app
 
 
-def _freeze_heap() -> None:
+def _prepare_heap() -> None:
     """What ``blo-exchange serve`` does to its heap before it serves; a tree from before it (an
     A/B run's baseline, ``BENCH_SRC``) without ``bootstrap.heap`` or a part of it is served as
     it was."""
