@@ -1,6 +1,7 @@
 """What a serving process keeps in memory: ``bootstrap.heap.map_large_buffers`` gives a large
 buffer back to the system when freed, even after a larger one was freed before it (glibc's
-threshold no longer follows it up); the migration tools are not loaded."""
+threshold no longer follows it up); neither the migration tools nor the command line's clients
+are loaded."""
 
 from __future__ import annotations
 
@@ -53,13 +54,14 @@ def test_large_buffers_freed_go_back_to_the_system() -> None:
     assert kept_mib("mapped") <= 2
 
 
-def test_a_serving_process_does_not_load_the_migration_tools() -> None:
+def test_a_serving_process_does_not_load_the_migration_or_client_tools() -> None:
     # alembic, with mako and pygments, is 8 MB a process for life; only `blo-exchange migrate`
-    # (and the demo's set-up) needs it.
+    # (and the demo's set-up) needs it. The command line's clients (httpx, with rich and
+    # pygments; the terminal's SQLite outbox) are another 7.7 MB; only their commands need them.
     probe = (
         "import sys, blo_exchange.cli.main, blo_exchange.bootstrap.app, "
-        "blo_exchange.bootstrap.ledger_writer; print(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('alembic', 'mako')))"
+        "blo_exchange.bootstrap.ledger_writer; print(sorted({m.split('.')[0] for m in sys.modules "
+        "if m.split('.')[0] in ('alembic', 'mako', 'httpx', 'rich', 'pygments', 'sqlite3')}))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -16,14 +16,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from pydantic import ValidationError
 
 from blo_exchange.crypto.tls import client_context
 from blo_exchange.domain.alerts import parse_alert_submission
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Ca", "Cert", "Key", "client_app", "tls_verification"]
 
@@ -141,6 +143,8 @@ def send(
     cert_key: Key = None,
 ) -> None:
     """Send one alert; print its id and recipients."""
+    import httpx
+
     try:
         raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
@@ -234,6 +238,8 @@ def tail(
     cert_key: Key = None,
 ) -> None:
     """Print the alerts addressed to the token's agency as they arrive (Ctrl-C stops)."""
+    import httpx
+
     last = str(cursor)
     failures = 0
     while True:

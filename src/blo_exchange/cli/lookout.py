@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import httpx
 import typer
 
 from blo_exchange.cli.client import Ca, Token, Url, format_alert, tls_verification
@@ -41,6 +40,8 @@ def check(
     ca: Ca = None,
 ) -> None:
     """Check VALUE; print every active risk alert it matches."""
+    import httpx
+
     body: dict[str, str] = {"field": field.value, "value": value}
     if crossing_point:
         body["crossing_point"] = crossing_point

@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import json
 import os
-import sqlite3
 import ssl
 import time
 from collections.abc import Iterator
@@ -27,9 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["FlushReport", "Outbox", "OutboxItem", "flush", "key_for"]
 
@@ -94,7 +94,10 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Created 0600 before SQLite opens it: the queue holds alerts in clear.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        import sqlite3  # here, not at import: a serving process imports the CLI, never this
+
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # in WAL mode: fsync at every commit
         self._db.execute(_SCHEMA)
@@ -142,7 +145,6 @@ class Outbox:
         )
 
     def _rows(self, query: str, params: tuple[Any, ...]) -> Iterator[OutboxItem]:
-        self._db.row_factory = sqlite3.Row
         for row in self._db.execute(query, params).fetchall():
             yield OutboxItem(
                 seq=row["seq"],
@@ -169,6 +171,8 @@ async def flush(
 ) -> FlushReport:
     """Send every pending item, oldest first, in batches; retry for ``retry_for`` seconds more
     while some stay pending (with a growing pause, at most 5 s). Returns what is left."""
+    import httpx
+
     report = FlushReport()
     deadline = time.monotonic() + retry_for
     headers = {"Authorization": f"Bearer {token}"}
@@ -187,6 +191,8 @@ async def flush(
 
 
 async def _one_round(outbox: Outbox, client: httpx.AsyncClient, report: FlushReport) -> None:
+    import httpx
+
     pending = outbox.items("pending")
     for start in range(0, len(pending), BATCH):
         chunk = pending[start : start + BATCH]

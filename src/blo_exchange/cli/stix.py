@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from blo_exchange.domain.ids import parse_time
@@ -48,6 +47,8 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 class _Node:
     def __init__(self, url: str, token: str) -> None:
+        import httpx
+
         self._client = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token.strip()}", "User-Agent": "blo-exchange-cli"},
@@ -55,6 +56,8 @@ class _Node:
         )
 
     def get(self, path: str, **params: Any) -> Any:
+        import httpx
+
         try:
             response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
