@@ -60,6 +60,11 @@ NOMINAL: Final = "nominal"
 _PAGE: Final = 200
 _OPENED_MAX: Final = 2048
 """Entries kept for the next round: a round every 2 s indexes them long before this many."""
+_MADE_BETWEEN_YIELDS: Final = 16
+"""Entries a round makes before it lets the event loop run others. Making an alert's keys takes
+~0.1 ms (transliterated names, plates), and a round after two busy seconds makes ~250: made in
+one go, they held the loop 22-37 ms on a loaded machine, every accept and delivery in flight
+waiting behind them (issue 14; bench/README.md, "stop 29")."""
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +257,12 @@ class SearchIndex:
                 rows = await self._inbox.page(node, agency, after=after, limit=_PAGE)
                 if not rows:
                     return added
-                await self._store.put([await self._entry(row) for row in rows])
+                entries: list[IndexedAlert] = []
+                for row in rows:
+                    entries.append(await self._entry(row))
+                    if len(entries) % _MADE_BETWEEN_YIELDS == 0:
+                        await asyncio.sleep(0)
+                await self._store.put(entries)
                 added += len(rows)
                 self.indexed += len(rows)
 
@@ -292,8 +302,11 @@ class SearchIndex:
             for done in [seq for seq in self._ready if seq <= after]:
                 del self._ready[done]
             run: list[IndexedAlert] = []
-            while (ready := self._ready.pop(after + 1 + len(run), None)) is not None:
+            while len(run) < _PAGE and (ready := self._ready.pop(after + 1 + len(run), None)):
                 run.append(_known_entry(*ready))
+                if len(run) % _MADE_BETWEEN_YIELDS == 0:
+                    # More may be handed over meanwhile: the run goes on with them, if next.
+                    await asyncio.sleep(0)
             if not run:
                 return added
             await self._store.put(run)  # more may be handed over meanwhile: look again

@@ -3,6 +3,7 @@
 # ruff: noqa: RUF001
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -267,3 +268,40 @@ async def test_hand_overs_out_of_order_are_indexed_in_position_order() -> None:
     assert [store.alerts[a].feed_seq for a in ("a", "b", "c")] == [1, 2, 3]
     assert (index.direct, index.opens, index._ready) == (3, 0, {})
     assert await index.catch_up() == 0
+
+
+async def test_a_long_round_lets_the_loop_run_between_entries_and_puts_a_page_at_a_time() -> None:
+    """A round after a busy spell makes hundreds of entries: it yields to the event loop every
+    few (accepts and deliveries in flight wait for it otherwise), puts at most a page in one
+    statement, and takes in what is handed over meanwhile."""
+    inbox, store = FakeInbox(), MemorySearchStore()
+    puts: list[int] = []
+    put = store.put
+
+    async def counted(alerts: Sequence[IndexedAlert]) -> None:
+        puts.append(len(alerts))
+        await put(alerts)
+
+    store.put = counted  # type: ignore[method-assign]
+    index = tj_index(inbox, store)
+    parts = {"case": json.dumps(CASE_PART).encode()}
+    rows = [await stored_row(inbox, f"a{n:03d}", SEALED_NOMINAL) for n in range(251)]
+    await index.stored([StoredAlert(r, OpenedEnvelope({}, parts), "k") for r in rows[:250]])
+    turns = 0
+
+    async def others() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            if turns == 3:  # the last one arrives while the round runs
+                await index.stored([StoredAlert(rows[250], OpenedEnvelope({}, parts), "k")])
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(others())
+    await asyncio.sleep(0)
+    before = turns
+    assert await index.catch_up() == 251
+    other.cancel()
+    assert turns - before >= 251 // 16  # the loop ran others at least every 16 entries
+    assert puts == [200, 51]  # a page, then the rest, the late one with it
+    assert (index.direct, index.opens) == (251, 0)
