@@ -98,13 +98,32 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
         memory: dict[str, float] = {}
         system_results: dict[str, Any] = {"max_accept_rps_phase_a": max_rate}
 
+        ledger_cursor = [-1]  # the auditor's last entry seen, across scenarios
+
         async def scenario(name: str, spec: dict[str, Any], interval: float = 0.5) -> Any:
-            cursor = await _current_seq(kg, post, sse)
+            if ledger_cursor[0] < 0:  # from the ledger's head before the marker, not through e2e's
+                ledger_cursor[0] = await _ledger_size(tail) - 1
+            cursor, marker = await _marker(kg, post, sse)
+            # Each scenario starts on a settled system: the marker is in TJ's feed (so what an
+            # earlier scenario left on the delivery lanes is through) and in the ledger (so is
+            # what it left the writer). Without the second wait, a scenario run past the
+            # sustained rate (delivery, at half the accept max) left the writer a backlog that
+            # the next one, the ledger lag's, measured: p99 2.9-4.2 s in whole runs against
+            # 0.7 s alone (stop 29).
+            settled = await _in_ledger(marker, tail, ledger_cursor)
+            if settled > 1.0:
+                log(f"{name}: waited {settled:.1f} s for the ledger to take in the last one's")
             for task in spec["tasks"]:
                 if task["type"] == "sse":
                     task["cursor"] = cursor
+                if task["type"] == "ledger_tail":
+                    # After the marker's entry: a tail from -1 first paged through every entry
+                    # of the scenarios before (1,000 a poll, ~13 MB with their records), and the
+                    # first entries' lag was that catch-up's (stop 29).
+                    task["cursor"] = ledger_cursor[0]
             with Sampler(pids, interval=interval) as sampler:
                 out = await run_loadgen(spec, work / "loadgen", name)
+            out["settled_seconds"] = round(settled, 2)
             for proc, rss in sampler.max_rss.items():
                 memory[proc] = max(memory.get(proc, 0.0), rss)
             out["cpu_cores"] = {p: round(sampler.cpu_share(p), 3) for p in pids}
@@ -303,9 +322,54 @@ def _guard(results: dict[str, Any], name: str) -> Iterator[None]:
 
 
 async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any]) -> int:
+    return (await _marker(node, post, sse))[0]
+
+
+async def _ledger_size(tail: dict[str, Any]) -> int:
+    """The entries in the auditor's latest checkpoint (0 before the first)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        head = await client.get(
+            tail["url"] + "/v1/ledger/checkpoint",
+            headers={"Authorization": f"Bearer {tail['token']}"},
+        )
+    return int(head.json()["tree_size"]) if head.status_code == 200 else 0
+
+
+async def _in_ledger(alert_id: str, tail: dict[str, Any], cursor: list[int]) -> float:
+    """Wait (60 s at most) until the auditor sees ``alert_id``'s ``alert_shared`` entry;
+    ``cursor[0]`` is where the last wait left off. Seconds waited."""
+    import httpx
+
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {tail['token']}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.monotonic() < started + 60:
+            page = await client.get(
+                tail["url"] + "/v1/ledger/entries",
+                params={"type": "alert_shared", "cursor": cursor[0], "limit": 1000},
+                headers=headers,
+            )
+            page.raise_for_status()
+            entries = page.json()["entries"]
+            for entry in entries:
+                cursor[0] = max(cursor[0], int(entry["index"]))
+                if entry["alert_id"] == alert_id:
+                    return time.monotonic() - started
+            if not entries:
+                await asyncio.sleep(0.25)
+    log(f"the marker {alert_id} was not in the ledger after 60 s")
+    return time.monotonic() - started
+
+
+async def _marker(
+    node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any]
+) -> tuple[int, str]:
     """Post one marker alert on ``node``: its feed position on the SSE node is where new
     subscribers start (not at 0, which would replay, and decrypt, everything earlier scenarios
-    posted). Positions are the SSE node's own, so the marker is looked up in its feed."""
+    posted). Positions are the SSE node's own, so the marker is looked up in its feed. Its
+    position and its id."""
     import asyncio
     import time
     import uuid
@@ -336,7 +400,7 @@ async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str
             body = page.json()
             for item in body["items"]:
                 if item["alert_id"] == marker:
-                    return int(item["feed_seq"])
+                    return int(item["feed_seq"]), str(marker)
             if not body["items"]:
                 await asyncio.sleep(0.05)
             cursor = body["next_cursor"]
@@ -360,6 +424,7 @@ def _pick(out: dict[str, Any]) -> dict[str, Any]:
         r.pop("timeline", None)
     picked["loadgen_cpu_cores"] = out["cpu_share"]
     picked["cpu_cores"] = out["cpu_cores"]
+    picked["settled_seconds"] = out.get("settled_seconds")
     return picked
 
 
