@@ -131,7 +131,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
 
         if "e2e" in args.only:  # first, on the fresh system (bench/e2e.py)
             with _guard(system_results, "e2e"):
-                from bench.e2e import MAX_STEPS, e2e_run
+                from bench.e2e import MAX_STEPS, TODAY_RPS, e2e_run
 
                 bare = results.get("accept", {}).get("w1", {}).get("bare", {})
                 system_results["e2e"] = await e2e_run(
@@ -141,7 +141,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     sse=sse,
                     cursor=lambda: _current_seq(kg, post, sse),
                     work=work,
-                    start_rate=args.e2e_rate or max(4.0, half / 4),
+                    start_rate=args.e2e_rate or TODAY_RPS,
                     max_steps=args.e2e_steps or MAX_STEPS,
                     bare_http_s=bare["server_cpu_cores"] / bare["rps"] if bare.get("rps") else None,
                 )
@@ -507,7 +507,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument(
-        "--e2e-rate", type=float, default=0.0, help="e2e: first offered rate (default: max/8)"
+        "--e2e-rate",
+        type=float,
+        default=0.0,
+        help="e2e: first offered rate and step (default: 31/s, the issue's 'today')",
     )
     parser.add_argument(
         "--e2e-steps", type=int, default=0, help="e2e: at most this many rates (default: 7)"

@@ -52,6 +52,9 @@ ACHIEVED_SHARE = 0.97
 STEP_SECONDS = 8.0
 MAX_STEPS = 7
 SEARCH_BUDGET_SECONDS = 240.0
+TODAY_RPS = 31.0
+"""The issue's "today" (delivery achieved 31/s at its first bench): the search's first rate and
+its step by default, so that its goal, 4x that, is one of the rates tried (the fourth)."""
 
 
 def _cpu_per_call(fn: Callable[[], object], calls: int) -> float:
@@ -411,7 +414,7 @@ async def e2e_run(
             # machine one stall of another process fails a step (both runs are in the results).
             step["retried"] = retried = True
             continue
-        rate *= 1.5
+        rate += start_rate
 
     passed = [s for s in steps if s["passed"]]
     best = passed[-1] if passed else None

@@ -65,6 +65,7 @@ class HttpConnection:
         self.reader, self.writer = await asyncio.open_connection(
             self.host, self.port, limit=1 << 22
         )
+        self.idle_since = time.monotonic()
 
     async def close(self) -> None:
         if self.writer is not None:
