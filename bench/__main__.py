@@ -108,8 +108,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
             # earlier scenario left on the delivery lanes is through) and in the ledger (so is
             # what it left the writer). Without the second wait, a scenario run past the
             # sustained rate (delivery, at half the accept max) left the writer a backlog that
-            # the next one, the ledger lag's, measured: p99 2.9-4.2 s in whole runs against
-            # 0.7 s alone (stop 29).
+            # the next one, the ledger lag's, measured as its own (it waits 2-3 s here).
             settled = await _in_ledger(marker, tail, ledger_cursor)
             if settled > 1.0:
                 log(f"{name}: waited {settled:.1f} s for the ledger to take in the last one's")
