@@ -7,7 +7,7 @@ the ``Directory`` port from the result, so a key, node or agreement row planted 
 the old directory tables or as an unsigned statement here — is never used.
 
 The verified facts are cached for ``cache_seconds`` (2 s, like ``SqlDirectory``): a new statement,
-or a revocation, takes effect at most that much later.
+or a revocation, takes effect at most that much later (one this process accepted, at once).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -93,12 +93,18 @@ class SignedDirectory:
         *,
         principals: PrincipalLookup,
         cache_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._roots = dict(roots)
         self._cache_seconds = cache_seconds
+        self._clock = clock
         self._loaded_at: float | None = None
-        self._lock = asyncio.Lock()
+        """When the read the facts come from started."""
+        self._generation = 0  # moved on by invalidate()
+        self._loaded_generation = -1
+        self._lock = asyncio.Lock()  # one read at a time
+        self._behind: asyncio.Task[None] | None = None
         self._trusted = TrustedDirectory(verify_statements((), self._roots), principals=principals)
         self._verified: list[bytes] | None = None
         """The statements the facts were verified from, in the store's order."""
@@ -108,14 +114,18 @@ class SignedDirectory:
         time (the facts are a function of the statements and the pinned roots only, and
         verifying them all every two seconds was most of an idle node's CPU; issue 14)."""
         async with self._lock:
-            started = time.monotonic()
-            raws = await self._store.all()
-            if raws != self._verified:
-                facts = verify_statements(raws, self._roots)
-                self._trusted.update(facts)
-                self._verified = raws
-            self._loaded_at = started
-            return self._trusted.facts
+            return await self._read()
+
+    async def _read(self) -> TrustedFacts:
+        """:meth:`refresh`'s read, under the lock."""
+        started, generation = self._clock(), self._generation
+        raws = await self._store.all()
+        if raws != self._verified:
+            facts = verify_statements(raws, self._roots)
+            self._trusted.update(facts)
+            self._verified = raws
+        self._loaded_at, self._loaded_generation = started, generation
+        return self._trusted.facts
 
     async def accept(self, raw: bytes) -> str:
         """A statement from the directory stream: (1) verified against this process's pinned
@@ -131,14 +141,52 @@ class SignedDirectory:
         return "stored" if stored else "known"
 
     def invalidate(self) -> None:
-        """Read the statements again at the next question."""
-        self._loaded_at = None
+        """Read the statements again at the next question: the facts from a read that started
+        before this are not served again."""
+        self._generation += 1
 
     async def facts(self) -> TrustedFacts:
-        loaded = self._loaded_at
-        if loaded is None or time.monotonic() - loaded >= self._cache_seconds:
-            return await self.refresh()
-        return self._trusted.facts
+        """The facts from a read that started less than ``cache_seconds`` ago, and after the
+        last :meth:`invalidate`.
+
+        Past half that age they are read again in the background while they are still served,
+        so a busy node does not wait for the directory. A question that must wait (the facts
+        too old, or invalidated) waits for one read: when it gets its turn, a read that
+        finished meanwhile answers it. Each waiting request used to read every statement again
+        in turn: 18-26 reads in one second of the e2e bench at 124 alerts/s, and accepts held
+        up to 1.3 s every two seconds (issue 14, stop 30).
+        """
+        age = self._age()
+        if age is not None and age < self._cache_seconds:
+            if age >= self._cache_seconds / 2:
+                self._read_behind()
+            return self._trusted.facts
+        async with self._lock:
+            age = self._age()
+            if age is not None and age < self._cache_seconds:
+                return self._trusted.facts  # read while this question waited its turn
+            return await self._read()
+
+    def _age(self) -> float | None:
+        """Seconds since the read the facts come from started; None when they may not be
+        served (never read, or invalidated since that read started)."""
+        if self._loaded_at is None or self._loaded_generation != self._generation:
+            return None
+        return self._clock() - self._loaded_at
+
+    def _read_behind(self) -> None:
+        if self._lock.locked() or (self._behind is not None and not self._behind.done()):
+            return  # a read is under way
+        self._behind = asyncio.create_task(self._read_in_background(), name="directory-read")
+
+    async def _read_in_background(self) -> None:
+        try:
+            async with self._lock:
+                age = self._age()
+                if age is None or age >= self._cache_seconds / 2:
+                    await self._read()
+        except Exception as exc:  # served on; a question past their age reads them itself
+            log.warning("directory statements not read again: %s", type(exc).__name__)
 
     # --- the Directory port ---------------------------------------------------------------------
 
