@@ -167,6 +167,46 @@ async def test_an_accept_racing_its_own_consumer_takes_one_position_and_complete
         await engine.dispose()
 
 
+async def test_accepts_made_at_once_store_their_copies_and_answers_together(
+    database_url: str,
+) -> None:
+    """Sixty accepts at once (issue 14, stop 30): their own copies and answers go in fewer
+    statements than accepts; each is answered, each copy at one position, gapless; a copy the
+    node's own consumer stored first takes no second position, and its answer is kept."""
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=8)
+    sessions = session_factory(engine)
+    held = HeldConnections(engine, size=2)
+    inbox, keys = SqlInbox(sessions, held=held), SqlIdempotencyStore(sessions, held=held)
+    try:
+        for n in range(60):
+            claim = await keys.begin(
+                "terminal", f"key-{n}", "sha", item(n).alert_id, stale_after=30
+            )
+            assert claim.state == "new"
+        assert await inbox.add(item(7))  # the node's own consumer got there first
+
+        outcomes = await asyncio.gather(
+            *(
+                inbox.add(item(n), completes=Completion("terminal", f"key-{n}", {"n": n}))
+                for n in range(60)
+            )
+        )
+        assert outcomes[7] is None
+        assert sorted(o.feed_seq for o in outcomes if o is not None) == list(range(2, 61))
+        rows = await inbox.page(NODE, AGENCY, after=0, limit=100)
+        assert [r.feed_seq for r in rows] == list(range(1, 61))  # one position each, no gap
+        for n in range(60):
+            replay = await keys.begin("terminal", f"key-{n}", "sha", "other", stale_after=30)
+            assert (replay.state, replay.response) == ("replay", {"n": n})
+        statements, copies = inbox.answered_groups
+        assert copies == 60
+        assert statements < 60, statements
+    finally:
+        await held.close()
+        await engine.dispose()
+
+
 async def test_batches_and_single_inserts_share_one_gapless_order(database_url: str) -> None:
     """Delivery stores a batch in one insert (``add_batch``) while ingest stores one at a time:
     positions stay gapless and each batch's are consecutive; a redelivered batch, or one item of

@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from blo_exchange.db.engine import (
     engine_of,
     in_transaction,
 )
+from blo_exchange.db.grouped import GroupedCalls
 from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.retention_store import VAULT_INSERT_SQL, vault_columns
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
@@ -86,6 +87,19 @@ _ANSWERS_CTE = (
 # vault's rows too ($36 on).
 _ANSWERS_SQL = _ANSWERS_CTE.format("$16", "$17", "$18")
 _ANSWERS_AFTER_KEPT_SQL = _ANSWERS_CTE.format("$36", "$37", "$38")
+
+
+ANSWERED_AT_ONCE = 50
+"""Accepts' own copies stored in one statement at most (as a ``:batch`` chunk's)."""
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """An accept's own copy, its answer, and its retention vault row if it has one."""
+
+    item: InboxItem
+    completes: Completion
+    kept: RetainedNominal | None
 
 
 class SqlIdempotencyStore:
@@ -190,6 +204,13 @@ class SqlInbox:
         # Digests of envelopes this process sealed and committed, newest last: the node's own
         # consumer meets them moments later and need not verify and open what it just sealed.
         self._own = OwnCopies()
+        self._answered: dict[str, GroupedCalls[_Answered, int | None]] = {}  # by node
+
+    @property
+    def answered_groups(self) -> tuple[int, int]:
+        """Statements that stored accepts' own copies with their answers; how many copies."""
+        groups = self._answered.values()
+        return sum(g.groups for g in groups), sum(g.values for g in groups)
 
     def sealed_here(self, envelope_sha256: str) -> bool:
         return envelope_sha256 in self._own
@@ -207,17 +228,39 @@ class SqlInbox:
         completes: Completion | None = None,
         kept: RetainedNominal | None = None,
     ) -> InboxItem | None:
-        done = (
-            (completes.principal_id, completes.key, json.dumps(completes.response))
-            if completes is not None
-            else (None, None, None)
-        )
-        (position,) = await self._store(item.node_id, [item], done, () if kept is None else [kept])
+        """One item; with ``completes``, an accept's own copy and its answer, stored with those
+        of the accepts made meanwhile (:class:`GroupedCalls`: one statement, one commit)."""
+        if completes is None:
+            (position,) = await self._store(
+                item.node_id, [item], (None, None, None), () if kept is None else [kept]
+            )
+            return None if position is None else replace(item, feed_seq=position)
+        grouped = self._answered.get(item.node_id)
+        if grouped is None:
+            grouped = self._answered[item.node_id] = GroupedCalls(
+                self._store_answered, self._store_answered_group, most=ANSWERED_AT_ONCE
+            )
+        position = await grouped(_Answered(item, completes, kept))
         if position is None:
             return None
-        if completes is not None:
-            self._own.stored(item.envelope_sha256)
+        self._own.stored(item.envelope_sha256)
         return replace(item, feed_seq=position)
+
+    async def _store_answered(self, one: _Answered) -> int | None:
+        done = (one.completes.principal_id, one.completes.key, json.dumps(one.completes.response))
+        kept = () if one.kept is None else [one.kept]
+        (position,) = await self._store(one.item.node_id, [one.item], done, kept)
+        return position
+
+    async def _store_answered_group(self, group: list[_Answered]) -> list[int | None]:
+        """As :meth:`add_batch` stores a ``:batch`` chunk's own copies with their answers."""
+        return await self._store(
+            group[0].item.node_id,
+            [one.item for one in group],
+            (None, None, None),
+            [one.kept for one in group if one.kept is not None],
+            [one.completes for one in group],
+        )
 
     async def add_batch(
         self,
