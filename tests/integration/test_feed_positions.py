@@ -17,7 +17,8 @@ from blo_exchange.db.engine import create_engine, migrate, session_factory
 from blo_exchange.db.held_connections import HeldConnections
 from blo_exchange.db.node_store import SqlIdempotencyStore, SqlInbox
 from blo_exchange.db.retention_store import SqlRetentionStore
-from blo_exchange.services.ports import Completion, InboxItem
+from blo_exchange.errors import IdempotencyInProgress
+from blo_exchange.services.ports import Completion, IdempotencyBegin, InboxItem
 from blo_exchange.services.retention import RetainedNominal
 
 NODE, AGENCY = "blo-test-tj", "tj-agency"
@@ -202,6 +203,53 @@ async def test_accepts_made_at_once_store_their_copies_and_answers_together(
         statements, copies = inbox.answered_groups
         assert copies == 60
         assert statements < 60, statements
+    finally:
+        await held.close()
+        await engine.dispose()
+
+
+async def test_new_keys_claimed_at_once_share_statements_and_each_key_is_claimed_once(
+    database_url: str,
+) -> None:
+    """Sixty accepts' claims at once (issue 14, stop 30) take fewer statements than claims once
+    as many as the held connections are in flight; a key claimed twice at once is one
+    request's, the other told it is in progress; a key twice in one statement is claimed once."""
+    await migrate(database_url)
+    engine = create_engine(database_url, pool_size=8)
+    held = HeldConnections(engine, size=2)
+    keys = SqlIdempotencyStore(session_factory(engine), held=held)
+    try:
+        results = await asyncio.gather(
+            *(
+                keys.begin("terminal", f"key-{n}", "sha", f"alert-{n}", stale_after=30)
+                for n in range(60)
+            ),
+            keys.begin("terminal", "key-5", "sha", "alert-again", stale_after=30),
+            return_exceptions=True,
+        )
+        twice = [results[5], results[60]]
+        claimed = next(r for r in twice if isinstance(r, IdempotencyBegin))
+        assert claimed.state == "new"
+        assert any(isinstance(r, IdempotencyInProgress) for r in twice), twice
+        others = [r for n, r in enumerate(results[:60]) if n != 5]
+        assert all(isinstance(r, IdempotencyBegin) and r.state == "new" for r in others), others
+        statements, claims = keys.claim_groups
+        assert claims == 61
+        assert statements < 61, statements
+
+        won = await keys.claim_new("terminal", [("dup", "sha", "a-1"), ("dup", "sha", "a-2")])
+        assert won == {"dup"}
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT key, alert_id FROM idempotency_keys"
+                        " WHERE key IN ('dup', 'key-5') ORDER BY key"
+                    )
+                )
+            ).all()
+        # The row of the claim that won (its alert id); one row for a key twice in a statement.
+        assert [tuple(r) for r in rows] == [("dup", "a-1"), ("key-5", claimed.alert_id)]
     finally:
         await held.close()
         await engine.dispose()

@@ -25,11 +25,11 @@ R = TypeVar("R")
 
 
 class GroupedCalls(Generic[T, R]):
-    """A call's value goes in the next group: while one group's statement runs, the values of
-    the calls made meanwhile wait, and go together (at most ``most``, in the order they came) in
-    the next. A group of one runs ``one``; larger ones ``many``, which gives one result per value,
-    in order. A group that fails runs again a value at a time, so a value's error is its own
-    caller's only.
+    """A call's value goes in the next group: while ``in_flight`` groups' statements run, the
+    values of the calls made meanwhile wait, and go together (at most ``most``, in the order
+    they came) in the next. A group of one runs ``one``; larger ones ``many``, which gives one
+    result per value, in order. A group that fails runs again a value at a time, so a value's
+    error is its own caller's only.
 
     The statements run in a task of their own: a caller that gives up (a client gone) does not
     cut off the others' statement, and its own value is stored all the same (as a caller that
@@ -42,12 +42,14 @@ class GroupedCalls(Generic[T, R]):
         many: Callable[[list[T]], Awaitable[list[R]]],
         *,
         most: int,
+        in_flight: int = 1,
     ) -> None:
         self._one = one
         self._many = many
         self._most = most
+        self._in_flight = in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._runners: set[asyncio.Task[None]] = set()
         self.groups = 0
         self.values = 0
 
@@ -55,8 +57,10 @@ class GroupedCalls(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)  # a caller that gave up reads no error
         self._waiting.append((value, future))
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run(), name="grouped-calls")
+        if len(self._runners) < self._in_flight:
+            runner = asyncio.create_task(self._run(), name="grouped-calls")
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
@@ -73,8 +77,6 @@ class GroupedCalls(Generic[T, R]):
             _fail(self._waiting, RuntimeError("the statement was cut off"))
             self._waiting = []
             raise
-        finally:
-            self._runner = None
 
     async def _settle(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         values = [value for value, _ in group]

@@ -22,7 +22,7 @@ from blo_exchange.db.engine import (
     in_transaction,
 )
 from blo_exchange.db.grouped import GroupedCalls
-from blo_exchange.db.held_connections import HeldConnections
+from blo_exchange.db.held_connections import HELD, HeldConnections
 from blo_exchange.db.retention_store import VAULT_INSERT_SQL, vault_columns
 from blo_exchange.db.tables import IdempotencyRow, InboxRow, RejectionRow
 from blo_exchange.errors import IdempotencyInProgress, IdempotencyMismatch
@@ -50,14 +50,16 @@ _CLAIM_SQL = (
     " VALUES ($1, $2, $3, $4, 'pending')"
     " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id"
 )
-# A batch's new keys, claimed in one statement: the keys it inserted (none were there before).
+# New keys claimed in one statement (a ``:batch`` chunk's, or accepts made at once): the alert
+# ids of the rows it inserted (a key there before, or twice in the call, inserts once at most).
 _CLAIM_MANY_SQL = (
     "WITH claimed AS (INSERT INTO idempotency_keys"
     " (principal_id, key, request_sha256, alert_id, state)"
-    " SELECT $1, u.key, u.request_sha256, u.alert_id, 'pending'"
-    " FROM unnest($2::text[], $3::text[], $4::text[]) AS u(key, request_sha256, alert_id)"
-    " ON CONFLICT (principal_id, key) DO NOTHING RETURNING key)"
-    " SELECT coalesce(array_agg(key), '{}') FROM claimed"
+    " SELECT u.principal_id, u.key, u.request_sha256, u.alert_id, 'pending'"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+    " AS u(principal_id, key, request_sha256, alert_id)"
+    " ON CONFLICT (principal_id, key) DO NOTHING RETURNING alert_id)"
+    " SELECT coalesce(array_agg(alert_id), '{}') FROM claimed"
 )
 _DIGESTS_SQL = (
     "SELECT alert_id, envelope_sha256 FROM node_inbox WHERE node_id = $1"
@@ -92,6 +94,14 @@ _ANSWERS_AFTER_KEPT_SQL = _ANSWERS_CTE.format("$36", "$37", "$38")
 ANSWERED_AT_ONCE = 50
 """Accepts' own copies stored in one statement at most (as a ``:batch`` chunk's)."""
 
+CLAIMED_AT_ONCE = 50
+CLAIMS_IN_FLIGHT = HELD
+"""Claims of new keys sent at once before the next ones wait and go together: as many as the
+held connections, so claims (which wait for no lock, unlike the stores) group only in a burst."""
+
+_Claim = tuple[str, str, str, str]
+"""A new key's claim: principal id, key, request digest, alert id."""
+
 
 @dataclass(frozen=True)
 class _Answered:
@@ -110,17 +120,23 @@ class SqlIdempotencyStore:
     def __init__(self, sessions: SessionFactory, *, held: HeldConnections | None = None) -> None:
         self._engine = engine_of(sessions)
         self._held = HeldConnections(self._engine, size=0) if held is None else held
+        self._claims: GroupedCalls[_Claim, bool] = GroupedCalls(
+            self._claim_one, self._claim_group, most=CLAIMED_AT_ONCE, in_flight=CLAIMS_IN_FLIGHT
+        )
+
+    @property
+    def claim_groups(self) -> tuple[int, int]:
+        """Statements that claimed accepts' new keys; how many keys."""
+        return self._claims.groups, self._claims.values
 
     async def begin(
         self, principal_id: str, key: str, request_sha256: str, alert_id: str, *, stale_after: float
     ) -> IdempotencyBegin:
         # A new key (nearly every request) is one statement in autocommit: one round trip, not
-        # BEGIN, INSERT, COMMIT (issue 14). A key seen before takes the transaction below.
+        # BEGIN, INSERT, COMMIT (issue 14), shared with the claims made meanwhile when
+        # CLAIMS_IN_FLIGHT are running. A key seen before takes the transaction below.
         with contextlib.suppress(DBAPIError):
-            inserted = await self._held.fetchval(
-                _CLAIM_SQL, (principal_id, key, request_sha256, alert_id)
-            )
-            if inserted is not None:
+            if await self._claims((principal_id, key, request_sha256, alert_id)):
                 return IdempotencyBegin(state="new", alert_id=alert_id)
 
         async def claim(conn: AsyncConnection) -> IdempotencyBegin:
@@ -171,11 +187,17 @@ class SqlIdempotencyStore:
     ) -> set[str]:
         if not claims:
             return set()
-        keys, digests, alert_ids = (list(column) for column in zip(*claims, strict=True))
-        claimed = await self._held.fetchval(
-            _CLAIM_MANY_SQL, (principal_id, keys, digests, alert_ids)
-        )
-        return set(claimed)
+        inserted = await self._claim_group([(principal_id, *claim) for claim in claims])
+        return {key for (key, _, _), new in zip(claims, inserted, strict=True) if new}
+
+    async def _claim_one(self, claim: _Claim) -> bool:
+        return await self._held.fetchval(_CLAIM_SQL, claim) is not None
+
+    async def _claim_group(self, claims: Sequence[_Claim]) -> list[bool]:
+        """Whether each claim inserted its row (each alert id is new: it names one claim)."""
+        columns = [list(column) for column in zip(*claims, strict=True)]
+        claimed = set(await self._held.fetchval(_CLAIM_MANY_SQL, columns))
+        return [alert_id in claimed for _, _, _, alert_id in claims]
 
     async def complete(self, principal_id: str, key: str, response: dict[str, Any]) -> None:
         async def done(conn: AsyncConnection) -> None:

@@ -100,3 +100,22 @@ async def test_callers_waiting_when_the_statements_are_cut_off_are_told() -> Non
     runner.cancel()  # the process stopping
     answers = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(a, RuntimeError) for a in answers), answers
+
+
+async def test_with_two_in_flight_a_call_goes_at_once_and_groups_form_behind_both() -> None:
+    """``in_flight=2``: a call made while one statement runs is sent at once (it waits at the
+    server, not here); the calls made while two run go together in the next."""
+    statements = Statements()
+    grouped = GroupedCalls(statements.one, statements.many, most=50, in_flight=2)
+    statements.gate.clear()
+    first = asyncio.create_task(grouped("a"))
+    await _let_run()
+    second = asyncio.create_task(grouped("b"))
+    await _let_run()
+    assert statements.ran == [["a"], ["b"]]  # the second did not wait for the first
+    behind = [asyncio.create_task(grouped(v)) for v in "cde"]
+    await _let_run()
+    assert statements.ran == [["a"], ["b"]]
+    statements.gate.set()
+    assert [await t for t in (first, second, *behind)] == list("ABCDE")
+    assert statements.ran == [["a"], ["b"], ["c", "d", "e"]]
