@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blo_exchange.crypto.canonical import b64u_encode
 from blo_exchange.crypto.keys import HpkeSuite, KemPublicKey, VerifyKey
 from blo_exchange.db.engine import SessionFactory, autocommit, engine_of
+from blo_exchange.db.grouped import retrieve_outcome
 from blo_exchange.db.tables import (
     AgencyRow,
     AgreementRow,
@@ -37,12 +38,6 @@ from blo_exchange.ledger.entries import DirectoryState, KeyRecord
 __all__ = ["SqlDirectory"]
 
 T = TypeVar("T")
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """A background refresh that failed is retried by the next caller; its error is theirs."""
-    if not task.cancelled():
-        task.exception()
 
 
 REFRESHING_AT_ONCE = 2
@@ -108,7 +103,8 @@ class SqlDirectory:
                     del self._loading[key]
 
         task = asyncio.create_task(run())
-        task.add_done_callback(_retrieve)
+        # A background refresh that failed is retried by the next caller; its error is theirs.
+        task.add_done_callback(retrieve_outcome)
         self._loading[key] = task
         return task
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["GroupedCalls"]
+__all__ = ["GroupedCalls", "retrieve_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class GroupedCalls(Generic[T, R]):
 
     async def __call__(self, value: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)  # a caller that gave up reads no error
+        future.add_done_callback(retrieve_outcome)  # a caller that gave up reads no error
         self._waiting.append((value, future))
         if len(self._runners) < self._in_flight:
             runner = asyncio.create_task(self._run(), name="grouped-calls")
@@ -117,6 +117,8 @@ def _fail(group: list[tuple[Any, asyncio.Future[Any]]], error: BaseException) ->
         _set(future, error=error)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    """A done callback: the future's error counts as seen, for a future (or task) whose failure
+    is handled elsewhere or by nobody (no "exception was never retrieved" in the log)."""
     if not future.cancelled():
         future.exception()
