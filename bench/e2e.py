@@ -25,6 +25,7 @@ The load generator is another process (``bench.loadgen``); its CPU is reported b
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import uuid
@@ -365,17 +366,16 @@ async def e2e_run(
     # own retry passed), and took the search's one retry with it. So it warms the system at
     # the start rate first: reported, not counted.
     log(f"e2e: warm-up, {WARMUP_SECONDS:.0f} s at {start_rate:.1f}/s (not counted)")
-    warmup = await _step(
-        start_rate,
-        seconds=WARMUP_SECONDS,
+    step_at = functools.partial(
+        _step,
         post=post,
         sse=sse,
         cursor=cursor,
         pids=pids,
         database_url=creds["database_url"],
         work=work,
-        entries_per_alert=None,
     )
+    warmup = await step_at(start_rate, seconds=WARMUP_SECONDS, entries_per_alert=None)
     steps: list[dict[str, Any]] = []
     rate, started = start_rate, time.monotonic()
     entries_per_alert: int | None = None
@@ -384,16 +384,7 @@ async def e2e_run(
     retried = False
     while len(steps) < max_steps and time.monotonic() - started < SEARCH_BUDGET_SECONDS:
         log(f"e2e: step at {rate:.1f}/s offered")
-        step = await _step(
-            rate,
-            post=post,
-            sse=sse,
-            cursor=cursor,
-            pids=pids,
-            database_url=creds["database_url"],
-            work=work,
-            entries_per_alert=entries_per_alert,
-        )
+        step = await step_at(rate, entries_per_alert=entries_per_alert)
         accepted = step["accepted"] or 1
         if entries_per_alert is None and step["accepted"]:
             entries_per_alert = round(sum(step["ledger_entries"].values()) / step["accepted"])
