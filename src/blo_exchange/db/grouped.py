@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 __all__ = ["GroupedCalls", "retrieve_outcome"]
 
@@ -60,7 +60,7 @@ class GroupedCalls(Generic[T, R]):
         if len(self._runners) < self._in_flight:
             runner = asyncio.create_task(self._run(), name="grouped-calls")
             self._runners.add(runner)
-            runner.add_done_callback(self._runners.discard)
+            runner.add_done_callback(self._runners.discard)  # one cancelled before it ran
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
@@ -77,6 +77,10 @@ class GroupedCalls(Generic[T, R]):
             _fail(self._waiting, RuntimeError("the statement was cut off"))
             self._waiting = []
             raise
+        finally:
+            # Not running from this moment: a call made before the loop's next turn (when the
+            # done callback would say so) must start a runner, or it waits with none to run it.
+            self._runners.discard(cast("asyncio.Task[None]", asyncio.current_task()))
 
     async def _settle(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         values = [value for value, _ in group]

@@ -119,3 +119,22 @@ async def test_with_two_in_flight_a_call_goes_at_once_and_groups_form_behind_bot
     statements.gate.set()
     assert [await t for t in (first, second, *behind)] == list("ABCDE")
     assert statements.ran == [["a"], ["b"], ["c", "d", "e"]]
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_no_call_is_left_waiting_when_a_runner_ends_as_it_is_made(in_flight: int) -> None:
+    """Calls arriving on every turn of the loop, some in the turn a runner ends: each is
+    answered (a runner counted as running after its end left such a call with none to run it)."""
+    statements = Statements()
+    grouped = GroupedCalls(statements.one, statements.many, most=50, in_flight=in_flight)
+
+    async def caller(name: int) -> list[str]:
+        answers = []
+        for turn in range(40):
+            for _ in range((name * 7 + turn) % 3):
+                await asyncio.sleep(0)
+            answers.append(await grouped(f"{name}-{turn}"))
+        return answers
+
+    answers = await asyncio.wait_for(asyncio.gather(*(caller(n) for n in range(16))), 5.0)
+    assert answers == [[f"{n}-{t}".upper() for t in range(40)] for n in range(16)]
