@@ -17,7 +17,8 @@ On the phase-B system (4 nodes, the ledger writer, NATS, Postgres as ``make run`
    of every process tree from the first POST until the SSE events and all the alerts' ledger
    entries are in, per alert, gross and net of the idle CPU measured before. The first step
    that fails is run once more (``retried``): one stall of another process on a shared machine
-   fails a step; the second failure ends the search.
+   fails a step; the second failure ends the search. Each step also says what the machine was
+   doing while it posted (``bench.machine``: CPU busy and steal, disk flushes).
 
 The load generator is another process (``bench.loadgen``); its CPU is reported beside.
 """
@@ -36,6 +37,7 @@ from typing import Any
 import asyncpg
 
 from bench.harness import KG, Sampler, log, run_loadgen
+from bench.machine import MachineSampler
 from bench.raw import _sample_seal_inputs
 from blo_exchange.crypto.envelope import UnverifiedEnvelope, redact_all, seal
 from blo_exchange.crypto.keys import HpkeSuite, KemPrivateKey
@@ -281,8 +283,9 @@ async def _step(
         "timeout": seconds + 120,
         "posted_ids_out": True,
     }
-    with Sampler(pids, interval=1.0) as sampler:
+    with Sampler(pids, interval=1.0) as sampler, MachineSampler() as machine:
         out = await run_loadgen(spec, work / "loadgen", f"e2e-{rate:.1f}")
+        posting = machine.summary()  # while alerts were posted (the window below goes on)
         ids = out.get("posted_ids") or []
         # Keep counting until every alert's ledger entries are in (or 20 s).
         deadline = time.monotonic() + 20
@@ -317,7 +320,26 @@ async def _step(
         "loadgen_cpu_seconds": out["cpu_seconds"],
         "loadgen_cpu_cores": out["cpu_share"],
         "slow_202s_by_second": slow_by_second(open_r.get("timeline") or []),
+        "machine_while_posting": posting,
     }
+
+
+def machine_text(machine: dict[str, Any]) -> str:
+    """One line of :class:`MachineSampler`'s summary: what a missed step ran on."""
+    if "cpu_busy_share" not in machine:
+        return "not sampled"
+    text = (
+        f"CPUs {machine['cpu_busy_share'] * 100:.0f}% busy (busiest second "
+        f"{machine['cpu_busiest_second_share'] * 100:.0f}%, steal "
+        f"{machine['cpu_steal_share'] * 100:.1f}%)"
+    )
+    disk = machine.get("disk") or {}
+    if disk.get("flushes"):
+        text += (
+            f", disk flush {disk['flush_ms_mean']:.2f} ms mean, slowest 0.1 s "
+            f"{disk['flush_ms_worst_tick']:.1f} ms ({disk['flushes']} flushes)"
+        )
+    return text
 
 
 def slow_by_second(timeline: list[list[float]], slow_s: float = 0.05) -> dict[str, Any]:
@@ -416,7 +438,7 @@ async def e2e_run(
         log(
             f"e2e: {rate:.1f}/s -> {step['achieved_rps']:.1f}/s achieved, delivery p99 {p99} ms,"
             f" 202 p99 {accept_p99} ms, {step['cpu_ms_per_alert']:.1f} ms CPU/alert,"
-            f" passed={step['passed']}"
+            f" passed={step['passed']}; machine: {machine_text(step['machine_while_posting'])}"
         )
         if not step["passed"]:
             if retried or len(steps) >= max_steps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.accept import SHORT
-from bench.e2e import TODAY_RPS
+from bench.e2e import TODAY_RPS, machine_text
 from bench.harness import KG, TJ
 
 __all__ = ["print_table", "table"]
@@ -264,6 +264,19 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             ">= 4x today's",
             sustained is not None and sustained >= 4 * TODAY_RPS,
         )
+        missed = [s for s in e["steps"] if not s["passed"]]
+        if missed:  # why the search ended: the last step that failed, and what it ran on
+            m = missed[-1]
+            row(
+                f"9 end to end: missed at {_fmt(m['offered_rps'])}/s",
+                f"202 p99 {_fmt(m['accept_latency']['p99_ms'])} ms, delivery p99 "
+                f"{_fmt(m['delivery']['p99_ms'])} ms, {_fmt(m['achieved_rps'])}/s achieved; "
+                + machine_text(m.get("machine_while_posting") or {}),
+                "-",
+                None,
+                "-",
+                None,
+            )
     if "profile" in results:
         shares = results["profile"]["share_of_busy"]
         text = ", ".join(f"{k.split(' (')[0]} {v * 100:.0f}%" for k, v in list(shares.items())[:7])
