@@ -20,7 +20,7 @@ from blo_exchange.crypto._fields import (
     is_sha256_hex,
     signature_record,
 )
-from blo_exchange.crypto.canonical import canonical_json
+from blo_exchange.crypto.canonical import canonical_json, canonical_object
 from blo_exchange.crypto.keys import HpkeSuite
 
 __all__ = [
@@ -35,10 +35,12 @@ __all__ = [
     "file_aad",
     "file_part_name",
     "header_aad",
+    "header_aad_of",
     "hpke_info",
     "is_file_part",
     "part_order",
     "signed_bytes",
+    "signed_bytes_of",
 ]
 
 PART_NAMES: Final = ("case", "nominal")
@@ -162,16 +164,41 @@ def signed_bytes(document: Mapping[str, Any]) -> bytes:
         "v": document["v"],
         "header": document["header"],
         "recipients": document["recipients"],
-        "parts": {
-            name: {k: v for k, v in record.items() if k not in ("nonce", "ciphertext")}
-            for name, record in document["parts"].items()
-        },
+        "parts": _reduced(document["parts"]),
     }
     return SIGNATURE_CONTEXT + canonical_json(signed)
 
 
+def signed_bytes_of(
+    v: int, header: bytes, recipients: bytes, parts: Mapping[str, Mapping[str, Any]]
+) -> bytes:
+    """:func:`signed_bytes` for a signer that holds the canonical bytes of the ``header`` and
+    of the ``recipients`` list already (the same bytes, without walking either again)."""
+    return SIGNATURE_CONTEXT + canonical_object(
+        {
+            "v": canonical_json(v),
+            "header": header,
+            "recipients": recipients,
+            "parts": canonical_json(_reduced(parts)),
+        }
+    )
+
+
+def _reduced(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each part without its ``nonce`` and ``ciphertext``: what the signature names it by."""
+    return {
+        name: {k: v for k, v in record.items() if k not in ("nonce", "ciphertext")}
+        for name, record in parts.items()
+    }
+
+
 def header_aad(header: Mapping[str, Any]) -> bytes:
-    return hashlib.sha256(canonical_json(header)).digest()
+    return header_aad_of(canonical_json(header))
+
+
+def header_aad_of(header: bytes) -> bytes:
+    """:func:`header_aad` of a header given as its canonical bytes."""
+    return hashlib.sha256(header).digest()
 
 
 def file_aad(

@@ -4,6 +4,7 @@ recipient, the whole signed by the origin node."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,16 +20,16 @@ from blo_exchange.crypto._envelope_format import (
     check_header,
     file_aad,
     file_part_name,
-    header_aad,
+    header_aad_of,
     hpke_info,
     part_order,
-    signed_bytes,
+    signed_bytes_of,
 )
 from blo_exchange.crypto._fields import ED25519_ALG
 from blo_exchange.crypto.canonical import (
     b64u_encode,
     canonical_json,
-    parse_canonical_json,
+    canonical_object,
     sha256_hex,
 )
 from blo_exchange.crypto.files import FilePart, SealedAlert
@@ -75,8 +76,12 @@ def seal_alert(
     """:func:`seal` with attachments: ``files`` become parts ``file-1``, ``file-2``... (name
     them in a recipient's ``parts`` to give it the file); their ciphertexts come back beside
     the envelope, which names each by SHA-256 and size."""
-    # 1. The header must be float-free JSON with the fields the envelope relies on.
-    header_doc = parse_canonical_json(canonical_json(header))
+    # 1. The header must be float-free JSON with the fields the envelope relies on. Its
+    #    canonical bytes are made once: bound as every part's AAD, signed and published as they
+    #    are (canonical_object). What canonical_json accepts, it wrote canonical: read back as
+    #    plain JSON, it is the document every reader parses from the envelope.
+    header_bytes = canonical_json(header)
+    header_doc = json.loads(header_bytes)
     check_header(header_doc)
     suite = HpkeSuite(header_doc["suite"])
 
@@ -105,7 +110,7 @@ def seal_alert(
     # 4. Each part once, under its own fresh key, bound to this header by the AAD. A fresh
     #    key per part is why a 12-byte random nonce can never repeat under one key. A file
     #    part's key seals its card and its file, each with its own nonce and AAD.
-    aad = header_aad(header_doc)
+    aad = header_aad_of(header_bytes)
     part_keys: dict[str, bytes] = {}
     part_records: dict[str, dict[str, Any]] = {}
     file_ciphertexts: dict[str, bytes] = {}
@@ -117,9 +122,11 @@ def seal_alert(
             ciphertext = AESGCM(key).encrypt(nonce, parts[name], aad)
             part_records[name] = _part_record(nonce, ciphertext)
             continue
-        card = AESGCM(key).encrypt(nonce, file.card, file_aad(header_doc, name, "card"))
+        card = AESGCM(key).encrypt(nonce, file.card, file_aad(header_doc, name, "card", bound=aad))
         file_nonce = _random(rng, NONCE_LEN)
-        data = AESGCM(key).encrypt(file_nonce, file.data, file_aad(header_doc, name, "data"))
+        data = AESGCM(key).encrypt(
+            file_nonce, file.data, file_aad(header_doc, name, "data", bound=aad)
+        )
         file_ciphertexts[name] = data
         part_records[name] = {
             **_part_record(nonce, card),
@@ -153,18 +160,26 @@ def seal_alert(
         )
 
     # 6. Sign the envelope with every part reduced to its hash (and a file part's manifest).
-    document: dict[str, Any] = {
-        "v": VERSION,
-        "header": header_doc,
-        "recipients": recipient_records,
-        "parts": part_records,
-    }
-    document["signature"] = {
+    #    The header's and the recipients' bytes are made once, for the signature and the
+    #    envelope both.
+    recipients_bytes = canonical_json(recipient_records)
+    signature = {
         "key_id": signer.key_id,
         "alg": ED25519_ALG,
-        "sig": b64u_encode(signer.sign(signed_bytes(document))),
+        "sig": b64u_encode(
+            signer.sign(signed_bytes_of(VERSION, header_bytes, recipients_bytes, part_records))
+        ),
     }
-    return SealedAlert(envelope=canonical_json(document), files=file_ciphertexts)
+    envelope = canonical_object(
+        {
+            "v": canonical_json(VERSION),
+            "header": header_bytes,
+            "recipients": recipients_bytes,
+            "parts": canonical_json(part_records),
+            "signature": canonical_json(signature),
+        }
+    )
+    return SealedAlert(envelope=envelope, files=file_ciphertexts)
 
 
 def _part_record(nonce: bytes, ciphertext: bytes) -> dict[str, str]:

@@ -25,6 +25,7 @@ __all__ = [
     "b64u_encode",
     "b64u_length",
     "canonical_json",
+    "canonical_object",
     "parse_canonical_json",
     "sha256_hex",
 ]
@@ -39,6 +40,21 @@ def canonical_json(value: object) -> bytes:
     """Serialise ``value`` per RFC 8785; ``ValueError`` if it holds a float or a non-JSON type."""
     astral_keys: list[str] = []
     return _serialise(_plain(value, astral_keys), astral_keys)
+
+
+def canonical_object(members: Mapping[str, bytes]) -> bytes:
+    """RFC 8785 bytes of an object whose members' values are given already canonical (each what
+    :func:`canonical_json` returned): what lets a signer reuse the bytes of a member it made
+    once (the envelope's header: signed, bound as AAD and published) instead of walking it
+    again. The keys must be ASCII: their order is then the same by code point as by UTF-16 code
+    unit. Canonical members give a canonical whole, since JCS serialises each value on its own
+    and only orders the keys."""
+    out = []
+    for key in sorted(members):
+        if not isinstance(key, str) or not key.isascii():
+            raise ValueError("canonical_object takes ASCII keys only")
+        out.append(json.dumps(key, ensure_ascii=False).encode("ascii") + b":" + members[key])
+    return b"{" + b",".join(out) + b"}"
 
 
 def _serialise(plain: object, astral_keys: list[str]) -> bytes:

@@ -17,6 +17,7 @@ from blo_exchange.crypto.canonical import (
     b64u_encode,
     b64u_length,
     canonical_json,
+    canonical_object,
     parse_canonical_json,
     sha256_hex,
 )
@@ -207,3 +208,23 @@ def test_keys_beyond_the_bmp_sort_by_utf16_code_units() -> None:
     value = {"\U0001f600": 1, "\uff61": 2, "a": 3}
     assert canonical_json(value) == rfc8785.dumps(value)
     assert canonical_json(value).index("😀".encode()) < canonical_json(value).index("｡".encode())
+
+
+@given(
+    st.dictionaries(
+        st.text(st.characters(max_codepoint=127, exclude_categories=["Cs"])), _JSON_VALUES
+    )
+)
+def test_an_object_of_canonical_members_is_the_objects_canonical_bytes(
+    members: dict[str, object],
+) -> None:
+    # Keys with control characters and quotes too: they are escaped as the whole would be.
+    given_bytes = {key: canonical_json(value) for key, value in members.items()}
+    assert canonical_object(given_bytes) == rfc8785.dumps(cast(Any, members))
+
+
+@pytest.mark.parametrize("key", ["\u00e9t\u00e9", "\U0001f600", "\uff61"])
+def test_an_object_of_canonical_members_refuses_keys_beyond_ascii(key: str) -> None:
+    # Beyond ASCII the code-point order the composition uses can differ from JCS's UTF-16 one.
+    with pytest.raises(ValueError, match="ASCII"):
+        canonical_object({key: b"1", "a": b"2"})
