@@ -99,11 +99,12 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
         system_results: dict[str, Any] = {"max_accept_rps_phase_a": max_rate}
 
         ledger_cursor = [-1]  # the auditor's last entry seen, across scenarios
+        feed_cursor = [0]  # TJ's feed read up to here by the markers, across scenarios
 
         async def scenario(name: str, spec: dict[str, Any], interval: float = 0.5) -> Any:
             if ledger_cursor[0] < 0:  # from the ledger's head before the marker, not through e2e's
                 ledger_cursor[0] = await _ledger_size(tail) - 1
-            cursor, marker = await _marker(kg, post, sse)
+            cursor, marker = await _marker(kg, post, sse, feed_cursor)
             # Each scenario starts on a settled system: the marker is in TJ's feed (so what an
             # earlier scenario left on the delivery lanes is through) and in the ledger (so is
             # what it left the writer). Without the second wait, a scenario run past the
@@ -138,7 +139,7 @@ async def system_phase(args: argparse.Namespace, work: Path, results: dict[str, 
                     pids=pids,
                     post=post,
                     sse=sse,
-                    cursor=lambda: _current_seq(kg, post, sse),
+                    cursor=lambda: _current_seq(kg, post, sse, feed_cursor),
                     work=work,
                     start_rate=args.e2e_rate or TODAY_RPS,
                     max_steps=args.e2e_steps or MAX_STEPS,
@@ -320,8 +321,10 @@ def _guard(results: dict[str, Any], name: str) -> Iterator[None]:
         results[name] = {"error": repr(exc)[:2000]}
 
 
-async def _current_seq(node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any]) -> int:
-    return (await _marker(node, post, sse))[0]
+async def _current_seq(
+    node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any], seen: list[int]
+) -> int:
+    return (await _marker(node, post, sse, seen))[0]
 
 
 async def _ledger_size(tail: dict[str, Any]) -> int:
@@ -363,12 +366,14 @@ async def _in_ledger(alert_id: str, tail: dict[str, Any], cursor: list[int]) -> 
 
 
 async def _marker(
-    node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any]
+    node: dict[str, Any], post: dict[str, Any], sse: dict[str, Any], seen: list[int]
 ) -> tuple[int, str]:
     """Post one marker alert on ``node``: its feed position on the SSE node is where new
     subscribers start (not at 0, which would replay, and decrypt, everything earlier scenarios
-    posted). Positions are the SSE node's own, so the marker is looked up in its feed. Its
-    position and its id."""
+    posted). Positions are the SSE node's own, so the marker is looked up in its feed, from
+    ``seen[0]``, where the last look got to (kept there: from 0 each time, the look read the
+    whole feed, which after the burst and the drain took longer than its 30 s and failed the
+    soak in a whole run of stop 31). Its position and its id."""
     import asyncio
     import time
     import uuid
@@ -390,7 +395,7 @@ async def _marker(
         response.raise_for_status()
         marker = response.json()["alert_id"]
         reader = {"Authorization": f"Bearer {sse['token']}"}
-        cursor, deadline = 0, time.monotonic() + 30
+        cursor, deadline = seen[0], time.monotonic() + 60
         while time.monotonic() < deadline:
             page = await client.get(
                 sse["url"] + "/v1/feed", params={"cursor": cursor, "limit": 500}, headers=reader
@@ -399,11 +404,12 @@ async def _marker(
             body = page.json()
             for item in body["items"]:
                 if item["alert_id"] == marker:
+                    seen[0] = int(item["feed_seq"])  # the next marker is stored after it
                     return int(item["feed_seq"]), str(marker)
             if not body["items"]:
                 await asyncio.sleep(0.05)
-            cursor = body["next_cursor"]
-        raise RuntimeError("the marker alert never reached the SSE node's feed")
+            cursor = seen[0] = body["next_cursor"]
+        raise RuntimeError("the marker alert never reached the SSE node's feed in 60 s")
 
 
 def _has_bulk_lane() -> bool:
