@@ -283,9 +283,9 @@ async def _step(
         "timeout": seconds + 120,
         "posted_ids_out": True,
     }
-    with Sampler(pids, interval=1.0) as sampler, MachineSampler() as machine:
-        out = await run_loadgen(spec, work / "loadgen", f"e2e-{rate:.1f}")
-        posting = machine.summary()  # while alerts were posted (the window below goes on)
+    with Sampler(pids, interval=1.0) as sampler:
+        with MachineSampler() as machine:  # while the alerts are posted (the window goes on)
+            out = await run_loadgen(spec, work / "loadgen", f"e2e-{rate:.1f}")
         ids = out.get("posted_ids") or []
         # Keep counting until every alert's ledger entries are in (or 20 s).
         deadline = time.monotonic() + 20
@@ -320,7 +320,7 @@ async def _step(
         "loadgen_cpu_seconds": out["cpu_seconds"],
         "loadgen_cpu_cores": out["cpu_share"],
         "slow_202s_by_second": slow_by_second(open_r.get("timeline") or []),
-        "machine_while_posting": posting,
+        "machine_while_posting": machine.summary(),
     }
 
 
